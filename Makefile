@@ -1,0 +1,64 @@
+# One entry point for people and CI. Every target installs what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON313 := $(shell scripts/find-python.sh 2>/dev/null)
+VENV := .venv
+TOOLS := .venv-tools
+PY := $(VENV)/bin/python
+SAM := $(TOOLS)/bin/sam
+# The pyenv shim behind python3.13 (used by `sam build`'s workflow) needs a version selected.
+export PYENV_VERSION ?= 3.13.0:3.12.1:3.11.7
+
+.PHONY: help venv tools lint typecheck validate unit integration test build run demo bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/whatsapp/requirements.txt
+	@test -n "$(PYTHON313)" || { scripts/find-python.sh; exit 1; }
+	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	@test -n "$(PYTHON313)" || { scripts/find-python.sh; exit 1; }
+	test -x $(TOOLS)/bin/python || $(PYTHON313) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create the project venv (.venv, Python 3.13)
+tools: $(TOOLS)/.installed ## Create the SAM CLI venv (.venv-tools)
+
+lint: venv ## ruff (lint + format check)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: venv ## mypy over the layer and the functions
+	$(PY) -m mypy
+
+validate: tools ## sam validate --lint (cfn-lint included)
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region eu-west-1
+
+unit: venv ## Unit tests only (no network)
+	$(PY) -m pytest tests/unit
+
+integration: venv ## Integration tests (moto server + Graph fake on loopback)
+	$(PY) -m pytest tests/integration
+
+test: venv tools lint typecheck validate ## The whole suite: lint, types, template, all tests
+	$(PY) -m pytest
+
+build: tools ## sam build (python3.13, arm64)
+	SAM_CLI_TELEMETRY=0 $(SAM) build
+
+run: venv ## Run the whole service locally (no AWS, no Docker)
+	$(PY) -m localstack_run
+
+bench: venv ## Benchmarks (results in docs/performance.md)
+	$(PY) bench/run_all.py
+
+clean: ## Remove venvs and build output
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache

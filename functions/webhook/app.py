@@ -1,0 +1,177 @@
+"""WebhookFunction: Meta's GET verification handshake and signed POST events on /webhook.
+
+Thin by design: routing, mapping outcomes to HTTP, metrics. The use case lives in whatsapp_crm.ingest.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from whatsapp_crm.credentials import load_credentials
+from whatsapp_crm.errors import ConfigurationError, QueueUnavailableError, StoreUnavailableError
+from whatsapp_crm.http import error_response, json_response
+from whatsapp_crm.ingest import (
+    ConversationWriter,
+    InboundSink,
+    IngestReport,
+    PayloadTooLargeError,
+    SignatureRejectedError,
+    receive_webhook,
+    verify_subscription,
+)
+from whatsapp_crm.observability import MetricUnit, logger, metrics, tracer
+from whatsapp_crm.settings import WebhookSettings, load
+from whatsapp_crm.signature import SignatureVerdict, UndecodableBodyError, header, raw_body
+from whatsapp_crm.webhook.parse import MalformedPayloadError
+
+app = APIGatewayHttpResolver()
+
+
+def _settings() -> WebhookSettings:
+    return load(WebhookSettings)
+
+
+def _store() -> ConversationWriter:
+    store = app.context.get("store")
+    return store if store is not None else _dynamo_store(_settings().table_name)
+
+
+def _queue() -> InboundSink:
+    queue = app.context.get("queue")
+    return queue if queue is not None else _sqs_queue(_settings().inbound_queue_url)
+
+
+# Real adapters are built on first use and reused by later invocations of this execution environment.
+@cache
+def _dynamo_store(table_name: str) -> ConversationWriter:
+    from whatsapp_crm.store.dynamodb import DynamoConversationStore
+
+    return DynamoConversationStore(table_name)
+
+
+@cache
+def _sqs_queue(queue_url: str) -> InboundSink:
+    from whatsapp_crm.queue import SqsInboundQueue
+
+    return SqsInboundQueue(queue_url)
+
+
+@app.get("/webhook")
+def handshake() -> Response[str]:
+    verify_token = load_credentials(_settings()).verify_token.get_secret_value()
+    challenge = verify_subscription(app.current_event.query_string_parameters, verify_token)
+    if challenge is None:
+        metrics.add_metric(name="VerificationRejected", unit=MetricUnit.Count, value=1)
+        return error_response(403, "verification_failed", "hub.mode or hub.verify_token does not match")
+    return Response(status_code=200, content_type=content_types.TEXT_PLAIN, body=challenge)
+
+
+@app.post("/webhook")
+def receive() -> Response[str]:
+    settings = _settings()
+    event = app.current_event
+    body = raw_body(event.body, bool(event.is_base64_encoded))
+    app_secret = load_credentials(settings).app_secret.get_secret_value()
+    report = receive_webhook(
+        body,
+        header(event.headers),
+        app_secret,
+        _store(),
+        _queue(),
+        max_body_bytes=settings.max_body_bytes,
+    )
+    _publish(report)
+    return json_response(200, {"status": "ok"})
+
+
+def _publish(report: IngestReport) -> None:
+    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=report.new_messages)
+    metrics.add_metric(name="DuplicateMessages", unit=MetricUnit.Count, value=report.duplicate_messages)
+    for outcome, count in report.statuses.items():
+        metrics.add_metric(name=f"Statuses{outcome.title()}", unit=MetricUnit.Count, value=count)
+    if report.unusable_parts:
+        metrics.add_metric(name="ParseErrors", unit=MetricUnit.Count, value=report.unusable_parts)
+    for error in report.value_errors:
+        logger.warning("Meta reported an error in a webhook", extra={"graph_code": error.code, "title": error.title})
+    logger.info(
+        "webhook recorded",
+        extra={
+            "new_messages": report.new_messages,
+            "duplicate_messages": report.duplicate_messages,
+            "statuses": report.statuses,
+            "preferences": report.preferences,
+            "unusable_parts": report.unusable_parts,
+            "ignored_fields": report.ignored_fields,
+        },
+    )
+
+
+@app.exception_handler(SignatureRejectedError)
+def _signature_rejected(error: SignatureRejectedError) -> Response[str]:
+    metrics.add_metric(name="SignatureFailures", unit=MetricUnit.Count, value=1)
+    logger.warning("webhook signature rejected", extra={"verdict": error.verdict.value})
+    if error.verdict is SignatureVerdict.MISSING:
+        return error_response(401, "signature_missing", "X-Hub-Signature-256 header is required")
+    return error_response(403, "signature_mismatch", "X-Hub-Signature-256 does not match the body")
+
+
+@app.exception_handler(PayloadTooLargeError)
+def _too_large(error: PayloadTooLargeError) -> Response[str]:
+    return error_response(413, "payload_too_large", f"body exceeds {error.limit} bytes")
+
+
+@app.exception_handler(MalformedPayloadError)
+def _malformed(error: MalformedPayloadError) -> Response[str]:
+    metrics.add_metric(name="ParseErrors", unit=MetricUnit.Count, value=1)
+    return error_response(400, "malformed_payload", error.reason)
+
+
+@app.exception_handler(UndecodableBodyError)
+def _undecodable(error: UndecodableBodyError) -> Response[str]:
+    return error_response(400, "malformed_payload", str(error))
+
+
+@app.exception_handler([StoreUnavailableError, QueueUnavailableError])
+def _not_durable(error: Exception) -> Response[str]:
+    # 500 makes Meta redeliver; every write is idempotent, so the retry completes what this one did not.
+    metrics.add_metric(name="WebhookNotDurable", unit=MetricUnit.Count, value=1)
+    logger.exception("webhook not durably recorded; asking Meta to retry")
+    return error_response(500, "temporarily_unavailable", "the event was not recorded; retry later")
+
+
+@app.exception_handler(ConfigurationError)
+def _misconfigured(error: ConfigurationError) -> Response[str]:
+    logger.error("webhook misconfigured", extra={"problem": str(error)})
+    return error_response(500, "configuration_error", "the service is not configured")
+
+
+@app.exception_handler(Exception)
+def _unexpected(error: Exception) -> Response[str]:
+    logger.exception("unexpected webhook failure")
+    return error_response(500, "internal_error", "unexpected error; retry later")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    store: ConversationWriter | None = None,
+    queue: InboundSink | None = None,
+) -> dict[str, Any]:
+    """Entry point for tests and the local stack: same routing with ports handed in."""
+    app.append_context(store=store, queue=queue)
+    try:
+        return lambda_handler(event, context)
+    finally:
+        app.clear_context()

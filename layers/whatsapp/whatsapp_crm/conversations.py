@@ -1,0 +1,112 @@
+"""What the service records about a conversation, independent of how it is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class StatusRank(IntEnum):
+    """Statuses only move forward. `failed` is terminal: nothing after it changes the status."""
+
+    ACCEPTED = 0
+    SENT = 1
+    DELIVERED = 2
+    READ = 3
+    PLAYED = 4
+    FAILED = 5
+
+    @classmethod
+    def of(cls, status: str) -> StatusRank | None:
+        try:
+            return cls[status.upper()]
+        except KeyError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageError:
+    code: int | None
+    title: str | None
+    details: str | None = None
+
+    def as_item(self) -> dict[str, Any]:
+        return {
+            key: value
+            for key, value in (("code", self.code), ("title", self.title), ("details", self.details))
+            if value is not None
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """A new message from a lead, as the webhook received it."""
+
+    wamid: str
+    wa_id: str
+    phone_number_id: str
+    message_type: str
+    timestamp: str  # Meta's, ISO 8601 UTC: the 24-hour window runs from here
+    received_at: str
+    raw_json: str
+    profile_name: str | None = None
+    text: str | None = None
+    media_id: str | None = None
+    mime_type: str | None = None
+    reply_to: str | None = None
+    errors: tuple[MessageError, ...] = ()
+    preview: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    wamid: str
+    status: str
+    rank: StatusRank
+    timestamp: str
+    received_at: str
+    recipient_wa_id: str | None
+    phone_number_id: str
+    error: MessageError | None = None
+    pricing_category: str | None = None
+    biz_opaque_callback_data: str | None = None
+
+
+class StatusOutcome(StrEnum):
+    APPLIED = "applied"  # the message's status moved forward
+    STALE = "stale"  # an older status arrived after a newer one; history kept, status unchanged
+    DUPLICATE = "duplicate"  # this exact status was already recorded
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceChange:
+    wa_id: str
+    opted_out: bool
+    timestamp: str
+    detail: str | None = None
+    source: str = "user_preferences"
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    wa_id: str
+    name: str | None = None
+    lead_id: str | None = None
+    first_seen_at: str | None = None
+    last_inbound_at: str | None = None
+    last_inbound_wamid: str | None = None
+    last_message_at: str | None = None
+    last_message_preview: str | None = None
+    last_human_outbound_at: str | None = None
+    unread_count: int = 0
+    awaits_response: bool = False
+    opted_out: bool = False
+    opted_out_at: str | None = None
+    opt_out_cue: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

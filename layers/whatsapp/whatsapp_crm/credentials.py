@@ -1,0 +1,60 @@
+"""WhatsApp credentials: one JSON secret in Secrets Manager, read through Powertools Parameters' cache.
+
+The secret holds `access_token`, `app_secret` and `verify_token`. For local runs and tests the env vars
+WHATSAPP_ACCESS_TOKEN / WHATSAPP_APP_SECRET / WHATSAPP_VERIFY_TOKEN override the matching key when set.
+Values are SecretStr so they never print into a log line by accident.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from whatsapp_crm.errors import ConfigurationError
+from whatsapp_crm.settings import SecretSettings
+
+_KEYS = ("access_token", "app_secret", "verify_token")
+
+
+class WhatsAppCredentials(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    access_token: SecretStr = SecretStr("")
+    app_secret: SecretStr = SecretStr("")
+    verify_token: SecretStr = SecretStr("")
+
+
+def _overrides(settings: SecretSettings) -> dict[str, str]:
+    candidates = {
+        "access_token": settings.whatsapp_access_token,
+        "app_secret": settings.whatsapp_app_secret,
+        "verify_token": settings.whatsapp_verify_token,
+    }
+    return {key: value for key, value in candidates.items() if value}
+
+
+def _fetch_secret(settings: SecretSettings) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        value = parameters.get_secret(
+            settings.whatsapp_secret_id, transform="json", max_age=settings.secret_max_age_seconds
+        )
+    except parameters.exceptions.TransformParameterError:
+        raise ConfigurationError("the WhatsApp secret is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError("the WhatsApp secret is not a JSON object")
+    return value
+
+
+def load_credentials(settings: SecretSettings) -> WhatsAppCredentials:
+    """Credentials from env overrides, then the (cached) secret. Raises ConfigurationError if unusable."""
+    values: dict[str, Any] = _overrides(settings)
+    if len(values) < len(_KEYS):
+        if not settings.whatsapp_secret_id:
+            missing = sorted(set(_KEYS) - set(values))
+            raise ConfigurationError(f"no WHATSAPP_SECRET_ID and no override for: {', '.join(missing)}")
+        secret = _fetch_secret(settings)
+        values = {key: secret.get(key, "") for key in _KEYS} | values
+    return WhatsAppCredentials.model_validate({key: str(values.get(key) or "") for key in _KEYS})

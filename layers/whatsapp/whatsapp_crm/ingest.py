@@ -1,0 +1,222 @@
+"""Webhook domain logic: verify, parse and durably record what Meta delivered, then hand messages on.
+
+Ports are passed in (store, queue, clock) so tests hand in fakes and the handler builds the real ones.
+Nothing here answers HTTP; the handler maps the outcome and exceptions to status codes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from whatsapp_crm.clock import Clock, iso, iso_from_unix, utc_now
+from whatsapp_crm.conversations import (
+    InboundRecord,
+    MessageError,
+    PreferenceChange,
+    StatusOutcome,
+    StatusRank,
+    StatusUpdate,
+)
+from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.signature import SignatureVerdict, verify
+from whatsapp_crm.webhook.models import GraphErrorInfo, InboundMessage, StatusKind
+from whatsapp_crm.webhook.parse import (
+    InboundEvent,
+    Notification,
+    PreferenceEvent,
+    StatusEvent,
+    decode_body,
+    parse_notification,
+)
+
+PREVIEW_LENGTH = 80
+
+
+class ConversationWriter(Protocol):
+    def record_inbound(self, record: InboundRecord) -> bool: ...
+    def record_status(self, update: StatusUpdate) -> StatusOutcome: ...
+    def record_preference(self, change: PreferenceChange) -> bool: ...
+
+
+class InboundSink(Protocol):
+    def enqueue(self, messages: Sequence[QueuedInbound]) -> None: ...
+
+
+class SignatureRejectedError(Exception):
+    def __init__(self, verdict: SignatureVerdict) -> None:
+        super().__init__(f"webhook signature {verdict.value}")
+        self.verdict = verdict
+
+
+class PayloadTooLargeError(Exception):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"body of {size} bytes exceeds {limit}")
+        self.size = size
+        self.limit = limit
+
+
+@dataclass(slots=True)
+class IngestReport:
+    new_messages: int = 0
+    duplicate_messages: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    preferences: int = 0
+    unusable_parts: int = 0
+    ignored_fields: list[str] = field(default_factory=list)
+    value_errors: list[GraphErrorInfo] = field(default_factory=list)
+
+    def count_status(self, outcome: str) -> None:
+        self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
+
+
+def verify_subscription(params: Mapping[str, str] | None, verify_token: str) -> str | None:
+    """The GET handshake: the challenge to echo when mode and token match, else None."""
+    params = params or {}
+    if params.get("hub.mode") != "subscribe" or not verify_token:
+        return None
+    given = params.get("hub.verify_token", "")
+    if not hmac.compare_digest(given.encode("utf-8"), verify_token.encode("utf-8")):
+        return None
+    return params.get("hub.challenge", "")
+
+
+def _first_error(errors: Sequence[GraphErrorInfo] | None) -> MessageError | None:
+    if not errors:
+        return None
+    first = errors[0]
+    return MessageError(code=first.code, title=first.title or first.message, details=first.details)
+
+
+def _preview(message: InboundMessage) -> str:
+    text = message.text_content
+    if text:
+        return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1] + "…"
+    return f"[{message.type.value}]"
+
+
+def inbound_record(event: InboundEvent, received_at: str) -> InboundRecord:
+    message = event.message
+    media = message.media
+    error = _first_error(message.errors)
+    return InboundRecord(
+        wamid=message.id,
+        wa_id=message.from_,
+        phone_number_id=event.metadata.phone_number_id,
+        message_type=message.type.value,
+        timestamp=iso_from_unix(message.timestamp),
+        received_at=received_at,
+        raw_json=json.dumps(event.raw, ensure_ascii=False, separators=(",", ":")),
+        profile_name=event.profile_name,
+        text=message.text_content,
+        media_id=media.id if media else None,
+        mime_type=media.mime_type if media else None,
+        reply_to=message.context.id if message.context else None,
+        errors=(error,) if error else (),
+        preview=_preview(message),
+    )
+
+
+def _handoff(event: InboundEvent, received_at: str) -> QueuedInbound:
+    return QueuedInbound(
+        wamid=event.message.id,
+        wa_id=event.message.from_,
+        phone_number_id=event.metadata.phone_number_id,
+        display_phone_number=event.metadata.display_phone_number,
+        profile_name=event.profile_name,
+        timestamp=event.message.timestamp,
+        received_at=received_at,
+        message=event.raw,
+    )
+
+
+def status_update(event: StatusEvent, received_at: str) -> StatusUpdate | None:
+    status = event.status
+    rank = StatusRank.of(status.status.value) if status.status is not StatusKind.UNKNOWN else None
+    if rank is None:
+        return None
+    return StatusUpdate(
+        wamid=status.id,
+        status=status.status.value,
+        rank=rank,
+        timestamp=iso_from_unix(status.timestamp),
+        received_at=received_at,
+        recipient_wa_id=status.recipient_id,
+        phone_number_id=event.metadata.phone_number_id,
+        error=_first_error(status.errors) if status.status is StatusKind.FAILED else None,
+        pricing_category=status.pricing.category if status.pricing else None,
+        biz_opaque_callback_data=status.biz_opaque_callback_data,
+    )
+
+
+def preference_change(event: PreferenceEvent, received_at: str) -> PreferenceChange | None:
+    preference = event.preference
+    choice = (preference.value or "").lower()
+    if not preference.wa_id or choice not in ("stop", "resume"):
+        return None
+    return PreferenceChange(
+        wa_id=preference.wa_id,
+        opted_out=choice == "stop",
+        timestamp=iso_from_unix(preference.timestamp) if preference.timestamp else received_at,
+        detail=preference.detail,
+        source=f"user_preferences:{preference.category or 'unknown'}",
+    )
+
+
+def record_notification(
+    notification: Notification, store: ConversationWriter, queue: InboundSink, clock: Clock = utc_now
+) -> IngestReport:
+    """Store every message once, enqueue every message (duplicates too), apply statuses and preferences.
+
+    Raises StoreUnavailableError / QueueUnavailableError when anything was not durably handled, so the
+    caller answers 5xx and Meta redelivers; every write here is idempotent, so redelivery is safe.
+    """
+    received_at = iso(clock())
+    report = IngestReport(
+        unusable_parts=notification.unusable_parts,
+        ignored_fields=list(notification.ignored_fields),
+        value_errors=list(notification.value_errors),
+    )
+    for event in notification.messages:
+        if store.record_inbound(inbound_record(event, received_at)):
+            report.new_messages += 1
+        else:
+            report.duplicate_messages += 1
+    # A redelivered message is enqueued again on purpose: if an earlier attempt stored it and then
+    # died before enqueueing, this is the only way its reply still happens. FIFO dedup and the
+    # responder's claim keep it from being answered twice.
+    queue.enqueue([_handoff(event, received_at) for event in notification.messages])
+    for status_event in notification.statuses:
+        update = status_update(status_event, received_at)
+        if update is None:
+            report.count_status("unknown")
+            continue
+        report.count_status(store.record_status(update).value)
+    for preference_event in notification.preferences:
+        change = preference_change(preference_event, received_at)
+        if change is not None and store.record_preference(change):
+            report.preferences += 1
+    return report
+
+
+def receive_webhook(
+    body: bytes,
+    signature_header: str | None,
+    app_secret: str,
+    store: ConversationWriter,
+    queue: InboundSink,
+    *,
+    max_body_bytes: int,
+    clock: Clock = utc_now,
+) -> IngestReport:
+    """The POST /webhook use case, in the order that keeps it safe: size, signature, JSON, then writes."""
+    if len(body) > max_body_bytes:
+        raise PayloadTooLargeError(len(body), max_body_bytes)
+    verdict = verify(body, signature_header, app_secret)
+    if verdict is not SignatureVerdict.VALID:
+        raise SignatureRejectedError(verdict)
+    notification = parse_notification(decode_body(body))
+    return record_notification(notification, store, queue, clock)

@@ -1,0 +1,75 @@
+"""SQS FIFO adapter for the webhook -> responder hand-off. The only module that speaks to SQS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from whatsapp_crm.errors import QueueUnavailableError
+from whatsapp_crm.handoff import QueuedInbound
+
+MAX_BATCH_ENTRIES = 10
+MAX_BATCH_BYTES = 256 * 1024
+
+_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
+
+
+def _batches(messages: Sequence[QueuedInbound]) -> Iterator[list[tuple[str, QueuedInbound]]]:
+    """Groups of at most 10 entries and 256 KiB, the limits of one SendMessageBatch call."""
+    batch: list[tuple[str, QueuedInbound]] = []
+    size = 0
+    for message in messages:
+        body = message.model_dump_json()
+        body_size = len(body.encode("utf-8"))
+        if batch and (len(batch) == MAX_BATCH_ENTRIES or size + body_size > MAX_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((body, message))
+        size += body_size
+    if batch:
+        yield batch
+
+
+class SqsInboundQueue:
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
+        return self._client
+
+    def enqueue(self, messages: Sequence[QueuedInbound]) -> None:
+        """Send every message or raise QueueUnavailableError (then the webhook answers 500 and Meta retries)."""
+        for batch in _batches(messages):
+            entries = [
+                {
+                    "Id": str(index),
+                    "MessageBody": body,
+                    "MessageGroupId": message.wa_id,
+                    "MessageDeduplicationId": _dedup_id(message.wamid),
+                }
+                for index, (body, message) in enumerate(batch)
+            ]
+            try:
+                response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except (ClientError, BotoCoreError) as error:
+                raise QueueUnavailableError(f"SQS refused the batch: {type(error).__name__}") from error
+            if response.get("Failed"):
+                codes = sorted({str(failure.get("Code")) for failure in response["Failed"]})
+                raise QueueUnavailableError(f"SQS rejected {len(response['Failed'])} entries: {codes}")
+
+
+def _dedup_id(wamid: str) -> str:
+    """SQS allows 128 characters of [A-Za-z0-9 punctuation]; wamids fit, but never trust that blindly."""
+    if len(wamid) <= 128 and wamid.isascii():
+        return wamid
+    import hashlib
+
+    return hashlib.sha256(wamid.encode("utf-8")).hexdigest()

@@ -1,0 +1,77 @@
+"""Per-function settings, parsed from the environment on first use (never at import time).
+
+Each function gets one model built from the mixins it needs. `load(Model)` caches one instance per
+model; whoever changes the environment calls `reset_settings()`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from whatsapp_crm.errors import ConfigurationError
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class _EnvModel(BaseModel):
+    """Fields are named after their environment variable, lower-cased."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TableSettings(_EnvModel):
+    table_name: NonEmpty
+
+
+class GraphSettings(_EnvModel):
+    graph_api_base_url: NonEmpty = "https://graph.facebook.com"
+    graph_api_version: NonEmpty = "v22.0"
+    whatsapp_phone_number_id: str = ""
+    default_phone_region: Annotated[str, Field(min_length=2, max_length=2)] = "IL"
+
+
+class SecretSettings(_EnvModel):
+    """Where the WhatsApp credentials live. Env overrides exist for local runs and tests only."""
+
+    whatsapp_secret_id: str = ""
+    whatsapp_access_token: str = ""
+    whatsapp_app_secret: str = ""
+    whatsapp_verify_token: str = ""
+    secret_max_age_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+
+
+class WebhookSettings(TableSettings, SecretSettings):
+    inbound_queue_url: NonEmpty
+    max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
+
+
+def _environment() -> dict[str, str]:
+    return {key.lower(): value for key, value in os.environ.items()}
+
+
+@cache
+def _parsed(model: type[_EnvModel]) -> _EnvModel:
+    try:
+        return model.model_validate(_environment())
+    except ValidationError as error:
+        problems = ", ".join(
+            f"{'.'.join(str(part) for part in issue['loc']).upper()}: {issue['msg']}" for issue in error.errors()
+        )
+        raise ConfigurationError(f"invalid configuration for {model.__name__}: {problems}") from None
+
+
+def load[M: _EnvModel](model: type[M]) -> M:
+    """Parse `model` from the environment once; a bad or missing value is a ConfigurationError."""
+    parsed = _parsed(model)
+    if not isinstance(parsed, model):  # pragma: no cover - _parsed always builds `model`
+        raise TypeError(f"settings cache returned {type(parsed).__name__} for {model.__name__}")
+    return parsed
+
+
+def reset_settings() -> None:
+    """Forget parsed settings (tests and the local stack change the environment between runs)."""
+    _parsed.cache_clear()

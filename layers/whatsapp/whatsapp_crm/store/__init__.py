@@ -1,0 +1,1 @@
+"""The conversation store: one DynamoDB table (see docs/table-design.md for keys and access patterns)."""

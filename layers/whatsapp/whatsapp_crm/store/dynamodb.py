@@ -1,0 +1,397 @@
+"""DynamoDB adapter of the conversation store. The only module that speaks to DynamoDB.
+
+Every webhook event costs one write request: a transaction for a new inbound message (message + lead +
+hourly counter), one conditional update for a status. Conditions make redelivery and reordering safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from whatsapp_crm.clock import parse_iso
+from whatsapp_crm.conversations import (
+    InboundRecord,
+    PreferenceChange,
+    StatusOutcome,
+    StatusUpdate,
+)
+from whatsapp_crm.errors import StoreUnavailableError
+from whatsapp_crm.store import keys
+
+# Counters outlive the 24-hour health window by a margin; DynamoDB's TTL sweeper deletes them later.
+STATS_RETENTION = timedelta(days=3)
+
+_CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "max_attempts": 3},
+)
+_deserializer = TypeDeserializer()
+
+AttributeValue = dict[str, Any]
+
+
+def to_attribute(value: Any) -> AttributeValue:
+    """Python value -> DynamoDB attribute value (the subset this table uses)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, Mapping):
+        return {"M": {key: to_attribute(item) for key, item in value.items() if item is not None}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attribute(item) for item in value]}
+    if value is None:
+        return {"NULL": True}
+    raise TypeError(f"unsupported attribute type: {type(value).__name__}")
+
+
+def from_item(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
+    """DynamoDB item -> plain dict; numbers come back as int where they are integral."""
+    plain = {key: _deserializer.deserialize(value) for key, value in item.items()}
+    return {key: _plain_number(value) for key, value in plain.items()}
+
+
+def _plain_number(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _plain_number(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_number(item) for item in value]
+    return value
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Anything DynamoDB did not confirm becomes StoreUnavailableError (the webhook answers 500)."""
+    try:
+        yield
+    except ClientError as error:
+        raise StoreUnavailableError(f"DynamoDB refused the request: {_error_code(error)}") from error
+    except BotoCoreError as error:
+        raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
+
+
+class _Update:
+    """Builds an UpdateExpression with generated placeholder names, so callers never collide."""
+
+    def __init__(self) -> None:
+        self._sets: list[str] = []
+        self._adds: list[str] = []
+        self.names: dict[str, str] = {}
+        self.values: dict[str, AttributeValue] = {}
+
+    def _name(self, attribute: str) -> str:
+        placeholder = f"#a{len(self.names)}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = to_attribute(value)
+        return placeholder
+
+    def name(self, attribute: str) -> str:
+        for placeholder, existing in self.names.items():
+            if existing == attribute:
+                return placeholder
+        return self._name(attribute)
+
+    def set(self, attribute: str, value: Any) -> _Update:
+        if value is not None:
+            self._sets.append(f"{self.name(attribute)} = {self.value(value)}")
+        return self
+
+    def set_if_absent(self, attribute: str, value: Any) -> _Update:
+        if value is not None:
+            placeholder = self.name(attribute)
+            self._sets.append(f"{placeholder} = if_not_exists({placeholder}, {self.value(value)})")
+        return self
+
+    def add(self, attribute: str, amount: int) -> _Update:
+        self._adds.append(f"{self.name(attribute)} {self.value(amount)}")
+        return self
+
+    @property
+    def expression(self) -> str:
+        parts = []
+        if self._sets:
+            parts.append("SET " + ", ".join(self._sets))
+        if self._adds:
+            parts.append("ADD " + ", ".join(self._adds))
+        return " ".join(parts)
+
+    def request(self, table: str, key: Mapping[str, str], condition: str | None = None) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "TableName": table,
+            "Key": {name: {"S": value} for name, value in key.items()},
+            "UpdateExpression": self.expression,
+            "ExpressionAttributeNames": self.names,
+        }
+        if self.values:
+            request["ExpressionAttributeValues"] = self.values
+        if condition:
+            request["ConditionExpression"] = condition
+        return request
+
+
+def lead_key(wa_id: str) -> dict[str, str]:
+    return {"PK": keys.lead_pk(wa_id), "SK": keys.LEAD_SK}
+
+
+def message_key(wamid: str) -> dict[str, str]:
+    return {"PK": keys.message_pk(wamid), "SK": keys.MESSAGE_SK}
+
+
+def stats_update(table: str, at: str, discriminator: str, **increments: int) -> dict[str, Any]:
+    """An ADD on this hour's counter shard, for use inside the same transaction as the event."""
+    update = _Update()
+    for counter, amount in increments.items():
+        update.add(counter, amount)
+    expires = int((parse_iso(at) + STATS_RETENTION).timestamp())
+    update.set_if_absent(keys.TTL_ATTRIBUTE, expires).set_if_absent("hour", at[:13])
+    return update.request(table, {"PK": keys.stats_pk(at), "SK": keys.stats_shard(discriminator)})
+
+
+class _LeadTimeline:
+    """How far an inbound message may move the lead's timeline, depending on what is already there.
+
+    Messages can arrive out of order; a late, older message must never move `last_message_at` or
+    `last_inbound_at` backwards. The transaction is tried with the widest variant first and narrowed
+    only when DynamoDB says the lead already holds something newer.
+    """
+
+    FULL = "full"  # newest event of the thread: moves last_message_at, preview, last_inbound_at
+    INBOUND_ONLY = "inbound_only"  # an outbound message is newer, but this is the newest inbound
+    COUNT_ONLY = "count_only"  # an older inbound delivered late: only the unread count changes
+
+    ORDER = (FULL, INBOUND_ONLY, COUNT_ONLY)
+
+
+class DynamoConversationStore:
+    """Conversation store on one DynamoDB table. Pass a client to share connections or in tests."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+        return self._client
+
+    # --- webhook: inbound messages -------------------------------------------------------------
+
+    def _message_put(self, record: InboundRecord) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            **message_key(record.wamid),
+            "GSI1PK": keys.thread_pk(record.wa_id),
+            "GSI1SK": keys.thread_sk(record.timestamp, record.wamid),
+            "wamid": record.wamid,
+            "wa_id": record.wa_id,
+            "direction": "inbound",
+            "message_type": record.message_type,
+            "timestamp": record.timestamp,
+            "received_at": record.received_at,
+            "phone_number_id": record.phone_number_id,
+            "text": record.text,
+            "media_id": record.media_id,
+            "mime_type": record.mime_type,
+            "reply_to": record.reply_to,
+            "raw": record.raw_json,
+        }
+        if record.errors:
+            item["error"] = record.errors[0].as_item()
+        return {
+            "TableName": self.table_name,
+            "Item": {key: to_attribute(value) for key, value in item.items() if value is not None},
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+
+    def _lead_update(self, record: InboundRecord, timeline: str) -> dict[str, Any]:
+        update = (
+            _Update()
+            .set("wa_id", record.wa_id)
+            .set("profile_name", record.profile_name)
+            .set_if_absent("first_seen_at", record.timestamp)
+            .set("last_phone_number_id", record.phone_number_id)
+            .set("awaits_response", True)
+            .set("updated_at", record.received_at)
+            .add("unread_count", 1)
+        )
+        condition = None
+        if timeline in (_LeadTimeline.FULL, _LeadTimeline.INBOUND_ONLY):
+            update.set("last_inbound_at", record.timestamp).set("last_inbound_wamid", record.wamid)
+            condition = "attribute_not_exists(#t) OR #t < :since"
+            update.names["#t"] = "last_inbound_at"
+        if timeline == _LeadTimeline.FULL:
+            update.set("last_message_at", record.timestamp).set("last_message_preview", record.preview)
+            update.set("last_message_direction", "inbound")
+            update.set("GSI1PK", keys.LEADS_BY_ACTIVITY)
+            update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id))
+            condition = "(attribute_not_exists(#m) OR #m <= :since) AND (attribute_not_exists(#t) OR #t < :since)"
+            update.names["#m"] = "last_message_at"
+        if condition:
+            update.values[":since"] = to_attribute(record.timestamp)
+        return update.request(self.table_name, lead_key(record.wa_id), condition)
+
+    def record_inbound(self, record: InboundRecord) -> bool:
+        """Store a new inbound message and update its lead, once. False when the wamid is already stored."""
+        for timeline in _LeadTimeline.ORDER:
+            transaction = [
+                {"Put": self._message_put(record)},
+                {"Update": self._lead_update(record, timeline)},
+                {"Update": stats_update(self.table_name, record.received_at, record.wamid, received=1)},
+            ]
+            try:
+                self.client.transact_write_items(TransactItems=transaction)
+                return True
+            except ClientError as error:
+                failed = _cancelled_items(error)
+                if failed is None:
+                    raise StoreUnavailableError(f"DynamoDB refused the message: {_error_code(error)}") from error
+            except BotoCoreError as error:
+                raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
+            if 0 in failed:
+                return False  # the message is already stored: a redelivery
+            if failed != {1}:
+                raise StoreUnavailableError(f"transaction cancelled on items {sorted(failed)}")
+        raise StoreUnavailableError("lead update kept failing its condition")
+
+    # --- webhook: statuses ---------------------------------------------------------------------
+
+    def _status_update(self, update: StatusUpdate) -> dict[str, Any]:
+        expression = (
+            _Update()
+            .set("status", update.status)
+            .set("status_rank", int(update.rank))
+            .set("status_at", update.timestamp)
+            .set(f"status_ts_{update.status}", update.timestamp)
+            .set_if_absent("wamid", update.wamid)
+            .set_if_absent("direction", "outbound")
+            .set_if_absent("message_type", "unknown")
+            .set_if_absent("timestamp", update.timestamp)
+            .set_if_absent("phone_number_id", update.phone_number_id)
+            .set_if_absent("created_by", "status")
+        )
+        if update.recipient_wa_id:
+            expression.set_if_absent("wa_id", update.recipient_wa_id)
+            expression.set_if_absent("GSI1PK", keys.thread_pk(update.recipient_wa_id))
+            expression.set_if_absent("GSI1SK", keys.thread_sk(update.timestamp, update.wamid))
+        if update.error is not None:
+            expression.set("error", update.error.as_item())
+        expression.set("pricing_category", update.pricing_category)
+        expression.set_if_absent("biz_opaque_callback_data", update.biz_opaque_callback_data)
+        condition = "attribute_not_exists(#rank) OR #rank < :rank"
+        expression.names["#rank"] = "status_rank"
+        expression.values[":rank"] = to_attribute(int(update.rank))
+        return expression.request(self.table_name, message_key(update.wamid), condition)
+
+    def record_status(self, update: StatusUpdate) -> StatusOutcome:
+        """Move the message's status forward (creating an `unknown` outbound record if it is new)."""
+        request = self._status_update(update)
+        with _store_errors():
+            try:
+                if update.error is not None:
+                    # A failure is counted for /health in the same write, and only the first time.
+                    failed_counter = stats_update(self.table_name, update.received_at, update.wamid, failed=1)
+                    self.client.transact_write_items(TransactItems=[{"Update": request}, {"Update": failed_counter}])
+                else:
+                    self.client.update_item(**request)
+                return StatusOutcome.APPLIED
+            except ClientError as error:
+                cancelled = _cancelled_items(error)
+                if _error_code(error) != "ConditionalCheckFailedException" and cancelled != {0}:
+                    raise
+        return self._record_late_status(update)
+
+    def _record_late_status(self, update: StatusUpdate) -> StatusOutcome:
+        """The message already holds this status or a later one: keep the history, not the status."""
+        attribute = f"status_ts_{update.status}"
+        history = _Update().set(attribute, update.timestamp)
+        condition = "attribute_exists(PK) AND attribute_not_exists(#late)"
+        history.names["#late"] = attribute
+        with _store_errors():
+            try:
+                self.client.update_item(**history.request(self.table_name, message_key(update.wamid), condition))
+            except ClientError as error:
+                if _error_code(error) == "ConditionalCheckFailedException":
+                    return StatusOutcome.DUPLICATE
+                raise
+        return StatusOutcome.STALE
+
+    # --- opt-out state -----------------------------------------------------------------------
+
+    def record_preference(self, change: PreferenceChange) -> bool:
+        """Set or clear the lead's opt-out. Returns False when a newer change is already recorded."""
+        update = (
+            _Update()
+            .set("wa_id", change.wa_id)
+            .set("opted_out", change.opted_out)
+            .set("opt_state_at", change.timestamp)
+            .set("opt_state_source", change.source)
+            .set("opt_state_detail", change.detail)
+        )
+        if change.opted_out:
+            update.set("opted_out_at", change.timestamp)
+        condition = "attribute_not_exists(#since) OR #since <= :since"
+        update.names["#since"] = "opt_state_at"
+        update.values[":since"] = to_attribute(change.timestamp)
+        with _store_errors():
+            try:
+                self.client.update_item(**update.request(self.table_name, lead_key(change.wa_id), condition))
+            except ClientError as error:
+                if _error_code(error) == "ConditionalCheckFailedException":
+                    return False
+                raise
+        return True
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def _get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
+        with _store_errors():
+            response = self.client.get_item(
+                TableName=self.table_name,
+                Key={name: {"S": value} for name, value in key.items()},
+                ConsistentRead=consistent,
+            )
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+    def get_message(self, wamid: str) -> dict[str, Any] | None:
+        return self._get(message_key(wamid))
+
+    def get_lead(self, wa_id: str) -> dict[str, Any] | None:
+        return self._get(lead_key(wa_id))
+
+
+def _cancelled_items(error: ClientError) -> set[int] | None:
+    """Indexes of the transaction items whose condition failed, or None if it was not a cancellation."""
+    if _error_code(error) != "TransactionCanceledException":
+        return None
+    reasons = error.response.get("CancellationReasons") or []
+    failed = {index for index, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"}
+    others = {
+        reason.get("Code") for reason in reasons if reason.get("Code") not in (None, "None", "ConditionalCheckFailed")
+    }
+    if others:
+        return None
+    return failed

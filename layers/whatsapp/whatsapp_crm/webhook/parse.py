@@ -1,0 +1,203 @@
+"""Walk a verified webhook body into the events we store: messages, statuses, preference changes.
+
+The envelope must be JSON and a `whatsapp_business_account` object, or the whole body is rejected.
+Inside it every message/status is validated on its own: unusable parts are counted and skipped, so
+one odd item never costs the rest of the batch (and never causes a 5xx that Meta would retry for days).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from whatsapp_crm.webhook.models import (
+    GraphErrorInfo,
+    InboundMessage,
+    MessageStatus,
+    Metadata,
+    UserPreference,
+)
+
+WHATSAPP_OBJECT = "whatsapp_business_account"
+# Meta's payloads nest about 8 levels; anything far deeper is not a webhook and costs CPU to walk.
+MAX_JSON_DEPTH = 64
+
+
+class MalformedPayloadError(ValueError):
+    """The body is not a JSON whatsapp_business_account object. `reason` is safe to return to the caller."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    message: InboundMessage
+    raw: dict[str, Any]
+    metadata: Metadata
+    profile_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    status: MessageStatus
+    metadata: Metadata
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceEvent:
+    preference: UserPreference
+    metadata: Metadata
+
+
+@dataclass(slots=True)
+class Notification:
+    messages: list[InboundEvent] = field(default_factory=list)
+    statuses: list[StatusEvent] = field(default_factory=list)
+    preferences: list[PreferenceEvent] = field(default_factory=list)
+    value_errors: list[GraphErrorInfo] = field(default_factory=list)
+    ignored_fields: list[str] = field(default_factory=list)
+    unusable_parts: int = 0
+
+
+def _reject_constant(name: str) -> Any:
+    raise MalformedPayloadError(f"body is not strict JSON ({name} is not allowed)")
+
+
+def _nesting_depth_ok(body: bytes) -> bool:
+    """Cheap pre-scan so absurd nesting is refused before the parser recurses into it."""
+    depth = 0
+    deepest = 0
+    in_string = False
+    escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x7B, 0x5B):  # { [
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                return False
+        elif byte in (0x7D, 0x5D):
+            depth -= 1
+    return True
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    """Strict JSON (UTF-8, no NaN/Infinity, bounded depth) whose top level is a WhatsApp object."""
+    if not _nesting_depth_ok(body):
+        raise MalformedPayloadError(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        text = body.decode("utf-8")
+        document = json.loads(text, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise MalformedPayloadError("body is not valid UTF-8") from None
+    except (json.JSONDecodeError, RecursionError):
+        raise MalformedPayloadError("body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedPayloadError("body is not a JSON object")
+    if document.get("object") != WHATSAPP_OBJECT:
+        raise MalformedPayloadError(f"object is not {WHATSAPP_OBJECT!r}")
+    return document
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _validated[M: BaseModel](model: type[M], value: Any) -> M | None:
+    if not isinstance(value, dict):
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _profile_names(value: dict[str, Any]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for contact in _as_list(value.get("contacts")):
+        if not isinstance(contact, dict):
+            continue
+        wa_id = contact.get("wa_id")
+        profile = contact.get("profile")
+        name = profile.get("name") if isinstance(profile, dict) else None
+        if isinstance(wa_id, str) and isinstance(name, str):
+            names[wa_id] = name
+    return names
+
+
+def _collect_messages(value: dict[str, Any], metadata: Metadata, into: Notification) -> None:
+    names = _profile_names(value)
+    for raw in _as_list(value.get("messages")):
+        message = _validated(InboundMessage, raw)
+        if message is None:
+            into.unusable_parts += 1
+            continue
+        into.messages.append(InboundEvent(message, raw, metadata, names.get(message.from_)))
+
+
+def _collect_statuses(value: dict[str, Any], metadata: Metadata, into: Notification) -> None:
+    for raw in _as_list(value.get("statuses")):
+        status = _validated(MessageStatus, raw)
+        if status is None:
+            into.unusable_parts += 1
+            continue
+        into.statuses.append(StatusEvent(status, metadata))
+
+
+def _collect_value(value: dict[str, Any], into: Notification) -> None:
+    metadata = _validated(Metadata, value.get("metadata"))
+    if metadata is None:
+        # Without the receiving number nothing in this change can be routed or answered.
+        into.unusable_parts += 1
+        return
+    _collect_messages(value, metadata, into)
+    _collect_statuses(value, metadata, into)
+    for raw in _as_list(value.get("user_preferences")):
+        preference = _validated(UserPreference, raw)
+        if preference is None:
+            into.unusable_parts += 1
+        else:
+            into.preferences.append(PreferenceEvent(preference, metadata))
+    for raw in _as_list(value.get("errors")):
+        error = _validated(GraphErrorInfo, raw)
+        if error is not None:
+            into.value_errors.append(error)
+
+
+_HANDLED_FIELDS = frozenset({"messages", "user_preferences"})
+
+
+def parse_notification(document: dict[str, Any]) -> Notification:
+    """Every entry × every change × every message/status/preference of a decoded webhook body."""
+    notification = Notification()
+    entries = document.get("entry")
+    if not isinstance(entries, list):
+        notification.unusable_parts += 1
+        return notification
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("changes"), list):
+            notification.unusable_parts += 1
+            continue
+        for change in entry["changes"]:
+            if not isinstance(change, dict) or not isinstance(change.get("value"), dict):
+                notification.unusable_parts += 1
+                continue
+            field_name = change.get("field")
+            if field_name not in _HANDLED_FIELDS:
+                notification.ignored_fields.append(str(field_name))
+                continue
+            _collect_value(change["value"], notification)
+    return notification

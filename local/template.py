@@ -1,0 +1,209 @@
+"""Read template.yaml and create its tables, queues and secrets on an AWS endpoint (moto's server).
+
+Tests and the local stack both build their infrastructure from here, so they cannot drift from what
+`sam deploy` creates. Only the properties the AWS APIs accept are passed; intrinsic functions are
+resolved against the resources created so far.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+class _Intrinsic(dict[str, Any]):
+    """A short-form CloudFormation tag (!Ref, !GetAtt, !Sub...) read as its long form."""
+
+
+def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> _Intrinsic:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return _Intrinsic({name: value})
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    pass
+
+
+_TemplateLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        document = yaml.load(handle, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+    if not isinstance(document, dict):
+        raise ValueError(f"{path} is not a template")
+    return document
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == resource_type
+    }
+
+
+@dataclass
+class CreatedResources:
+    """Physical names/urls/arns by logical id, as CloudFormation's Ref / GetAtt would return them."""
+
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _resolve(value: Any, created: CreatedResources) -> Any:
+    if isinstance(value, dict):
+        if "Ref" in value and len(value) == 1:
+            return created.refs[value["Ref"]]
+        if "Fn::GetAtt" in value and len(value) == 1:
+            logical_id, attribute = value["Fn::GetAtt"]
+            return created.attributes[(logical_id, attribute)]
+        return {key: _resolve(item, created) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve(item, created) for item in value]
+    return value
+
+
+def _create_table(client: Any, name: str, properties: dict[str, Any]) -> str:
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+        "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+    }
+    if properties.get("GlobalSecondaryIndexes"):
+        request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+    if properties.get("SSESpecification"):
+        request["SSESpecification"] = {"Enabled": bool(properties["SSESpecification"].get("SSEEnabled"))}
+    description = client.create_table(**request)["TableDescription"]
+    ttl = properties.get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+    return str(description["TableArn"])
+
+
+_QUEUE_ATTRIBUTES = {
+    "FifoQueue": "FifoQueue",
+    "ContentBasedDeduplication": "ContentBasedDeduplication",
+    "DeduplicationScope": "DeduplicationScope",
+    "FifoThroughputLimit": "FifoThroughputLimit",
+    "VisibilityTimeout": "VisibilityTimeout",
+    "MessageRetentionPeriod": "MessageRetentionPeriod",
+    "SqsManagedSseEnabled": "SqsManagedSseEnabled",
+    "RedrivePolicy": "RedrivePolicy",
+    "DelaySeconds": "DelaySeconds",
+    "ReceiveMessageWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+}
+
+
+def _attribute_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _create_queue(client: Any, name: str, properties: dict[str, Any]) -> tuple[str, str]:
+    attributes = {
+        attribute: _attribute_text(properties[prop])
+        for prop, attribute in _QUEUE_ATTRIBUTES.items()
+        if prop in properties
+    }
+    queue_name = f"{name}.fifo" if properties.get("FifoQueue") else name
+    url = client.create_queue(QueueName=queue_name, Attributes=attributes)["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return str(url), str(arn)
+
+
+def _dependency_order(resources: dict[str, dict[str, Any]]) -> list[str]:
+    """Queues referenced by another queue's RedrivePolicy first (a DLQ before its source)."""
+
+    def references(value: Any) -> set[str]:
+        if isinstance(value, dict):
+            found = set()
+            if "Ref" in value:
+                found.add(value["Ref"])
+            if "Fn::GetAtt" in value:
+                found.add(value["Fn::GetAtt"][0])
+            for item in value.values():
+                found |= references(item)
+            return found
+        if isinstance(value, list):
+            return set().union(*(references(item) for item in value)) if value else set()
+        return set()
+
+    ordered: list[str] = []
+    pending = dict(resources)
+    while pending:
+        ready = [lid for lid, res in pending.items() if not (references(res.get("Properties", {})) & set(pending))]
+        if not ready:
+            raise ValueError(f"circular references among {sorted(pending)}")
+        for logical_id in sorted(ready):
+            ordered.append(logical_id)
+            del pending[logical_id]
+    return ordered
+
+
+def create_resources(
+    session: Any,
+    prefix: str,
+    template: dict[str, Any] | None = None,
+    secret_values: dict[str, str] | None = None,
+) -> CreatedResources:
+    """Create every table, queue and secret of the template, names prefixed to keep runs apart."""
+    template = template or load_template()
+    created = CreatedResources()
+    dynamodb = session.client("dynamodb")
+    for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        name = f"{prefix}-{logical_id}"
+        created.attributes[(logical_id, "Arn")] = _create_table(dynamodb, name, resource["Properties"])
+        created.refs[logical_id] = name
+    sqs = session.client("sqs")
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    for logical_id in _dependency_order(queues):
+        properties = _resolve(queues[logical_id].get("Properties", {}), created)
+        name = f"{prefix}-{logical_id}"
+        url, arn = _create_queue(sqs, name, properties)
+        created.refs[logical_id] = url
+        created.attributes[(logical_id, "Arn")] = arn
+        created.attributes[(logical_id, "QueueName")] = name + (".fifo" if properties.get("FifoQueue") else "")
+    secrets = session.client("secretsmanager")
+    for logical_id in resources_of_type(template, "AWS::SecretsManager::Secret"):
+        name = f"{prefix}-{logical_id}"
+        arn = secrets.create_secret(Name=name, SecretString=json.dumps(secret_values or {}))["ARN"]
+        created.refs[logical_id] = str(arn)
+    return created
+
+
+def function_environment(
+    template: dict[str, Any],
+    logical_id: str,
+    created: CreatedResources,
+    parameters: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment `sam deploy` would give a function: Globals merged with its own, resolved locally."""
+    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    function = template["Resources"][logical_id]["Properties"]
+    own_env = function.get("Environment", {}).get("Variables", {})
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    resolver = CreatedResources(
+        refs={**defaults, **(parameters or {}), **created.refs}, attributes=dict(created.attributes)
+    )
+    merged = {**globals_env, **own_env}
+    return {name: str(_resolve(value, resolver)) for name, value in merged.items()}

@@ -1,0 +1,249 @@
+"""The real webhook handler against moto's server: what Meta's deliveries leave in DynamoDB and SQS."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from conftest import TEST_VERIFY_TOKEN, AwsStack
+
+from integration.conftest import drain
+from local import meta_payloads as meta
+
+LEAD = "972525551234"
+
+
+def _all_items(aws: AwsStack) -> list[dict[str, Any]]:
+    return aws.client("dynamodb").scan(TableName=aws.ref("ConversationsTable"))["Items"]
+
+
+class TestHandshake:
+    def test_echoes_the_challenge_verbatim_as_text(self, webhook_get: Any) -> None:
+        # Given Meta's verification request with our verify token
+        query = f"hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={TEST_VERIFY_TOKEN}"
+        # When it reaches the webhook
+        result = webhook_get(query)
+        # Then the challenge comes back exactly, as plain text
+        assert result.status == 200
+        assert result.body == "1158201444"
+        assert result.headers["Content-Type"].startswith("text/plain")
+
+    @pytest.mark.parametrize(
+        "query",
+        [
+            "hub.mode=subscribe&hub.challenge=42&hub.verify_token=wrong",
+            "hub.mode=unsubscribe&hub.challenge=42&hub.verify_token=" + TEST_VERIFY_TOKEN,
+            "hub.challenge=42",
+        ],
+    )
+    def test_refuses_a_wrong_token_or_mode(self, webhook_get: Any, query: str) -> None:
+        result = webhook_get(query)
+        assert result.status == 403
+        assert "42" not in result.body
+
+
+class TestInboundMessages:
+    def test_hebrew_message_is_stored_once_with_its_lead_and_enqueued(
+        self, aws: AwsStack, webhook: Any, table: Any
+    ) -> None:
+        # Given a signed Hebrew text message in Meta's wire encoding
+        sent_at = int(time.time()) - 60
+        message = meta.text_message(LEAD, "שלום, אפשר לקבוע פגישה מחר? 🙂", timestamp=sent_at)
+        document = meta.envelope(meta.message_value([message], name="דנה"))
+        # When Meta delivers it
+        result = webhook(document)
+        # Then it is acknowledged, stored with its lead, and handed to the responder
+        assert result.status == 200
+        assert result.json() == {"status": "ok"}
+        stored = table.get_message(message["id"])
+        assert stored["text"] == "שלום, אפשר לקבוע פגישה מחר? 🙂"
+        assert stored["direction"] == "inbound"
+        assert stored["wa_id"] == LEAD
+        assert stored["timestamp"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at))
+        assert json.loads(stored["raw"]) == message
+        lead = table.get_lead(LEAD)
+        assert lead["profile_name"] == "דנה"
+        assert lead["unread_count"] == 1
+        assert lead["last_inbound_at"] == stored["timestamp"]
+        queued = drain(aws)
+        assert len(queued) == 1
+        assert queued[0]["Attributes"]["MessageGroupId"] == LEAD
+        assert queued[0]["Attributes"]["MessageDeduplicationId"] == message["id"]
+        assert json.loads(queued[0]["Body"])["message"] == message
+
+    def test_redelivery_is_stored_once_but_enqueued_again(self, aws: AwsStack, webhook: Any, table: Any) -> None:
+        # Given a message Meta has already delivered once
+        message = meta.text_message(LEAD, "hello")
+        document = meta.envelope(meta.message_value([message]))
+        assert webhook(document).status == 200
+        first = drain(aws)
+        # When Meta delivers the same bytes again
+        result = webhook(document)
+        # Then it is acknowledged, the lead's unread count did not double, and the hand-off was repeated
+        # (FIFO dedup drops it inside five minutes; the responder's claim covers later redeliveries)
+        assert result.status == 200
+        assert table.get_lead(LEAD)["unread_count"] == 1
+        messages = [item for item in _all_items(aws) if item["SK"]["S"] == "MSG"]
+        assert len(messages) == 1
+        assert len(first) == 1
+
+    def test_every_message_of_a_batched_post_is_stored(self, aws: AwsStack, webhook: Any, table: Any) -> None:
+        # Given one POST carrying 12 messages from 3 leads over two entries
+        leads = ["972525550001", "972525550002", "14155550142"]
+        messages = [meta.text_message(leads[i % 3], f"message {i}", timestamp=1_764_000_000 + i) for i in range(12)]
+        document = meta.envelope(meta.message_value(messages[:7]))
+        document["entry"].append(meta.envelope(meta.message_value(messages[7:]))["entry"][0])
+        # When it is delivered
+        assert webhook(document).status == 200
+        # Then all 12 are stored and queued, grouped by lead
+        for message in messages:
+            assert table.get_message(message["id"]) is not None
+        queued = drain(aws)
+        assert sorted(json.loads(item["Body"])["wamid"] for item in queued) == sorted(m["id"] for m in messages)
+        assert {item["Attributes"]["MessageGroupId"] for item in queued} == set(leads)
+        assert table.get_lead("972525550001")["unread_count"] == 4
+
+    def test_an_older_message_delivered_late_does_not_move_the_window_back(self, webhook: Any, table: Any) -> None:
+        newer = meta.text_message(LEAD, "second", timestamp=1_764_000_100)
+        older = meta.text_message(LEAD, "first", timestamp=1_764_000_000)
+        assert webhook(meta.envelope(meta.message_value([newer]))).status == 200
+        assert webhook(meta.envelope(meta.message_value([older]))).status == 200
+        lead = table.get_lead(LEAD)
+        assert lead["last_inbound_at"] == "2025-11-24T16:01:40Z"
+        assert lead["last_inbound_wamid"] == newer["id"]
+        assert lead["last_message_preview"] == "second"
+        assert lead["unread_count"] == 2
+
+
+class TestStatuses:
+    def _outbound(self, table: Any, wamid: str) -> dict[str, Any]:
+        item = table.get_message(wamid)
+        assert item is not None
+        return item
+
+    def test_statuses_out_of_order_end_at_the_highest(self, webhook: Any, table: Any) -> None:
+        wamid = meta.new_wamid("out")
+        # Given read, then sent, then delivered arrive in that order (and read twice)
+        for name, ts in (("read", 30), ("sent", 10), ("delivered", 20), ("read", 30)):
+            body = meta.envelope(meta.status_value([meta.status(wamid, name, LEAD, timestamp=1_764_000_000 + ts)]))
+            assert webhook(body).status == 200
+        # Then the message reads "read", with each status's time kept
+        item = self._outbound(table, wamid)
+        assert item["status"] == "read"
+        assert item["status_ts_sent"] == "2025-11-24T16:00:10Z"
+        assert item["status_ts_delivered"] == "2025-11-24T16:00:20Z"
+        assert item["status_ts_read"] == "2025-11-24T16:00:30Z"
+
+    def test_status_before_the_message_creates_an_unknown_outbound_record(self, webhook: Any, table: Any) -> None:
+        wamid = meta.new_wamid("out")
+        assert webhook(meta.envelope(meta.status_value([meta.status(wamid, "sent", LEAD)]))).status == 200
+        item = self._outbound(table, wamid)
+        assert item["direction"] == "outbound"
+        assert item["message_type"] == "unknown"
+        assert item["wa_id"] == LEAD
+        assert item["GSI1PK"] == f"THREAD#{LEAD}"
+
+    def test_failed_is_terminal_and_keeps_the_error(self, webhook: Any, table: Any) -> None:
+        wamid = meta.new_wamid("out")
+        failed = meta.status(
+            wamid,
+            "failed",
+            LEAD,
+            timestamp=1_764_000_050,
+            error_code=131047,
+            error_title="Re-engagement message",
+        )
+        assert webhook(meta.envelope(meta.status_value([failed]))).status == 200
+        late = meta.status(wamid, "delivered", LEAD, timestamp=1_764_000_040)
+        assert webhook(meta.envelope(meta.status_value([late]))).status == 200
+        item = self._outbound(table, wamid)
+        assert item["status"] == "failed"
+        assert item["error"] == {
+            "code": 131047,
+            "title": "Re-engagement message",
+            "details": "Re-engagement message",
+        }
+
+
+class TestRejections:
+    def test_missing_signature_is_401_and_nothing_is_kept(self, aws: AwsStack, webhook: Any) -> None:
+        document = meta.envelope(meta.message_value([meta.text_message(LEAD, "hi")]))
+        result = webhook(document, sign=False)
+        assert result.status == 401
+        assert result.json()["error"]["code"] == "signature_missing"
+        assert _all_items(aws) == []
+        assert drain(aws) == []
+
+    def test_tampered_body_is_403_and_nothing_is_kept(self, aws: AwsStack, webhook: Any) -> None:
+        body = meta.wire_bytes(meta.envelope(meta.message_value([meta.text_message(LEAD, "hi")])))
+        headers = meta.signed_headers(body, "test-app-secret-not-for-production")
+        result = webhook(raw=body.replace(b'"hi"', b'"ho"'), headers=headers, sign=False)
+        assert result.status == 403
+        assert result.json()["error"]["code"] == "signature_mismatch"
+        assert _all_items(aws) == []
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"not json",
+            b'{"object":"whatsapp_business_account","entry":NaN}',
+            b"\xff\xfe{}",
+            b'{"object":"page","entry":[]}',
+            b"[" * 100_000,
+            b"[]",
+        ],
+        ids=["text", "nan", "invalid-utf8", "other-object", "deep-nesting", "array"],
+    )
+    def test_signed_garbage_is_400_json(self, aws: AwsStack, webhook: Any, raw: bytes) -> None:
+        result = webhook(raw=raw)
+        assert result.status == 400
+        assert result.json()["error"]["code"] == "malformed_payload"
+        assert _all_items(aws) == []
+
+    def test_oversized_body_is_413(self, aws: AwsStack, webhook: Any) -> None:
+        result = webhook(raw=b" " * (4 * 1024 * 1024 + 1))
+        assert result.status == 413
+        assert _all_items(aws) == []
+
+    def test_base64_encoded_body_is_verified_on_the_decoded_bytes(self, webhook: Any, table: Any) -> None:
+        message = meta.text_message(LEAD, "caf\u00e9 / שלום")
+        result = webhook(meta.envelope(meta.message_value([message])), base64_body=True)
+        assert result.status == 200
+        assert table.get_message(message["id"])["text"] == "caf\u00e9 / שלום"
+
+    def test_unusable_parts_are_skipped_and_the_rest_is_stored(self, aws: AwsStack, webhook: Any, table: Any) -> None:
+        good = meta.text_message(LEAD, "ok")
+        value = meta.message_value([good])
+        value["messages"] = [None, {"id": "x"}, good, {"from": LEAD, "id": "wamid.bad", "timestamp": "soon"}]
+        document = meta.envelope(value)
+        document["entry"].append({"id": "1", "changes": "nope"})
+        document["entry"].append(
+            {
+                "id": "2",
+                "changes": [{"field": "message_template_status_update", "value": {"event": "APPROVED"}}],
+            }
+        )
+        result = webhook(document)
+        assert result.status == 200
+        assert table.get_message(good["id"]) is not None
+        assert table.get_message("wamid.bad") is None
+
+
+class TestInfrastructureFailure:
+    def test_dynamodb_failure_answers_500_so_meta_retries(self, aws: AwsStack, webhook: Any) -> None:
+        # Given the table is gone (DynamoDB answers ResourceNotFound)
+        aws.client("dynamodb").delete_table(TableName=aws.ref("ConversationsTable"))
+        # When a message arrives
+        result = webhook(meta.envelope(meta.message_value([meta.text_message(LEAD, "hi")])))
+        # Then Meta is told to retry and nothing was queued
+        assert result.status == 500
+        assert result.json()["error"]["code"] == "temporarily_unavailable"
+        assert drain(aws) == []
+
+    def test_queue_failure_answers_500(self, aws: AwsStack, webhook: Any, table: Any) -> None:
+        aws.client("sqs").delete_queue(QueueUrl=aws.ref("InboundQueue"))
+        message = meta.text_message(LEAD, "hi")
+        result = webhook(meta.envelope(meta.message_value([message])))
+        assert result.status == 500
