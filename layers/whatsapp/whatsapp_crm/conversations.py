@@ -78,6 +78,33 @@ class StatusUpdate:
     biz_opaque_callback_data: str | None = None
 
 
+class SentBy(StrEnum):
+    HUMAN = "human"  # the CRM's send API: starts the responder's human-takeover period
+    AUTO_REPLY = "auto_reply"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    """A message we sent and Meta accepted (it holds a wamid). Merges with statuses that arrived first."""
+
+    wamid: str
+    wa_id: str
+    phone_number_id: str
+    message_type: str
+    timestamp: str  # when Meta accepted it, ISO 8601 UTC
+    sent_by: SentBy
+    text: str | None = None
+    preview: str = ""
+    intent: str | None = None
+    reply_to: str | None = None
+    media_id: str | None = None
+    request_json: str | None = None  # the send object as we posted it, minus nothing secret
+    message_status: str | None = None  # template pacing: accepted / held_for_quality_assessment / paused
+    lead_id: str | None = None
+    # None leaves the lead's flag alone; a human send clears it, an auto-reply sets it per intent.
+    awaits_response: bool | None = None
+
+
 class StatusOutcome(StrEnum):
     APPLIED = "applied"  # the message's status moved forward
     STALE = "stale"  # an older status arrived after a newer one; history kept, status unchanged

@@ -19,7 +19,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from whatsapp_crm.clock import parse_iso
 from whatsapp_crm.conversations import (
     InboundRecord,
+    OutboundRecord,
     PreferenceChange,
+    SentBy,
     StatusOutcome,
     StatusUpdate,
 )
@@ -337,6 +339,85 @@ class DynamoConversationStore:
                     return StatusOutcome.DUPLICATE
                 raise
         return StatusOutcome.STALE
+
+    # --- send path and responder: outbound messages ------------------------------------------
+
+    def _outbound_update(self, record: OutboundRecord) -> dict[str, Any]:
+        update = (
+            _Update()
+            .set("wamid", record.wamid)
+            .set("wa_id", record.wa_id)
+            .set("direction", "outbound")
+            .set("message_type", record.message_type)
+            .set("timestamp", record.timestamp)
+            .set("sent_at", record.timestamp)
+            .set("GSI1PK", keys.thread_pk(record.wa_id))
+            .set("GSI1SK", keys.thread_sk(record.timestamp, record.wamid))
+            .set("phone_number_id", record.phone_number_id)
+            .set("sent_by", record.sent_by.value)
+            .set("auto_reply", record.sent_by is SentBy.AUTO_REPLY)
+            .set("text", record.text)
+            .set("intent", record.intent)
+            .set("reply_to", record.reply_to)
+            .set("media_id", record.media_id)
+            .set("request", record.request_json)
+            .set("message_status", record.message_status)
+            # A status webhook may have created this item already; its status must survive the merge.
+            .set_if_absent("status", "accepted")
+            .set_if_absent("status_rank", 0)
+            .set("status_ts_accepted", record.timestamp)
+        )
+        condition = "attribute_not_exists(#sent)"
+        update.names["#sent"] = "sent_at"
+        return update.request(self.table_name, message_key(record.wamid), condition)
+
+    def _outbound_lead_update(self, record: OutboundRecord, move_timeline: bool) -> dict[str, Any]:
+        update = (
+            _Update()
+            .set("wa_id", record.wa_id)
+            .set("last_outbound_at", record.timestamp)
+            .set("lead_id", record.lead_id)
+            .set("awaits_response", record.awaits_response)
+            .set("updated_at", record.timestamp)
+        )
+        if record.sent_by is SentBy.HUMAN:
+            update.set("last_human_outbound_at", record.timestamp)
+        condition = None
+        if move_timeline:
+            update.set("last_message_at", record.timestamp).set("last_message_preview", record.preview)
+            update.set("last_message_direction", "outbound")
+            update.set("GSI1PK", keys.LEADS_BY_ACTIVITY)
+            update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id))
+            condition = "attribute_not_exists(#m) OR #m <= :since"
+            update.names["#m"] = "last_message_at"
+            update.values[":since"] = to_attribute(record.timestamp)
+        return update.request(self.table_name, lead_key(record.wa_id), condition)
+
+    def record_outbound(self, record: OutboundRecord) -> bool:
+        """Store an accepted send with its lead update and the hourly `sent` counter, in one transaction.
+
+        False when this wamid was already recorded by a sender (a retried call), so nothing is counted twice.
+        """
+        for move_timeline in (True, False):
+            transaction = [
+                {"Update": self._outbound_update(record)},
+                {"Update": self._outbound_lead_update(record, move_timeline)},
+                {"Update": stats_update(self.table_name, record.timestamp, record.wamid, sent=1)},
+            ]
+            try:
+                self.client.transact_write_items(TransactItems=transaction)
+                return True
+            except ClientError as error:
+                failed = _cancelled_items(error)
+                if failed is None:
+                    raise StoreUnavailableError(f"DynamoDB refused the send record: {_error_code(error)}") from error
+            except BotoCoreError as error:
+                raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
+            if 0 in failed:
+                return False
+            if failed != {1}:
+                raise StoreUnavailableError(f"transaction cancelled on items {sorted(failed)}")
+        raise StoreUnavailableError("lead update kept failing its condition")
 
     # --- opt-out state -----------------------------------------------------------------------
 
