@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import TEST_APP_SECRET, AwsStack
 
+from conftest import TEST_APP_SECRET, AwsStack
 from local.apigw import http_api_event, lambda_context
 from local.handlers import load_function_module
 from local.meta_payloads import signed_headers, wire_bytes

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from conftest import TEST_VERIFY_TOKEN, AwsStack
 
+from conftest import TEST_VERIFY_TOKEN, AwsStack
 from integration.conftest import drain
 from local import meta_payloads as meta
 
