@@ -49,6 +49,22 @@ class WebhookSettings(TableSettings, SecretSettings):
     max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
 
 
+class ResponderSettings(TableSettings, SecretSettings, GraphSettings):
+    """The auto-reply Lambda. Graph timeouts are tight because SQS, not the client, is the patient retrier."""
+
+    inbound_queue_url: NonEmpty
+    mark_as_read: bool = True
+    auto_reply_cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
+    human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12
+    business_hours: NonEmpty = "sun-thu 09:00-18:00"
+    business_timezone: NonEmpty = "Asia/Jerusalem"
+    meeting_booking_url: str = ""
+    graph_connect_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
+    graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 6.0
+    graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
+    graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
+
+
 def _environment() -> dict[str, str]:
     return {key.lower(): value for key, value in os.environ.items()}
 
