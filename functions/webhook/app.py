@@ -23,7 +23,7 @@ from whatsapp_crm.ingest import (
     receive_webhook,
     verify_subscription,
 )
-from whatsapp_crm.observability import MetricUnit, logger, metrics, tracer
+from whatsapp_crm.observability import MetricUnit, logger, metrics
 from whatsapp_crm.settings import WebhookSettings, load
 from whatsapp_crm.signature import SignatureVerdict, UndecodableBodyError, header, raw_body
 from whatsapp_crm.webhook.parse import MalformedPayloadError
@@ -157,7 +157,6 @@ def _unexpected(error: Exception) -> Response[str]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
 

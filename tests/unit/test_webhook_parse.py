@@ -210,7 +210,8 @@ def test_well_formed_envelope_with_unusable_parts_yields_nothing(document: dict[
         (b"\xc3\x28", "not valid UTF-8"),
         (b'"whatsapp_business_account"', "not a JSON object"),
         (b'{"object":"instagram"}', "object is not"),
-        (b'{"a":' * 70 + b"1" + b"}" * 70, "nests deeper"),
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nests too deeply"),
+        (b"[" * 100_000, "nests too deeply"),
     ],
 )
 def test_bodies_that_are_not_a_whatsapp_json_object_are_refused(body: bytes, reason: str) -> None:

@@ -18,7 +18,8 @@ def utc_now() -> datetime:
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(ISO_FORMAT)
+    # isoformat is several times faster than strftime, and this runs for every webhook event.
+    return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
 def iso_from_unix(seconds: int) -> str:
@@ -26,4 +27,7 @@ def iso_from_unix(seconds: int) -> str:
 
 
 def parse_iso(value: str) -> datetime:
-    return datetime.strptime(value, ISO_FORMAT).replace(tzinfo=UTC)
+    """Inverse of iso(); raises ValueError for anything else."""
+    if len(value) != 20 or not value.endswith("Z"):
+        raise ValueError(f"not an ISO 8601 UTC second: {value!r}")
+    return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)

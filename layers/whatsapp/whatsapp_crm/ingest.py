@@ -91,8 +91,7 @@ def _first_error(errors: Sequence[GraphErrorInfo] | None) -> MessageError | None
     return MessageError(code=first.code, title=first.title or first.message, details=first.details)
 
 
-def _preview(message: InboundMessage) -> str:
-    text = message.text_content
+def _preview(message: InboundMessage, text: str | None) -> str:
     if text:
         return text if len(text) <= PREVIEW_LENGTH else text[: PREVIEW_LENGTH - 1] + "…"
     return f"[{message.type.value}]"
@@ -101,6 +100,7 @@ def _preview(message: InboundMessage) -> str:
 def inbound_record(event: InboundEvent, received_at: str) -> InboundRecord:
     message = event.message
     media = message.media
+    text = message.text_content
     error = _first_error(message.errors)
     return InboundRecord(
         wamid=message.id,
@@ -111,17 +111,18 @@ def inbound_record(event: InboundEvent, received_at: str) -> InboundRecord:
         received_at=received_at,
         raw_json=json.dumps(event.raw, ensure_ascii=False, separators=(",", ":")),
         profile_name=event.profile_name,
-        text=message.text_content,
+        text=text,
         media_id=media.id if media else None,
         mime_type=media.mime_type if media else None,
         reply_to=message.context.id if message.context else None,
         errors=(error,) if error else (),
-        preview=_preview(message),
+        preview=_preview(message, text),
     )
 
 
-def _handoff(event: InboundEvent, received_at: str) -> QueuedInbound:
-    return QueuedInbound(
+def _handoff(event: InboundEvent, received_at: str, message_json: str) -> QueuedInbound:
+    # Built from fields that were validated a moment ago: skip a second validation of the raw message.
+    return QueuedInbound.model_construct(
         wamid=event.message.id,
         wa_id=event.message.from_,
         phone_number_id=event.metadata.phone_number_id,
@@ -130,7 +131,7 @@ def _handoff(event: InboundEvent, received_at: str) -> QueuedInbound:
         timestamp=event.message.timestamp,
         received_at=received_at,
         message=event.raw,
-    )
+    ).with_message_json(message_json)
 
 
 def status_update(event: StatusEvent, received_at: str) -> StatusUpdate | None:
@@ -180,15 +181,18 @@ def record_notification(
         ignored_fields=list(notification.ignored_fields),
         value_errors=list(notification.value_errors),
     )
+    handoffs = []
     for event in notification.messages:
-        if store.record_inbound(inbound_record(event, received_at)):
+        record = inbound_record(event, received_at)
+        if store.record_inbound(record):
             report.new_messages += 1
         else:
             report.duplicate_messages += 1
+        handoffs.append(_handoff(event, received_at, record.raw_json))
     # A redelivered message is enqueued again on purpose: if an earlier attempt stored it and then
     # died before enqueueing, this is the only way its reply still happens. FIFO dedup and the
     # responder's claim keep it from being answered twice.
-    queue.enqueue([_handoff(event, received_at) for event in notification.messages])
+    queue.enqueue(handoffs)
     for status_event in notification.statuses:
         update = status_update(status_event, received_at)
         if update is None:

@@ -6,14 +6,33 @@ Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and POWERTO
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 
 __all__ = ["MetricUnit", "logger", "mask_phone", "metrics", "tracer"]
+
+_tracer: Tracer | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """`tracer` is built on first import of the name: constructing a Powertools Tracer loads the X-Ray SDK
+    (about 200 ms of cold start, measured by bench/bench_webhook.py), which the webhook must not pay."""
+    global _tracer
+    if name == "tracer":
+        if _tracer is None:
+            from aws_lambda_powertools import Tracer
+
+            _tracer = Tracer()
+        return _tracer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def mask_phone(number: str | None) -> str:

@@ -23,7 +23,7 @@ def _batches(messages: Sequence[QueuedInbound]) -> Iterator[list[tuple[str, Queu
     batch: list[tuple[str, QueuedInbound]] = []
     size = 0
     for message in messages:
-        body = message.model_dump_json()
+        body = message.to_body()
         body_size = len(body.encode("utf-8"))
         if batch and (len(batch) == MAX_BATCH_ENTRIES or size + body_size > MAX_BATCH_BYTES):
             yield batch

@@ -22,8 +22,6 @@ from whatsapp_crm.webhook.models import (
 )
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
-# Meta's payloads nest about 8 levels; anything far deeper is not a webhook and costs CPU to walk.
-MAX_JSON_DEPTH = 64
 
 
 class MalformedPayloadError(ValueError):
@@ -68,43 +66,21 @@ def _reject_constant(name: str) -> Any:
     raise MalformedPayloadError(f"body is not strict JSON ({name} is not allowed)")
 
 
-def _nesting_depth_ok(body: bytes) -> bool:
-    """Cheap pre-scan so absurd nesting is refused before the parser recurses into it."""
-    depth = 0
-    deepest = 0
-    in_string = False
-    escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x7B, 0x5B):  # { [
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_JSON_DEPTH:
-                return False
-        elif byte in (0x7D, 0x5D):
-            depth -= 1
-    return True
-
-
 def decode_body(body: bytes) -> dict[str, Any]:
-    """Strict JSON (UTF-8, no NaN/Infinity, bounded depth) whose top level is a WhatsApp object."""
-    if not _nesting_depth_ok(body):
-        raise MalformedPayloadError(f"body nests deeper than {MAX_JSON_DEPTH} levels")
+    """Strict JSON (UTF-8, no NaN/Infinity, bounded depth) whose top level is a WhatsApp object.
+
+    Depth is bounded by the C parser's own recursion guard (RecursionError), which costs nothing on
+    normal bodies; nothing downstream recurses into message content (raw objects are stored as text).
+    """
     try:
         text = body.decode("utf-8")
         document = json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise MalformedPayloadError("body is not valid UTF-8") from None
-    except (json.JSONDecodeError, RecursionError):
+    except json.JSONDecodeError:
         raise MalformedPayloadError("body is not valid JSON") from None
+    except RecursionError:
+        raise MalformedPayloadError("body nests too deeply") from None
     if not isinstance(document, dict):
         raise MalformedPayloadError("body is not a JSON object")
     if document.get("object") != WHATSAPP_OBJECT:

@@ -1,0 +1,200 @@
+"""Webhook benchmarks (issue: receive path). Run: `.venv/bin/python bench/bench_webhook.py`.
+
+1. CPU per event of verify + parse + building the DynamoDB/SQS requests (AWS I/O excluded), for a Hebrew
+   text payload and a 3-status payload, against the floor measured in the same run: HMAC-SHA256 plus
+   json.loads of the same bytes. Target: <= 4x the floor.
+2. Cold import of the webhook handler module against a bare `import boto3`, fresh processes, median.
+   Target: <= 1.5x; the webhook must not import requests or phonenumbers.
+3. AWS calls per new inbound message and per status, counted with botocore's event hooks against moto's
+   server. Target: <= 1 DynamoDB write per event; SQS calls <= one per 10 messages of a POST.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+from collections import Counter
+from typing import Any
+
+from _common import ROOT, ensure_paths, fresh_process_seconds, median_ms
+
+ensure_paths()
+
+from local import meta_payloads as meta  # noqa: E402
+from whatsapp_crm.ingest import receive_webhook  # noqa: E402
+from whatsapp_crm.queue import SqsInboundQueue  # noqa: E402
+from whatsapp_crm.store.dynamodb import DynamoConversationStore  # noqa: E402
+
+SECRET = "bench-app-secret"
+LEAD = "972525551234"
+
+
+class RecordingClient:
+    """Stands in for a boto3 client: accepts requests without I/O so only our CPU is measured."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def transact_write_items(self, **request: Any) -> dict[str, Any]:
+        self.calls["transact_write_items"] += 1
+        return {}
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.calls["update_item"] += 1
+        return {}
+
+    def send_message_batch(self, **request: Any) -> dict[str, Any]:
+        self.calls["send_message_batch"] += 1
+        return {"Successful": [{"Id": entry["Id"]} for entry in request["Entries"]], "Failed": []}
+
+
+def hebrew_text_body() -> bytes:
+    message = meta.text_message(LEAD, "שלום, ראיתי את המודעה על הדירה ברחוב הרצל 12 🙂 אפשר לקבוע פגישה מחר?")
+    return meta.wire_bytes(meta.envelope(meta.message_value([message], name="דנה כהן")))
+
+
+def three_status_body() -> bytes:
+    wamid = meta.new_wamid("out")
+    statuses = [
+        meta.status(wamid, name, LEAD, timestamp=1_764_000_000 + i)
+        for i, name in enumerate(("sent", "delivered", "read"))
+    ]
+    return meta.wire_bytes(meta.envelope(meta.status_value(statuses)))
+
+
+def cpu_per_call(function: Any, iterations: int) -> float:
+    for _ in range(min(200, iterations)):
+        function()
+    best = float("inf")
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(iterations):
+            function()
+        best = min(best, (time.process_time() - start) / iterations)
+    return best
+
+
+def bench_cpu(iterations: int = 3000) -> list[tuple[str, float, float]]:
+    rows = []
+    for name, body in (("Hebrew text message", hebrew_text_body()), ("3 statuses", three_status_body())):
+        signature = meta.signed_headers(body, SECRET)["x-hub-signature-256"]
+        client = RecordingClient()
+        store = DynamoConversationStore("bench-table", client=client)
+        queue = SqsInboundQueue("https://sqs.local/bench.fifo", client=client)
+
+        def floor(body: bytes = body) -> None:
+            hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+            json.loads(body)
+
+        def ours(body: bytes = body, signature: str = signature) -> None:
+            receive_webhook(body, signature, SECRET, store, queue, max_body_bytes=4 * 1024 * 1024)
+
+        rows.append((name, cpu_per_call(floor, iterations), cpu_per_call(ours, iterations)))
+    return rows
+
+
+def bench_cold_import(runs: int = 9) -> tuple[float, float, list[str]]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'layers' / 'whatsapp'}:{ROOT}", PYTHONDONTWRITEBYTECODE="")
+    env.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Bench")
+    boto3_samples = fresh_process_seconds("import boto3", runs, env)
+    handler_code = (
+        "import importlib.util\n"
+        f"spec = importlib.util.spec_from_file_location('webhook_app', {str(ROOT / 'functions/webhook/app.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)"
+    )
+    handler_samples = fresh_process_seconds(handler_code, runs, env)
+    probe = handler_code + "\nimport sys; print(sorted(m for m in ('requests', 'phonenumbers') if m in sys.modules))"
+    import subprocess
+    import sys
+
+    leaked = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    return (
+        median_ms(boto3_samples),
+        median_ms(handler_samples),
+        json.loads(leaked.stdout.strip().splitlines()[-1].replace("'", '"')),
+    )
+
+
+def bench_aws_calls(messages_per_post: int = 10) -> dict[str, float]:
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from local.template import create_resources, load_template
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_DEFAULT_REGION", "eu-west-1"),
+    ):
+        os.environ.setdefault(name, value)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    os.environ["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+    try:
+        session = boto3.session.Session(region_name="eu-west-1")
+        created = create_resources(session, "bench", load_template())
+        calls: Counter[str] = Counter()
+
+        def count(event_name: str, **_: Any) -> None:
+            calls[event_name.split(".", 2)[-1]] += 1
+
+        dynamodb, sqs = session.client("dynamodb"), session.client("sqs")
+        for client in (dynamodb, sqs):
+            client.meta.events.register("before-call.*.*", count)
+        store = DynamoConversationStore(created.refs["ConversationsTable"], client=dynamodb)
+        queue = SqsInboundQueue(created.refs["InboundQueue"], client=sqs)
+
+        messages = [meta.text_message(f"97252555{i:04d}", f"שלום {i}") for i in range(messages_per_post)]
+        body = meta.wire_bytes(meta.envelope(meta.message_value(messages)))
+        receive_webhook(
+            body, meta.signed_headers(body, SECRET)["x-hub-signature-256"], SECRET, store, queue, max_body_bytes=4 << 20
+        )
+        inbound_calls = dict(calls)
+        calls.clear()
+        wamid = meta.new_wamid("out")
+        statuses = [
+            meta.status(wamid, name, LEAD, timestamp=1_764_000_000 + i)
+            for i, name in enumerate(("sent", "delivered", "read"))
+        ]
+        body = meta.wire_bytes(meta.envelope(meta.status_value(statuses)))
+        receive_webhook(
+            body, meta.signed_headers(body, SECRET)["x-hub-signature-256"], SECRET, store, queue, max_body_bytes=4 << 20
+        )
+        status_calls = dict(calls)
+    finally:
+        server.stop()
+    dynamo_writes = ("TransactWriteItems", "PutItem", "UpdateItem", "BatchWriteItem", "DeleteItem")
+    return {
+        "dynamodb_writes_per_message": sum(inbound_calls.get(op, 0) for op in dynamo_writes) / messages_per_post,
+        "sqs_calls_per_message": inbound_calls.get("SendMessageBatch", 0) / messages_per_post,
+        "dynamodb_writes_per_status": sum(status_calls.get(op, 0) for op in dynamo_writes) / len(statuses),
+        "sqs_calls_per_status": status_calls.get("SendMessageBatch", 0) / len(statuses),
+    }
+
+
+def main() -> None:
+    print("## Webhook CPU per event (verify + parse + build writes; AWS I/O excluded)")
+    print("| payload | floor (HMAC + json.loads) | webhook | ratio | target |")
+    print("|---|---|---|---|---|")
+    for name, floor, ours in bench_cpu():
+        print(f"| {name} | {floor * 1e6:.1f} µs | {ours * 1e6:.1f} µs | {ours / floor:.2f}x | <= 4x |")
+    boto3_ms, handler_ms, leaked = bench_cold_import()
+    print("\n## Cold import (fresh processes, median of 9)")
+    print("| module | median | ratio | target |")
+    print("|---|---|---|---|")
+    print(f"| import boto3 | {boto3_ms:.0f} ms | 1.00x | |")
+    print(f"| functions/webhook/app.py | {handler_ms:.0f} ms | {handler_ms / boto3_ms:.2f}x | <= 1.5x |")
+    print(f"\nrequests/phonenumbers imported by the webhook: {leaked or 'none'}")
+    print("\n## AWS calls (botocore before-call hooks, moto server)")
+    for name, value in bench_aws_calls().items():
+        print(f"- {name}: {value:.2f}")
+
+
+if __name__ == "__main__":
+    main()
