@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 logger = Logger()
 metrics = Metrics()
 
-__all__ = ["MetricUnit", "logger", "mask_phone", "metrics", "tracer"]
+# `tracer` is provided lazily by __getattr__ below.
+__all__ = ["MetricUnit", "logger", "mask_phone", "metrics"]
 
 _tracer: Tracer | None = None
 
