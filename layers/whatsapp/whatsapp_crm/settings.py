@@ -65,6 +65,30 @@ class ResponderSettings(TableSettings, SecretSettings, GraphSettings):
     graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
 
 
+class SendSettings(TableSettings, SecretSettings, GraphSettings):
+    """POST /messages. A person waits on the answer, so Graph retries stay inside API Gateway's 30 s."""
+
+    rate_limit_per_recipient_per_minute: Annotated[int, Field(ge=1, le=1000)] = 10
+    rate_limit_per_number_per_second: Annotated[int, Field(ge=1, le=1000)] = 80
+    graph_connect_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
+    graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 8.0
+    graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
+    graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
+
+
+class ConversationsSettings(TableSettings, SecretSettings, GraphSettings):
+    """The read API and /health. The cursor key defaults to one derived from the app secret."""
+
+    cursor_signing_key: str = ""
+    health_error_rate_threshold: Annotated[float, Field(ge=0, le=1)] = 0.2
+    # Below this many sends in the last hour the error rate is too noisy to call the service degraded.
+    health_min_sends: Annotated[int, Field(ge=1)] = 5
+    graph_connect_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
+    graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 6.0
+    graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
+    graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
+
+
 def _environment() -> dict[str, str]:
     return {key.lower(): value for key, value in os.environ.items()}
 
