@@ -31,7 +31,9 @@ def delays_for_failures(
     plan: dict[int, list[str]] = {}
     for record in records:
         group = (record.get("attributes") or {}).get("MessageGroupId")
-        if record.get("messageId") not in failed_message_ids or group not in delay_by_group:
+        if record.get("messageId") not in failed_message_ids or not isinstance(group, str):
+            continue
+        if group not in delay_by_group:
             continue
         seconds = max(0, min(MAX_VISIBILITY_SECONDS, delay_by_group[group]))
         plan.setdefault(seconds, []).append(str(record["receiptHandle"]))
