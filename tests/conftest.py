@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 
+# The Graph API fake (`graph_fake`, `graph_client`) for every test level that may open sockets.
+pytest_plugins = ["support.graph_fixtures"]
+
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 # Nothing in tests may reach real AWS: fake credentials and a region before anything builds a client.
