@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import uuid
@@ -118,3 +119,16 @@ def function_env(aws: AwsStack, monkeypatch: pytest.MonkeyPatch) -> Any:
         return env
 
     return apply
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """What the shared Powertools logger writes during the test (its handler keeps the stream it was
+    created with, which pytest's capture fixtures do not see)."""
+    from whatsapp_crm.observability import logger
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    handler.setStream(previous)  # type: ignore[attr-defined]

@@ -20,7 +20,8 @@ from whatsapp_crm.ingest import (
     IngestReport,
     PayloadTooLargeError,
     SignatureRejectedError,
-    receive_webhook,
+    authenticate,
+    record_notification,
     verify_subscription,
 )
 from whatsapp_crm.observability import MetricUnit, logger, metrics
@@ -67,6 +68,7 @@ def handshake() -> Response[str]:
     if challenge is None:
         metrics.add_metric(name="VerificationRejected", unit=MetricUnit.Count, value=1)
         return error_response(403, "verification_failed", "hub.mode or hub.verify_token does not match")
+    metrics.add_metric(name="VerificationSucceeded", unit=MetricUnit.Count, value=1)
     return Response(status_code=200, content_type=content_types.TEXT_PLAIN, body=challenge)
 
 
@@ -76,14 +78,9 @@ def receive() -> Response[str]:
     event = app.current_event
     body = raw_body(event.body, bool(event.is_base64_encoded))
     app_secret = load_credentials(settings).app_secret.get_secret_value()
-    report = receive_webhook(
-        body,
-        header(event.headers),
-        app_secret,
-        _store(),
-        _queue(),
-        max_body_bytes=settings.max_body_bytes,
-    )
+    notification = authenticate(body, header(event.headers), app_secret, max_body_bytes=settings.max_body_bytes)
+    logger.set_correlation_id(notification.correlation_id)
+    report = record_notification(notification, _store(), _queue())
     _publish(report)
     return json_response(200, {"status": "ok"})
 
@@ -121,6 +118,7 @@ def _signature_rejected(error: SignatureRejectedError) -> Response[str]:
 
 @app.exception_handler(PayloadTooLargeError)
 def _too_large(error: PayloadTooLargeError) -> Response[str]:
+    metrics.add_metric(name="PayloadTooLarge", unit=MetricUnit.Count, value=1)
     return error_response(413, "payload_too_large", f"body exceeds {error.limit} bytes")
 
 

@@ -247,3 +247,20 @@ class TestInfrastructureFailure:
         message = meta.text_message(LEAD, "hi")
         result = webhook(meta.envelope(meta.message_value([message])))
         assert result.status == 500
+
+
+class TestLogs:
+    def test_logs_never_hold_the_full_number_the_text_or_a_secret(
+        self, webhook: Any, log_output: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # Given a delivery with a message, a status with a failure, and a tampered one
+        message = meta.text_message(LEAD, "סוד: הכתובת שלי היא הרצל 5")
+        failed = meta.status(meta.new_wamid("out"), "failed", LEAD, error_code=131026)
+        assert webhook(meta.envelope(meta.message_value([message]), meta.status_value([failed]))).status == 200
+        assert webhook(meta.envelope(meta.message_value([message])), sign=False).status == 401
+        # Then what the functions printed is JSON log lines without personal data or credentials
+        output = log_output.getvalue() + capsys.readouterr().out
+        assert output
+        for secret in (LEAD, "הרצל", "test-app-secret-not-for-production", "EAAG-test-token"):
+            assert secret not in output
+        assert message["id"] in output  # the correlation id (a wamid is not personal data)

@@ -206,6 +206,16 @@ def record_notification(
     return report
 
 
+def authenticate(body: bytes, signature_header: str | None, app_secret: str, *, max_body_bytes: int) -> Notification:
+    """Size, signature, then JSON: nothing of an unsigned body is parsed."""
+    if len(body) > max_body_bytes:
+        raise PayloadTooLargeError(len(body), max_body_bytes)
+    verdict = verify(body, signature_header, app_secret)
+    if verdict is not SignatureVerdict.VALID:
+        raise SignatureRejectedError(verdict)
+    return parse_notification(decode_body(body))
+
+
 def receive_webhook(
     body: bytes,
     signature_header: str | None,
@@ -216,11 +226,6 @@ def receive_webhook(
     max_body_bytes: int,
     clock: Clock = utc_now,
 ) -> IngestReport:
-    """The POST /webhook use case, in the order that keeps it safe: size, signature, JSON, then writes."""
-    if len(body) > max_body_bytes:
-        raise PayloadTooLargeError(len(body), max_body_bytes)
-    verdict = verify(body, signature_header, app_secret)
-    if verdict is not SignatureVerdict.VALID:
-        raise SignatureRejectedError(verdict)
-    notification = parse_notification(decode_body(body))
+    """The whole POST /webhook use case: authenticate, then record."""
+    notification = authenticate(body, signature_header, app_secret, max_body_bytes=max_body_bytes)
     return record_notification(notification, store, queue, clock)

@@ -61,6 +61,15 @@ class Notification:
     ignored_fields: list[str] = field(default_factory=list)
     unusable_parts: int = 0
 
+    @property
+    def correlation_id(self) -> str | None:
+        """The first wamid of the delivery, to tie log lines of one request together."""
+        if self.messages:
+            return self.messages[0].message.id
+        if self.statuses:
+            return self.statuses[0].status.id
+        return None
+
 
 def _reject_constant(name: str) -> Any:
     raise MalformedPayloadError(f"body is not strict JSON ({name} is not allowed)")
