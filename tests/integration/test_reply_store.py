@@ -1,0 +1,221 @@
+"""The responder's DynamoDB adapter against moto's server: the reply claim is strict, the records merge."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from conftest import AwsStack
+from local import meta_payloads as meta
+from whatsapp_crm.clock import iso
+from whatsapp_crm.conversations import MessageError, OutboundRecord, SentBy
+from whatsapp_crm.reply_records import CALLBACK_PREFIX, ClaimStatus, MeetingRequest, PendingReply
+from whatsapp_crm.store.replies import DynamoReplyStore
+
+LEAD = "972525551234"
+NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=90)
+
+
+@pytest.fixture
+def replies(aws: AwsStack) -> DynamoReplyStore:
+    return DynamoReplyStore(aws.ref("ConversationsTable"), client=aws.client("dynamodb"))
+
+
+def _reply(wamid: str, inbound: str, *, intent: str = "greeting", at: datetime = NOW) -> OutboundRecord:
+    return OutboundRecord(
+        wamid=wamid,
+        wa_id=LEAD,
+        phone_number_id=meta.DEMO_PHONE_NUMBER_ID,
+        message_type="text",
+        timestamp=iso(at),
+        sent_by=SentBy.AUTO_REPLY,
+        text="שלום! תודה על הפנייה.",
+        preview="שלום! תודה על הפנייה.",
+        intent=intent,
+        reply_to=inbound,
+        awaits_response=False,
+    )
+
+
+def _claim_item(aws: AwsStack, wamid: str) -> dict[str, Any]:
+    from whatsapp_crm.store.dynamodb import from_item
+
+    item = aws.client("dynamodb").get_item(
+        TableName=aws.ref("ConversationsTable"), Key={"PK": {"S": f"MSG#{wamid}"}, "SK": {"S": "REPLY"}}
+    )["Item"]
+    return from_item(item)
+
+
+class TestClaim:
+    def test_only_one_of_many_concurrent_consumers_wins_the_claim(self, replies: DynamoReplyStore) -> None:
+        # Given eight consumers racing for the same inbound message
+        wamid = meta.new_wamid()
+        start = threading.Barrier(8)
+        statuses: list[ClaimStatus] = []
+        lock = threading.Lock()
+
+        def claim(owner: str) -> None:
+            start.wait()
+            result = replies.claim_reply(wamid, LEAD, owner=owner, now=NOW, lease=LEASE)
+            with lock:
+                statuses.append(result.status)
+
+        threads = [threading.Thread(target=claim, args=(f"owner-{i}",)) for i in range(8)]
+        # When they all claim at once
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Then exactly one holds it; the others see a live lease
+        assert sorted(statuses) == sorted([ClaimStatus.ACQUIRED] + [ClaimStatus.HELD] * 7)
+
+    def test_a_finished_claim_is_handled_for_everyone_after(self, replies: DynamoReplyStore, table: Any) -> None:
+        wamid = meta.new_wamid()
+        claim = replies.claim_reply(wamid, LEAD, owner="a", now=NOW, lease=LEASE)
+        replies.finish_reply_skipped(claim, "cooldown", NOW)
+        later = replies.claim_reply(wamid, LEAD, owner="b", now=NOW + timedelta(days=2), lease=LEASE)
+        assert (later.status, later.outcome) == (ClaimStatus.HANDLED, "cooldown")
+
+    def test_an_expired_lease_is_resumed_with_what_was_about_to_be_sent(
+        self, replies: DynamoReplyStore, aws: AwsStack
+    ) -> None:
+        # Given a holder that wrote its pending reply and then vanished
+        wamid = meta.new_wamid()
+        first = replies.claim_reply(wamid, LEAD, owner="a", now=NOW, lease=LEASE)
+        pending = PendingReply("buttons", "מתי נוח?", "meeting", "he", (("slot:1", "מחר 10:00"),))
+        assert replies.mark_reply_sending(first, pending, NOW) is True
+        # When another consumer claims before and after the lease ran out
+        early = replies.claim_reply(wamid, LEAD, owner="b", now=NOW + timedelta(seconds=60), lease=LEASE)
+        late = replies.claim_reply(wamid, LEAD, owner="b", now=NOW + timedelta(seconds=91), lease=LEASE)
+        # Then it waits while the lease lives, and then takes over with the pending reply in hand
+        assert early.status is ClaimStatus.HELD
+        assert early.lease_expires_at == int((NOW + LEASE).timestamp())
+        assert late.status is ClaimStatus.RESUMED
+        assert late.pending == pending
+        assert late.first_claimed_at == iso(NOW)
+        assert _claim_item(aws, wamid)["attempts"] == 2
+        # And the vanished holder can no longer write to it
+        assert replies.mark_reply_sending(first, pending, NOW) is False
+
+    def test_a_released_claim_can_be_taken_at_once(self, replies: DynamoReplyStore, aws: AwsStack) -> None:
+        wamid = meta.new_wamid()
+        first = replies.claim_reply(wamid, LEAD, owner="a", now=NOW, lease=LEASE)
+        replies.release_reply(first, "TransientError", NOW, MessageError(131000, "Something went wrong"))
+        again = replies.claim_reply(wamid, LEAD, owner="b", now=NOW + timedelta(seconds=1), lease=LEASE)
+        assert again.status is ClaimStatus.ACQUIRED
+        assert again.pending is None
+        assert _claim_item(aws, wamid)["last_error"] == {"code": 131000, "title": "Something went wrong"}
+
+    def test_only_the_holder_can_release(self, replies: DynamoReplyStore) -> None:
+        wamid = meta.new_wamid()
+        holder = replies.claim_reply(wamid, LEAD, owner="a", now=NOW, lease=LEASE)
+        impostor = replace(holder, owner="b")
+        replies.release_reply(impostor, "x", NOW)
+        assert replies.claim_reply(wamid, LEAD, owner="c", now=NOW, lease=LEASE).status is ClaimStatus.HELD
+
+
+class TestFinish:
+    def test_a_sent_reply_is_recorded_with_the_lead_and_closes_the_claim(
+        self, replies: DynamoReplyStore, webhook: Any, aws: AwsStack
+    ) -> None:
+        # Given a stored inbound greeting and a claim on it
+        inbound = meta.text_message(LEAD, "שלום", timestamp=int(NOW.timestamp()) - 5)
+        assert webhook(meta.envelope(meta.message_value([inbound]))).status == 200
+        claim = replies.claim_reply(inbound["id"], LEAD, owner="a", now=NOW, lease=LEASE)
+        # When the reply is finished
+        assert replies.finish_reply_sent(claim, _reply("wamid.R1", inbound["id"])) is True
+        # Then the reply, the lead, the inbound message and the claim all say so
+        reply = replies.get_message("wamid.R1")
+        assert (reply["auto_reply"], reply["intent"], reply["reply_to"]) == (True, "greeting", inbound["id"])
+        lead = replies.get_lead(LEAD)
+        assert lead["awaits_response"] is False
+        assert lead["last_auto_reply_at_greeting"] == iso(NOW)
+        assert "last_human_outbound_at" not in lead
+        message = replies.get_message(inbound["id"])
+        assert (message["reply_status"], message["reply_wamid"]) == ("sent", "wamid.R1")
+        assert _claim_item(aws, inbound["id"])["state"] == "done"
+        assert replies.get_lead_snapshot(LEAD).auto_reply_at == {"greeting": iso(NOW)}
+
+    def test_a_reply_whose_status_arrived_first_keeps_that_status(
+        self, replies: DynamoReplyStore, webhook: Any
+    ) -> None:
+        # Given Meta's "delivered" for the reply, carrying our callback data, arrived before we recorded it
+        inbound = meta.new_wamid()
+        status = meta.status("wamid.R2", "delivered", LEAD, timestamp=int(NOW.timestamp()) + 2)
+        status["biz_opaque_callback_data"] = f"{CALLBACK_PREFIX}{inbound}"
+        assert webhook(meta.envelope(meta.status_value([status]))).status == 200
+        # Then it is found as evidence of a send
+        evidence = replies.find_sent_reply(LEAD, inbound, iso(NOW - timedelta(minutes=10)))
+        assert evidence is not None
+        assert (evidence.wamid, evidence.recorded) == ("wamid.R2", False)
+        # When the reply is recorded
+        claim = replies.claim_reply(inbound, LEAD, owner="a", now=NOW, lease=LEASE)
+        assert replies.finish_reply_sent(claim, _reply("wamid.R2", inbound)) is True
+        # Then it merges with the status and is now evidence of a recorded send
+        assert replies.get_message("wamid.R2")["status"] == "delivered"
+        assert replies.find_sent_reply(LEAD, inbound, iso(NOW - timedelta(minutes=10))).recorded is True
+
+    def test_recording_an_already_recorded_reply_only_closes_the_claim(
+        self, replies: DynamoReplyStore, aws: AwsStack
+    ) -> None:
+        inbound = meta.new_wamid()
+        replies.record_outbound(_reply("wamid.R3", inbound))
+        claim = replies.claim_reply(inbound, LEAD, owner="a", now=NOW, lease=LEASE)
+        assert replies.finish_reply_sent(claim, _reply("wamid.R3", inbound)) is True
+        assert _claim_item(aws, inbound)["state"] == "done"
+        stats = [
+            item
+            for item in aws.client("dynamodb").scan(TableName=aws.ref("ConversationsTable"))["Items"]
+            if item["PK"]["S"].startswith("STATS#")
+        ]
+        assert sum(int(item["sent"]["N"]) for item in stats) == 1
+
+    def test_a_reply_sent_after_losing_the_claim_is_still_recorded(self, replies: DynamoReplyStore) -> None:
+        inbound = meta.new_wamid()
+        lost = replies.claim_reply(inbound, LEAD, owner="a", now=NOW, lease=LEASE)
+        replies.claim_reply(inbound, LEAD, owner="b", now=NOW + timedelta(minutes=5), lease=LEASE)
+        assert replies.finish_reply_sent(lost, _reply("wamid.R4", inbound)) is False
+        assert replies.get_message("wamid.R4")["auto_reply"] is True
+
+    def test_a_permanent_failure_is_recorded_on_the_inbound_message(
+        self, replies: DynamoReplyStore, webhook: Any, aws: AwsStack
+    ) -> None:
+        inbound = meta.text_message(LEAD, "שלום")
+        assert webhook(meta.envelope(meta.message_value([inbound]))).status == 200
+        claim = replies.claim_reply(inbound["id"], LEAD, owner="a", now=NOW, lease=LEASE)
+        replies.finish_reply_failed(claim, MessageError(131047, "Re-engagement message"), NOW)
+        message = replies.get_message(inbound["id"])
+        assert message["reply_status"] == "failed"
+        assert message["reply_error"] == {"code": 131047, "title": "Re-engagement message"}
+        assert _claim_item(aws, inbound["id"])["state"] == "failed_permanent"
+
+
+class TestLead:
+    def test_annotating_a_message_that_is_not_stored_writes_nothing(
+        self, replies: DynamoReplyStore, aws: AwsStack
+    ) -> None:
+        assert replies.annotate_inbound("wamid.MISSING", {"intent": "greeting"}) is False
+        assert aws.client("dynamodb").scan(TableName=aws.ref("ConversationsTable"))["Items"] == []
+
+    def test_the_latest_meeting_request_wins(self, replies: DynamoReplyStore) -> None:
+        def request(minute: int) -> MeetingRequest:
+            return MeetingRequest(
+                slot_id=f"slot:{minute}",
+                slot_start="2026-11-25T08:00:00Z",
+                requested_at=iso(NOW + timedelta(minutes=minute)),
+                source_wamid=f"wamid.{minute}",
+            )
+
+        assert replies.record_meeting_request(LEAD, request(5)) is True
+        assert replies.record_meeting_request(LEAD, request(1)) is False
+        meeting = replies.get_lead(LEAD)["meeting_request"]
+        assert (meeting["slot_id"], meeting["status"]) == ("slot:5", "requested")
+
+    def test_a_missing_lead_reads_as_a_fresh_one(self, replies: DynamoReplyStore) -> None:
+        snapshot = replies.get_lead_snapshot("972500000000")
+        assert (snapshot.opted_out, snapshot.last_human_outbound_at, dict(snapshot.auto_reply_at)) == (False, None, {})
