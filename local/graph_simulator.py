@@ -473,7 +473,9 @@ class GraphSimulator:
             return self
         self._stopping.clear()
         self._server = _Server(self._address, self)
-        serving = threading.Thread(target=self._server.serve_forever, name="graph-simulator", daemon=True)
+        serving = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="graph-simulator", daemon=True
+        )
         serving.start()
         self._threads = [serving]
         if self.webhook_url:
