@@ -1,0 +1,256 @@
+"""ConversationsFunction: the CRM's read API (conversations, a thread, mark read) and GET /health.
+
+Thin by design: query and path validation (through the resolver), one domain call per route, the HTTP
+mapping of its refusals. Reads only, apart from resetting a thread's unread count on POST .../read.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from whatsapp_crm.api_errors import install_error_handlers, invalid_field, not_found
+from whatsapp_crm.api_models import (
+    ConversationsPage,
+    HealthBody,
+    MessagesPage,
+    ReadBody,
+    body_doc,
+    error_doc,
+)
+from whatsapp_crm.clock import Clock, iso, utc_now
+from whatsapp_crm.credentials import load_credentials
+from whatsapp_crm.errors import ConfigurationError
+from whatsapp_crm.health import HealthPolicy, HealthStore, check_health
+from whatsapp_crm.http import json_response
+from whatsapp_crm.observability import logger, metrics, tracer
+from whatsapp_crm.read_api import (
+    ConversationReader,
+    CursorSigner,
+    InvalidCursorError,
+    InvalidWaIdError,
+    LeadNotFoundError,
+    ReadReceiptSender,
+    list_conversations,
+    list_messages,
+    mark_conversation_read,
+    resolve_wa_id,
+)
+from whatsapp_crm.settings import ConversationsSettings, load
+
+app = APIGatewayHttpResolver(enable_validation=True)
+install_error_handlers(app)
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")]
+WaId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        description="The lead's WhatsApp id: international digits (a leading + is tolerated; 0... is national)",
+    ),
+]
+_INVALID = error_doc("validation_error (`field` names the parameter; a tampered cursor also lands here)")
+
+
+def _settings() -> ConversationsSettings:
+    return load(ConversationsSettings)
+
+
+@cache
+def _dynamo_store(table_name: str) -> Any:
+    from whatsapp_crm.store.api import DynamoApiStore
+
+    return DynamoApiStore(table_name)
+
+
+@cache
+def _graph_client(access_token: str, settings: ConversationsSettings) -> ReadReceiptSender:
+    from whatsapp_crm.graph.client import GraphClient
+
+    return GraphClient(
+        access_token,
+        base_url=settings.graph_api_base_url,
+        version=settings.graph_api_version,
+        connect_timeout=settings.graph_connect_timeout_seconds,
+        read_timeout=settings.graph_read_timeout_seconds,
+        max_attempts=settings.graph_max_attempts,
+        max_retry_seconds=settings.graph_max_retry_seconds,
+        default_region=settings.default_phone_region,
+    )
+
+
+@cache
+def _signer_for(secret: str) -> CursorSigner:
+    return CursorSigner.from_secret(secret)
+
+
+def _store() -> Any:
+    store = app.context.get("store")
+    return store if store is not None else _dynamo_store(_settings().table_name)
+
+
+def _reader() -> ConversationReader:
+    reader: ConversationReader = _store()
+    return reader
+
+
+def _health_store() -> HealthStore:
+    store: HealthStore = _store()
+    return store
+
+
+def _sender() -> ReadReceiptSender:
+    sender = app.context.get("sender")
+    if sender is not None:
+        return sender
+    settings = _settings()
+    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
+
+
+def _clock() -> Clock:
+    clock = app.context.get("clock")
+    return clock if clock is not None else utc_now
+
+
+def _signer() -> CursorSigner:
+    settings = _settings()
+    secret = settings.cursor_signing_key or load_credentials(settings).app_secret.get_secret_value()
+    if not secret:
+        raise ConfigurationError("neither CURSOR_SIGNING_KEY nor an app secret to sign cursors with")
+    return _signer_for(secret)
+
+
+def _wa_id(raw: str) -> str:
+    return resolve_wa_id(raw, _settings().default_phone_region)
+
+
+@app.get(
+    "/conversations",
+    summary="List conversations",
+    description="Leads by last activity, newest first.",
+    tags=["conversations"],
+    operation_id="listConversations",
+    responses={200: body_doc("One page of conversations", ConversationsPage), 400: _INVALID},
+)
+def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
+    page = list_conversations(_reader(), _signer(), limit=limit, cursor=cursor)
+    return json_response(200, page.model_dump(mode="json"))
+
+
+@app.get(
+    "/conversations/<wa_id>/messages",
+    summary="List a conversation's messages",
+    description="Inbound and outbound messages of one lead, newest first, with delivery statuses.",
+    tags=["conversations"],
+    operation_id="listMessages",
+    responses={
+        200: body_doc("One page of messages", MessagesPage),
+        400: _INVALID,
+        404: error_doc("not_found: no conversation with this WhatsApp id"),
+    },
+)
+def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
+    page = list_messages(_reader(), _signer(), wa_id=_wa_id(wa_id), limit=limit, cursor=cursor)
+    return json_response(200, page.model_dump(mode="json"))
+
+
+@app.post(
+    "/conversations/<wa_id>/read",
+    summary="Mark a conversation read",
+    description=(
+        "Resets the unread count and marks the lead's last inbound message as read on WhatsApp "
+        "(blue ticks). The WhatsApp receipt is best effort; its outcome is in read_receipt."
+    ),
+    tags=["conversations"],
+    operation_id="markConversationRead",
+    responses={
+        200: body_doc("Unread count reset", ReadBody),
+        400: _INVALID,
+        404: error_doc("not_found: no conversation with this WhatsApp id"),
+    },
+)
+def mark_read(wa_id: WaId) -> Response[str]:
+    settings = _settings()
+    body = mark_conversation_read(
+        _reader(),
+        _sender,
+        wa_id=_wa_id(wa_id),
+        default_phone_number_id=settings.whatsapp_phone_number_id,
+        at=iso(_clock()()),
+    )
+    return json_response(200, body.model_dump(mode="json", exclude_none=True))
+
+
+@app.get(
+    "/health",
+    summary="Service health",
+    description=(
+        "Figures of the last 24 hours from the table's hourly counters. Degraded when the table or the "
+        "secret cannot be read, or when the last hour's send error rate passes the threshold."
+    ),
+    tags=["health"],
+    operation_id="getHealth",
+    responses={200: body_doc("Health, healthy or degraded", HealthBody)},
+)
+def health() -> Response[str]:
+    settings = _settings()
+
+    def check_secret() -> None:
+        credentials = load_credentials(settings)
+        if not credentials.access_token.get_secret_value() or not credentials.app_secret.get_secret_value():
+            raise ConfigurationError("the WhatsApp secret lacks access_token or app_secret")
+
+    report = check_health(
+        _health_store(),
+        check_secret,
+        clock=_clock(),
+        policy=HealthPolicy(
+            error_rate_threshold=settings.health_error_rate_threshold, min_sends=settings.health_min_sends
+        ),
+    )
+    return json_response(200, report.model_dump(mode="json"))
+
+
+@app.exception_handler(InvalidCursorError)
+def _bad_cursor(error: InvalidCursorError) -> Response[str]:
+    logger.warning("refused a pagination cursor that does not verify")
+    return invalid_field("cursor", str(error))
+
+
+@app.exception_handler(InvalidWaIdError)
+def _bad_wa_id(error: InvalidWaIdError) -> Response[str]:
+    return invalid_field("wa_id", str(error))
+
+
+@app.exception_handler(LeadNotFoundError)
+def _no_lead(error: LeadNotFoundError) -> Response[str]:
+    return not_found(str(error))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    store: Any | None = None,
+    sender: ReadReceiptSender | None = None,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """Entry point for tests and the local stack: same routing with ports handed in."""
+    app.append_context(store=store, sender=sender, clock=clock)
+    try:
+        return lambda_handler(event, context)
+    finally:
+        app.clear_context()

@@ -1,0 +1,213 @@
+"""SendFunction: POST /messages, an authenticated send of any WhatsApp message kind from the CRM.
+
+Thin by design: request validation (pydantic, through the resolver), one domain call, the HTTP mapping of
+its refusals. The rules live in whatsapp_crm.outbound; Graph errors are mapped in whatsapp_crm.api_errors.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from whatsapp_crm.api_errors import TEMPLATE_HINT, install_error_handlers, invalid_field, rate_limited
+from whatsapp_crm.api_models import SendAcceptedBody, body_doc, error_doc
+from whatsapp_crm.clock import Clock, utc_now
+from whatsapp_crm.credentials import load_credentials
+from whatsapp_crm.http import error_response, json_response
+from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
+from whatsapp_crm.outbound import (
+    InvalidRecipientError,
+    MessageSender,
+    OutboundStore,
+    RecipientOptedOutError,
+    SendPolicy,
+    WindowClosedError,
+    send_message,
+)
+from whatsapp_crm.ratelimit import RateCounter, RateLimitedError
+from whatsapp_crm.send_models import AnyMessage, SendRequest
+from whatsapp_crm.settings import SendSettings, load
+
+app = APIGatewayHttpResolver(enable_validation=True)
+install_error_handlers(app)
+
+
+def _settings() -> SendSettings:
+    return load(SendSettings)
+
+
+@cache
+def _policy(settings: SendSettings) -> SendPolicy:
+    return SendPolicy(
+        default_phone_number_id=settings.whatsapp_phone_number_id,
+        default_region=settings.default_phone_region,
+        per_recipient_per_minute=settings.rate_limit_per_recipient_per_minute,
+        per_number_per_second=settings.rate_limit_per_number_per_second,
+    )
+
+
+# Real adapters are built on first use and reused by later invocations of this execution environment.
+@cache
+def _dynamo_store(table_name: str) -> OutboundStore:
+    from whatsapp_crm.store.dynamodb import DynamoConversationStore
+
+    return DynamoConversationStore(table_name)
+
+
+@cache
+def _dynamo_counter(table_name: str) -> RateCounter:
+    from whatsapp_crm.store.rate_counters import DynamoRateCounter
+
+    return DynamoRateCounter(table_name)
+
+
+@cache
+def _graph_client(access_token: str, settings: SendSettings) -> MessageSender:
+    # Keyed by the token too: a rotated secret (read through a 5-minute cache) gets a fresh client.
+    from whatsapp_crm.graph.client import GraphClient
+
+    return GraphClient(
+        access_token,
+        base_url=settings.graph_api_base_url,
+        version=settings.graph_api_version,
+        connect_timeout=settings.graph_connect_timeout_seconds,
+        read_timeout=settings.graph_read_timeout_seconds,
+        max_attempts=settings.graph_max_attempts,
+        max_retry_seconds=settings.graph_max_retry_seconds,
+        default_region=settings.default_phone_region,
+    )
+
+
+def _injected(name: str) -> Any:
+    return app.context.get(name)
+
+
+def _store() -> OutboundStore:
+    store = _injected("store")
+    return store if store is not None else _dynamo_store(_settings().table_name)
+
+
+def _limiter() -> RateCounter:
+    limiter = _injected("limiter")
+    return limiter if limiter is not None else _dynamo_counter(_settings().table_name)
+
+
+def _sender() -> MessageSender:
+    sender = _injected("sender")
+    if sender is not None:
+        return sender
+    settings = _settings()
+    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
+
+
+def _clock() -> Clock:
+    clock = _injected("clock")
+    return clock if clock is not None else utc_now
+
+
+@app.post(
+    "/messages",
+    summary="Send a WhatsApp message",
+    description=(
+        "Meta's send-message object without messaging_product. Free-form kinds need the 24-hour window the "
+        "lead opened; templates go any time. Never to a lead who opted out. Rate limited per recipient and "
+        "per sending number."
+    ),
+    tags=["messages"],
+    operation_id="sendMessage",
+    responses={
+        201: body_doc("Meta accepted the message (delivery is reported later by status webhooks)", SendAcceptedBody),
+        400: error_doc("validation_error: the body or `to` is invalid (`field` names it)"),
+        409: error_doc("recipient_opted_out"),
+        422: error_doc("outside_customer_service_window: send a template (also Meta's 131047)"),
+        429: error_doc("rate_limited: see Retry-After (ours, or Meta's 130429/131056)"),
+        502: error_doc("whatsapp_error: Meta refused the request (graph_error says why)"),
+        503: error_doc("whatsapp_unavailable: Meta kept failing after retries"),
+    },
+)
+def send(message: Annotated[SendRequest, Body(description="Meta's send object")]) -> Response[str]:
+    outgoing: AnyMessage = message
+    accepted = send_message(
+        outgoing, policy=_policy(_settings()), store=_store(), sender=_sender(), limiter=_limiter(), clock=_clock()
+    )
+    metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=1)
+    if not accepted.recorded:
+        metrics.add_metric(name="SendsNotRecorded", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "message accepted by WhatsApp",
+        extra={"wamid": accepted.message_id, "wa_id": mask_phone(accepted.wa_id), "type": outgoing.type},
+    )
+    body = SendAcceptedBody(
+        message_id=accepted.message_id,
+        wa_id=accepted.wa_id,
+        to=accepted.to,
+        message_status=accepted.message_status,
+    )
+    return json_response(201, body.model_dump(mode="json", exclude_none=True))
+
+
+@app.exception_handler(InvalidRecipientError)
+def _invalid_recipient(error: InvalidRecipientError) -> Response[str]:
+    return invalid_field("to", str(error))
+
+
+@app.exception_handler(RecipientOptedOutError)
+def _opted_out(error: RecipientOptedOutError) -> Response[str]:
+    metrics.add_metric(name="SendsRefusedOptedOut", unit=MetricUnit.Count, value=1)
+    return error_response(
+        409,
+        "recipient_opted_out",
+        "the recipient opted out of messages from this business",
+        opted_out_at=error.opted_out_at,
+    )
+
+
+@app.exception_handler(WindowClosedError)
+def _window_closed(error: WindowClosedError) -> Response[str]:
+    metrics.add_metric(name="SendsRefusedWindowClosed", unit=MetricUnit.Count, value=1)
+    return error_response(
+        422,
+        "outside_customer_service_window",
+        "free-form messages need a message from the lead in the last 24 hours",
+        hint=TEMPLATE_HINT,
+        last_inbound_at=error.last_inbound_at,
+        window_closed_at=error.window_closed_at,
+    )
+
+
+@app.exception_handler(RateLimitedError)
+def _rate_limited(error: RateLimitedError) -> Response[str]:
+    metrics.add_metric(name="SendsRateLimited", unit=MetricUnit.Count, value=1)
+    return rate_limited(
+        f"at most {error.limit} messages per {error.window_seconds} s per {error.scope}",
+        error.retry_after_seconds,
+        scope=error.scope,
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    store: OutboundStore | None = None,
+    sender: MessageSender | None = None,
+    clock: Clock | None = None,
+    limiter: RateCounter | None = None,
+) -> dict[str, Any]:
+    """Entry point for tests and the local stack: same routing with ports handed in."""
+    app.append_context(store=store, sender=sender, clock=clock, limiter=limiter)
+    try:
+        return lambda_handler(event, context)
+    finally:
+        app.clear_context()

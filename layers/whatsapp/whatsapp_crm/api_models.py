@@ -1,0 +1,164 @@
+"""Response bodies of the send and read APIs. They shape the JSON and document it in docs/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+class GraphErrorBody(_Body):
+    code: int | None = Field(description="Meta's error code, e.g. 131047")
+    title: str | None = None
+    details: str | None = None
+    fbtrace_id: str | None = Field(default=None, description="Quote it to Meta support")
+
+
+class FieldProblem(_Body):
+    field: str
+    message: str
+
+
+class ErrorDetail(_Body):
+    code: str = Field(
+        description="validation_error, not_found, recipient_opted_out, outside_customer_service_window, "
+        "rate_limited, whatsapp_error, whatsapp_unavailable, temporarily_unavailable, configuration_error, "
+        "internal_error"
+    )
+    message: str
+    field: str | None = Field(default=None, description="validation_error: the offending field, e.g. text.body")
+    errors: list[FieldProblem] | None = Field(default=None, description="validation_error: every problem found")
+    hint: str | None = None
+    retry_after_seconds: int | None = Field(default=None, description="rate_limited: same as Retry-After")
+    scope: str | None = Field(default=None, description="rate_limited: recipient, number or whatsapp")
+    graph_error: GraphErrorBody | None = Field(default=None, description="Present whenever Meta answered")
+
+
+class ErrorBody(_Body):
+    error: ErrorDetail
+
+
+def body_doc(description: str, model: type[BaseModel]) -> OpenAPIResponse:
+    """An OpenAPI response entry whose JSON body is `model`."""
+    return {"description": description, "content": {"application/json": {"model": model}}}
+
+
+def error_doc(description: str) -> OpenAPIResponse:
+    return body_doc(description, ErrorBody)
+
+
+# --- POST /messages ------------------------------------------------------------------------------
+
+
+class SendAcceptedBody(_Body):
+    message_id: str = Field(description="Meta's wamid; statuses for it arrive on the webhook")
+    wa_id: str = Field(description="The recipient's WhatsApp id (international digits)", examples=["972525551234"])
+    to: str = Field(description="The number as sent to Meta, E.164 with '+'", examples=["+972525551234"])
+    status: Literal["accepted"] = "accepted"
+    message_status: str | None = Field(
+        default=None, description="Templates only: accepted, held_for_quality_assessment or paused"
+    )
+
+
+# --- conversations -------------------------------------------------------------------------------
+
+
+class ConversationSummary(_Body):
+    wa_id: str
+    name: str | None = Field(default=None, description="The lead's WhatsApp profile name")
+    lead_id: str | None = Field(default=None, description="The CRM's id, as last given to POST /messages")
+    last_message_at: str | None = None
+    last_message_preview: str | None = None
+    unread_count: int = 0
+    awaits_response: bool = False
+    opted_out: bool = False
+    window_expires_at: str | None = Field(
+        default=None, description="When free-form messages stop being allowed (24 h after the lead's last message)"
+    )
+    meeting: dict[str, Any] | None = Field(default=None, description="The meeting the lead asked for, if any")
+
+
+class ConversationsPage(_Body):
+    conversations: list[ConversationSummary]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class StatusEntry(_Body):
+    status: str
+    timestamp: str
+
+
+class MessageView(_Body):
+    id: str = Field(description="wamid")
+    direction: Literal["inbound", "outbound"]
+    type: str = Field(description="Meta's message type; 'unknown' for a send known only from its statuses")
+    text: str | None = Field(default=None, description="Text body or caption")
+    timestamp: str
+    status: str | None = Field(default=None, description="Outbound: accepted, sent, delivered, read, played, failed")
+    status_history: list[StatusEntry] = Field(default_factory=list)
+    error: dict[str, Any] | None = None
+    intent: str | None = None
+    language: str | None = None
+    auto_reply: bool = False
+    reply_to: str | None = Field(default=None, description="The wamid this message quotes")
+
+
+class MessagesPage(_Body):
+    wa_id: str
+    messages: list[MessageView]
+    next_cursor: str | None
+
+
+class ReadReceipt(_Body):
+    message_id: str | None = Field(description="The lead's last inbound wamid, marked read on WhatsApp")
+    status: Literal["sent", "failed", "none"]
+    graph_error: GraphErrorBody | None = None
+
+
+class ReadBody(_Body):
+    wa_id: str
+    unread_count: int
+    read_receipt: ReadReceipt
+
+
+# --- health --------------------------------------------------------------------------------------
+
+
+class Check(_Body):
+    ok: bool
+    detail: str | None = None
+
+
+class ErrorRateCheck(_Body):
+    ok: bool
+    last_hour: float
+    sent_last_hour: float
+    threshold: float
+
+
+class HealthChecks(_Body):
+    table: Check
+    secret: Check
+    error_rate: ErrorRateCheck
+
+
+class Last24h(_Body):
+    received: int
+    sent: int
+    failed: int
+    error_rate: float = Field(description="failed / sent over the last 24 hourly buckets")
+
+
+class HealthBody(_Body):
+    status: Literal["healthy", "degraded"]
+    checks: HealthChecks
+    last_24h: Last24h
+    last_activity: str | None

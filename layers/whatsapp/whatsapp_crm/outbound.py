@@ -1,0 +1,190 @@
+"""Sending a message a person wrote in the CRM: the rules before Meta, the call, and the record after.
+
+Order matters and is cheapest-first: the number must be real, the lead must not have opted out, free-form
+kinds need the 24-hour window the lead opened, then the durable rate limits take one unit each. Only then
+is Meta called; only what Meta accepted is recorded (as sent by a human, which starts the responder's
+takeover period and clears `awaits_response`), merged with any status webhook that got there first.
+
+Graph errors propagate unchanged: the handler maps each class to one HTTP answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from whatsapp_crm.clock import Clock, iso, parse_iso
+from whatsapp_crm.conversations import OutboundRecord, SentBy
+from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
+from whatsapp_crm.observability import logger, mask_phone
+from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
+from whatsapp_crm.ratelimit import RateCounter, RateLimit, acquire
+from whatsapp_crm.send_models import (
+    AnyMessage,
+    media_id,
+    meta_payload,
+    preview,
+    readable_text,
+    reply_to,
+    requires_open_window,
+)
+
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+
+
+class SentMessage(Protocol):
+    """What Meta answered to an accepted send (whatsapp_crm.graph.SendResult)."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def wa_id(self) -> str | None: ...
+    @property
+    def message_status(self) -> str | None: ...
+
+
+class MessageSender(Protocol):
+    def send_message(self, phone_number_id: str, message: Mapping[str, Any]) -> SentMessage: ...
+
+
+class OutboundStore(Protocol):
+    def get_lead(self, wa_id: str) -> dict[str, Any] | None: ...
+    def record_outbound(self, record: OutboundRecord) -> bool: ...
+
+
+class InvalidRecipientError(ValueError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"'to' is not a usable phone number: {reason}")
+        self.reason = reason
+
+
+class RecipientOptedOutError(Exception):
+    def __init__(self, opted_out_at: str | None) -> None:
+        super().__init__("the recipient opted out of messages from this business")
+        self.opted_out_at = opted_out_at
+
+
+class WindowClosedError(Exception):
+    """A free-form message outside the 24 hours after the lead's last message: only a template may go."""
+
+    def __init__(self, last_inbound_at: str | None) -> None:
+        super().__init__("outside the 24-hour customer service window")
+        self.last_inbound_at = last_inbound_at
+        self.window_closed_at = window_closes_at(last_inbound_at)
+
+
+@dataclass(frozen=True, slots=True)
+class SendPolicy:
+    default_phone_number_id: str
+    default_region: str
+    per_recipient_per_minute: int
+    per_number_per_second: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendAccepted:
+    message_id: str
+    wa_id: str
+    to: str
+    message_status: str | None
+    recorded: bool
+    status: str = "accepted"
+
+
+def window_closes_at(last_inbound_at: str | None) -> str | None:
+    if not last_inbound_at:
+        return None
+    return iso(parse_iso(last_inbound_at) + CUSTOMER_SERVICE_WINDOW)
+
+
+def window_is_open(last_inbound_at: str | None, now: datetime) -> bool:
+    if not last_inbound_at:
+        return False
+    return now < parse_iso(last_inbound_at) + CUSTOMER_SERVICE_WINDOW
+
+
+def _check_rules(message: AnyMessage, lead: Mapping[str, Any] | None, now: datetime) -> None:
+    # An opt-out blocks every kind, not only templates: a lead who said stop is not messaged from the CRM,
+    # even inside a window their "stop" itself opened.
+    if lead and lead.get("opted_out"):
+        raise RecipientOptedOutError(lead.get("opted_out_at"))
+    if requires_open_window(message):
+        last_inbound_at = lead.get("last_inbound_at") if lead else None
+        if not window_is_open(last_inbound_at, now):
+            raise WindowClosedError(last_inbound_at)
+
+
+def send_message(
+    message: AnyMessage,
+    *,
+    policy: SendPolicy,
+    store: OutboundStore,
+    sender: MessageSender,
+    limiter: RateCounter,
+    clock: Clock,
+) -> SendAccepted:
+    try:
+        recipient = normalize_phone(message.to, policy.default_region)
+    except InvalidPhoneNumberError as error:
+        raise InvalidRecipientError(error.reason) from None
+    lead = store.get_lead(recipient.wa_id)
+    now = clock()
+    _check_rules(message, lead, now)
+    # The window is per business number, so reply from the number the lead last wrote to.
+    phone_number_id = str((lead or {}).get("last_phone_number_id") or policy.default_phone_number_id)
+    if not phone_number_id:
+        raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_ID to send from")
+    acquire(
+        limiter,
+        [
+            (RateLimit("recipient", policy.per_recipient_per_minute, 60), recipient.wa_id),
+            (RateLimit("number", policy.per_number_per_second, 1), phone_number_id),
+        ],
+        now,
+    )
+    payload = meta_payload(message, recipient.e164)
+    result = sender.send_message(phone_number_id, payload)
+    wa_id = result.wa_id or recipient.wa_id
+    record = OutboundRecord(
+        wamid=result.message_id,
+        wa_id=wa_id,
+        phone_number_id=phone_number_id,
+        message_type=message.type,
+        timestamp=iso(clock()),
+        sent_by=SentBy.HUMAN,
+        text=readable_text(message),
+        preview=preview(message),
+        reply_to=reply_to(message),
+        media_id=media_id(message),
+        request_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        message_status=result.message_status,
+        lead_id=message.lead_id,
+        awaits_response=False,
+    )
+    recorded = _record(store, record)
+    return SendAccepted(
+        message_id=result.message_id,
+        wa_id=wa_id,
+        to=recipient.e164,
+        message_status=result.message_status,
+        recorded=recorded,
+    )
+
+
+def _record(store: OutboundStore, record: OutboundRecord) -> bool:
+    """Meta has the message already: a failed write must not turn into an error that invites a resend.
+
+    The status webhooks will still create the message (type `unknown`) and move its status.
+    """
+    try:
+        store.record_outbound(record)
+        return True
+    except StoreUnavailableError:
+        logger.exception(
+            "message sent but not recorded",
+            extra={"wamid": record.wamid, "wa_id": mask_phone(record.wa_id)},
+        )
+        return False

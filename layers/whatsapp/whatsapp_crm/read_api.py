@@ -1,0 +1,282 @@
+"""Reading conversations: the lead list by activity, one lead's thread, and marking a thread read.
+
+Pagination cursors are opaque and tamper-evident: `v1.<payload>.<signature>`, the payload naming the last
+item returned and the route and lead it belongs to, the signature an HMAC-SHA256 over both under a key
+only the service holds. A cursor is honoured only on the route and lead it was issued for, and the store
+rebuilds the partition key from the request, never from the cursor, so even a valid cursor cannot reach
+another lead's messages. Anything that does not verify is an InvalidCursorError (HTTP 400).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from whatsapp_crm.api_models import (
+    ConversationsPage,
+    ConversationSummary,
+    GraphErrorBody,
+    MessagesPage,
+    MessageView,
+    ReadBody,
+    ReadReceipt,
+    StatusEntry,
+)
+from whatsapp_crm.conversations import StatusRank
+from whatsapp_crm.graph.errors import GraphAPIError
+from whatsapp_crm.outbound import window_closes_at
+from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
+
+CURSOR_VERSION = "v1"
+MAX_CURSOR_LENGTH = 2048
+_KEY_CONTEXT = b"whatsapp-crm/pagination-cursor/v1"
+STATUS_PREFIX = "status_ts_"
+RESET_ATTEMPTS = 3
+
+
+class InvalidCursorError(ValueError):
+    """The cursor is garbled, forged, or was issued for another route or lead. Deliberately vague."""
+
+    def __init__(self) -> None:
+        super().__init__("the cursor is not valid for this request; start again without one")
+
+
+class InvalidWaIdError(ValueError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"not a WhatsApp id or phone number: {reason}")
+
+
+class LeadNotFoundError(LookupError):
+    def __init__(self) -> None:
+        super().__init__("no conversation with this WhatsApp id")
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page ended: the last item's table key and its sort key on the index."""
+
+    pk: str
+    sort_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_position: Position | None
+
+
+class ConversationReader(Protocol):
+    def list_leads(self, limit: int, after: Position | None) -> Page: ...
+    def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page: ...
+    def get_lead(self, wa_id: str) -> dict[str, Any] | None: ...
+    def reset_unread(self, wa_id: str, seen_wamid: str | None, at: str) -> bool: ...
+
+
+class ReadReceiptSender(Protocol):
+    def mark_as_read(self, phone_number_id: str, message_id: str, *, typing_indicator: bool = False) -> None: ...
+
+
+# --- cursors -------------------------------------------------------------------------------------
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidCursorError() from None
+
+
+class CursorSigner:
+    """Signs and verifies cursors. Derive the key once from a secret the service already holds."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("a cursor key needs at least 16 bytes")
+        self._key = key
+
+    @classmethod
+    def from_secret(cls, secret: str) -> CursorSigner:
+        """A key of its own, derived from (for instance) the app secret, so cursors never expose that secret."""
+        if not secret:
+            raise ValueError("no secret to derive the cursor key from")
+        return cls(hmac.new(secret.encode("utf-8"), _KEY_CONTEXT, hashlib.sha256).digest())
+
+    def _signature(self, signed_part: str) -> str:
+        return _b64encode(hmac.new(self._key, signed_part.encode("ascii"), hashlib.sha256).digest())
+
+    def issue(self, route: str, wa_id: str, position: Position) -> str:
+        document = {"r": route, "w": wa_id, "pk": position.pk, "sk": position.sort_key}
+        payload = _b64encode(json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode("ascii"))
+        signed_part = f"{CURSOR_VERSION}.{payload}"
+        return f"{signed_part}.{self._signature(signed_part)}"
+
+    def verify(self, cursor: str, route: str, wa_id: str) -> Position:
+        if not cursor.isascii() or len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 2:
+            raise InvalidCursorError()
+        version, payload, signature = cursor.split(".")
+        signed_part = f"{version}.{payload}"
+        if version != CURSOR_VERSION or not hmac.compare_digest(signature, self._signature(signed_part)):
+            raise InvalidCursorError()
+        try:
+            document = json.loads(_b64decode(payload))
+        except ValueError:
+            raise InvalidCursorError() from None
+        if not isinstance(document, dict) or document.get("r") != route or document.get("w") != wa_id:
+            raise InvalidCursorError()
+        pk, sort_key = document.get("pk"), document.get("sk")
+        if not isinstance(pk, str) or not isinstance(sort_key, str) or not pk or not sort_key:
+            raise InvalidCursorError()
+        return Position(pk=pk, sort_key=sort_key)
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def conversation_summary(lead: Mapping[str, Any]) -> ConversationSummary:
+    meeting = lead.get("meeting")
+    return ConversationSummary(
+        wa_id=str(lead["wa_id"]),
+        name=_text(lead.get("profile_name")),
+        lead_id=_text(lead.get("lead_id")),
+        last_message_at=_text(lead.get("last_message_at")),
+        last_message_preview=_text(lead.get("last_message_preview")),
+        unread_count=max(0, int(lead.get("unread_count") or 0)),
+        awaits_response=bool(lead.get("awaits_response")),
+        opted_out=bool(lead.get("opted_out")),
+        window_expires_at=window_closes_at(_text(lead.get("last_inbound_at"))),
+        meeting=meeting if isinstance(meeting, dict) else None,
+    )
+
+
+def _status_history(item: Mapping[str, Any]) -> list[StatusEntry]:
+    entries = [
+        (name.removeprefix(STATUS_PREFIX), value)
+        for name, value in item.items()
+        if name.startswith(STATUS_PREFIX) and isinstance(value, str)
+    ]
+
+    def order(entry: tuple[str, str]) -> tuple[int, str]:
+        rank = StatusRank.of(entry[0])
+        return (int(rank) if rank is not None else len(StatusRank), entry[1])
+
+    return [StatusEntry(status=status, timestamp=at) for status, at in sorted(entries, key=order)]
+
+
+def message_view(item: Mapping[str, Any]) -> MessageView:
+    direction = "inbound" if item.get("direction") == "inbound" else "outbound"
+    error = item.get("error")
+    return MessageView(
+        id=str(item.get("wamid") or str(item.get("PK", "")).removeprefix("MSG#")),
+        direction=direction,
+        type=_text(item.get("message_type")) or "unknown",
+        text=_text(item.get("text")),
+        timestamp=str(item.get("timestamp") or ""),
+        status=_text(item.get("status")) if direction == "outbound" else None,
+        status_history=_status_history(item),
+        error=error if isinstance(error, dict) else None,
+        intent=_text(item.get("intent")),
+        language=_text(item.get("language")),
+        auto_reply=bool(item.get("auto_reply")),
+        reply_to=_text(item.get("reply_to")),
+    )
+
+
+# --- use cases -----------------------------------------------------------------------------------
+
+CONVERSATIONS_ROUTE = "conversations"
+MESSAGES_ROUTE = "messages"
+
+
+def resolve_wa_id(raw: str, default_region: str) -> str:
+    """`{wa_id}` as Meta's international digits; a '+' is tolerated, a leading 0 is national."""
+    try:
+        return normalize_phone(raw, default_region).wa_id
+    except InvalidPhoneNumberError as error:
+        raise InvalidWaIdError(error.reason) from None
+
+
+def _after(signer: CursorSigner, cursor: str | None, route: str, wa_id: str) -> Position | None:
+    return signer.verify(cursor, route, wa_id) if cursor else None
+
+
+def list_conversations(
+    store: ConversationReader, signer: CursorSigner, *, limit: int, cursor: str | None
+) -> ConversationsPage:
+    page = store.list_leads(limit, _after(signer, cursor, CONVERSATIONS_ROUTE, ""))
+    next_cursor = signer.issue(CONVERSATIONS_ROUTE, "", page.next_position) if page.next_position else None
+    return ConversationsPage(
+        conversations=[conversation_summary(lead) for lead in page.items if lead.get("wa_id")],
+        next_cursor=next_cursor,
+    )
+
+
+def list_messages(
+    store: ConversationReader, signer: CursorSigner, *, wa_id: str, limit: int, cursor: str | None
+) -> MessagesPage:
+    after = _after(signer, cursor, MESSAGES_ROUTE, wa_id)
+    page = store.list_thread(wa_id, limit, after)
+    # Messages without a lead exist (statuses of sends made outside this API), so only an empty first
+    # page asks whether the lead exists at all.
+    if not page.items and after is None and store.get_lead(wa_id) is None:
+        raise LeadNotFoundError()
+    next_cursor = signer.issue(MESSAGES_ROUTE, wa_id, page.next_position) if page.next_position else None
+    return MessagesPage(wa_id=wa_id, messages=[message_view(item) for item in page.items], next_cursor=next_cursor)
+
+
+def _reset(store: ConversationReader, wa_id: str, at: str) -> Mapping[str, Any]:
+    """Zero the unread count up to the newest inbound message seen; a message arriving meanwhile stays unread."""
+    for _ in range(RESET_ATTEMPTS):
+        lead = store.get_lead(wa_id)
+        if lead is None:
+            raise LeadNotFoundError()
+        if store.reset_unread(wa_id, _text(lead.get("last_inbound_wamid")), at):
+            return lead
+    # Messages keep arriving: leave the count to the next call rather than wiping unseen ones.
+    return lead or {}
+
+
+def mark_conversation_read(
+    store: ConversationReader,
+    receipts: Callable[[], ReadReceiptSender],
+    *,
+    wa_id: str,
+    default_phone_number_id: str,
+    at: str,
+) -> ReadBody:
+    """Reset the thread's unread count, then blue-tick the lead's last message on WhatsApp.
+
+    The receipt is best effort: Meta refuses receipts for messages older than 30 days, and that must not
+    stop an agent from clearing the badge. Its outcome is reported, not raised. `receipts` builds the
+    Graph client only when there is a message to mark (it needs the access token).
+    """
+    lead = _reset(store, wa_id, at)
+    remaining = store.get_lead(wa_id) or lead
+    wamid = _text(lead.get("last_inbound_wamid"))
+    receipt = ReadReceipt(message_id=wamid, status="none")
+    phone_number_id = _text(lead.get("last_phone_number_id")) or default_phone_number_id
+    if wamid and phone_number_id:
+        try:
+            receipts().mark_as_read(phone_number_id, wamid)
+            receipt = ReadReceipt(message_id=wamid, status="sent")
+        except GraphAPIError as error:
+            details = error.as_dict() if error.code is not None or error.http_status is not None else None
+            receipt = ReadReceipt(
+                message_id=wamid,
+                status="failed",
+                graph_error=GraphErrorBody.model_validate(details) if details else None,
+            )
+    return ReadBody(wa_id=wa_id, unread_count=int(remaining.get("unread_count") or 0), read_receipt=receipt)
