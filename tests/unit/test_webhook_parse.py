@@ -222,3 +222,16 @@ def test_bodies_that_are_not_a_whatsapp_json_object_are_refused(body: bytes, rea
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     body = meta.wire_bytes(meta.envelope(meta.message_value([meta.text_message("972525551234", "[" * 500)])))
     assert len(parse_notification(decode_body(body)).messages) == 1
+
+
+def test_queue_body_validates_as_the_responders_contract() -> None:
+    # The webhook builds the SQS body by hand for speed; the responder validates it as QueuedInbound.
+    from whatsapp_crm.handoff import QueuedInbound
+    from whatsapp_crm.ingest import _handoff
+
+    [event] = _parse(meta.envelope(meta.message_value([MESSAGES["text_from_ad"]], name='דנה "הבונה"'))).messages
+    record = inbound_record(event, "2026-11-25T10:00:00Z")
+    queued = QueuedInbound.model_validate_json(_handoff(event, record.received_at, record.raw_json).body)
+    assert queued.message == MESSAGES["text_from_ad"]
+    assert (queued.wamid, queued.wa_id, queued.profile_name) == ("wamid.text3", "972525551234", 'דנה "הבונה"')
+    assert (queued.phone_number_id, queued.timestamp) == (meta.DEMO_PHONE_NUMBER_ID, 1764000002)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 
 Clock = Callable[[], datetime]
 
@@ -22,7 +23,9 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat() + "Z"
 
 
+@lru_cache(maxsize=1024)
 def iso_from_unix(seconds: int) -> str:
+    # Cached: the events of one delivery mostly share a handful of seconds.
     return iso(datetime.fromtimestamp(seconds, UTC))
 
 

@@ -8,9 +8,10 @@ responder's own claim covers the rest).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 
 
 class QueuedInbound(BaseModel):
@@ -25,16 +26,40 @@ class QueuedInbound(BaseModel):
     received_at: str
     message: dict[str, Any]  # the message object exactly as Meta sent it
 
-    # The webhook serializes the raw message once for DynamoDB; the queue body reuses that text.
-    _message_json: str | None = PrivateAttr(default=None)
 
-    def with_message_json(self, message_json: str) -> QueuedInbound:
-        self._message_json = message_json
-        return self
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-    def to_body(self) -> str:
-        """The SQS message body: this model as JSON (what the responder validates back into it)."""
-        if self._message_json is None:
-            return self.model_dump_json()
-        header = json.dumps(self.model_dump(exclude={"message"}), ensure_ascii=False, separators=(",", ":"))
-        return f'{header[:-1]},"message":{self._message_json}}}'
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """One SQS FIFO entry as the webhook sends it: `body` is a QueuedInbound in JSON."""
+
+    wa_id: str  # MessageGroupId
+    wamid: str  # MessageDeduplicationId
+    body: str
+
+
+def handoff(
+    *,
+    wamid: str,
+    wa_id: str,
+    phone_number_id: str,
+    display_phone_number: str | None,
+    profile_name: str | None,
+    timestamp: int,
+    received_at: str,
+    message_json: str,
+) -> Handoff:
+    """Build the queue entry without a second validation or serialization of the raw message: the webhook
+    already holds it as JSON text (tests check that the body validates back into QueuedInbound)."""
+    header = {
+        "wamid": wamid,
+        "wa_id": wa_id,
+        "phone_number_id": phone_number_id,
+        "display_phone_number": display_phone_number,
+        "profile_name": profile_name,
+        "timestamp": timestamp,
+        "received_at": received_at,
+    }
+    encoded = _compact_json(header)
+    return Handoff(wa_id=wa_id, wamid=wamid, body=f'{encoded[:-1]},"message":{message_json}}}')

@@ -21,7 +21,7 @@ from whatsapp_crm.conversations import (
     StatusRank,
     StatusUpdate,
 )
-from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.handoff import Handoff, handoff
 from whatsapp_crm.signature import SignatureVerdict, verify
 from whatsapp_crm.webhook.models import GraphErrorInfo, InboundMessage, StatusKind
 from whatsapp_crm.webhook.parse import (
@@ -34,6 +34,8 @@ from whatsapp_crm.webhook.parse import (
 )
 
 PREVIEW_LENGTH = 80
+# Built once: json.dumps would construct an encoder for every message.
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class ConversationWriter(Protocol):
@@ -43,7 +45,7 @@ class ConversationWriter(Protocol):
 
 
 class InboundSink(Protocol):
-    def enqueue(self, messages: Sequence[QueuedInbound]) -> None: ...
+    def enqueue(self, messages: Sequence[Handoff]) -> None: ...
 
 
 class SignatureRejectedError(Exception):
@@ -109,7 +111,7 @@ def inbound_record(event: InboundEvent, received_at: str) -> InboundRecord:
         message_type=message.type.value,
         timestamp=iso_from_unix(message.timestamp),
         received_at=received_at,
-        raw_json=json.dumps(event.raw, ensure_ascii=False, separators=(",", ":")),
+        raw_json=_compact_json(event.raw),
         profile_name=event.profile_name,
         text=text,
         media_id=media.id if media else None,
@@ -120,9 +122,8 @@ def inbound_record(event: InboundEvent, received_at: str) -> InboundRecord:
     )
 
 
-def _handoff(event: InboundEvent, received_at: str, message_json: str) -> QueuedInbound:
-    # Built from fields that were validated a moment ago: skip a second validation of the raw message.
-    return QueuedInbound.model_construct(
+def _handoff(event: InboundEvent, received_at: str, message_json: str) -> Handoff:
+    return handoff(
         wamid=event.message.id,
         wa_id=event.message.from_,
         phone_number_id=event.metadata.phone_number_id,
@@ -130,24 +131,29 @@ def _handoff(event: InboundEvent, received_at: str, message_json: str) -> Queued
         profile_name=event.profile_name,
         timestamp=event.message.timestamp,
         received_at=received_at,
-        message=event.raw,
-    ).with_message_json(message_json)
+        message_json=message_json,
+    )
+
+
+_RANKS = {kind: rank for kind in StatusKind if (rank := StatusRank.of(kind.value)) is not None}
+_STATUS_NAMES = {kind: kind.value for kind in StatusKind}
 
 
 def status_update(event: StatusEvent, received_at: str) -> StatusUpdate | None:
     status = event.status
-    rank = StatusRank.of(status.status.value) if status.status is not StatusKind.UNKNOWN else None
+    kind = status.status
+    rank = _RANKS.get(kind)
     if rank is None:
         return None
     return StatusUpdate(
         wamid=status.id,
-        status=status.status.value,
+        status=_STATUS_NAMES[kind],
         rank=rank,
         timestamp=iso_from_unix(status.timestamp),
         received_at=received_at,
         recipient_wa_id=status.recipient_id,
         phone_number_id=event.metadata.phone_number_id,
-        error=_first_error(status.errors) if status.status is StatusKind.FAILED else None,
+        error=_first_error(status.errors) if kind is StatusKind.FAILED else None,
         pricing_category=status.pricing.category if status.pricing else None,
         biz_opaque_callback_data=status.biz_opaque_callback_data,
     )

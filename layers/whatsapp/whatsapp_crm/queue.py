@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whatsapp_crm.errors import QueueUnavailableError
-from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.handoff import Handoff
 
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024
@@ -18,17 +18,16 @@ MAX_BATCH_BYTES = 256 * 1024
 _CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
-def _batches(messages: Sequence[QueuedInbound]) -> Iterator[list[tuple[str, QueuedInbound]]]:
+def _batches(messages: Sequence[Handoff]) -> Iterator[list[Handoff]]:
     """Groups of at most 10 entries and 256 KiB, the limits of one SendMessageBatch call."""
-    batch: list[tuple[str, QueuedInbound]] = []
+    batch: list[Handoff] = []
     size = 0
     for message in messages:
-        body = message.to_body()
-        body_size = len(body.encode("utf-8"))
+        body_size = len(message.body.encode("utf-8"))
         if batch and (len(batch) == MAX_BATCH_ENTRIES or size + body_size > MAX_BATCH_BYTES):
             yield batch
             batch, size = [], 0
-        batch.append((body, message))
+        batch.append(message)
         size += body_size
     if batch:
         yield batch
@@ -45,17 +44,17 @@ class SqsInboundQueue:
             self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
         return self._client
 
-    def enqueue(self, messages: Sequence[QueuedInbound]) -> None:
+    def enqueue(self, messages: Sequence[Handoff]) -> None:
         """Send every message or raise QueueUnavailableError (then the webhook answers 500 and Meta retries)."""
         for batch in _batches(messages):
             entries = [
                 {
                     "Id": str(index),
-                    "MessageBody": body,
+                    "MessageBody": message.body,
                     "MessageGroupId": message.wa_id,
                     "MessageDeduplicationId": _dedup_id(message.wamid),
                 }
-                for index, (body, message) in enumerate(batch)
+                for index, message in enumerate(batch)
             ]
             try:
                 response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)

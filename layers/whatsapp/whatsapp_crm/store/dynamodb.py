@@ -198,18 +198,31 @@ def message_key(wamid: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=64)
-def _stats_expiry(hour: str) -> int:
-    return int((parse_iso(f"{hour}:00:00Z") + STATS_RETENTION).timestamp())
+def _stats_expiry(hour: str) -> str:
+    return str(int((parse_iso(f"{hour}:00:00Z") + STATS_RETENTION).timestamp()))
+
+
+@lru_cache(maxsize=16)
+def _stats_expression(counters: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    names = {"#ttl": keys.TTL_ATTRIBUTE, "#hour": "hour"} | {f"#c{i}": name for i, name in enumerate(counters)}
+    adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
+    return f"SET #ttl = if_not_exists(#ttl, :ttl), #hour = if_not_exists(#hour, :hour) ADD {adds}", names
 
 
 def stats_update(table: str, at: str, discriminator: str, **increments: int) -> dict[str, Any]:
     """An ADD on this hour's counter shard, for use inside the same transaction as the event."""
-    update = _Update()
-    for counter, amount in increments.items():
-        update.add(counter, amount)
     hour = at[:13]
-    update.set_if_absent(keys.TTL_ATTRIBUTE, _stats_expiry(hour)).set_if_absent("hour", hour)
-    return update.request(table, {"PK": keys.stats_pk(at), "SK": keys.stats_shard(discriminator)})
+    expression, names = _stats_expression(tuple(increments))
+    values: dict[str, AttributeValue] = {":ttl": {"N": _stats_expiry(hour)}, ":hour": {"S": hour}}
+    for index, amount in enumerate(increments.values()):
+        values[f":c{index}"] = {"N": str(amount)}
+    return {
+        "TableName": table,
+        "Key": {"PK": {"S": keys.stats_pk(at)}, "SK": {"S": keys.stats_shard(discriminator)}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
 
 
 class _LeadTimeline:
@@ -265,6 +278,55 @@ def _lead_expression(timeline: str, with_name: bool) -> tuple[str, dict[str, str
         }
         condition = f"{condition} AND (attribute_not_exists(#last) OR #last <= :ts)"
     return "SET " + ", ".join(assignments) + " ADD #unread :one", names, condition
+
+
+@lru_cache(maxsize=128)
+def _status_expression(
+    status: str, has_recipient: bool, has_error: bool, has_pricing: bool, has_callback: bool
+) -> tuple[str, dict[str, str]]:
+    """Move a message's status forward; create an `unknown` outbound record when the status comes first.
+    Fields a sender writes (type, text, timestamp) are only set if absent, so the later send record wins."""
+    assignments = [
+        "#status = :status",
+        "#rank = :rank",
+        "#status_at = :ts",
+        "#history = :ts",
+        "#wamid = if_not_exists(#wamid, :wamid)",
+        "#direction = if_not_exists(#direction, :out)",
+        "#type = if_not_exists(#type, :unknown)",
+        "#timestamp = if_not_exists(#timestamp, :ts)",
+        "#phone = if_not_exists(#phone, :pn)",
+        "#created_by = if_not_exists(#created_by, :by)",
+    ]
+    names = {
+        "#status": "status",
+        "#rank": "status_rank",
+        "#status_at": "status_at",
+        "#history": f"status_ts_{status}",
+        "#wamid": "wamid",
+        "#direction": "direction",
+        "#type": "message_type",
+        "#timestamp": "timestamp",
+        "#phone": "phone_number_id",
+        "#created_by": "created_by",
+    }
+    if has_recipient:
+        assignments += [
+            "#wa_id = if_not_exists(#wa_id, :wa)",
+            "#gpk = if_not_exists(#gpk, :gpk)",
+            "#gsk = if_not_exists(#gsk, :gsk)",
+        ]
+        names |= {"#wa_id": "wa_id", "#gpk": "GSI1PK", "#gsk": "GSI1SK"}
+    if has_error:
+        assignments.append("#error = :error")
+        names["#error"] = "error"
+    if has_pricing:
+        assignments.append("#pricing = :pricing")
+        names["#pricing"] = "pricing_category"
+    if has_callback:
+        assignments.append("#callback = if_not_exists(#callback, :callback)")
+        names["#callback"] = "biz_opaque_callback_data"
+    return "SET " + ", ".join(assignments), names
 
 
 class DynamoConversationStore:
@@ -366,48 +428,59 @@ class DynamoConversationStore:
     # --- webhook: statuses ---------------------------------------------------------------------
 
     def _status_update(self, update: StatusUpdate) -> dict[str, Any]:
-        expression = (
-            _Update()
-            .set("status", update.status)
-            .set("status_rank", int(update.rank))
-            .set("status_at", update.timestamp)
-            .set(f"status_ts_{update.status}", update.timestamp)
-            .set_if_absent("wamid", update.wamid)
-            .set_if_absent("direction", "outbound")
-            .set_if_absent("message_type", "unknown")
-            .set_if_absent("timestamp", update.timestamp)
-            .set_if_absent("phone_number_id", update.phone_number_id)
-            .set_if_absent("created_by", "status")
+        has_recipient = bool(update.recipient_wa_id)
+        expression, names = _status_expression(
+            update.status,
+            has_recipient,
+            update.error is not None,
+            update.pricing_category is not None,
+            update.biz_opaque_callback_data is not None,
         )
+        values: dict[str, AttributeValue] = {
+            ":status": {"S": update.status},
+            ":rank": {"N": str(int(update.rank))},
+            ":ts": {"S": update.timestamp},
+            ":wamid": {"S": update.wamid},
+            ":out": {"S": "outbound"},
+            ":unknown": {"S": "unknown"},
+            ":pn": {"S": update.phone_number_id},
+            ":by": {"S": "status"},
+        }
         if update.recipient_wa_id:
-            expression.set_if_absent("wa_id", update.recipient_wa_id)
-            expression.set_if_absent("GSI1PK", keys.thread_pk(update.recipient_wa_id))
-            expression.set_if_absent("GSI1SK", keys.thread_sk(update.timestamp, update.wamid))
+            values[":wa"] = {"S": update.recipient_wa_id}
+            values[":gpk"] = {"S": keys.thread_pk(update.recipient_wa_id)}
+            values[":gsk"] = {"S": keys.thread_sk(update.timestamp, update.wamid)}
         if update.error is not None:
-            expression.set("error", update.error.as_item())
-        expression.set("pricing_category", update.pricing_category)
-        expression.set_if_absent("biz_opaque_callback_data", update.biz_opaque_callback_data)
-        condition = "attribute_not_exists(#rank) OR #rank < :rank"
-        expression.names["#rank"] = "status_rank"
-        expression.values[":rank"] = to_attribute(int(update.rank))
-        return expression.request(self.table_name, message_key(update.wamid), condition)
+            values[":error"] = to_attribute(update.error.as_item())
+        if update.pricing_category is not None:
+            values[":pricing"] = {"S": update.pricing_category}
+        if update.biz_opaque_callback_data is not None:
+            values[":callback"] = {"S": update.biz_opaque_callback_data}
+        return {
+            "TableName": self.table_name,
+            "Key": {"PK": {"S": keys.message_pk(update.wamid)}, "SK": {"S": keys.MESSAGE_SK}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ConditionExpression": "attribute_not_exists(#rank) OR #rank < :rank",
+        }
 
     def record_status(self, update: StatusUpdate) -> StatusOutcome:
         """Move the message's status forward (creating an `unknown` outbound record if it is new)."""
         request = self._status_update(update)
-        with _store_errors():
-            try:
-                if update.error is not None:
-                    # A failure is counted for /health in the same write, and only the first time.
-                    failed_counter = stats_update(self.table_name, update.received_at, update.wamid, failed=1)
-                    self.client.transact_write_items(TransactItems=[{"Update": request}, {"Update": failed_counter}])
-                else:
-                    self.client.update_item(**request)
-                return StatusOutcome.APPLIED
-            except ClientError as error:
-                cancelled = _cancelled_items(error)
-                if _error_code(error) != "ConditionalCheckFailedException" and cancelled != {0}:
-                    raise
+        try:
+            if update.error is not None:
+                # A failure is counted for /health in the same write, and only the first time.
+                failed_counter = stats_update(self.table_name, update.received_at, update.wamid, failed=1)
+                self.client.transact_write_items(TransactItems=[{"Update": request}, {"Update": failed_counter}])
+            else:
+                self.client.update_item(**request)
+            return StatusOutcome.APPLIED
+        except ClientError as error:
+            if _error_code(error) != "ConditionalCheckFailedException" and _cancelled_items(error) != {0}:
+                raise StoreUnavailableError(f"DynamoDB refused the status: {_error_code(error)}") from error
+        except BotoCoreError as error:
+            raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
         return self._record_late_status(update)
 
     def _record_late_status(self, update: StatusUpdate) -> StatusOutcome:
