@@ -25,6 +25,7 @@ import queue
 import random
 import re
 import secrets
+import signal
 import socket
 import threading
 import uuid
@@ -779,10 +780,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     with simulator:
         print(f"Graph API simulator on {simulator.base_url}", flush=True)
         print(f"  POST {simulator.base_url}/v22.0/<phone_number_id>/messages", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping", flush=True)
+        stopping = threading.Event()
+        # The local stack stops its children with SIGTERM; a shell's background job may ignore SIGINT.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopping.set())
+        while not stopping.wait(0.5):
+            pass
+        print("stopping", flush=True)
 
 
 if __name__ == "__main__":
