@@ -1,0 +1,445 @@
+"""The whole service on loopback: moto's server, the HTTP API, the SQS event sources and a Graph API simulator.
+
+Everything is read from template.yaml: tables, queues and the secret (local.template.create_resources),
+functions, their environment and layers (local.runtime), routes (local.http_api), SQS event sources
+(local.poller). A function added to the template runs here the moment it is there.
+
+Start order: moto, resources, one warm instance per function, the Graph simulator, the HTTP API, the SQS
+pollers; stop order is the reverse, and every process the stack started is waited for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.defaults import (
+    DEFAULT_HOST,
+    LOCAL_ACCESS_TOKEN,
+    LOCAL_REGION,
+    app_secret,
+    default_port,
+    verify_token,
+)
+from local.http_api import HttpResponse, LocalHttpApi, Route, routes
+from local.poller import SqsPoller, SqsSource, sqs_sources
+from local.runtime import FunctionPool, FunctionSpec, Invocation, function_specs, print_log, worker_environment
+from local.template import ROOT, TEMPLATE_PATH, CreatedResources, create_resources, load_template
+
+DEMO_LEAD = "972525551234"
+_MOTO_READY = re.compile(r"Running on (http://[\d.]+:\d+)")
+
+
+@dataclass
+class StackOptions:
+    host: str = DEFAULT_HOST
+    port: int = field(default_factory=default_port)
+    template_path: Path = TEMPLATE_PATH
+    max_instances: int = 4
+    # Seconds between the simulator's sent, delivered and read webhooks: slow enough to watch the ticks.
+    status_delay: float = 0.5
+    sqs_wait_seconds: int = 2
+    quiet: bool = False
+
+
+def _die_with_parent() -> None:
+    """Linux: moto's server gets SIGTERM if the stack is killed without a chance to stop it."""
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+class MotoServer:
+    """moto's server (the venv's `moto_server` entry point) as a child process on a free loopback port."""
+
+    def __init__(self, host: str = DEFAULT_HOST, verbose: bool = False) -> None:
+        self._host = host
+        self._verbose = verbose
+        self.process: subprocess.Popen[str] | None = None
+        self.endpoint = ""
+
+    @staticmethod
+    def executable() -> str:
+        beside_python = Path(sys.executable).parent / "moto_server"
+        if beside_python.exists():
+            return str(beside_python)
+        raise FileNotFoundError(f"moto_server not found next to {sys.executable}; run `make venv`")
+
+    def start(self, timeout: float = 30.0) -> str:
+        self.process = subprocess.Popen(
+            [self.executable(), "-H", self._host, "-p", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+        assert self.process.stdout is not None
+        found = threading.Event()
+
+        def read_output(stream: Any) -> None:
+            for line in stream:
+                if not self.endpoint:
+                    match = _MOTO_READY.search(line)
+                    if match:
+                        self.endpoint = match.group(1)
+                        found.set()
+                elif self._verbose:
+                    sys.stderr.write(f"moto | {line}")
+            found.set()
+
+        threading.Thread(target=read_output, args=(self.process.stdout,), name="moto-output", daemon=True).start()
+        if not found.wait(timeout) or not self.endpoint:
+            self.stop()
+            raise RuntimeError("moto_server did not start (is port binding allowed on loopback?)")
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+def _local_aws_environment(endpoint: str) -> None:
+    """This process talks to moto only: no profile, no real credentials, no service-specific endpoints."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+        AWS_DEFAULT_REGION=LOCAL_REGION,
+        AWS_REGION=LOCAL_REGION,
+    )
+
+
+def _real_graph() -> bool:
+    """A real access token in the shell means: talk to the real Graph API, no simulator."""
+    return bool(os.environ.get("WHATSAPP_ACCESS_TOKEN"))
+
+
+def _json_response(document: Any, status: int = 200) -> HttpResponse:
+    body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
+    return HttpResponse(status, [("Content-Type", "application/json; charset=utf-8")], body)
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions()
+        self.template = load_template(self.options.template_path)
+        self.moto = MotoServer(self.options.host, verbose=not self.options.quiet and bool(os.environ.get("MOTO_LOG")))
+        self.created = CreatedResources()
+        self.specs: dict[str, FunctionSpec] = {}
+        self.pools: dict[str, FunctionPool] = {}
+        self.routes: list[Route] = routes(self.template)
+        self.sources: list[SqsSource] = []
+        self.pollers: list[SqsPoller] = []
+        self.simulator: Any = None
+        self.api: LocalHttpApi | None = None
+        self.warm_errors: dict[str, dict[str, Any]] = {}
+        self._print_lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        # Bind the API's port first: a busy port should fail before anything else starts.
+        self.api = LocalHttpApi(
+            self.routes, self.invoke, host=self.options.host, port=self.options.port, log=self._log_access
+        )
+        try:
+            self._start_backends()
+        except BaseException:
+            self.stop()
+            raise
+        self.api.start()
+        for poller in self.pollers:
+            poller.start()
+
+    def _start_backends(self) -> None:
+        assert self.api is not None
+        endpoint = self.moto.start()
+        _local_aws_environment(endpoint)
+        import boto3
+
+        session = boto3.session.Session(region_name=LOCAL_REGION)
+        secret = {
+            "access_token": os.environ.get("WHATSAPP_ACCESS_TOKEN") or LOCAL_ACCESS_TOKEN,
+            "app_secret": app_secret(),
+            "verify_token": verify_token(),
+        }
+        self.created = create_resources(session, f"local-{uuid.uuid4().hex[:6]}", self.template, secret)
+        if not _real_graph():
+            from local.graph_simulator import GraphSimulator
+
+            self.simulator = GraphSimulator(
+                access_token=LOCAL_ACCESS_TOKEN,
+                host=self.options.host,
+                webhook_url=f"{self.api.url}/webhook" if self._has_route("POST", "/webhook") else None,
+                app_secret=app_secret() if self._has_route("POST", "/webhook") else None,
+                status_delay=self.options.status_delay,
+            ).start()
+        self.specs = function_specs(self.template, self.created, template_path=self.options.template_path)
+        for logical_id, spec in self.specs.items():
+            env = worker_environment(spec, endpoint)
+            env.update(self._graph_overrides(env))
+            log = (lambda _id, _line: None) if self.options.quiet else self._log_function
+            self.pools[logical_id] = FunctionPool(spec, env, max_instances=self.options.max_instances, log=log)
+        with ThreadPoolExecutor(max_workers=max(1, len(self.pools))) as executor:
+            outcomes = dict(zip(self.pools, executor.map(lambda pool: pool.warm(), self.pools.values()), strict=True))
+        self.warm_errors = {logical_id: error for logical_id, error in outcomes.items() if error is not None}
+        sqs = session.client("sqs")
+        self.sources = sqs_sources(self.template, self.created)
+        self.pollers = [
+            SqsPoller(source, sqs, self.invoke, wait_seconds=self.options.sqs_wait_seconds, log=self._log)
+            for source in self.sources
+            if source.enabled and source.function in self.pools
+        ]
+        self._add_local_endpoints()
+
+    def _graph_overrides(self, env: dict[str, str]) -> dict[str, str]:
+        """Point the functions that talk to Graph at the simulator, with the number it plays."""
+        from local.meta_payloads import DEMO_PHONE_NUMBER_ID
+
+        overrides: dict[str, str] = {}
+        if self.simulator is not None and "GRAPH_API_BASE_URL" in env:
+            overrides["GRAPH_API_BASE_URL"] = self.simulator.base_url
+        if "WHATSAPP_PHONE_NUMBER_ID" in env:
+            overrides["WHATSAPP_PHONE_NUMBER_ID"] = (
+                os.environ.get("WHATSAPP_PHONE_NUMBER_ID") or env["WHATSAPP_PHONE_NUMBER_ID"] or DEMO_PHONE_NUMBER_ID
+            )
+        if _real_graph() and os.environ.get("GRAPH_API_BASE_URL") and "GRAPH_API_BASE_URL" in env:
+            overrides["GRAPH_API_BASE_URL"] = os.environ["GRAPH_API_BASE_URL"]
+        return overrides
+
+    def stop(self) -> None:
+        """Reverse order; safe to call twice and after a failed start."""
+        for poller in self.pollers:
+            poller.stop(timeout=0)
+        if self.simulator is not None:
+            self.simulator.stop()
+            self.simulator = None
+        for poller in self.pollers:
+            poller.stop()
+        self.pollers = []
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        for pool in self.pools.values():
+            pool.stop()
+        self.pools = {}
+        self.moto.stop()
+
+    def pids(self) -> list[int]:
+        """Every child process the stack runs now (tests check none survives stop())."""
+        children = [pid for pool in self.pools.values() for pid in pool.pids()]
+        if self.moto.process is not None:
+            children.append(self.moto.process.pid)
+        return children
+
+    # -- invocation ---------------------------------------------------------------------------------------
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Invocation:
+        pool = self.pools.get(logical_id)
+        if pool is None:
+            return Invocation(error={"errorType": "ResourceNotFoundException", "errorMessage": logical_id})
+        outcome = pool.invoke(event)
+        if outcome.error is not None:
+            self._log(f"{logical_id} failed: {outcome.error.get('errorType')}: {outcome.error.get('errorMessage')}")
+        return outcome
+
+    def _has_route(self, method: str, path: str) -> bool:
+        return any(route.method in (method, "ANY") and route.path == path for route in self.routes)
+
+    # -- stack-only endpoints (the demo and the tests read the simulator through them) ---------------------
+
+    def _add_local_endpoints(self) -> None:
+        assert self.api is not None
+        self.api.add_local_endpoint("GET", "/_local/info", lambda _query: _json_response(self.info()))
+        self.api.add_local_endpoint("GET", "/_local/graph/requests", lambda _query: self._graph_requests())
+        self.api.add_local_endpoint("GET", "/_local/graph/deliveries", lambda _query: self._graph_deliveries())
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "api": self.api.url if self.api else None,
+            "aws_endpoint": self.moto.endpoint,
+            "graph": self.simulator.base_url if self.simulator else "real Graph API",
+            "simulator": self.simulator is not None,
+            "functions": sorted(self.pools),
+            "routes": [
+                {"route": route.route_key, "function": route.function, "authorizer": route.authorizer}
+                for route in self.routes
+            ],
+            "sqs": [
+                {"queue_arn": source.queue_arn, "function": source.function, "batch_size": source.batch_size}
+                for source in self.sources
+            ],
+            "resources": self.created.refs,
+        }
+
+    def _graph_requests(self) -> HttpResponse:
+        if self.simulator is None:
+            return _json_response({"error": {"code": "no_simulator", "message": "the real Graph API is used"}}, 404)
+        records = [
+            {
+                "method": record.method,
+                "path": record.path,
+                "phone_number_id": record.phone_number_id,
+                "body": record.body,
+                "status": record.status,
+                "response": record.response if not isinstance(record.response, bytes) else None,
+            }
+            for record in self.simulator.recorded()
+        ]
+        return _json_response({"requests": records})
+
+    def _graph_deliveries(self) -> HttpResponse:
+        if self.simulator is None:
+            return _json_response({"error": {"code": "no_simulator", "message": "the real Graph API is used"}}, 404)
+        deliveries = [
+            {"wamid": d.wamid, "status": d.status, "http_status": d.http_status, "error": d.error}
+            for d in self.simulator.deliveries()
+        ]
+        return _json_response({"deliveries": deliveries})
+
+    # -- output ---------------------------------------------------------------------------------------------
+
+    def _log(self, line: str) -> None:
+        with self._print_lock:
+            sys.stderr.write(f"local | {line}\n")
+            sys.stderr.flush()
+
+    def _log_access(self, line: str) -> None:
+        if not self.options.quiet:
+            self._log(line)
+
+    def _log_function(self, logical_id: str, line: str) -> None:
+        with self._print_lock:
+            print_log(logical_id, line)
+
+    def banner(self) -> str:
+        assert self.api is not None
+        url = self.api.url
+        python = _relative(Path(sys.executable))
+        lines = [
+            "",
+            "Local stack ready: no AWS account, no Docker. Ctrl-C stops everything.",
+            "",
+            f"  HTTP API       {url}",
+        ]
+        width = max((len(route.route_key) for route in self.routes), default=10)
+        for route in self.routes:
+            access = "public" if route.is_open else f"{route.authorizer} in AWS, OPEN here"
+            lines.append(f"    {route.route_key:<{width}}  {route.function}  ({access})")
+        for source in self.sources:
+            queue = source.queue_arn.rsplit(":", 1)[-1]
+            failures = ", ReportBatchItemFailures" if source.report_batch_item_failures else ""
+            lines.append(f"  SQS            {queue} -> {source.function} (batch {source.batch_size}{failures})")
+        lines.append(f"  Embedded AWS   moto {self.moto.endpoint} (data lives until Ctrl-C)")
+        if self.simulator is not None:
+            lines.append(f"  Graph API      simulator {self.simulator.base_url} (status webhooks -> {url}/webhook)")
+            lines.append(f"                 sent requests: {url}/_local/graph/requests")
+        else:
+            lines.append("  Graph API      REAL (WHATSAPP_ACCESS_TOKEN is set): messages reach real phones")
+        lines += [
+            f"  Verify token   {verify_token()}",
+            f"  App secret     {app_secret()}   (local only)",
+            "",
+        ]
+        if any(not route.is_open for route in self.routes):
+            lines += [
+                "  Authenticated routes are OPEN here: IAM (or JWT) cannot be checked locally.",
+                f"  The stack listens on {self.options.host} only; do not expose this port.",
+                "",
+            ]
+        for logical_id, error in self.warm_errors.items():
+            lines.append(f"  ! {logical_id} failed to start: {error.get('errorType')}: {error.get('errorMessage')}")
+        lines += ["Try:", *self.example_commands(python), ""]
+        return "\n".join(lines)
+
+    def example_commands(self, python: str) -> list[str]:
+        assert self.api is not None
+        url = self.api.url
+        commands: list[str] = []
+        if self._has_route("GET", "/webhook"):
+            query = f"hub.mode=subscribe&hub.verify_token={verify_token()}&hub.challenge=42"
+            commands.append(f"  curl -sS '{url}/webhook?{query}'")
+        if self._has_route("POST", "/webhook"):
+            commands.append(
+                f"  {python} scripts/sign_webhook.py --url {url}/webhook --from {DEMO_LEAD} "
+                + shlex.quote("--text=שלום, אפשר לקבוע פגישה מחר?")
+            )
+            commands.append(f"  {python} scripts/sign_webhook.py --url {url}/webhook events/webhook_post_text_he.json")
+        if self._has_route("POST", "/messages"):
+            body = json.dumps(
+                {"to": f"+{DEMO_LEAD}", "type": "text", "text": {"body": "שלום! מה שלומך?"}}, ensure_ascii=False
+            )
+            commands.append(
+                f"  curl -sS -X POST {url}/messages -H 'content-type: application/json' -d {shlex.quote(body)}"
+            )
+        if self._has_route("GET", "/conversations/{wa_id}/messages"):
+            commands.append(f"  curl -sS {url}/conversations/{DEMO_LEAD}/messages")
+        if self._has_route("GET", "/health"):
+            commands.append(f"  curl -sS {url}/health")
+        commands.append("  make demo   # a Hebrew-speaking lead books a meeting, end to end")
+        return commands
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def run(options: StackOptions, ready: Callable[[LocalStack], None] | None = None) -> int:
+    """Start, print the banner, wait for Ctrl-C or SIGTERM, stop. The exit code is 0 on a clean stop."""
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    stack = LocalStack(options)
+    try:
+        stack.start()
+    except Exception as error:  # a busy port, a broken template: one clear line, not a traceback
+        print(f"local stack: cannot start: {error}", file=sys.stderr)
+        return 1
+    try:
+        print(stack.banner(), flush=True)
+        if ready is not None:
+            ready(stack)
+        while not stopping.wait(0.5):
+            pass
+        print("\nstopping the local stack...", flush=True)
+    finally:
+        started = time.monotonic()
+        stack.stop()
+    print(f"stopped ({time.monotonic() - started:.1f}s); nothing left running.", flush=True)
+    return 0
