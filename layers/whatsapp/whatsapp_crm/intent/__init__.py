@@ -1,0 +1,24 @@
+"""Auto-reply brain: what a lead's message asks for (engine) and what to answer (replies). Pure, no I/O."""
+
+from whatsapp_crm.intent.engine import PRECEDENCE, Intent, IntentResult, Language, detect_intent, detect_language
+from whatsapp_crm.intent.replies import (
+    ReplyPlan,
+    SlotButton,
+    plan_reply,
+    plan_slot_confirmation,
+    plan_slot_reoffer,
+)
+
+__all__ = [
+    "PRECEDENCE",
+    "Intent",
+    "IntentResult",
+    "Language",
+    "ReplyPlan",
+    "SlotButton",
+    "detect_intent",
+    "detect_language",
+    "plan_reply",
+    "plan_slot_confirmation",
+    "plan_slot_reoffer",
+]
