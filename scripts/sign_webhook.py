@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Sign a webhook the way Meta does (X-Hub-Signature-256 over the exact bytes) and POST it, or print a curl line.
+
+    python scripts/sign_webhook.py events/webhook_post_text_he.json          # an event from events/
+    python scripts/sign_webhook.py my_webhook.json                           # a webhook document
+    python scripts/sign_webhook.py --from 972525551234 --text "שלום"         # a text message, built here
+    python scripts/sign_webhook.py --curl --text "hi"                        # print, do not send
+
+A document is re-encoded in Meta's wire form (ASCII JSON, \\uXXXX escapes, \\/) before signing unless
+--as-is; an API Gateway event from events/ is sent with its body bytes unchanged. The secret is the local
+stack's (local/defaults.py, or WHATSAPP_APP_SECRET), so this is for the local stack only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shlex
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from local.defaults import app_secret, default_base_url  # noqa: E402
+from local.runtime import use_layers  # noqa: E402
+
+use_layers()
+
+from local import meta_payloads as meta  # noqa: E402
+
+
+def body_from_file(path: Path, as_is: bool) -> bytes:
+    raw = path.read_bytes()
+    document: Any = json.loads(raw)
+    if isinstance(document, dict) and document.get("version") == "2.0" and "body" in document:
+        body = str(document["body"])
+        return base64.b64decode(body) if document.get("isBase64Encoded") else body.encode("utf-8")
+    return raw if as_is else meta.wire_bytes(document)
+
+
+def text_body(wa_id: str, text: str, name: str | None) -> bytes:
+    message = meta.text_message(wa_id, text)
+    return meta.wire_bytes(meta.envelope(meta.message_value([message], name=name)))
+
+
+def curl_line(url: str, body: bytes, headers: dict[str, str]) -> str:
+    parts = ["curl", "-sS", "-X", "POST", shlex.quote(url)]
+    for name, value in headers.items():
+        parts += ["-H", shlex.quote(f"{name}: {value}")]
+    parts += ["--data-binary", shlex.quote(body.decode("utf-8"))]
+    return " ".join(parts)
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode("utf-8", errors="replace")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Sign a WhatsApp webhook with the local app secret and POST it.")
+    parser.add_argument("file", nargs="?", type=Path, help="a webhook document or an events/ API Gateway event")
+    parser.add_argument("--text", help="build a text-message webhook with this body instead of reading a file")
+    parser.add_argument("--from", dest="wa_id", default="972525551234", help="the lead's wa_id (with --text)")
+    parser.add_argument("--name", default="Lead", help="the lead's profile name (with --text)")
+    parser.add_argument("--url", default=f"{default_base_url()}/webhook", help="where to POST")
+    parser.add_argument("--secret", default=None, help="app secret (default: the local stack's)")
+    parser.add_argument("--as-is", action="store_true", help="sign the file's bytes unchanged")
+    parser.add_argument("--bad-signature", action="store_true", help="sign with a wrong secret (expect 403)")
+    parser.add_argument("--curl", action="store_true", help="print a curl command instead of sending")
+    args = parser.parse_args(argv)
+    if (args.file is None) == (args.text is None):
+        parser.error("give either a FILE or --text")
+    body = (
+        body_from_file(args.file, args.as_is) if args.file is not None else text_body(args.wa_id, args.text, args.name)
+    )
+    secret = args.secret or app_secret()
+    headers = meta.signed_headers(body, "not-" + secret if args.bad_signature else secret)
+    if args.curl:
+        print(curl_line(args.url, body, headers))
+        return 0
+    status, answer = post(args.url, body, headers)
+    print(f"{status} {answer}")
+    return 0 if 200 <= status < 300 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
