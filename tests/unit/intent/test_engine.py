@@ -1,0 +1,330 @@
+"""Intent detection rules, one behaviour per test (the labelled set measures overall quality)."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import whatsapp_crm
+from whatsapp_crm.intent import (
+    PRECEDENCE,
+    Intent,
+    IntentEngine,
+    IntentResult,
+    Language,
+    detect_intent,
+    detect_language,
+    validate_intent_data,
+)
+from whatsapp_crm.intent.engine import read_intent_data
+
+
+def intent_of(text: str) -> Intent:
+    return detect_intent(text).intent
+
+
+def edited(change: Any) -> dict[str, Any]:
+    """A deep copy of the shipped cue file with `change(data)` applied."""
+    data = copy.deepcopy(dict(read_intent_data()))
+    change(data)
+    return data
+
+
+# ------------------------------------------------------------------------------------------ precedence
+
+
+def test_precedence_is_opt_out_opt_in_meeting_availability_greeting() -> None:
+    assert PRECEDENCE == (Intent.OPT_OUT, Intent.OPT_IN, Intent.MEETING, Intent.AVAILABILITY, Intent.GREETING)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("שלום, אפשר לקבוע פגישה?", Intent.MEETING),
+        ("Hi! can we meet tomorrow?", Intent.MEETING),
+        ("היי, אתה זמין?", Intent.AVAILABILITY),
+        ("אתה זמין לפגישה מחר?", Intent.MEETING),
+        ("are you available for a viewing?", Intent.MEETING),
+        ("שלום, אפשר לקבוע פגישה? ובעצם הסר אותי", Intent.OPT_OUT),
+        ("hello, are you free? actually unsubscribe", Intent.OPT_OUT),
+        ("subscribe me again and let's schedule a meeting", Intent.OPT_IN),
+        ("START STOP", Intent.OPT_OUT),
+        ("stop start", Intent.OPT_OUT),
+        ("להירשם מחדש? לא, הסר", Intent.OPT_OUT),
+    ],
+)
+def test_the_strongest_intent_in_a_message_wins(text: str, expected: Intent) -> None:
+    # Given a message with cues of several intents
+    # When classified
+    # Then opt_out > opt_in > meeting > availability > greeting decides, wherever the cues appear
+    assert intent_of(text) == expected
+
+
+def test_greeting_only_when_nothing_else_matched() -> None:
+    assert intent_of("שלום") == Intent.GREETING
+    assert intent_of("שלום, כמה עולה הדירה?") == Intent.GREETING
+    assert intent_of("כמה עולה הדירה?") == Intent.DEFAULT
+
+
+# ---------------------------------------------------------------------------------- words, not substrings
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["הסרטון", "שלחתי את הסרטון", "התשלום עבר", "תשלום", "מזמין", "אני מזמין פיצה", "הזמינה", "מזמינים אתכם"],
+)
+def test_a_cue_inside_a_longer_word_is_not_a_cue(text: str) -> None:
+    # Given words that contain "הסר", "שלום" or "זמין" as letters but mean something else
+    # When classified
+    # Then no opt-out, greeting or availability is read into them
+    assert intent_of(text) == Intent.DEFAULT
+
+
+@pytest.mark.parametrize("text", ["מהי הכתובת?", "והי", "שהי"])
+def test_two_letter_cues_never_take_a_prefix(text: str) -> None:
+    # "מהי" is "what is", not מ + "הי"
+    assert intent_of(text) != Intent.GREETING
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "cue"),
+    [
+        ("לפגישה מחר?", Intent.MEETING, "פגישה"),
+        ("ולקבוע מתי?", Intent.MEETING, "לקבוע"),
+        ("וכשנפגש נדבר", Intent.MEETING, "נפגש"),
+        ("שנקבע?", Intent.MEETING, "נקבע"),
+        ("מה הזמינות שלך?", Intent.AVAILABILITY, "זמינות"),
+        ("להסרה", Intent.OPT_OUT, "הסרה"),
+        ("ושלום לכולם", Intent.GREETING, "שלום"),
+        ("הדירה פנויה?", Intent.AVAILABILITY, "פנויה"),
+    ],
+)
+def test_hebrew_cues_match_behind_one_letter_prefixes(text: str, expected: Intent, cue: str) -> None:
+    # Given a cue word glued to ו/ה/ב/ל/מ/ש/כ or a stack of them (וכש, ול, שה ...)
+    result = detect_intent(text)
+    # Then the cue is found, and reported as spelled in the cue file
+    assert (result.intent, result.cue) == (expected, cue)
+
+
+@pytest.mark.parametrize(
+    ("forms", "expected"),
+    [
+        (["פגישה", "פגישות", "נפגש", "נפגשים", "להיפגש", "לקבוע", "נקבע", "תקבע"], Intent.MEETING),
+        (["זמין", "זמינה", "זמינים", "פנוי", "פנויה", "פנויים"], Intent.AVAILABILITY),
+        (["הסר", "הסירו אותי", "הסרה", "תפסיקו", "לא מעוניין לקבל הודעות"], Intent.OPT_OUT),
+        (["שלום", "היי", "הי", "בוקר טוב", "ערב טוב", "מה נשמע"], Intent.GREETING),
+    ],
+)
+def test_common_inflections_are_one_intent(forms: list[str], expected: Intent) -> None:
+    assert {form: intent_of(form) for form in forms} == dict.fromkeys(forms, expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("שָׁלוֹם", Intent.GREETING),
+        ("\u200fהסר\u200f", Intent.OPT_OUT),
+        ("\u202bפְּגִישָׁה\u202c", Intent.MEETING),
+        ("שלוםםם", Intent.GREETING),
+        ("היייייי", Intent.GREETING),
+        ("hiiiii", Intent.GREETING),
+        ("STOPPPP", Intent.OPT_OUT),
+        ("פנוייה?", Intent.AVAILABILITY),  # double-yod spelling
+        ("זמיין?", Intent.AVAILABILITY),
+    ],
+)
+def test_pointing_direction_marks_and_stretched_letters_do_not_hide_a_cue(text: str, expected: Intent) -> None:
+    assert intent_of(text) == expected
+
+
+def test_english_doubled_letters_still_carry_meaning() -> None:
+    # "met" is not "meet": only a stretched word ("meeeet") is squeezed back to its cue
+    assert intent_of("we met last week") == Intent.DEFAULT
+    assert intent_of("meeeet tomorrow?") == Intent.MEETING
+
+
+# --------------------------------------------------------------------------------------------- negation
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "please don't stop sending me listings",
+        "Don't stop!",
+        "never stop sending offers",
+        "I don't want to unsubscribe",
+        "אל תפסיקו לשלוח",
+        "בבקשה אל תפסיקו לשלוח לי דירות",
+        "לא להסיר אותי",
+        "אני לא רוצה שתפסיקו",
+    ],
+)
+def test_a_negated_opt_out_is_not_an_opt_out(text: str) -> None:
+    assert intent_of(text) != Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["I don't want these messages, stop", "לא, הסר", "לא רוצה לקבל יותר הודעות", "אני לא מעוניין לקבל הודעות"],
+)
+def test_negation_does_not_reach_across_a_clause_or_into_an_opt_out_phrase(text: str) -> None:
+    # "לא מעוניין לקבל" is itself the opt-out; a "no," in a previous clause does not cancel "הסר"
+    assert intent_of(text) == Intent.OPT_OUT
+
+
+def test_negation_also_cancels_availability_and_meeting_but_not_greeting() -> None:
+    assert intent_of("I'm not available today") == Intent.DEFAULT
+    assert intent_of("אני לא זמין היום") == Intent.DEFAULT
+    assert intent_of("I don't want a meeting") == Intent.DEFAULT
+    assert intent_of("not hello") == Intent.GREETING
+
+
+# ---------------------------------------------------------------------------------- commands and exceptions
+
+
+@pytest.mark.parametrize(
+    ("alone", "in_a_sentence"),
+    [
+        ("start", "When does the lease start?"),
+        ("Start please 🙂", "I'll start packing"),
+        ("די!", "די יקר"),
+        ("הרשמה", "איך עושים הרשמה לחניה בבניין?"),
+        ("Not interested", "not interested in the 3 room one, anything bigger?"),
+    ],
+)
+def test_a_command_counts_only_as_the_whole_message(alone: str, in_a_sentence: str) -> None:
+    # Given a word that is an opt-in/opt-out command on its own but ordinary inside a sentence
+    # Then alone it is the command, inside a sentence it is not
+    assert intent_of(alone) in {Intent.OPT_IN, Intent.OPT_OUT}
+    assert intent_of(in_a_sentence) not in {Intent.OPT_IN, Intent.OPT_OUT}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Can I stop by tomorrow?", Intent.MEETING),
+        ("is there a bus stop nearby?", Intent.DEFAULT),
+        ("nice to meet you", Intent.GREETING),
+        ("what's the payment schedule?", Intent.DEFAULT),
+    ],
+)
+def test_unless_phrases_cancel_the_cue_they_overlap(text: str, expected: Intent) -> None:
+    assert intent_of(text) == expected
+
+
+# ------------------------------------------------------------------------------------- result and language
+
+
+def test_the_result_carries_intent_language_and_the_cue_as_written_in_the_cue_file() -> None:
+    assert detect_intent("אפשר לראות את הדירה?") == IntentResult(Intent.MEETING, Language.HE, "לראות את דירה")
+    assert detect_intent("Please STOP") == IntentResult(Intent.OPT_OUT, Language.EN, "stop")
+    assert detect_intent("🙂") == IntentResult(Intent.DEFAULT, Language.HE, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("hello", Language.EN),
+        ("שלום", Language.HE),
+        ("Hi, אפשר פגישה?", Language.HE),
+        ("STOP", Language.EN),
+        ("12:00", Language.HE),
+        ("👍", Language.HE),
+        ("", Language.HE),
+        ("\u200eOK\u200e", Language.EN),
+    ],
+)
+def test_any_hebrew_letter_means_hebrew_otherwise_latin_means_english_otherwise_hebrew(
+    text: str, language: Language
+) -> None:
+    assert detect_language(text) == language
+    assert detect_intent(text).language == language
+
+
+def test_enums_are_their_wire_values() -> None:
+    assert [intent.value for intent in Intent] == [
+        "opt_out",
+        "opt_in",
+        "meeting",
+        "availability",
+        "greeting",
+        "default",
+    ]
+    assert [language.value for language in Language] == ["he", "en"]
+
+
+# ------------------------------------------------------------------------------------------ the cue file
+
+
+def test_the_cue_file_ships_inside_the_package_and_loads_through_importlib_resources() -> None:
+    # Given the installed package (SAM copies the package folder, data included, into the layer)
+    data_file = resources.files("whatsapp_crm.intent").joinpath("data/intents.json")
+    # Then the file is there and it validates completely
+    assert data_file.is_file()
+    validate_intent_data(read_intent_data())
+
+
+def test_the_cue_file_is_read_once_on_first_use_not_at_import() -> None:
+    # Given a fresh interpreter that imports the package
+    script = (
+        "from whatsapp_crm.intent import engine\n"
+        "assert engine.read_intent_data.cache_info().currsize == 0, 'read at import'\n"
+        "engine.detect_intent('hi'); engine.detect_intent('שלום'); engine.detect_intent('stop')\n"
+        "assert engine.read_intent_data.cache_info().misses == 1, 'read more than once'\n"
+    )
+    # When it classifies several messages
+    layer = str(Path(whatsapp_crm.__file__).parent.parent)
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, env={"PYTHONPATH": layer}
+    )
+    # Then the file was read exactly once, on the first call
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_an_edited_cue_file_changes_behaviour_without_code() -> None:
+    # Given the business adds a keyword for meetings
+    data = edited(lambda d: d["cues"]["he"]["intents"]["meeting"]["keywords"].append("פגישונת"))
+    # When the edited file is compiled
+    engine = IntentEngine.from_data(data)
+    # Then the new word (with a prefix, too) is a meeting cue
+    assert engine.detect("לפגישונת מחר?").intent == Intent.MEETING
+    assert intent_of("לפגישונת מחר?") == Intent.DEFAULT  # the shipped file is untouched
+
+
+def _set(path: tuple[str, ...], value: Any) -> Any:
+    def change(data: dict[str, Any]) -> None:
+        target: Any = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set(("cues", "he", "intents", "meeting", "phrases"), ["לראות את @nosuch"]), "unknown class '@nosuch'"),
+        (_set(("cues", "en", "intents", "greeting", "keywords"), ["hi", 3]), "cues.en.intents.greeting.keywords"),
+        (_set(("cues", "en", "classes", "me"), ["me", "two words"]), "must be a single word"),
+        (_set(("cues", "en", "intents", "opt_out", "phrases"), ["... stop"]), "misplaced '...'"),
+        (_set(("negatable_intents",), ["opt_out", "nonsense"]), "unknown intent 'nonsense'"),
+        (
+            _set(("replies", "he", "availability_today"), "אני זמין היום"),
+            "replies.he.availability_today must use {hours}",
+        ),
+        (_set(("replies", "en", "slot_confirmed"), "At {time} on {weekday}"), "replies.en.slot_confirmed must use"),
+        (_set(("replies", "en", "greeting"), "Hello {"), "literal brace"),
+        (_set(("replies", "he", "opt_in"), ""), "replies.he.opt_in must be a text"),
+    ],
+)
+def test_a_broken_cue_file_is_rejected_with_the_place_to_fix(change: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        validate_intent_data(edited(change))
