@@ -54,8 +54,12 @@ test: venv tools lint typecheck validate ## The whole suite: lint, types, templa
 build: tools ## sam build (python3.13, arm64)
 	SAM_CLI_TELEMETRY=0 $(SAM) build
 
+# The port is 3000 unless LOCAL_STACK_PORT says otherwise (`make run LOCAL_STACK_PORT=3001`).
 run: venv ## Run the whole service locally (no AWS, no Docker)
-	$(PY) -m localstack_run
+	$(PY) -m local
+
+demo: venv ## Play a Hebrew-speaking lead against the running `make run`
+	$(PY) -m local.demo
 
 bench: venv ## Benchmarks (results in docs/performance.md)
 	$(PY) bench/run_all.py

@@ -1,0 +1,255 @@
+"""`make demo`: a Hebrew-speaking lead books a meeting, played against the running local stack over HTTP only.
+
+1. the lead writes "שלום, אפשר לקבוע פגישה מחר?" (a signed webhook, as Meta would send it);
+2. the auto-reply reaches the Graph simulator (read through the stack's /_local/graph/requests) and its
+   status webhooks come back: sent ✓, delivered ✓✓, read ✓✓ (blue);
+3. the lead taps the first offered slot (a button_reply webhook quoting the reply);
+4. the conversation is printed as GET /conversations/{wa_id}/messages returns it.
+
+Hebrew is printed for the terminal at hand (local/terminal_text.py): logical order inside Unicode isolates
+where the terminal does BiDi itself, visual order where it does not; `--bidi` overrides the guess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from local.defaults import DEFAULT_HOST, PORT_ENV, app_secret, default_port
+from local.runtime import use_layers
+from local.terminal_text import BidiMode, choose_mode, display_width, render
+
+GREETING = "שלום, אפשר לקבוע פגישה מחר?"
+LEAD_NAME = "דנה"
+TICKS = {"accepted": "🕓", "sent": "✓", "delivered": "✓✓", "read": "✓✓", "failed": "✗"}
+
+
+class DemoError(Exception):
+    """Something the person running the demo can fix (stack not running, a function missing...)."""
+
+
+@dataclass
+class Http:
+    base_url: str
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self._call(urllib.request.Request(self.base_url + path, method="GET"))
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        return self._call(urllib.request.Request(self.base_url + path, data=body, headers=headers, method="POST"))
+
+    def _call(self, request: urllib.request.Request) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, _decode(response.read())
+        except urllib.error.HTTPError as refused:
+            return refused.code, _decode(refused.read())
+        except (urllib.error.URLError, ConnectionError) as error:
+            raise DemoError(
+                f"no local stack at {self.base_url} ({error}). Start it first: make run "
+                f"(another port: {PORT_ENV}=<port> make run, then {PORT_ENV}=<port> make demo)"
+            ) from None
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+def wait_for[T](what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise DemoError(f"gave up after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Demo:
+    def __init__(self, http: Http, mode: BidiMode, color: bool, timeout: float, out: Callable[[str], None]) -> None:
+        from local import meta_payloads
+
+        self.meta = meta_payloads
+        self.http = http
+        self.mode = mode
+        self.color = color
+        self.timeout = timeout
+        self.out = out
+        self.wa_id = "97252" + "".join(random.choice("0123456789") for _ in range(7))
+        self.width = min(78, shutil.get_terminal_size((78, 24)).columns - 2)
+
+    # -- talking to the stack ----------------------------------------------------------------------------
+
+    def check_stack(self) -> dict[str, Any]:
+        status, info = self.http.get("/_local/info")
+        if status != 200 or not isinstance(info, dict):
+            raise DemoError(f"{self.http.base_url} is not the local stack (GET /_local/info -> {status})")
+        if not info.get("simulator"):
+            raise DemoError("the stack talks to the real Graph API; the demo needs the simulator (unset WHATSAPP_*)")
+        if "ResponderFunction" not in info.get("functions", []):
+            raise DemoError("ResponderFunction is not in template.yaml yet: nobody would answer the lead")
+        return info
+
+    def send_webhook(self, message: dict[str, Any]) -> None:
+        body = self.meta.wire_bytes(self.meta.envelope(self.meta.message_value([message], name=LEAD_NAME)))
+        status, answer = self.http.post("/webhook", body, self.meta.signed_headers(body, app_secret()))
+        if status != 200:
+            raise DemoError(f"the webhook refused the lead's message: {status} {answer}")
+
+    def graph_sends(self) -> list[dict[str, Any]]:
+        status, document = self.http.get("/_local/graph/requests")
+        if status != 200:
+            raise DemoError(f"GET /_local/graph/requests -> {status}")
+        return [
+            record
+            for record in document["requests"]
+            if record["status"] == 200
+            and isinstance(record["body"], dict)
+            and "status" not in record["body"]
+            and record["body"].get("to") == f"+{self.wa_id}"
+        ]
+
+    def reply_to(self, wamid: str) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            for record in self.graph_sends():
+                if record["body"].get("context", {}).get("message_id") == wamid:
+                    return record
+            return None
+
+        return wait_for("the auto-reply (is ResponderFunction failing? see the stack's log)", probe, self.timeout)
+
+    def wait_for_ticks(self, wamid: str) -> list[str]:
+        def probe() -> list[str] | None:
+            _, document = self.http.get("/_local/graph/deliveries")
+            statuses = [d["status"] for d in document.get("deliveries", []) if d["wamid"] == wamid]
+            return statuses if "read" in statuses or "failed" in statuses else None
+
+        return wait_for("the status webhooks", probe, self.timeout)
+
+    # -- the story ---------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.check_stack()
+        self.out(f"Lead {LEAD_NAME} (+{self.wa_id}) writes on WhatsApp:")
+        first = self.meta.text_message(self.wa_id, GREETING)
+        self.send_webhook(first)
+        self.bubble(GREETING, inbound=True)
+        reply = self.reply_to(first["id"])
+        self.show_send(reply["body"], "auto-reply")
+        ticks = self.wait_for_ticks(_wamid(reply))
+        self.out(self.indent(f"status webhooks: {' → '.join(ticks)}"))
+        buttons = _buttons(reply["body"])
+        if not buttons:
+            self.out("The reply offered no slot to tap; skipping the booking.")
+        else:
+            slot_id, title = buttons[0]
+            self.out(f"The lead taps «{render(title, self.mode)}»:")
+            tap = self.meta.button_reply(self.wa_id, slot_id, title, context_id=_wamid(reply))
+            self.send_webhook(tap)
+            self.bubble(f"[{title}]", inbound=True)
+            confirmation = self.reply_to(tap["id"])
+            self.show_send(confirmation["body"], "confirmation")
+            self.wait_for_ticks(_wamid(confirmation))
+        self.print_thread()
+
+    def print_thread(self) -> None:
+        path = f"/conversations/{self.wa_id}/messages"
+        status, document = self.http.get(path)
+        self.out("")
+        if status == 404 and isinstance(document, dict) and document.get("message") == "Not Found":
+            self.out(f"GET {path}: no ConversationsFunction in template.yaml yet; nothing more to show.")
+            return
+        if status != 200:
+            raise DemoError(f"GET {path} -> {status} {document}")
+        self.out(f"GET {path} (oldest first):")
+        self.out("─" * self.width)
+        for message in reversed(document.get("messages", [])):
+            inbound = message.get("direction") == "inbound"
+            text = message.get("text") or f"[{message.get('type')}]"
+            stamp = str(message.get("timestamp", ""))[11:16]
+            tick = "" if inbound else self.tick(str(message.get("status") or ""))
+            tags = [tag for tag in ("auto-reply" if message.get("auto_reply") else "", message.get("intent")) if tag]
+            footer = f"{stamp} {tick}".strip() + (f"  ({', '.join(tags)})" if tags else "")
+            self.bubble(text, inbound=inbound, footer=footer)
+        self.out("─" * self.width)
+
+    # -- printing ----------------------------------------------------------------------------------------
+
+    def show_send(self, body: dict[str, Any], label: str) -> None:
+        self.out(f"The service answers ({label}, {body.get('type')}):")
+        self.bubble(_text_of(body), inbound=False)
+        for _, title in _buttons(body):
+            self.bubble(f"[ {title} ]", inbound=False)
+
+    def tick(self, status: str) -> str:
+        mark = TICKS.get(status, status)
+        return f"\033[36m{mark}\033[0m" if status == "read" and self.color else mark
+
+    def indent(self, text: str) -> str:
+        return " " * 4 + text
+
+    def bubble(self, text: str, *, inbound: bool, footer: str = "") -> None:
+        """The lead's messages on the left, ours on the right, like the phone shows them."""
+        column = self.width * 2 // 3
+        lines = [line for paragraph in text.splitlines() for line in textwrap.wrap(paragraph, column) or [""]]
+        if footer:
+            lines.append(footer)
+        for line in lines:
+            shown = render(line, self.mode)
+            pad = 2 if inbound else max(2, self.width - display_width(line))
+            self.out(" " * pad + shown)
+
+
+def _wamid(record: dict[str, Any]) -> str:
+    return str(record["response"]["messages"][0]["id"])
+
+
+def _buttons(body: dict[str, Any]) -> list[tuple[str, str]]:
+    interactive = body.get("interactive") or {}
+    buttons = interactive.get("action", {}).get("buttons") or []
+    return [(button["reply"]["id"], button["reply"]["title"]) for button in buttons if "reply" in button]
+
+
+def _text_of(body: dict[str, Any]) -> str:
+    kind = body.get("type")
+    if kind == "text":
+        return str(body["text"]["body"])
+    if kind == "interactive":
+        return str(body["interactive"].get("body", {}).get("text", ""))
+    return f"[{kind}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=default_port(), help=f"the stack's port (env {PORT_ENV}; 3000)")
+    parser.add_argument("--bidi", choices=[mode.value for mode in BidiMode], help="how to print Hebrew")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each step")
+    args = parser.parse_args(argv)
+    use_layers()
+    is_tty = sys.stdout.isatty()
+    mode = BidiMode(args.bidi) if args.bidi else choose_mode(is_tty)
+    demo = Demo(Http(f"http://{DEFAULT_HOST}:{args.port}"), mode, is_tty, args.timeout, print)
+    try:
+        demo.run()
+    except DemoError as error:
+        print(f"demo: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
