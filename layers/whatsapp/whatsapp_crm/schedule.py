@@ -148,7 +148,7 @@ class BusinessHours:
         slot_minutes: int = 60,
         lead_time: timedelta = timedelta(hours=2),
     ) -> list[Slot]:
-        """Up to `count` slots on different business days, each starting on the hour, `lead_time` from now.
+        """Up to `count` slots on different business days, on the hour (or at opening), `lead_time` from now.
 
         Each day offers the first hour from its preferred time on (an hour after opening, then mid-day,
         alternating), or the first hour that is far enough ahead, so the lead gets morning and afternoon
@@ -193,10 +193,12 @@ class BusinessHours:
         starts: list[datetime] = []
         for window in self.weekly[day.weekday()]:
             opening_end = _local(day, window.end, self.zone)
-            for hour in range(-(-window.start // 60), window.end // 60 + 1):
-                start = _local(day, hour * 60, self.zone)
-                if start.hour != hour or start.date() != day:
-                    continue  # a wall-clock hour skipped by a DST change does not exist
+            # Whole hours, plus the opening minute itself when it is not on the hour ("08:30-09:45").
+            minutes = sorted({window.start} | set(range(-(-window.start // 60) * 60, window.end, 60)))
+            for minute in minutes:
+                start = _local(day, minute, self.zone)
+                if (start.hour, start.minute) != divmod(minute, 60):
+                    continue  # a wall-clock time skipped by a DST change does not exist
                 if start >= earliest and start.astimezone(UTC) + timedelta(minutes=slot_minutes) <= opening_end:
                     starts.append(start)
         return starts
