@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -127,7 +128,8 @@ def _signer() -> CursorSigner:
 
 
 def _wa_id(raw: str) -> str:
-    return resolve_wa_id(raw, _settings().default_phone_region)
+    # The resolver reads path parameters from the raw path, where a '+' may arrive as %2B.
+    return resolve_wa_id(unquote(raw), _settings().default_phone_region)
 
 
 @app.get(

@@ -1,0 +1,367 @@
+"""The read API and /health through the real ConversationsFunction, on moto's DynamoDB and the Graph fake."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from conftest import AwsStack
+from integration.api_client import ApiClient
+from local import meta_payloads as meta
+from local.graph_simulator import GraphSimulator
+from whatsapp_crm.clock import iso
+from whatsapp_crm.conversations import InboundRecord, OutboundRecord, PreferenceChange, SentBy
+from whatsapp_crm.read_api import CursorSigner, Position
+
+LEAD = "972525551234"
+OTHER_LEAD = "972545550199"
+
+
+@pytest.fixture
+def api(aws: AwsStack, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+
+
+def _lead_writes(
+    webhook: Any, wa_id: str = LEAD, text: str = "שלום", *, seconds_ago: int = 60, name: str = "דנה"
+) -> str:
+    message = meta.text_message(wa_id, text, timestamp=int(time.time()) - seconds_ago)
+    assert webhook(meta.envelope(meta.message_value([message], name=name))).status == 200
+    return str(message["id"])
+
+
+def _inbound(wamid: str, wa_id: str, at: datetime, text: str) -> InboundRecord:
+    return InboundRecord(
+        wamid=wamid,
+        wa_id=wa_id,
+        phone_number_id=meta.DEMO_PHONE_NUMBER_ID,
+        message_type="text",
+        timestamp=iso(at),
+        received_at=iso(at),
+        raw_json="{}",
+        text=text,
+        preview=text,
+    )
+
+
+def _outbound(wamid: str, wa_id: str, at: datetime, text: str) -> OutboundRecord:
+    return OutboundRecord(
+        wamid=wamid,
+        wa_id=wa_id,
+        phone_number_id=meta.DEMO_PHONE_NUMBER_ID,
+        message_type="text",
+        timestamp=iso(at),
+        sent_by=SentBy.HUMAN,
+        text=text,
+        preview=text,
+    )
+
+
+def _thread(table: Any, wa_id: str, count: int, start: datetime) -> list[str]:
+    """`count` messages, inbound and outbound interleaved, some sharing a second; newest-first wamids."""
+    written: list[tuple[str, str]] = []
+    for index in range(count):
+        at = start + timedelta(seconds=30 * (index - index % 7 // 6))  # every 7th repeats the previous second
+        wamid = f"wamid.T{wa_id[-4:]}{index:05d}"
+        if index % 5 == 4:
+            table.record_outbound(_outbound(wamid, wa_id, at, f"reply {index}"))
+        else:
+            table.record_inbound(_inbound(wamid, wa_id, at, f"message {index}"))
+        written.append((iso(at), wamid))
+    return [wamid for _, wamid in sorted(written, reverse=True)]
+
+
+def _all_pages(api: ApiClient, wa_id: str, limit: int) -> tuple[list[str], int]:
+    ids: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        query = f"limit={limit}" + (f"&cursor={quote(cursor)}" if cursor else "")
+        result = api.messages(wa_id, query)
+        assert result.status == 200, result.body
+        page = result.json()
+        assert page["wa_id"] == wa_id
+        ids.extend(message["id"] for message in page["messages"])
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return ids, pages
+
+
+class TestConversations:
+    def test_leads_come_newest_first_with_what_an_agent_needs(self, api: ApiClient, webhook: Any, table: Any) -> None:
+        # Given two leads, the other one active more recently, one of them opted out
+        _lead_writes(webhook, LEAD, "יש חניה?", seconds_ago=600)
+        _lead_writes(webhook, LEAD, "ומחסן?", seconds_ago=500)
+        _lead_writes(webhook, OTHER_LEAD, "Is it still available?", seconds_ago=60, name="John")
+        table.record_preference(PreferenceChange(wa_id=OTHER_LEAD, opted_out=True, timestamp=iso(datetime.now(UTC))))
+        # When the CRM lists conversations
+        result = api.conversations()
+        # Then the newest is first and each carries its state
+        assert result.status == 200
+        page = result.json()
+        assert [c["wa_id"] for c in page["conversations"]] == [OTHER_LEAD, LEAD]
+        assert page["next_cursor"] is None
+        other, lead = page["conversations"]
+        assert other["name"] == "John"
+        assert other["opted_out"] is True
+        assert lead["name"] == "דנה"
+        assert lead["unread_count"] == 2
+        assert lead["awaits_response"] is True
+        assert lead["last_message_preview"] == "ומחסן?"
+        expected_close = datetime.strptime(lead["last_message_at"], "%Y-%m-%dT%H:%M:%SZ") + timedelta(hours=24)
+        assert lead["window_expires_at"] == expected_close.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def test_conversations_page_without_gaps_or_repeats(self, api: ApiClient, table: Any) -> None:
+        start = datetime.now(UTC) - timedelta(days=1)
+        leads = [f"97252555{index:04d}" for index in range(12)]
+        for index, wa_id in enumerate(leads):
+            table.record_inbound(_inbound(f"wamid.L{index:04d}", wa_id, start + timedelta(minutes=index), "hi"))
+        seen: list[str] = []
+        cursor = None
+        while True:
+            result = api.conversations("limit=5" + (f"&cursor={quote(cursor)}" if cursor else ""))
+            assert result.status == 200
+            seen.extend(c["wa_id"] for c in result.json()["conversations"])
+            cursor = result.json()["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == list(reversed(leads))
+
+    @pytest.mark.parametrize("limit", ["0", "101", "ten"])
+    def test_a_limit_outside_1_to_100_is_a_400(self, api: ApiClient, limit: str) -> None:
+        result = api.conversations(f"limit={limit}")
+        assert result.status == 400
+        assert result.error["field"] == "limit"
+
+
+class TestMessages:
+    @pytest.mark.parametrize("limit", [100, 37])
+    def test_250_messages_page_newest_first_without_gaps_or_repeats(
+        self, api: ApiClient, table: Any, limit: int
+    ) -> None:
+        # Given a 250-message thread (in and out, some in the same second) beside another lead's thread
+        start = datetime.now(UTC) - timedelta(days=2)
+        expected = _thread(table, LEAD, 250, start)
+        _thread(table, OTHER_LEAD, 20, start)
+        # When the CRM pages through it
+        ids, pages = _all_pages(api, LEAD, limit)
+        # Then every message comes exactly once, newest first, and nothing of the other lead
+        assert ids == expected
+        assert pages == -(-250 // limit)
+
+    def test_a_thread_shows_direction_text_statuses_and_replies(self, api: ApiClient, webhook: Any, table: Any) -> None:
+        # Given an inbound message, our reply to it, and Meta's statuses for the reply
+        inbound = _lead_writes(webhook, text="אפשר לראות היום?")
+        reply_at = datetime.now(UTC) - timedelta(seconds=30)
+        table.record_outbound(replace(_outbound("wamid.OUT1", LEAD, reply_at, "כן, ב-17:00"), reply_to=inbound))
+        for status in ("sent", "delivered", "read"):
+            assert webhook(meta.envelope(meta.status_value([meta.status("wamid.OUT1", status, LEAD)]))).status == 200
+        # When the CRM reads the thread
+        messages = api.messages(LEAD).json()["messages"]
+        # Then the newest (ours) is first, with its ticks; the lead's message follows
+        ours, theirs = messages
+        assert ours["id"] == "wamid.OUT1"
+        assert ours["direction"] == "outbound"
+        assert ours["text"] == "כן, ב-17:00"
+        assert ours["status"] == "read"
+        assert [entry["status"] for entry in ours["status_history"]] == ["accepted", "sent", "delivered", "read"]
+        assert ours["auto_reply"] is False
+        assert ours["reply_to"] == inbound
+        assert theirs["id"] == inbound
+        assert theirs["direction"] == "inbound"
+        assert theirs["text"] == "אפשר לראות היום?"
+        assert theirs["status"] is None
+
+    def test_a_send_known_only_from_its_statuses_is_listed_as_unknown(self, api: ApiClient, webhook: Any) -> None:
+        # Given a status for a message sent outside this API (e.g. from WhatsApp Manager)
+        _lead_writes(webhook)
+        failed = meta.status("wamid.ELSEWHERE", "failed", LEAD, error_code=131026)
+        assert webhook(meta.envelope(meta.status_value([failed]))).status == 200
+        # When the thread is read, it is there, typed unknown, with its error
+        listed = {m["id"]: m for m in api.messages(LEAD).json()["messages"]}
+        assert listed["wamid.ELSEWHERE"]["type"] == "unknown"
+        assert listed["wamid.ELSEWHERE"]["direction"] == "outbound"
+        assert listed["wamid.ELSEWHERE"]["status"] == "failed"
+        assert listed["wamid.ELSEWHERE"]["error"]["code"] == 131026
+
+    @pytest.mark.parametrize("spelling", ["972525551234", "+972525551234", "0525551234"])
+    def test_the_wa_id_may_be_written_any_way_a_number_is(self, api: ApiClient, webhook: Any, spelling: str) -> None:
+        _lead_writes(webhook)
+        result = api.messages(quote(spelling))
+        assert result.status == 200
+        assert result.json()["wa_id"] == LEAD
+        assert len(result.json()["messages"]) == 1
+
+    def test_an_unknown_lead_is_404_and_an_impossible_one_400(self, api: ApiClient) -> None:
+        assert api.messages(OTHER_LEAD).error["code"] == "not_found"
+        invalid = api.messages("12")
+        assert invalid.status == 400
+        assert invalid.error["field"] == "wa_id"
+
+
+class TestCursors:
+    @pytest.fixture
+    def first_page(self, api: ApiClient, table: Any) -> dict[str, Any]:
+        start = datetime.now(UTC) - timedelta(hours=5)
+        _thread(table, LEAD, 12, start)
+        _thread(table, OTHER_LEAD, 12, start)
+        page: dict[str, Any] = api.messages(LEAD, "limit=5").json()
+        assert page["next_cursor"]
+        return page
+
+    @pytest.mark.parametrize(
+        "tamper",
+        [
+            lambda c: "garbage",
+            lambda c: "v1.e30.AAAA",
+            lambda c: c[:-3],
+            lambda c: c[:-1] + ("A" if c[-1] != "A" else "B"),
+            lambda c: c.split(".")[0] + "." + c.split(".")[1][:-2] + "xx." + c.split(".")[2],
+            lambda c: "v2" + c[2:],
+            lambda c: c + ".extra",
+            lambda c: "é" * 20,
+        ],
+        ids=[
+            "garbage",
+            "empty-json",
+            "truncated",
+            "signature-flipped",
+            "payload-edited",
+            "version",
+            "extra",
+            "unicode",
+        ],
+    )
+    def test_a_garbled_or_tampered_cursor_is_a_400(
+        self, api: ApiClient, first_page: dict[str, Any], tamper: Callable[[str], str]
+    ) -> None:
+        result = api.messages(LEAD, "cursor=" + quote(tamper(first_page["next_cursor"])))
+        assert result.status == 400
+        assert result.error["code"] == "validation_error"
+        assert result.error["field"] == "cursor"
+
+    def test_a_cursor_forged_with_another_key_is_a_400(self, api: ApiClient, first_page: dict[str, Any]) -> None:
+        forged = CursorSigner(b"k" * 32).issue("messages", OTHER_LEAD, Position(pk="MSG#x", sort_key="9999"))
+        result = api.messages(OTHER_LEAD, "cursor=" + quote(forged))
+        assert result.status == 400
+        assert result.error["field"] == "cursor"
+
+    def test_a_cursor_never_opens_another_leads_thread(self, api: ApiClient, first_page: dict[str, Any]) -> None:
+        # Given a valid cursor for LEAD's thread, when it is used on OTHER_LEAD's thread or the lead list
+        moved = api.messages(OTHER_LEAD, "cursor=" + quote(first_page["next_cursor"]))
+        listing = api.conversations("cursor=" + quote(first_page["next_cursor"]))
+        # Then both are refused and nothing of either thread is returned
+        assert (moved.status, listing.status) == (400, 400)
+        assert "wamid" not in moved.body
+
+    def test_the_same_cursor_continues_where_the_page_ended(self, api: ApiClient, first_page: dict[str, Any]) -> None:
+        second = api.messages(LEAD, "limit=5&cursor=" + quote(first_page["next_cursor"])).json()
+        first_ids = [m["id"] for m in first_page["messages"]]
+        second_ids = [m["id"] for m in second["messages"]]
+        assert len(second_ids) == 5
+        assert not set(first_ids) & set(second_ids)
+
+
+class TestMarkRead:
+    def test_reading_resets_unread_and_blue_ticks_the_last_message(
+        self, api: ApiClient, webhook: Any, graph_fake: GraphSimulator, table: Any
+    ) -> None:
+        # Given two unread messages from the lead
+        _lead_writes(webhook, text="שלום", seconds_ago=120)
+        last = _lead_writes(webhook, text="יש מעלית?", seconds_ago=60)
+        # When an agent opens the thread and marks it read
+        assert api.messages(LEAD).status == 200
+        assert table.get_lead(LEAD)["unread_count"] == 2  # reading alone changes nothing
+        result = api.mark_read(LEAD)
+        # Then the count is zero and WhatsApp got a read receipt for the newest message
+        assert result.status == 200
+        assert result.json() == {
+            "wa_id": LEAD,
+            "unread_count": 0,
+            "read_receipt": {"message_id": last, "status": "sent"},
+        }
+        assert graph_fake.reads() == [{"messaging_product": "whatsapp", "status": "read", "message_id": last}]
+        assert api.conversations().json()["conversations"][0]["unread_count"] == 0
+
+    def test_a_refused_receipt_still_clears_the_badge(
+        self, api: ApiClient, webhook: Any, graph_fake: GraphSimulator, table: Any
+    ) -> None:
+        last = _lead_writes(webhook)
+        graph_fake.fail_next(131009, include_reads=True)
+        result = api.mark_read(LEAD)
+        assert result.status == 200
+        body = result.json()
+        assert body["unread_count"] == 0
+        assert body["read_receipt"]["message_id"] == last
+        assert body["read_receipt"]["status"] == "failed"
+        assert body["read_receipt"]["graph_error"]["code"] == 131009
+        assert table.get_lead(LEAD)["unread_count"] == 0
+
+    def test_marking_an_unknown_lead_is_404(self, api: ApiClient, graph_fake: GraphSimulator) -> None:
+        assert api.mark_read(OTHER_LEAD).status == 404
+        assert graph_fake.recorded() == []
+
+
+class TestHealth:
+    def _sequence(self, api: ApiClient, webhook: Any, graph_fake: GraphSimulator) -> None:
+        """3 messages received, 4 sent through the API, 1 of those reported failed by Meta."""
+        for text in ("שלום", "יש חניה?", "ומחסן?"):
+            _lead_writes(webhook, text=text)
+        sent = [api.send({"to": LEAD, "type": "text", "text": {"body": f"תשובה {n}"}}) for n in range(4)]
+        assert [r.status for r in sent] == [201] * 4
+        failed = meta.status(sent[0].json()["message_id"], "failed", LEAD, error_code=131026)
+        assert webhook(meta.envelope(meta.status_value([failed]))).status == 200
+        # A redelivered failure is not counted twice.
+        assert webhook(meta.envelope(meta.status_value([failed]))).status == 200
+
+    def test_figures_follow_what_happened(
+        self, api: ApiClient, webhook: Any, graph_fake: GraphSimulator, table: Any
+    ) -> None:
+        # Given a known sequence of events and a threshold of 50 %
+        api.overrides.update(HEALTH_ERROR_RATE_THRESHOLD="0.5", HEALTH_MIN_SENDS="1")
+        self._sequence(api, webhook, graph_fake)
+        # When /health is read
+        result = api.health()
+        # Then it reports exactly those figures, and 1 failure in 4 sends is healthy under 50 %
+        assert result.status == 200
+        report = result.json()
+        assert report["last_24h"] == {"received": 3, "sent": 4, "failed": 1, "error_rate": 0.25}
+        assert report["status"] == "healthy"
+        assert report["checks"]["table"]["ok"] is True
+        assert report["checks"]["secret"]["ok"] is True
+        assert report["last_activity"] == table.get_lead(LEAD)["last_message_at"]
+
+    def test_an_error_rate_over_the_threshold_is_degraded(
+        self, api: ApiClient, webhook: Any, graph_fake: GraphSimulator
+    ) -> None:
+        api.overrides.update(HEALTH_ERROR_RATE_THRESHOLD="0.2", HEALTH_MIN_SENDS="1")
+        self._sequence(api, webhook, graph_fake)
+        report = api.health().json()
+        assert report["status"] == "degraded"
+        assert report["checks"]["error_rate"]["ok"] is False
+        assert report["checks"]["error_rate"]["threshold"] == 0.2
+
+    def test_an_unreadable_secret_is_degraded(self, api: ApiClient) -> None:
+        # Given no env overrides, and the deployed secret still missing its access token
+        api.overrides.update(WHATSAPP_ACCESS_TOKEN="", WHATSAPP_APP_SECRET="", WHATSAPP_VERIFY_TOKEN="")
+        report = api.health().json()
+        assert report["status"] == "degraded"
+        assert report["checks"]["secret"] == {
+            "ok": False,
+            "detail": "the WhatsApp secret cannot be read or is incomplete",
+        }
+        assert report["checks"]["table"]["ok"] is True
+
+    def test_an_unreadable_table_is_degraded(self, api: ApiClient) -> None:
+        api.overrides.update(TABLE_NAME="no-such-table")
+        report = api.health().json()
+        assert report["status"] == "degraded"
+        assert report["checks"]["table"]["ok"] is False
+        assert report["last_24h"]["received"] == 0
