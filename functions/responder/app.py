@@ -1,0 +1,197 @@
+"""ResponderFunction: auto-replies to inbound WhatsApp messages from the inbound FIFO queue.
+
+Thin by design: batch parsing (pydantic), one domain call per record, metrics, and mapping failures to
+batch item failures. The use case lives in whatsapp_crm.respond. A failed record fails the rest of its
+message group in the batch (FIFO order per lead); other leads' records carry on.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Json
+
+from whatsapp_crm.clock import Clock, utc_now
+from whatsapp_crm.credentials import load_credentials
+from whatsapp_crm.errors import QueueUnavailableError
+from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics
+from whatsapp_crm.redelivery import delays_for_failures
+from whatsapp_crm.respond import (
+    CredentialsRejectedError,
+    ReplyOutcome,
+    ReplyPolicy,
+    ReplyRetryableError,
+    ReplySender,
+    ReplyStore,
+    respond,
+)
+from whatsapp_crm.settings import ResponderSettings, load
+
+
+class InboundQueueRecord(SqsRecordModel):
+    body: Json[QueuedInbound]  # the hand-off, parsed from the record body
+
+
+processor = SqsFifoPartialProcessor(model=InboundQueueRecord, skip_group_on_error=True)
+# Report failures item by item even when all failed: Lambda's Errors metric then means a real crash.
+processor.raise_on_entire_batch_failure = False
+
+_injected: dict[str, Any] = {}
+
+_OUTCOME_METRICS = {ReplyOutcome.SENT: "AutoRepliesSent", ReplyOutcome.FAILED: "AutoRepliesFailed"}
+
+
+def _settings() -> ResponderSettings:
+    return load(ResponderSettings)
+
+
+@cache
+def _policy(settings: ResponderSettings) -> ReplyPolicy:
+    return ReplyPolicy.from_settings(settings)
+
+
+# Real adapters are built on first use and reused by later invocations of this execution environment.
+@cache
+def _dynamo_store(table_name: str) -> ReplyStore:
+    from whatsapp_crm.store.replies import DynamoReplyStore
+
+    return DynamoReplyStore(table_name)
+
+
+@cache
+def _graph_client(access_token: str, settings: ResponderSettings) -> ReplySender:
+    # Keyed by the token too: a rotated secret (read through a 5-minute cache) gets a fresh client.
+    from whatsapp_crm.graph.client import GraphClient
+
+    return GraphClient(
+        access_token,
+        base_url=settings.graph_api_base_url,
+        version=settings.graph_api_version,
+        connect_timeout=settings.graph_connect_timeout_seconds,
+        read_timeout=settings.graph_read_timeout_seconds,
+        max_attempts=settings.graph_max_attempts,
+        max_retry_seconds=settings.graph_max_retry_seconds,
+        default_region=settings.default_phone_region,
+    )
+
+
+@cache
+def _redelivery(queue_url: str) -> Any:
+    from whatsapp_crm.redelivery import SqsRedelivery
+
+    return SqsRedelivery(queue_url)
+
+
+def _store() -> ReplyStore:
+    store = _injected.get("store")
+    return store if store is not None else _dynamo_store(_settings().table_name)
+
+
+def _sender() -> ReplySender:
+    sender = _injected.get("sender")
+    if sender is not None:
+        return sender
+    settings = _settings()
+    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
+
+
+def _clock() -> Clock:
+    clock = _injected.get("clock")
+    return clock if clock is not None else utc_now
+
+
+class _Batch:
+    """One invocation's record handler, with the delays that rate-limited groups asked for."""
+
+    def __init__(self, context: LambdaContext) -> None:
+        self.context = context
+        self.store = _store()
+        self.sender = _sender()
+        self.policy = _policy(_settings())
+        self.clock = _clock()
+        self.delay_by_group: dict[str, int] = {}
+
+    def _time_left(self) -> float:
+        return self.context.get_remaining_time_in_millis() / 1000
+
+    def handle_record(self, record: InboundQueueRecord) -> str:
+        queued = record.body
+        logger.append_keys(wamid=queued.wamid, lead=mask_phone(queued.wa_id))
+        try:
+            report = respond(
+                queued,
+                store=self.store,
+                sender=self.sender,
+                policy=self.policy,
+                clock=self.clock,
+                attempt=int(record.attributes.ApproximateReceiveCount),
+                time_left=self._time_left,
+            )
+        except CredentialsRejectedError as error:
+            metrics.add_metric(name="TokenErrors", unit=MetricUnit.Count, value=1)
+            logger.error("Graph API rejected the access token; rotate it", extra={"graph_error_code": error.code})
+            raise
+        except ReplyRetryableError as error:
+            metrics.add_metric(name="AutoReplyRetries", unit=MetricUnit.Count, value=1)
+            group = record.attributes.MessageGroupId
+            if error.retry_after_seconds and group:
+                self.delay_by_group[group] = max(self.delay_by_group.get(group, 0), error.retry_after_seconds)
+            logger.warning(
+                "auto-reply will be retried",
+                extra={
+                    "reason": error.reason,
+                    "graph_error_code": error.code,
+                    "retry_after": error.retry_after_seconds,
+                },
+            )
+            raise
+        finally:
+            logger.remove_keys(["wamid", "lead"])
+        metrics.add_metric(
+            name=_OUTCOME_METRICS.get(report.outcome, "AutoRepliesSkipped"), unit=MetricUnit.Count, value=1
+        )
+        logger.info("auto-reply handled", extra=report.log_fields())
+        return report.outcome.value
+
+    def defer_failed_groups(self, event: dict[str, Any], response: dict[str, Any]) -> None:
+        if not self.delay_by_group:
+            return
+        failed = {str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])}
+        redelivery = _injected.get("redelivery") or _redelivery(_settings().inbound_queue_url)
+        for seconds, handles in delays_for_failures(event.get("Records", []), failed, self.delay_by_group).items():
+            try:
+                redelivery.delay(handles, seconds)
+            except QueueUnavailableError:
+                # They still come back, only after the queue's own visibility timeout.
+                logger.warning("could not delay rate-limited records", extra={"records": len(handles)})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    batch = _Batch(context)
+    response = process_partial_response(event, batch.handle_record, processor, context)
+    batch.defer_failed_groups(event, dict(response))
+    return dict(response)
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    store: ReplyStore | None = None,
+    sender: ReplySender | None = None,
+    clock: Clock | None = None,
+    redelivery: Any | None = None,
+) -> dict[str, Any]:
+    """Entry point for tests and the local stack: the same processing with ports handed in."""
+    _injected.update(store=store, sender=sender, clock=clock, redelivery=redelivery)
+    try:
+        return lambda_handler(event, context)
+    finally:
+        _injected.clear()

@@ -1,0 +1,592 @@
+"""The auto-reply use case: one inbound WhatsApp message in, at most one reply out, ever.
+
+Order of work for one queued message (docs/responder.md draws it):
+1. Messages nobody should answer are annotated and dropped: our own, system notices, anything outside
+   the 24-hour window, and types that carry no question (media, location, reactions...).
+2. The intent, language and cue are stored on the inbound message.
+3. A durable claim on the wamid is taken (the store makes it conditional). Whoever holds it decides and
+   replies; everyone else sees `done` and stops, or sees a live lease and retries later.
+4. The lead's state decides: opt-out / opt-in, human takeover, cool-down, meeting slot taps.
+5. Mark as read with the typing indicator, send, and record the reply and the claim together.
+
+Ports are passed in: a ReplyStore, a ReplySender (GraphClient satisfies it) and a clock. Failures that
+SQS should retry surface as ReplyRetryableError; permanent Graph refusals are recorded and returned.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from whatsapp_crm.clock import Clock, iso, iso_from_unix, parse_iso, utc_now
+from whatsapp_crm.conversations import MessageError, OutboundRecord, PreferenceChange, SentBy
+from whatsapp_crm.graph.errors import (
+    AccountRestrictedError,
+    AuthError,
+    GraphAPIError,
+    GraphPermissionError,
+    InvalidMessageError,
+    MarketingOptOutError,
+    PairRateLimitError,
+    PaymentError,
+    PhoneNumberNotRegisteredError,
+    RateLimitError,
+)
+from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.intent.engine import Intent, Language, detect_intent
+from whatsapp_crm.intent.replies import ReplyPlan, plan_reply, plan_slot_confirmation, plan_slot_reoffer
+from whatsapp_crm.observability import logger, mask_phone
+from whatsapp_crm.reply_records import (
+    CALLBACK_PREFIX,
+    Claim,
+    ClaimStatus,
+    LeadSnapshot,
+    MeetingRequest,
+    PendingReply,
+    SentReply,
+)
+from whatsapp_crm.schedule import SLOT_ID_PREFIX, BusinessHours, parse_slot_id
+from whatsapp_crm.webhook.models import InboundMessage, MessageType
+
+if TYPE_CHECKING:
+    from whatsapp_crm.graph.client import SendResult
+    from whatsapp_crm.settings import ResponderSettings
+
+# Free-form replies are allowed for 24 hours after the lead's message (Meta's customer service window).
+SERVICE_WINDOW = timedelta(hours=24)
+# Longer than the function's 30-second timeout, so a live holder never loses its claim to a retry.
+CLAIM_LEASE = timedelta(seconds=90)
+# Meta stamps statuses with its own clock; look a little before our claim for the evidence of a send.
+EVIDENCE_SLACK = timedelta(minutes=10)
+PREVIEW_LENGTH = 80
+
+_CLASSIFIED_TYPES = frozenset({MessageType.TEXT, MessageType.INTERACTIVE, MessageType.BUTTON})
+# These refusals are about our account or configuration, not this message: retry (and reach the DLQ)
+# so the messages can be redriven once someone fixes it, instead of being marked failed for good.
+_CONFIGURATION_ERRORS = (GraphPermissionError, AccountRestrictedError, PhoneNumberNotRegisteredError, PaymentError)
+
+
+class ReplyOutcome(StrEnum):
+    SENT = "sent"
+    NO_INTENT = "no_intent"  # media, location, contacts, reactions, orders, unsupported
+    OWN_MESSAGE = "own_message"
+    SYSTEM_MESSAGE = "system_message"
+    OUTSIDE_WINDOW = "outside_window"
+    ALREADY_HANDLED = "already_handled"
+    OPTED_OUT = "opted_out"
+    HUMAN_TAKEOVER = "human_takeover"
+    COOLDOWN = "cooldown"
+    SUPERSEDED = "superseded"  # a newer opt-in/opt-out was already recorded for the lead
+    FAILED = "failed"  # Meta refused the reply for good; recorded on the message
+
+
+class ReplyStore(Protocol):
+    def annotate_inbound(self, wamid: str, fields: Mapping[str, Any]) -> bool: ...
+    def claim_reply(self, wamid: str, wa_id: str, *, owner: str, now: datetime, lease: timedelta) -> Claim: ...
+    def mark_reply_sending(self, claim: Claim, pending: PendingReply, now: datetime) -> bool: ...
+    def release_reply(self, claim: Claim, reason: str, now: datetime, error: MessageError | None = None) -> None: ...
+    def finish_reply_sent(self, claim: Claim, record: OutboundRecord) -> bool: ...
+    def finish_reply_skipped(self, claim: Claim, outcome: str, now: datetime) -> None: ...
+    def finish_reply_failed(self, claim: Claim, error: MessageError, now: datetime) -> None: ...
+    def find_sent_reply(self, wa_id: str, inbound_wamid: str, since: str) -> SentReply | None: ...
+    def get_lead_snapshot(self, wa_id: str) -> LeadSnapshot: ...
+    def record_preference(self, change: PreferenceChange) -> bool: ...
+    def record_meeting_request(self, wa_id: str, request: MeetingRequest) -> bool: ...
+
+
+class ReplySender(Protocol):
+    def send_text(
+        self,
+        phone_number_id: str,
+        to: str,
+        body: str,
+        *,
+        preview_url: bool = False,
+        reply_to: str | None = None,
+        biz_opaque_callback_data: str | None = None,
+    ) -> SendResult: ...
+
+    def send_reply_buttons(
+        self,
+        phone_number_id: str,
+        to: str,
+        body: str,
+        buttons: Sequence[tuple[str, str]],
+        *,
+        header: str | None = None,
+        footer: str | None = None,
+        reply_to: str | None = None,
+        biz_opaque_callback_data: str | None = None,
+    ) -> SendResult: ...
+
+    def mark_as_read(self, phone_number_id: str, message_id: str, *, typing_indicator: bool = False) -> None: ...
+
+
+class ReplyRetryableError(Exception):
+    """No reply went out and none was recorded as final: the queue record must be retried.
+
+    `retry_after_seconds` asks the caller to hide the record that long (rate limits) instead of the
+    queue's default visibility timeout.
+    """
+
+    def __init__(self, reason: str, *, retry_after_seconds: int | None = None, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds
+        self.code = code
+
+
+class CredentialsRejectedError(ReplyRetryableError):
+    """Meta refused the access token (190 / 0): every reply fails until someone rotates it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPolicy:
+    hours: BusinessHours
+    cooldown: timedelta = timedelta(minutes=30)
+    human_takeover: timedelta = timedelta(hours=12)
+    mark_as_read: bool = True
+    booking_url: str | None = None
+    window: timedelta = SERVICE_WINDOW
+    lease: timedelta = CLAIM_LEASE
+    # Worst-case seconds of one Graph call with the client's retries; with less time left, don't start.
+    send_budget_seconds: float = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: ResponderSettings) -> ReplyPolicy:
+        attempts = settings.graph_max_attempts
+        per_call = (settings.graph_connect_timeout_seconds + settings.graph_read_timeout_seconds) * attempts
+        return cls(
+            hours=BusinessHours.parse(settings.business_hours, settings.business_timezone),
+            cooldown=timedelta(minutes=settings.auto_reply_cooldown_minutes),
+            human_takeover=timedelta(hours=settings.human_takeover_hours),
+            mark_as_read=settings.mark_as_read,
+            booking_url=settings.meeting_booking_url or None,
+            send_budget_seconds=per_call + settings.graph_max_retry_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Inquiry:
+    """What the lead's message asks for."""
+
+    intent: Intent
+    language: Language
+    cue: str | None
+    slot_id: str | None = None  # a tapped meeting-slot button (current, stale or unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyReport:
+    outcome: ReplyOutcome
+    wamid: str
+    inquiry: Inquiry | None = None
+    reply_wamid: str | None = None
+    error_code: int | None = None
+    resumed: bool = False  # an earlier attempt was interrupted; see docs/responder.md
+    adopted: bool = False  # that attempt's reply had reached Meta, so it was recorded, not resent
+
+    def log_fields(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome.value,
+            "wamid": self.wamid,
+            "intent": self.inquiry.intent.value if self.inquiry else None,
+            "language": self.inquiry.language.value if self.inquiry else None,
+            "cue": self.inquiry.cue if self.inquiry else None,
+            "reply_wamid": self.reply_wamid,
+            "graph_error_code": self.error_code,
+            "resumed": self.resumed,
+            "adopted": self.adopted,
+        }
+
+
+TimeLeft = Callable[[], float]
+
+
+# --- classification --------------------------------------------------------------------------------
+
+
+def is_slot_tap(reply_id: str) -> bool:
+    """A tap on one of our meeting-slot buttons, current or not: anything in our id format gets a slot answer."""
+    return reply_id.startswith(SLOT_ID_PREFIX)
+
+
+def classify(message: InboundMessage) -> Inquiry | None:
+    """The lead's intent, for the message types a person types or taps; None for everything else."""
+    if message.type not in _CLASSIFIED_TYPES:
+        return None
+    if message.type is MessageType.INTERACTIVE:
+        choice = message.interactive.choice if message.interactive else None
+        if choice is None:
+            return None
+        detected = detect_intent(choice.title)
+        if choice.id and is_slot_tap(choice.id):
+            return Inquiry(Intent.MEETING, detected.language, choice.id, slot_id=choice.id)
+        return Inquiry(detected.intent, detected.language, detected.cue)
+    text = message.text_content
+    if not text and message.button is not None:
+        text = message.button.payload
+    if not text:
+        return None
+    detected = detect_intent(text)
+    return Inquiry(detected.intent, detected.language, detected.cue)
+
+
+def _unanswerable(
+    queued: QueuedInbound, message: InboundMessage, now: datetime, window: timedelta
+) -> ReplyOutcome | None:
+    if message.type is MessageType.SYSTEM:
+        return ReplyOutcome.SYSTEM_MESSAGE
+    business_numbers = {queued.display_phone_number, queued.phone_number_id}
+    if queued.wa_id in business_numbers:
+        return ReplyOutcome.OWN_MESSAGE
+    if now - parse_iso(iso_from_unix(message.timestamp)) > window:
+        return ReplyOutcome.OUTSIDE_WINDOW
+    return None
+
+
+def _inquiry_fields(inquiry: Inquiry) -> dict[str, Any]:
+    return {
+        "intent": inquiry.intent.value,
+        "language": inquiry.language.value,
+        "intent_cue": inquiry.cue,
+    }
+
+
+# --- deciding ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    queued: QueuedInbound
+    inquiry: Inquiry
+    store: ReplyStore
+    policy: ReplyPolicy
+    now: datetime
+
+    @property
+    def message_time(self) -> str:
+        return iso_from_unix(self.queued.timestamp)
+
+
+def _within(moment: str | None, period: timedelta, now: datetime) -> bool:
+    return moment is not None and period > timedelta(0) and now - parse_iso(moment) < period
+
+
+def _opt_out(ctx: _Context, lead: LeadSnapshot) -> ReplyPlan | ReplyOutcome:
+    cue = ctx.inquiry.cue or "opt_out"
+    change = PreferenceChange(ctx.queued.wa_id, True, ctx.message_time, detail=cue, source=f"text:{cue}")
+    # Opted out by something else before this message: the one confirmation went out back then.
+    by_this_message = lead.opt_state_at == change.timestamp and lead.opt_state_source == change.source
+    already = lead.opted_out and not by_this_message
+    if not ctx.store.record_preference(change):
+        return ReplyOutcome.SUPERSEDED
+    if already:
+        return ReplyOutcome.OPTED_OUT
+    return plan_reply(Intent.OPT_OUT, ctx.inquiry.language, ctx.now, ctx.policy.hours, ctx.policy.booking_url)
+
+
+def _opt_in(ctx: _Context, lead: LeadSnapshot) -> LeadSnapshot | ReplyOutcome:
+    cue = ctx.inquiry.cue or "opt_in"
+    change = PreferenceChange(ctx.queued.wa_id, False, ctx.message_time, detail=cue, source=f"text:{cue}")
+    if not ctx.store.record_preference(change):
+        # A newer stop (Meta's button or a later message) wins over this start.
+        return ReplyOutcome.SUPERSEDED if lead.opted_out else lead
+    return LeadSnapshot(
+        wa_id=lead.wa_id,
+        opted_out=False,
+        opt_state_at=change.timestamp,
+        opt_state_source=change.source,
+        last_human_outbound_at=lead.last_human_outbound_at,
+        auto_reply_at=lead.auto_reply_at,
+    )
+
+
+def _slot_reply(ctx: _Context, slot_id: str) -> ReplyPlan:
+    language, policy = ctx.inquiry.language, ctx.policy
+    confirmation = plan_slot_confirmation(slot_id, language, ctx.now, policy.hours)
+    slot_start = parse_slot_id(slot_id)
+    if confirmation is None or slot_start is None:
+        return plan_slot_reoffer(language, ctx.now, policy.hours, policy.booking_url)
+    request = MeetingRequest(
+        slot_id=slot_id, slot_start=iso(slot_start), requested_at=ctx.message_time, source_wamid=ctx.queued.wamid
+    )
+    ctx.store.record_meeting_request(ctx.queued.wa_id, request)
+    return confirmation
+
+
+def decide(ctx: _Context) -> ReplyPlan | ReplyOutcome:
+    """The reply to send, or why there is none. Records opt-out/opt-in and meeting requests on the lead."""
+    inquiry, policy, now = ctx.inquiry, ctx.policy, ctx.now
+    lead = ctx.store.get_lead_snapshot(ctx.queued.wa_id)
+    if inquiry.intent is Intent.OPT_OUT:
+        # A confirmation is owed even during a human takeover: the lead asked us to stop, we say we did.
+        return _opt_out(ctx, lead)
+    if inquiry.intent is Intent.OPT_IN:
+        resumed = _opt_in(ctx, lead)
+        if isinstance(resumed, ReplyOutcome):
+            return resumed
+        lead = resumed
+    if lead.opted_out:
+        return ReplyOutcome.OPTED_OUT
+    if _within(lead.last_human_outbound_at, policy.human_takeover, now):
+        return ReplyOutcome.HUMAN_TAKEOVER
+    if inquiry.slot_id is not None:
+        # Confirmations and re-offers answer a tap on our own buttons: the cool-down never holds them.
+        return _slot_reply(ctx, inquiry.slot_id)
+    if _within(lead.auto_reply_at.get(inquiry.intent.value), policy.cooldown, now):
+        return ReplyOutcome.COOLDOWN
+    return plan_reply(inquiry.intent, inquiry.language, now, policy.hours, policy.booking_url)
+
+
+# --- sending -----------------------------------------------------------------------------------------
+
+
+def _buttons(plan: ReplyPlan) -> tuple[tuple[str, str], ...]:
+    return tuple((button.id, button.title) for button in plan.buttons)
+
+
+def _request_json(pending: PendingReply) -> str:
+    """The message as posted, without `to`: enough for the conversations API to show the offered slots."""
+    if pending.kind == "buttons":
+        buttons = [{"type": "reply", "reply": {"id": bid, "title": title}} for bid, title in pending.buttons]
+        content: dict[str, Any] = {
+            "type": "interactive",
+            "interactive": {"type": "button", "body": {"text": pending.body}, "action": {"buttons": buttons}},
+        }
+    else:
+        content = {"type": "text", "text": {"body": pending.body}}
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+
+
+def _preview(body: str) -> str:
+    return body if len(body) <= PREVIEW_LENGTH else body[: PREVIEW_LENGTH - 1] + "…"
+
+
+def _pending(plan: ReplyPlan, inquiry: Inquiry) -> PendingReply:
+    return PendingReply(
+        kind=plan.kind,
+        body=plan.body,
+        intent=inquiry.intent.value,
+        language=inquiry.language.value,
+        buttons=_buttons(plan),
+    )
+
+
+def _outbound(queued: QueuedInbound, pending: PendingReply, reply_wamid: str, at: datetime) -> OutboundRecord:
+    return OutboundRecord(
+        wamid=reply_wamid,
+        wa_id=queued.wa_id,
+        phone_number_id=queued.phone_number_id,
+        message_type="interactive" if pending.kind == "buttons" else "text",
+        timestamp=iso(at),
+        sent_by=SentBy.AUTO_REPLY,
+        text=pending.body,
+        preview=_preview(pending.body),
+        intent=pending.intent,
+        reply_to=queued.wamid,
+        request_json=_request_json(pending),
+        # Only the catch-all reply leaves the question open for a human; every other intent was answered.
+        awaits_response=pending.intent == Intent.DEFAULT.value,
+    )
+
+
+def _deliver(sender: ReplySender, queued: QueuedInbound, pending: PendingReply, booking_url: str | None) -> SendResult:
+    callback = f"{CALLBACK_PREFIX}{queued.wamid}"
+    if pending.kind == "buttons" and pending.buttons:
+        return sender.send_reply_buttons(
+            queued.phone_number_id,
+            queued.wa_id,
+            pending.body,
+            pending.buttons,
+            reply_to=queued.wamid,
+            biz_opaque_callback_data=callback,
+        )
+    return sender.send_text(
+        queued.phone_number_id,
+        queued.wa_id,
+        pending.body,
+        preview_url=booking_url is not None and booking_url in pending.body,
+        reply_to=queued.wamid,
+        biz_opaque_callback_data=callback,
+    )
+
+
+def _mark_read(sender: ReplySender, queued: QueuedInbound) -> None:
+    """Blue ticks and "typing…": a courtesy, so only a refused token stops the reply."""
+    try:
+        sender.mark_as_read(queued.phone_number_id, queued.wamid, typing_indicator=True)
+    except AuthError:
+        raise
+    except (GraphAPIError, InvalidMessageError) as error:
+        logger.warning(
+            "mark-as-read failed; replying anyway",
+            extra={"wamid": queued.wamid, "graph_error_code": getattr(error, "code", None)},
+        )
+
+
+def _ambiguous(error: GraphAPIError) -> bool:
+    """No answer from Meta (timeout, dropped connection, 2xx without an id): it may have accepted the send."""
+    return error.code is None and (error.http_status is None or 200 <= error.http_status < 300)
+
+
+def _retry_after(error: RateLimitError, attempt: int) -> int:
+    hinted = error.retry_after_seconds or 0
+    if isinstance(error, PairRateLimitError):
+        # Meta asks for 4^n seconds between retries to the same user.
+        return max(hinted, PairRateLimitError.delay_for_attempt(attempt))
+    return max(hinted, 1)
+
+
+def _message_error(error: GraphAPIError) -> MessageError:
+    return MessageError(code=error.code, title=error.title, details=error.details)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sending:
+    queued: QueuedInbound
+    inquiry: Inquiry
+    claim: Claim
+    store: ReplyStore
+    sender: ReplySender
+    policy: ReplyPolicy
+    clock: Clock
+    attempt: int
+
+
+def _graph_failure(job: _Sending, error: GraphAPIError) -> ReplyReport:
+    """Permanent refusals are recorded and returned; anything worth retrying is raised."""
+    store, claim, now = job.store, job.claim, job.clock()
+    retry_class: type[ReplyRetryableError] = ReplyRetryableError
+    retry_after: int | None = None
+    if isinstance(error, AuthError):
+        retry_class = CredentialsRejectedError
+    elif isinstance(error, RateLimitError):
+        retry_after = _retry_after(error, job.attempt)
+    elif _ambiguous(error):
+        # Keep the claim: the retry finds it expired and looks for evidence of this send before resending.
+        raise ReplyRetryableError("no answer from the Graph API; the reply may have been accepted") from error
+    elif not (error.retryable or isinstance(error, _CONFIGURATION_ERRORS)):
+        store.finish_reply_failed(claim, _message_error(error), now)
+        if isinstance(error, MarketingOptOutError):
+            stop = PreferenceChange(job.queued.wa_id, True, iso(now), detail=str(error.code), source="graph:131050")
+            store.record_preference(stop)
+        return ReplyReport(ReplyOutcome.FAILED, job.queued.wamid, job.inquiry, error_code=error.code)
+    store.release_reply(claim, type(error).__name__, now, _message_error(error))
+    raise retry_class(
+        f"Graph API refused the reply: {type(error).__name__}", retry_after_seconds=retry_after, code=error.code
+    ) from error
+
+
+def _send(job: _Sending, pending: PendingReply, time_left: TimeLeft | None) -> ReplyReport:
+    queued, store, claim = job.queued, job.store, job.claim
+    if job.policy.mark_as_read:
+        try:
+            _mark_read(job.sender, queued)
+        except AuthError as error:
+            store.release_reply(claim, type(error).__name__, job.clock(), _message_error(error))
+            raise CredentialsRejectedError("Graph API refused the access token", code=error.code) from error
+    if time_left is not None and time_left() < job.policy.send_budget_seconds:
+        store.release_reply(claim, "deadline", job.clock())
+        raise ReplyRetryableError("too little time left in this invocation to send safely")
+    if not store.mark_reply_sending(claim, pending, job.clock()):
+        raise ReplyRetryableError("the reply claim was taken over before sending")
+    try:
+        result = _deliver(job.sender, queued, pending, job.policy.booking_url)
+    except InvalidMessageError as error:
+        store.finish_reply_failed(claim, MessageError(code=None, title=str(error)), job.clock())
+        return ReplyReport(ReplyOutcome.FAILED, queued.wamid, job.inquiry)
+    except GraphAPIError as error:
+        return _graph_failure(job, error)
+    record = _outbound(queued, pending, result.message_id, job.clock())
+    if not store.finish_reply_sent(claim, record):
+        logger.error(
+            "reply claim lost while sending; another attempt may also have replied", extra={"wamid": queued.wamid}
+        )
+    return ReplyReport(
+        ReplyOutcome.SENT,
+        queued.wamid,
+        job.inquiry,
+        reply_wamid=result.message_id,
+        resumed=claim.status is ClaimStatus.RESUMED,
+    )
+
+
+def _adopt_earlier_send(job: _Sending) -> ReplyReport | None:
+    """An earlier holder died after calling Graph: if Meta accepted that reply, record it instead of resending."""
+    claim, queued = job.claim, job.queued
+    if claim.pending is None:
+        return None  # it never reached the Graph call
+    since = iso(parse_iso(claim.first_claimed_at) - EVIDENCE_SLACK)
+    evidence = job.store.find_sent_reply(queued.wa_id, queued.wamid, since)
+    if evidence is None:
+        logger.warning("resending a reply whose earlier attempt was interrupted", extra={"wamid": queued.wamid})
+        return None
+    job.store.finish_reply_sent(claim, _outbound(queued, claim.pending, evidence.wamid, job.clock()))
+    return ReplyReport(
+        ReplyOutcome.SENT, queued.wamid, job.inquiry, reply_wamid=evidence.wamid, resumed=True, adopted=True
+    )
+
+
+def _release_quietly(store: ReplyStore, claim: Claim, now: datetime) -> None:
+    try:
+        store.release_reply(claim, "interrupted", now)
+    except Exception:  # the original failure matters more, and the lease runs out anyway
+        logger.warning("could not release the reply claim", extra={"wamid": claim.wamid})
+
+
+def _claimed(
+    queued: QueuedInbound, inquiry: Inquiry, store: ReplyStore, policy: ReplyPolicy, clock: Clock
+) -> Claim | ReplyReport:
+    claim = store.claim_reply(queued.wamid, queued.wa_id, owner=uuid.uuid4().hex, now=clock(), lease=policy.lease)
+    if claim.status is ClaimStatus.HANDLED:
+        return ReplyReport(ReplyOutcome.ALREADY_HANDLED, queued.wamid, inquiry)
+    if claim.status is ClaimStatus.HELD:
+        wait = max(1, (claim.lease_expires_at or 0) - int(clock().timestamp()))
+        raise ReplyRetryableError("another consumer is replying to this message", retry_after_seconds=wait)
+    return claim
+
+
+def respond(
+    queued: QueuedInbound,
+    *,
+    store: ReplyStore,
+    sender: ReplySender,
+    policy: ReplyPolicy,
+    clock: Clock = utc_now,
+    attempt: int = 1,
+    time_left: TimeLeft | None = None,
+) -> ReplyReport:
+    """Answer one queued inbound message at most once. Raises ReplyRetryableError when SQS should retry."""
+    message = InboundMessage.model_validate(queued.message)
+    now = clock()
+    unanswerable = _unanswerable(queued, message, now, policy.window)
+    inquiry = classify(message) if unanswerable is not ReplyOutcome.SYSTEM_MESSAGE else None
+    if unanswerable is not None or inquiry is None:
+        outcome = unanswerable or ReplyOutcome.NO_INTENT
+        fields = {**(_inquiry_fields(inquiry) if inquiry else {}), "reply_status": outcome.value}
+        store.annotate_inbound(queued.wamid, fields)
+        return ReplyReport(outcome, queued.wamid, inquiry)
+    store.annotate_inbound(queued.wamid, _inquiry_fields(inquiry))
+    claimed = _claimed(queued, inquiry, store, policy, clock)
+    if isinstance(claimed, ReplyReport):
+        return claimed
+    job = _Sending(queued, inquiry, claimed, store, sender, policy, clock, attempt)
+    try:
+        adopted = _adopt_earlier_send(job) if claimed.status is ClaimStatus.RESUMED else None
+        if adopted is not None:
+            return adopted
+        decision = decide(_Context(queued, inquiry, store, policy, clock()))
+        if isinstance(decision, ReplyOutcome):
+            store.finish_reply_skipped(claimed, decision.value, clock())
+            return ReplyReport(decision, queued.wamid, inquiry, resumed=claimed.status is ClaimStatus.RESUMED)
+    except BaseException:
+        _release_quietly(store, claimed, clock())
+        raise
+    logger.debug("auto-reply planned", extra={"wamid": queued.wamid, "lead": mask_phone(queued.wa_id)})
+    return _send(job, _pending(decision, inquiry), time_left)
