@@ -376,6 +376,34 @@ class TestLeadState:
         responder.run()
         assert len(_sends(graph_fake)) == 3
 
+    def test_meta_s_resume_event_lets_auto_replies_resume(
+        self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
+    ) -> None:
+        # Given a lead who opted out by text
+        _deliver(webhook, _text("stop"))
+        responder.run()
+        assert table.get_lead(LEAD)["opted_out"] is True
+        # When Meta reports that they resumed marketing messages
+        resume = {
+            "messaging_product": "whatsapp",
+            "metadata": meta.metadata(),
+            "user_preferences": [
+                {
+                    "wa_id": LEAD,
+                    "detail": "User requested to resume marketing messages",
+                    "category": "marketing_messages",
+                    "value": "resume",
+                    "timestamp": int(time.time()) + 1,
+                }
+            ],
+        }
+        assert webhook(meta.envelope(resume, field="user_preferences")).status == 200
+        # Then their next message is answered again
+        _deliver(webhook, _text("hello", at=datetime.now(UTC) + timedelta(seconds=2)))
+        responder.run()
+        assert table.get_lead(LEAD)["opted_out"] is False
+        assert len(_sends(graph_fake)) == 2
+
     def test_a_human_reply_within_12_hours_silences_the_bot(
         self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
     ) -> None:
