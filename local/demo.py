@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from local.defaults import DEFAULT_HOST, PORT_ENV, app_secret, default_port
@@ -177,11 +178,12 @@ class Demo:
             raise DemoError(f"GET {path} -> {status} {document}")
         self.out(f"GET {path} (oldest first):")
         self.out("─" * self.width)
-        for message in reversed(document.get("messages", [])):
+        for message in oldest_first(document.get("messages", [])):
             inbound = message.get("direction") == "inbound"
             text = message.get("text") or f"[{message.get('type')}]"
-            stamp = str(message.get("timestamp", ""))[11:16]
-            tick = "" if inbound else self.tick(str(message.get("status") or ""))
+            stamp = _local_time(str(message.get("timestamp") or ""))
+            status = str(message.get("status") or "")
+            tick = "" if inbound else f"{self.tick(status)} {status}"
             tags = [tag for tag in ("auto-reply" if message.get("auto_reply") else "", message.get("intent")) if tag]
             footer = f"{stamp} {tick}".strip() + (f"  ({', '.join(tags)})" if tags else "")
             self.bubble(text, inbound=inbound, footer=footer)
@@ -212,6 +214,27 @@ class Demo:
             shown = render(line, self.mode)
             pad = 2 if inbound else max(2, self.width - display_width(line))
             self.out(" " * pad + shown)
+
+
+def oldest_first(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The API lists newest first with one-second timestamps; within a second, a reply follows what it quotes."""
+    by_id = {message.get("id"): message for message in messages}
+
+    def depth(message: dict[str, Any]) -> int:
+        seen: set[Any] = set()
+        while message.get("reply_to") in by_id and message.get("reply_to") not in seen:
+            seen.add(message["reply_to"])
+            message = by_id[message["reply_to"]]
+        return len(seen)
+
+    return sorted(messages, key=lambda message: (str(message.get("timestamp") or ""), depth(message)))
+
+
+def _local_time(timestamp: str) -> str:
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone().strftime("%H:%M")
+    except ValueError:
+        return timestamp
 
 
 def _wamid(record: dict[str, Any]) -> str:
