@@ -8,12 +8,10 @@ intents ranked opt_out > opt_in > meeting > availability > greeting > default.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from whatsapp_crm.intent.normalize import clauses_of, has_hebrew, has_latin, normalize, squeeze, tokenize
@@ -74,6 +72,10 @@ def _language_of(normalized: str) -> Language:
 @cache
 def read_intent_data() -> Mapping[str, Any]:
     """The parsed cue and reply file shipped inside this package (read once per process)."""
+    # Imported here: importlib.resources costs ~15 ms of imports that only the first call needs.
+    import json
+    from importlib import resources
+
     text = resources.files(DATA_PACKAGE).joinpath(DATA_FILE).read_text(encoding="utf-8")
     data = json.loads(text)
     if not isinstance(data, dict):
@@ -82,8 +84,8 @@ def read_intent_data() -> Mapping[str, Any]:
 
 
 @cache
-def _engine() -> _Engine:
-    return _Engine.compile(read_intent_data())
+def _engine() -> IntentEngine:
+    return IntentEngine.from_data(read_intent_data())
 
 
 # ----------------------------------------------------------------------------------------------- matching
@@ -209,7 +211,10 @@ def _is_hebrew_word(word: str) -> bool:
     return "\u05d0" <= word[0] <= "\u05ea"
 
 
-class _Engine:
+class IntentEngine:
+    """A compiled cue file. `detect_intent` uses the one shipped with the package; tests and tools can
+    compile an edited copy with `from_data`."""
+
     def __init__(
         self,
         lexicon: _Lexicon,
@@ -232,7 +237,8 @@ class _Engine:
         self._negatable = negatable
 
     @classmethod
-    def compile(cls, data: Mapping[str, Any]) -> _Engine:
+    def from_data(cls, data: Mapping[str, Any]) -> IntentEngine:
+        """Compile a parsed cue file; a malformed one raises ValueError naming the bad entry."""
         return _Compiler(data).build()
 
     def detect(self, text: str) -> IntentResult:
@@ -315,7 +321,7 @@ class _Compiler:
         self._lexicon = _Lexicon(never_split)
         self._classes: dict[tuple[Language, str], frozenset[str]] = {}
 
-    def build(self) -> _Engine:
+    def build(self) -> IntentEngine:
         cues: list[_Pattern] = []
         unless: list[_Pattern] = []
         commands: list[_Pattern] = []
@@ -346,7 +352,7 @@ class _Compiler:
         negatable = frozenset(_intent(name) for name in _words(self._data, "negatable_intents", ""))
         # Commands are checked in precedence order so "stop start" is an opt-out.
         commands.sort(key=lambda pattern: PRECEDENCE.index(pattern.intent))
-        return _Engine(
+        return IntentEngine(
             self._lexicon,
             cues=cues,
             unless=unless,
@@ -443,6 +449,7 @@ def _join(where: str, name: str) -> str:
 
 __all__ = [
     "Intent",
+    "IntentEngine",
     "IntentResult",
     "Language",
     "PRECEDENCE",
