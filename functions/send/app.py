@@ -33,7 +33,7 @@ from whatsapp_crm.send_models import AnyMessage, SendRequest
 from whatsapp_crm.settings import SendSettings, load
 
 app = APIGatewayHttpResolver(enable_validation=True)
-install_error_handlers(app)
+install_error_handlers(app, body_type=SendRequest)
 
 
 def _settings() -> SendSettings:

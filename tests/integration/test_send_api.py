@@ -207,7 +207,7 @@ class TestValidation:
                 },
                 "interactive.action.buttons",
             ),
-            ({"type": "carousel", "carousel": {}}, "body"),
+            ({"type": "carousel", "carousel": {}}, "type"),
             (
                 {
                     "type": "reaction",

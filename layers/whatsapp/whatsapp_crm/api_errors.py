@@ -7,10 +7,13 @@ route. docs/api.md lists the table; tests/integration pin it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.graph.errors import (
@@ -29,32 +32,74 @@ TEMPLATE_HINT = "Only an approved template can be sent until the lead writes aga
 _LOCATIONS = ("body", "query", "path", "header")
 
 
-def _is_union_tag(part: Any, document: Any, is_last: bool) -> bool:
-    # pydantic puts the discriminator's value into `loc` (["body", "text", "text", "body"]); the caller
-    # never wrote that step. A tag names the `type` of the object it stands in and is never the last step.
-    return not is_last and isinstance(document, Mapping) and document.get("type") == part
+def _unwrap(annotation: Any) -> tuple[Any, str | None]:
+    """The type under Annotated/Optional wrappers, and the discriminator declared on the way, if any."""
+    discriminator: str | None = None
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation, *metadata = get_args(annotation)
+            for item in metadata:
+                if isinstance(item, FieldInfo) and isinstance(item.discriminator, str):
+                    discriminator = item.discriminator
+            continue
+        if origin in (Union, UnionType):
+            members = [member for member in get_args(annotation) if member is not type(None)]
+            if len(members) == 1:
+                annotation = members[0]
+                continue
+        return annotation, discriminator
 
 
-def field_path(loc: Sequence[Any], document: Any) -> str:
-    """`("body", "interactive", "interactive", "button", "action", "buttons", 3)` -> `interactive.action.buttons[3]`."""
+def _union_member(union: Any, discriminator: str, tag: str) -> Any:
+    for member in get_args(union):
+        if isinstance(member, type) and issubclass(member, BaseModel) and discriminator in member.model_fields:
+            if tag in get_args(member.model_fields[discriminator].annotation):
+                return member
+    return None
+
+
+def _field_type(model: Any, name: str) -> Any:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or name not in model.model_fields:
+        return None
+    field = model.model_fields[name]
+    return Annotated[field.annotation, field] if field.discriminator else field.annotation
+
+
+def field_path(loc: Sequence[Any], root: Any = None) -> str:
+    """A pydantic `loc` as the caller wrote the field: `text.body`, `interactive.action.buttons[3]`.
+
+    pydantic puts the value of a discriminated union's tag into `loc` (`["text", "text", "body"]`); the
+    caller never wrote that step. Walking `root` (the body's type) alongside tells tags from keys.
+    """
     parts = list(loc)
     if parts and parts[0] in _LOCATIONS:
         parts = parts[1:]
     path = ""
-    current = document
-    tag_skipped = False
-    for index, part in enumerate(parts):
-        if not tag_skipped and _is_union_tag(part, current, index == len(parts) - 1):
-            tag_skipped = True
+    annotation = root
+    for part in parts:
+        current, discriminator = _unwrap(annotation)
+        if discriminator and get_origin(current) in (Union, UnionType) and isinstance(part, str):
+            annotation = _union_member(current, discriminator, part)
             continue
-        tag_skipped = False
         if isinstance(part, int):
             path += f"[{part}]"
-            current = current[part] if isinstance(current, list) and -len(current) <= part < len(current) else None
+            annotation = get_args(current)[0] if get_origin(current) is list else None
         else:
             path = f"{path}.{part}" if path else str(part)
-            current = current.get(part) if isinstance(current, Mapping) else None
+            annotation = _field_type(current, part)
     return path
+
+
+def error_field(error: Mapping[str, Any], root: Any = None) -> str:
+    """The field a pydantic error is about; an unknown union tag points at that object's `type`."""
+    path = field_path(error.get("loc", ()), root)
+    if error.get("type") == "union_tag_invalid":
+        return f"{path}.type" if path else "type"
+    if path:
+        return path
+    loc = error.get("loc", ())
+    return str(loc[0]) if loc else "body"
 
 
 def _message(error: Mapping[str, Any]) -> str:
@@ -62,16 +107,14 @@ def _message(error: Mapping[str, Any]) -> str:
     return text.removeprefix("Value error, ")
 
 
-def validation_error_response(error: RequestValidationError, document: Any = None) -> Response[str]:
-    """`document` is the decoded request body, used to name fields the way the caller wrote them."""
+def validation_error_response(error: RequestValidationError, body_type: Any = None) -> Response[str]:
+    """`body_type` is the route's body annotation, used to name fields the way the caller wrote them."""
     problems = []
     for item in error.errors():
-        loc = item.get("loc", ())
         if item.get("type") == "json_invalid":
             problems.append({"field": "body", "message": "the body is not valid JSON"})
             continue
-        where = loc[0] if loc else "body"
-        problems.append({"field": field_path(loc, document) or str(where), "message": _message(item)})
+        problems.append({"field": error_field(item, body_type), "message": _message(item)})
     first = problems[0] if problems else {"field": "body", "message": "invalid request"}
     return error_response(
         400, "validation_error", first["message"], field=first["field"], errors=problems if len(problems) > 1 else None
@@ -140,19 +183,15 @@ def graph_error_response(error: GraphAPIError) -> Response[str]:
     return error_response(502, "whatsapp_error", "WhatsApp refused the request", graph_error=graph_error)
 
 
-def _decoded_body(app: APIGatewayHttpResolver) -> Any:
-    try:
-        return app.current_event.json_body
-    except (ValueError, TypeError):
-        return None
+def install_error_handlers(app: APIGatewayHttpResolver, body_type: Any = None) -> None:
+    """The failures every API route shares. Route-specific domain errors are mapped by each function.
 
-
-def install_error_handlers(app: APIGatewayHttpResolver) -> None:
-    """The failures every API route shares. Route-specific domain errors are mapped by each function."""
+    `body_type` is the request body's annotation (for POST /messages, the discriminated send union).
+    """
 
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(error: RequestValidationError) -> Response[str]:
-        return validation_error_response(error, _decoded_body(app))
+        return validation_error_response(error, body_type)
 
     @app.exception_handler(GraphAPIError)  # type: ignore[untyped-decorator]
     def _graph(error: GraphAPIError) -> Response[str]:

@@ -20,6 +20,8 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    StrictBool,
+    StrictInt,
     model_validator,
 )
 
@@ -55,7 +57,7 @@ PhoneInput = Annotated[str, Field(min_length=1, max_length=64, examples=["+97252
 
 class TextContent(_Strict):
     body: Annotated[str, Field(min_length=1, max_length=4096)]
-    preview_url: bool | None = None
+    preview_url: StrictBool | None = None
 
 
 # --- media ---------------------------------------------------------------------------------------
@@ -217,9 +219,13 @@ class ReactionContent(_Strict):
     emoji: Annotated[str, Field(max_length=32)]
 
 
+Latitude = Annotated[float, Field(ge=-90, le=90, strict=True)]
+Longitude = Annotated[float, Field(ge=-180, le=180, strict=True)]
+
+
 class LocationContent(_Strict):
-    latitude: Annotated[float, Field(ge=-90, le=90)]
-    longitude: Annotated[float, Field(ge=-180, le=180)]
+    latitude: Latitude
+    longitude: Longitude
     name: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
     address: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
 
@@ -293,7 +299,7 @@ class TextParameter(_Strict):
 class Currency(_Strict):
     fallback_value: Annotated[str, Field(min_length=1, max_length=256)]
     code: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    amount_1000: int
+    amount_1000: StrictInt
 
 
 class CurrencyParameter(_Strict):
@@ -328,8 +334,8 @@ class DocumentParameter(_Strict):
 
 
 class HeaderLocation(_Strict):
-    latitude: Annotated[float, Field(ge=-90, le=90)]
-    longitude: Annotated[float, Field(ge=-180, le=180)]
+    latitude: Latitude
+    longitude: Longitude
     name: Annotated[str, Field(min_length=1, max_length=1000)]
     address: Annotated[str, Field(min_length=1, max_length=1000)]
 
