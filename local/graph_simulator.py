@@ -156,6 +156,8 @@ class _Outgoing:
     wa_id: str
     phone_number_id: str
     steps: tuple[tuple[str, _Fault | None], ...]
+    # Meta echoes the send's biz_opaque_callback_data in its status webhooks.
+    callback: str | None = None
 
 
 @dataclass
@@ -166,6 +168,9 @@ class _Faults:
     ratio: float = 0.0
     ratio_codes: tuple[int, ...] = (131000,)
     ratio_random: random.Random = field(default_factory=random.Random)
+    delay_ratio: float = 0.0
+    delay_seconds: float = 0.0
+    delay_random: random.Random = field(default_factory=random.Random)
     include_reads: bool = False
     outage: bool = False
 
@@ -611,6 +616,18 @@ class GraphSimulator:
         with self._lock:
             self._faults.delays.extend([seconds] * times)
 
+    def delay_ratio(self, ratio: float, seconds: float, seed: int | None = None) -> None:
+        """Hold each send with probability `ratio` for `seconds` before answering (0 turns it off).
+
+        Past the client's read timeout this is a timeout whose send Meta accepted all the same.
+        """
+        if not 0.0 <= ratio <= 1.0 or seconds < 0:
+            raise ValueError("ratio must be within [0, 1] and seconds not negative")
+        with self._lock:
+            self._faults.delay_ratio = ratio
+            self._faults.delay_seconds = seconds
+            self._faults.delay_random = random.Random(seed)
+
     def set_outage(self, down: bool) -> None:
         """While down, every request gets a bare HTTP 500 with an HTML body, like a failing load balancer."""
         with self._lock:
@@ -629,7 +646,10 @@ class GraphSimulator:
         )
         with self._lock:
             self._records.append(record)
-            delay = self._faults.delays.pop(0) if self._faults.delays else 0.0
+            faults = self._faults
+            delay = faults.delays.pop(0) if faults.delays else 0.0
+            if not delay and faults.delay_ratio and not record.is_read:
+                delay = faults.delay_seconds if faults.delay_random.random() < faults.delay_ratio else 0.0
         if delay and self._stopping.wait(delay):
             return None
         status, payload, content_type = self._answer(method, match, headers, record)
@@ -690,7 +710,11 @@ class GraphSimulator:
         with self._lock:
             failure = self._faults.async_failures.pop(0) if self._faults.async_failures else None
         if self.webhook_url:
-            self._outbox.put(_Outgoing(wamid, wa_id, phone_number_id, self._status_steps(kind, failure)))
+            callback = body.get("biz_opaque_callback_data")
+            steps = self._status_steps(kind, failure)
+            self._outbox.put(
+                _Outgoing(wamid, wa_id, phone_number_id, steps, callback if isinstance(callback, str) else None)
+            )
         contact = {"input": body["to"], "wa_id": wa_id}
         return {"messaging_product": "whatsapp", "contacts": [contact], "messages": [message]}
 
@@ -718,6 +742,8 @@ class GraphSimulator:
                 else:
                     title = error.title or TITLES.get(error.code, "Message failed")
                     status = meta.status(outgoing.wamid, name, outgoing.wa_id, error_code=error.code, error_title=title)
+                if outgoing.callback is not None:
+                    status["biz_opaque_callback_data"] = outgoing.callback
                 document = meta.envelope(meta.status_value([status], outgoing.phone_number_id))
                 body = meta.wire_bytes(document)
                 self._post_webhook(outgoing.wamid, name, body, meta.signed_headers)
