@@ -93,12 +93,40 @@ def _group(name: str) -> str:
     return "p_" + re.sub(r"\W", "_", name)
 
 
-def _describe(value: Any) -> str:
+def _evaluate(template: dict[str, Any], value: Any) -> Any:
+    """A condition or value of the template with every parameter at its default; None if it cannot tell."""
+    if not isinstance(value, dict):
+        return value
+    if "Ref" in value:
+        parameter = template.get("Parameters", {}).get(value["Ref"])
+        return None if parameter is None else parameter.get("Default")
+    if "Condition" in value:
+        return _evaluate(template, template.get("Conditions", {}).get(value["Condition"]))
+    if "Fn::Equals" in value:
+        left, right = (_evaluate(template, item) for item in value["Fn::Equals"])
+        return None if left is None or right is None else str(left) == str(right)
+    if "Fn::Not" in value:
+        inner = _evaluate(template, value["Fn::Not"][0])
+        return None if inner is None else not inner
+    if "Fn::And" in value or "Fn::Or" in value:
+        items = [_evaluate(template, item) for item in value.get("Fn::And", value.get("Fn::Or"))]
+        if None in items:
+            return None
+        return all(items) if "Fn::And" in value else any(items)
+    if "Fn::If" in value:
+        condition, when_true, when_false = value["Fn::If"]
+        chosen = _evaluate(template, {"Condition": condition})
+        return None if chosen is None else _evaluate(template, when_true if chosen else when_false)
+    return None
+
+
+def _describe(template: dict[str, Any], value: Any) -> str:
+    """The authorizer a route gets with the template's default parameters (what `sam deploy` does by default)."""
     if value is None:
         return "NONE"
-    if isinstance(value, str):
-        return value
-    # e.g. !If [UseJwt, JwtAuthorizer, AWS_IAM]: which one applies depends on a deploy-time parameter.
+    resolved = _evaluate(template, value)
+    if isinstance(resolved, str):
+        return resolved
     return "conditional " + json.dumps(value, default=str)
 
 
@@ -131,7 +159,7 @@ def routes(template: dict[str, Any]) -> list[Route]:
                     method=str(properties.get("Method", "ANY")).upper(),
                     path=str(properties.get("Path", DEFAULT_ROUTE)),
                     function=logical_id,
-                    authorizer=_describe(authorizer),
+                    authorizer=_describe(template, authorizer),
                 )
             )
     return sorted(found, key=Route.priority)

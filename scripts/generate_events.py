@@ -182,6 +182,7 @@ HTTP_EVENTS: list[HttpEventSpec] = [
     ),
     HttpEventSpec("conversations_list", "ConversationsFunction", "GET", "/conversations?limit=20"),
     HttpEventSpec("conversation_messages", "ConversationsFunction", "GET", f"/conversations/{LEAD}/messages?limit=50"),
+    HttpEventSpec("conversation_mark_read", "ConversationsFunction", "POST", f"/conversations/{LEAD}/read"),
     HttpEventSpec("health", "ConversationsFunction", "GET", "/health"),
 ]
 

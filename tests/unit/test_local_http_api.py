@@ -178,3 +178,38 @@ def test_the_real_template_routes_every_http_event() -> None:
     webhook = [route for route in table if route.path == "/webhook"]
     assert {route.method for route in webhook} == {"GET", "POST"}
     assert all(route.is_open for route in webhook)
+
+
+@pytest.mark.parametrize(("api_auth", "authorizer", "identity"), [("IAM", "AWS_IAM", "iam"), ("JWT", "Jwt", "jwt")])
+def test_a_conditional_default_authorizer_is_read_with_the_parameter_defaults(
+    api_auth: str, authorizer: str, identity: str
+) -> None:
+    # Given an API whose default authorizer is chosen by a parameter
+    template: dict[str, Any] = {
+        "Parameters": {"ApiAuth": {"Type": "String", "Default": api_auth}},
+        "Conditions": {"UseJwt": {"Fn::Equals": [{"Ref": "ApiAuth"}, "JWT"]}},
+        "Resources": {
+            "Api": {
+                "Type": "AWS::Serverless::HttpApi",
+                "Properties": {"Auth": {"DefaultAuthorizer": {"Fn::If": ["UseJwt", "Jwt", "AWS_IAM"]}}},
+            },
+            "Send": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "Events": {
+                        "Send": {
+                            "Type": "HttpApi",
+                            "Properties": {"ApiId": {"Ref": "Api"}, "Method": "POST", "Path": "/messages"},
+                        }
+                    }
+                },
+            },
+        },
+    }
+    # When its routes are read
+    (route,) = routes(template)
+    event = build_event(route, {}, "POST", "/messages", [], b"{}")
+    # Then the route has the authorizer a default deploy gets, and the event the matching caller identity
+    assert route.authorizer == authorizer
+    assert not route.is_open
+    assert identity in event["requestContext"]["authorizer"]
