@@ -179,6 +179,13 @@ def test_negation_does_not_reach_across_a_clause_or_into_an_opt_out_phrase(text:
     assert intent_of(text) == Intent.OPT_OUT
 
 
+def test_negation_reaches_back_only_over_the_listed_in_between_words() -> None:
+    # "לא רוצה ש-" and "don't want to" bridge to the cue; a subject after "no" (no comma typed) does not
+    assert intent_of("אני לא רוצה שתפסיקו") == Intent.DEFAULT
+    assert intent_of("לא אני רוצה לקבוע") == Intent.MEETING
+    assert intent_of("no I want to schedule") == Intent.MEETING
+
+
 def test_negation_also_cancels_availability_and_meeting_but_not_greeting() -> None:
     assert intent_of("I'm not available today") == Intent.DEFAULT
     assert intent_of("אני לא זמין היום") == Intent.DEFAULT
