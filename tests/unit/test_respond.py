@@ -473,12 +473,30 @@ class TestExactlyOnce:
         assert _run(queued, store, sender).outcome is ReplyOutcome.SENT
         assert len(sender.sent) == 1
 
-    def test_too_little_time_left_retries_instead_of_risking_a_half_finished_send(
+    def test_too_little_time_left_retries_at_once_without_claiming(self, store: FakeStore, sender: FakeSender) -> None:
+        # Given an invocation with less time left than one Graph call may take
+        queued = _text("שלום")
+        # When the record comes up
+        with pytest.raises(ReplyRetryableError) as raised:
+            _run(queued, store, sender, policy=_policy(send_budget_seconds=14.0), time_left=5.0)
+        # Then nothing was claimed or sent, and it asks to come back in a second
+        assert raised.value.retry_after_seconds == 1
+        assert (sender.sent, sender.reads, store.claims) == ([], [], {})
+
+    def test_running_out_of_time_after_the_read_receipt_releases_the_claim(
         self, store: FakeStore, sender: FakeSender
     ) -> None:
         queued = _text("שלום")
+        remaining = iter([30.0, 5.0])
         with pytest.raises(ReplyRetryableError):
-            _run(queued, store, sender, policy=_policy(send_budget_seconds=14.0), time_left=5.0)
+            respond(
+                queued,
+                store=store,
+                sender=sender,
+                policy=_policy(send_budget_seconds=14.0),
+                clock=lambda: NOW,
+                time_left=lambda: next(remaining),
+            )
         assert sender.sent == []
         assert store.claim_state(queued.wamid) == "retry"
 

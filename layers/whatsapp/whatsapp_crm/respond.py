@@ -483,6 +483,17 @@ def _graph_failure(job: _Sending, error: GraphAPIError) -> ReplyReport:
     ) from error
 
 
+class _DeadlineError(ReplyRetryableError):
+    def __init__(self) -> None:
+        # Back in a second, in the next invocation, rather than after the queue's 180-second timeout.
+        super().__init__("too little time left in this invocation to send safely", retry_after_seconds=1)
+
+
+def _out_of_time(time_left: TimeLeft | None, policy: ReplyPolicy) -> bool:
+    """Less time left than one Graph call may take: starting now could be cut off mid-send."""
+    return time_left is not None and time_left() < policy.send_budget_seconds
+
+
 def _send(job: _Sending, pending: PendingReply, time_left: TimeLeft | None) -> ReplyReport:
     queued, store, claim = job.queued, job.store, job.claim
     if job.policy.mark_as_read:
@@ -491,9 +502,9 @@ def _send(job: _Sending, pending: PendingReply, time_left: TimeLeft | None) -> R
         except AuthError as error:
             store.release_reply(claim, type(error).__name__, job.clock(), _message_error(error))
             raise CredentialsRejectedError("Graph API refused the access token", code=error.code) from error
-    if time_left is not None and time_left() < job.policy.send_budget_seconds:
+    if _out_of_time(time_left, job.policy):
         store.release_reply(claim, "deadline", job.clock())
-        raise ReplyRetryableError("too little time left in this invocation to send safely")
+        raise _DeadlineError()
     if not store.mark_reply_sending(claim, pending, job.clock()):
         raise ReplyRetryableError("the reply claim was taken over before sending")
     try:
@@ -573,6 +584,8 @@ def respond(
         store.annotate_inbound(queued.wamid, fields)
         return ReplyReport(outcome, queued.wamid, inquiry)
     store.annotate_inbound(queued.wamid, _inquiry_fields(inquiry))
+    if _out_of_time(time_left, policy):
+        raise _DeadlineError()
     claimed = _claimed(queued, inquiry, store, policy, clock)
     if isinstance(claimed, ReplyReport):
         return claimed
