@@ -1,0 +1,221 @@
+"""The send use case with fake ports: which rule refuses what, from which number it goes, what is recorded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from whatsapp_crm.clock import iso
+from whatsapp_crm.conversations import OutboundRecord, SentBy
+from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
+from whatsapp_crm.outbound import (
+    InvalidRecipientError,
+    RecipientOptedOutError,
+    SendPolicy,
+    WindowClosedError,
+    send_message,
+)
+from whatsapp_crm.ratelimit import RateLimitedError, WindowSlot
+from whatsapp_crm.send_models import parse_send_request
+
+NOW = datetime(2026, 11, 25, 10, 0, 30, tzinfo=UTC)
+LEAD = "972525551234"
+DEFAULT_NUMBER = "106540352242922"
+POLICY = SendPolicy(
+    default_phone_number_id=DEFAULT_NUMBER, default_region="IL", per_recipient_per_minute=10, per_number_per_second=80
+)
+TEXT = {"type": "text", "text": {"body": "שלום"}}
+TEMPLATE = {"type": "template", "template": {"name": "hello", "language": {"code": "he"}}}
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_id: str
+    wa_id: str | None
+    message_status: str | None = None
+
+
+@dataclass
+class FakeStore:
+    leads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: list[OutboundRecord] = field(default_factory=list)
+    broken: bool = False
+
+    def get_lead(self, wa_id: str) -> dict[str, Any] | None:
+        return self.leads.get(wa_id)
+
+    def record_outbound(self, record: OutboundRecord) -> bool:
+        if self.broken:
+            raise StoreUnavailableError("table down")
+        self.records.append(record)
+        return True
+
+
+@dataclass
+class FakeSender:
+    answer_wa_id: str | None = LEAD
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def send_message(self, phone_number_id: str, message: Mapping[str, Any]) -> Accepted:
+        self.sent.append((phone_number_id, dict(message)))
+        return Accepted(message_id=f"wamid.{len(self.sent)}", wa_id=self.answer_wa_id)
+
+
+@dataclass
+class FakeLimiter:
+    full: set[str] = field(default_factory=set)
+    taken: list[WindowSlot] = field(default_factory=list)
+
+    def take(self, slot: WindowSlot) -> bool:
+        if slot.rate.scope in self.full:
+            return False
+        self.taken.append(slot)
+        return True
+
+    def give_back(self, slot: WindowSlot) -> None:
+        self.taken.remove(slot)
+
+
+def _send(
+    document: dict[str, Any],
+    store: FakeStore,
+    sender: FakeSender | None = None,
+    limiter: FakeLimiter | None = None,
+    policy: SendPolicy = POLICY,
+) -> Any:
+    return send_message(
+        parse_send_request(document),
+        policy=policy,
+        store=store,
+        sender=sender or FakeSender(),
+        limiter=limiter or FakeLimiter(),
+        clock=lambda: NOW,
+    )
+
+
+def _lead(last_inbound: datetime | None = None, **extra: Any) -> dict[str, Any]:
+    lead: dict[str, Any] = {"wa_id": LEAD, **extra}
+    if last_inbound is not None:
+        lead["last_inbound_at"] = iso(last_inbound)
+    return lead
+
+
+class TestWindow:
+    @pytest.mark.parametrize(
+        ("age", "allowed"),
+        [(timedelta(hours=23, minutes=59, seconds=59), True), (timedelta(hours=24), False), (timedelta(days=3), False)],
+    )
+    def test_free_form_needs_a_message_from_the_lead_in_the_last_24_hours(self, age: timedelta, allowed: bool) -> None:
+        store = FakeStore(leads={LEAD: _lead(NOW - age)})
+        sender = FakeSender()
+        if allowed:
+            _send({"to": LEAD, **TEXT}, store, sender)
+            assert len(sender.sent) == 1
+        else:
+            with pytest.raises(WindowClosedError) as closed:
+                _send({"to": LEAD, **TEXT}, store, sender)
+            assert closed.value.window_closed_at == iso(NOW - age + timedelta(hours=24))
+            assert sender.sent == []
+
+    def test_a_lead_that_never_wrote_gets_templates_only(self) -> None:
+        with pytest.raises(WindowClosedError):
+            _send({"to": LEAD, **TEXT}, FakeStore())
+        assert _send({"to": LEAD, **TEMPLATE}, FakeStore()).message_id == "wamid.1"
+
+    def test_opt_out_wins_over_an_open_window(self) -> None:
+        store = FakeStore(
+            leads={LEAD: _lead(NOW - timedelta(minutes=1), opted_out=True, opted_out_at="2026-11-25T09:59:00Z")}
+        )
+        for document in ({"to": LEAD, **TEXT}, {"to": LEAD, **TEMPLATE}):
+            with pytest.raises(RecipientOptedOutError) as refused:
+                _send(document, store)
+            assert refused.value.opted_out_at == "2026-11-25T09:59:00Z"
+
+
+class TestRecipient:
+    @pytest.mark.parametrize(
+        "spelling", ["+972525551234", "972525551234", "052-555-1234", "0525551234", "(052) 555 1234"]
+    )
+    def test_every_spelling_is_sent_as_e164_and_keyed_as_wa_id(self, spelling: str) -> None:
+        sender = FakeSender()
+        accepted = _send({"to": spelling, **TEMPLATE}, FakeStore(), sender)
+        assert sender.sent[0][1]["to"] == "+972525551234"
+        assert (accepted.to, accepted.wa_id) == ("+972525551234", LEAD)
+
+    def test_a_national_number_follows_the_configured_region(self) -> None:
+        sender = FakeSender(answer_wa_id=None)
+        uk = SendPolicy(
+            default_phone_number_id=DEFAULT_NUMBER,
+            default_region="GB",
+            per_recipient_per_minute=10,
+            per_number_per_second=80,
+        )
+        accepted = _send({"to": "07700 900123", **TEMPLATE}, FakeStore(), sender, policy=uk)
+        assert accepted.to == "+447700900123"
+
+    @pytest.mark.parametrize("impossible", ["12", "0525", "+99912345", "fifty-two"])
+    def test_an_impossible_number_is_refused_before_anything_else(self, impossible: str) -> None:
+        limiter = FakeLimiter()
+        with pytest.raises(InvalidRecipientError):
+            _send({"to": impossible, **TEMPLATE}, FakeStore(), limiter=limiter)
+        assert limiter.taken == []
+
+    def test_metas_wa_id_keys_the_record_when_it_differs(self) -> None:
+        store = FakeStore()
+        _send({"to": LEAD, **TEMPLATE}, store, FakeSender(answer_wa_id="972525551299"))
+        assert store.records[0].wa_id == "972525551299"
+
+
+class TestSendingNumber:
+    def test_the_reply_goes_from_the_number_the_lead_wrote_to(self) -> None:
+        store = FakeStore(leads={LEAD: _lead(NOW - timedelta(minutes=5), last_phone_number_id="110022003300")})
+        sender = FakeSender()
+        _send({"to": LEAD, **TEXT}, store, sender)
+        assert sender.sent[0][0] == "110022003300"
+
+    def test_without_a_default_or_a_known_number_nothing_is_sent(self) -> None:
+        policy = SendPolicy(
+            default_phone_number_id="", default_region="IL", per_recipient_per_minute=10, per_number_per_second=80
+        )
+        with pytest.raises(ConfigurationError):
+            _send({"to": LEAD, **TEMPLATE}, FakeStore(), policy=policy)
+
+
+class TestLimitsAndRecording:
+    def test_a_full_limit_refuses_before_meta(self) -> None:
+        sender = FakeSender()
+        with pytest.raises(RateLimitedError):
+            _send({"to": LEAD, **TEMPLATE}, FakeStore(), sender, FakeLimiter(full={"recipient"}))
+        assert sender.sent == []
+
+    def test_both_limits_are_taken_per_send(self) -> None:
+        limiter = FakeLimiter()
+        _send({"to": LEAD, **TEMPLATE}, FakeStore(), limiter=limiter)
+        assert sorted(slot.key for slot in limiter.taken) == [
+            f"RATE#number#{DEFAULT_NUMBER}#2026-11-25T10:00:30Z",
+            f"RATE#recipient#{LEAD}#2026-11-25T10:00:00Z",
+        ]
+
+    def test_the_record_is_a_human_send_that_clears_awaits_response(self) -> None:
+        store = FakeStore(leads={LEAD: _lead(NOW - timedelta(minutes=5))})
+        document = {"to": LEAD, "lead_id": "crm-7", "context": {"message_id": "wamid.Q"}, **TEXT}
+        _send(document, store)
+        record = store.records[0]
+        assert record.sent_by is SentBy.HUMAN
+        assert record.awaits_response is False
+        assert record.lead_id == "crm-7"
+        assert record.reply_to == "wamid.Q"
+        assert record.text == "שלום"
+        assert record.timestamp == iso(NOW)
+        assert "lead_id" not in json.loads(record.request_json or "{}")
+
+    def test_a_failed_record_after_meta_accepted_still_reports_the_send(self) -> None:
+        # Meta has the message: answering an error would invite a duplicate resend.
+        accepted = _send({"to": LEAD, **TEMPLATE}, FakeStore(broken=True))
+        assert accepted.message_id == "wamid.1"
+        assert accepted.recorded is False
