@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -245,7 +245,7 @@ def _unanswerable(
     business_numbers = {queued.display_phone_number, queued.phone_number_id}
     if queued.wa_id in business_numbers:
         return ReplyOutcome.OWN_MESSAGE
-    if now - parse_iso(iso_from_unix(message.timestamp)) > window:
+    if now - datetime.fromtimestamp(message.timestamp, UTC) > window:
         return ReplyOutcome.OUTSIDE_WINDOW
     return None
 
@@ -297,14 +297,7 @@ def _opt_in(ctx: _Context, lead: LeadSnapshot) -> LeadSnapshot | ReplyOutcome:
     if not ctx.store.record_preference(change):
         # A newer stop (Meta's button or a later message) wins over this start.
         return ReplyOutcome.SUPERSEDED if lead.opted_out else lead
-    return LeadSnapshot(
-        wa_id=lead.wa_id,
-        opted_out=False,
-        opt_state_at=change.timestamp,
-        opt_state_source=change.source,
-        last_human_outbound_at=lead.last_human_outbound_at,
-        auto_reply_at=lead.auto_reply_at,
-    )
+    return replace(lead, opted_out=False, opt_state_at=change.timestamp, opt_state_source=change.source)
 
 
 def _slot_reply(ctx: _Context, slot_id: str) -> ReplyPlan:
@@ -320,7 +313,7 @@ def _slot_reply(ctx: _Context, slot_id: str) -> ReplyPlan:
     return confirmation
 
 
-def decide(ctx: _Context) -> ReplyPlan | ReplyOutcome:
+def _decide(ctx: _Context) -> ReplyPlan | ReplyOutcome:
     """The reply to send, or why there is none. Records opt-out/opt-in and meeting requests on the lead."""
     inquiry, policy, now = ctx.inquiry, ctx.policy, ctx.now
     lead = ctx.store.get_lead_snapshot(ctx.queued.wa_id)
@@ -594,7 +587,7 @@ def respond(
         adopted = _adopt_earlier_send(job) if claimed.status is ClaimStatus.RESUMED else None
         if adopted is not None:
             return adopted
-        decision = decide(_Context(queued, inquiry, store, policy, clock()))
+        decision = _decide(_Context(queued, inquiry, store, policy, clock()))
         if isinstance(decision, ReplyOutcome):
             store.finish_reply_skipped(claimed, decision.value, clock())
             return ReplyReport(decision, queued.wamid, inquiry, resumed=claimed.status is ClaimStatus.RESUMED)
