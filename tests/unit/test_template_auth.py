@@ -1,0 +1,142 @@
+"""Nobody on the internet may send WhatsApp messages in the business's name: every HttpApi route of
+template.yaml but /webhook must sit behind the API's authorizer (IAM by default, JWT when ApiAuth=JWT)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from local.template import load_template
+
+PUBLIC_PATHS = {"/webhook"}  # Meta cannot sign with SigV4; the webhook checks X-Hub-Signature-256 instead
+EXPECTED_PROTECTED = {
+    ("POST", "/messages"),
+    ("GET", "/conversations"),
+    ("GET", "/conversations/{wa_id}/messages"),
+    ("POST", "/conversations/{wa_id}/read"),
+    ("GET", "/health"),
+}
+
+
+def _resolve(value: Any, parameters: dict[str, str], conditions: dict[str, bool]) -> Any:
+    """Fn::If / Ref of parameters / AWS::NoValue, as AWS::LanguageExtensions resolves them before SAM."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return _resolve(when_true if conditions[name] else when_false, parameters, conditions)
+        if set(value) == {"Ref"} and value["Ref"] == "AWS::NoValue":
+            return None
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            return parameters[value["Ref"]]
+        resolved = {key: _resolve(item, parameters, conditions) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not None}
+    if isinstance(value, list):
+        return [_resolve(item, parameters, conditions) for item in value]
+    return value
+
+
+def _conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
+    conditions = {}
+    for name, expression in template.get("Conditions", {}).items():
+        left, right = expression["Fn::Equals"]
+        conditions[name] = _resolve(left, parameters, {}) == _resolve(right, parameters, {})
+    return conditions
+
+
+def _routes(template: dict[str, Any], api_auth: str) -> list[dict[str, Any]]:
+    """Every HttpApi route with the authorizer it ends up with: its own, else its API's default."""
+    parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+    parameters.update(ApiAuth=api_auth, JwtIssuer="https://issuer.example", JwtAudience="client")
+    conditions = _conditions(template, parameters)
+    resources = _resolve(template["Resources"], parameters, conditions)
+    apis = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Serverless::HttpApi"}
+    routes = []
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for name, event in resource["Properties"].get("Events", {}).items():
+            if event["Type"] != "HttpApi":
+                continue
+            properties = event.get("Properties", {})
+            api_ref = properties.get("ApiId", {}).get("Ref")
+            # An event without ApiId lands on SAM's implicit API, which has no authorizer at all.
+            api_auth_config = apis.get(api_ref, {}).get("Properties", {}).get("Auth", {})
+            authorizer = properties.get("Auth", {}).get("Authorizer") or api_auth_config.get("DefaultAuthorizer")
+            routes.append(
+                {
+                    "function": logical_id,
+                    "event": name,
+                    "method": properties.get("Method", "ANY").upper(),
+                    "path": properties.get("Path", "/"),
+                    "authorizer": authorizer,
+                    "api_auth": api_auth_config,
+                }
+            )
+    return routes
+
+
+def _open_routes(template: dict[str, Any], api_auth: str) -> list[str]:
+    expected = "AWS_IAM" if api_auth == "IAM" else "JwtAuthorizer"
+    problems = []
+    for route in _routes(template, api_auth):
+        label = f"{route['method']} {route['path']} ({route['function']}.{route['event']})"
+        if route["path"] in PUBLIC_PATHS:
+            continue
+        if route["authorizer"] != expected:
+            problems.append(f"{label}: authorizer {route['authorizer']!r}, expected {expected!r}")
+        elif expected == "AWS_IAM" and route["api_auth"].get("EnableIamAuthorizer") is not True:
+            problems.append(f"{label}: the API does not enable its IAM authorizer")
+        elif expected == "JwtAuthorizer":
+            jwt = route["api_auth"].get("Authorizers", {}).get("JwtAuthorizer", {})
+            if not jwt.get("JwtConfiguration", {}).get("issuer"):
+                problems.append(f"{label}: the JWT authorizer has no issuer")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.mark.parametrize("api_auth", ["IAM", "JWT"])
+def test_no_route_but_the_webhook_is_left_open(template: dict[str, Any], api_auth: str) -> None:
+    assert _open_routes(template, api_auth) == []
+
+
+@pytest.mark.parametrize("api_auth", ["IAM", "JWT"])
+def test_the_send_and_read_routes_exist_behind_the_authorizer(template: dict[str, Any], api_auth: str) -> None:
+    protected = {(r["method"], r["path"]) for r in _routes(template, api_auth) if r["path"] not in PUBLIC_PATHS}
+    assert protected >= EXPECTED_PROTECTED
+
+
+def test_the_webhook_is_public_on_purpose(template: dict[str, Any]) -> None:
+    webhook = [r for r in _routes(template, "IAM") if r["path"] == "/webhook"]
+    assert {r["method"] for r in webhook} == {"GET", "POST"}
+    assert {r["authorizer"] for r in webhook} == {"NONE"}
+
+
+def test_language_extensions_run_before_sam(template: dict[str, Any]) -> None:
+    # SAM needs a plain string for DefaultAuthorizer; only LanguageExtensions resolves the !If in time.
+    assert template["Transform"] == ["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]
+
+
+class TestTheCheckItself:
+    """The check above must be able to fail; these mutate a copy of the template."""
+
+    def test_a_route_that_opts_out_is_found(self, template: dict[str, Any]) -> None:
+        broken = copy.deepcopy(template)
+        events = broken["Resources"]["SendFunction"]["Properties"]["Events"]
+        events["Send"]["Properties"]["Auth"] = {"Authorizer": "NONE"}
+        assert any("POST /messages" in problem for problem in _open_routes(broken, "IAM"))
+
+    def test_a_route_on_the_implicit_api_is_found(self, template: dict[str, Any]) -> None:
+        broken = copy.deepcopy(template)
+        del broken["Resources"]["ConversationsFunction"]["Properties"]["Events"]["Health"]["Properties"]["ApiId"]
+        assert any("GET /health" in problem for problem in _open_routes(broken, "JWT"))
+
+    def test_an_api_without_a_default_authorizer_is_found(self, template: dict[str, Any]) -> None:
+        broken = copy.deepcopy(template)
+        del broken["Resources"]["HttpApi"]["Properties"]["Auth"]
+        assert len(_open_routes(broken, "IAM")) >= len(EXPECTED_PROTECTED)
