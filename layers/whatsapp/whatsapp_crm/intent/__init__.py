@@ -1,17 +1,27 @@
 """Auto-reply brain: what a lead's message asks for (engine) and what to answer (replies). Pure, no I/O."""
 
-from whatsapp_crm.intent.engine import PRECEDENCE, Intent, IntentResult, Language, detect_intent, detect_language
+from whatsapp_crm.intent.engine import (
+    PRECEDENCE,
+    Intent,
+    IntentEngine,
+    IntentResult,
+    Language,
+    detect_intent,
+    detect_language,
+)
 from whatsapp_crm.intent.replies import (
     ReplyPlan,
     SlotButton,
     plan_reply,
     plan_slot_confirmation,
     plan_slot_reoffer,
+    validate_intent_data,
 )
 
 __all__ = [
     "PRECEDENCE",
     "Intent",
+    "IntentEngine",
     "IntentResult",
     "Language",
     "ReplyPlan",
@@ -21,4 +31,5 @@ __all__ = [
     "plan_reply",
     "plan_slot_confirmation",
     "plan_slot_reoffer",
+    "validate_intent_data",
 ]

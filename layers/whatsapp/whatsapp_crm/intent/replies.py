@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Literal
+from typing import Any, Literal
 
-from whatsapp_crm.intent.engine import DATA_FILE, Intent, Language, read_intent_data
+from whatsapp_crm.intent.engine import DATA_FILE, Intent, IntentEngine, Language, read_intent_data
 from whatsapp_crm.schedule import (
     MAX_BUTTON_TITLE,
     BusinessHours,
@@ -162,9 +162,20 @@ _PLACEHOLDERS: Mapping[str, frozenset[str]] = {
 _MAX_TEXT = 700
 
 
+def validate_intent_data(data: Mapping[str, Any]) -> None:
+    """Check an edited intents.json (parsed) completely: cues and every reply text. Raises ValueError."""
+    IntentEngine.from_data(data)
+    for language in Language:
+        _compile_texts(data, language)
+
+
 @cache
 def _texts(language: Language) -> Mapping[str, str]:
-    replies = read_intent_data().get("replies")
+    return _compile_texts(read_intent_data(), language)
+
+
+def _compile_texts(data: Mapping[str, Any], language: Language) -> Mapping[str, str]:
+    replies = data.get("replies")
     section = replies.get(language.value) if isinstance(replies, dict) else None
     where = f"{DATA_FILE}: replies.{language.value}"
     if not isinstance(section, dict):
