@@ -407,9 +407,13 @@ def _serve(logical_id: str, template_path: Path, timeout: float, replies: IO[str
 
     started = time.monotonic()
     try:
+        # Injected AWS faults and call metering, only when the stack was started with them (local/faults.py).
+        from local import faults
+
+        faults.install_worker(logical_id)
         template = load_template(template_path)
         module = load_function_module(logical_id, template)
-        handler = getattr(module, handler_name(logical_id, template))
+        handler = faults.wrap_handler(getattr(module, handler_name(logical_id, template)))
     except Exception as error:  # Lambda reports any init failure as Runtime.ImportModuleError
         traceback.print_exc()
         reply({**_error(error), "type": "init_error", "errorType": "Runtime.ImportModuleError"})

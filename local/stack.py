@@ -203,6 +203,9 @@ class LocalStack:
                 app_secret=app_secret() if self._has_route("POST", "/webhook") else None,
                 status_delay=self.options.status_delay,
             ).start()
+            from local.faults import FaultConfig, configure_simulator
+
+            configure_simulator(self.simulator, FaultConfig.from_environment())
         self.specs = function_specs(self.template, self.created, template_path=self.options.template_path)
         for logical_id, spec in self.specs.items():
             env = worker_environment(spec, endpoint)
@@ -286,6 +289,8 @@ class LocalStack:
     def info(self) -> dict[str, Any]:
         return {
             "api": self.api.url if self.api else None,
+            "pid": os.getpid(),
+            "faults": _fault_settings(),
             "aws_endpoint": self.moto.endpoint,
             "graph": self.simulator.base_url if self.simulator else "real Graph API",
             "simulator": self.simulator is not None,
@@ -407,6 +412,12 @@ class LocalStack:
             commands.append(f"  curl -sS {url}/health")
         commands.append("  make demo   # a Hebrew-speaking lead books a meeting, end to end")
         return commands
+
+
+def _fault_settings() -> dict[str, Any]:
+    from local.faults import METER_DIR_ENV, FaultConfig
+
+    return {**FaultConfig.from_environment().describe(), "meter_dir": os.environ.get(METER_DIR_ENV)}
 
 
 def _relative(path: Path) -> str:
