@@ -99,3 +99,22 @@ def test_every_function_in_the_template_has_at_least_one_event() -> None:
     if (EVENTS / "responder_sqs_fifo_batch.json").exists():
         covered.add("ResponderFunction")
     assert functions <= covered, f"no event in events/ for {sorted(functions - covered)}"
+
+
+def test_readmes_sam_local_invoke_lines_name_every_event_with_its_function() -> None:
+    import re
+
+    from local.http_api import find_route, routes
+    from local.template import load_template
+
+    lines = re.findall(r"sam local invoke (\w+) -e events/(\S+)", (ROOT / "README.md").read_text(encoding="utf-8"))
+    listed = {name: function for function, name in lines}
+    assert sorted(listed) == sorted(path.name for path in EVENTS.glob("*.json"))
+    table = routes(load_template())
+    for name, function in listed.items():
+        event = _event(name)
+        if "Records" in event:
+            assert function == "ResponderFunction"
+            continue
+        found = find_route(table, event["requestContext"]["http"]["method"], event["rawPath"])
+        assert found is not None and found[0].function == function, name
