@@ -95,12 +95,21 @@ def _all_pages(api: ApiClient, wa_id: str, limit: int) -> tuple[list[str], int]:
 
 
 class TestConversations:
-    def test_leads_come_newest_first_with_what_an_agent_needs(self, api: ApiClient, webhook: Any, table: Any) -> None:
-        # Given two leads, the other one active more recently, one of them opted out
+    def test_leads_come_newest_first_with_what_an_agent_needs(
+        self, api: ApiClient, aws: AwsStack, webhook: Any, table: Any
+    ) -> None:
+        # Given two leads, the other one active more recently, one of them opted out, one asking for a meeting
         _lead_writes(webhook, LEAD, "יש חניה?", seconds_ago=600)
         _lead_writes(webhook, LEAD, "ומחסן?", seconds_ago=500)
         _lead_writes(webhook, OTHER_LEAD, "Is it still available?", seconds_ago=60, name="John")
         table.record_preference(PreferenceChange(wa_id=OTHER_LEAD, opted_out=True, timestamp=iso(datetime.now(UTC))))
+        meeting = {"slot_id": "s1", "slot_start": "2026-11-26T08:00:00Z", "status": "requested"}
+        aws.client("dynamodb").update_item(
+            TableName=aws.ref("ConversationsTable"),
+            Key={"PK": {"S": f"LEAD#{LEAD}"}, "SK": {"S": "LEAD"}},
+            UpdateExpression="SET meeting_request = :m",
+            ExpressionAttributeValues={":m": {"M": {key: {"S": value} for key, value in meeting.items()}}},
+        )
         # When the CRM lists conversations
         result = api.conversations()
         # Then the newest is first and each carries its state
@@ -117,6 +126,8 @@ class TestConversations:
         assert lead["last_message_preview"] == "ומחסן?"
         expected_close = datetime.strptime(lead["last_message_at"], "%Y-%m-%dT%H:%M:%SZ") + timedelta(hours=24)
         assert lead["window_expires_at"] == expected_close.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert lead["meeting"] == meeting
+        assert other["meeting"] is None
 
     def test_conversations_page_without_gaps_or_repeats(self, api: ApiClient, table: Any) -> None:
         start = datetime.now(UTC) - timedelta(days=1)

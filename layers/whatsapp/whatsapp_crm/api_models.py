@@ -83,7 +83,10 @@ class ConversationSummary(_Body):
     window_expires_at: str | None = Field(
         default=None, description="When free-form messages stop being allowed (24 h after the lead's last message)"
     )
-    meeting: dict[str, Any] | None = Field(default=None, description="The meeting the lead asked for, if any")
+    meeting: dict[str, Any] | None = Field(
+        default=None,
+        description="The lead's latest meeting request (slot_id, slot_start, requested_at, status), if any",
+    )
 
 
 class ConversationsPage(_Body):

@@ -147,7 +147,8 @@ def _text(value: Any) -> str | None:
 
 
 def conversation_summary(lead: Mapping[str, Any]) -> ConversationSummary:
-    meeting = lead.get("meeting")
+    # The responder records the lead's latest meeting request (slot, time, status) on the lead.
+    meeting = lead.get("meeting_request")
     return ConversationSummary(
         wa_id=str(lead["wa_id"]),
         name=_text(lead.get("profile_name")),
