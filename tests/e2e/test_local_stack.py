@@ -229,3 +229,30 @@ def test_ctrl_c_stops_every_process_and_frees_every_port(running: RunningStack) 
     assert leftovers == []
     assert all(port_refuses(url) for url in urls)
     assert "nothing left running" in running.stack.log()
+
+
+def test_a_killed_stack_leaves_no_orphan() -> None:
+    # Given a stack that gets no chance to clean up (SIGKILL)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local", "--port", str(port), "--quiet"],
+        cwd=ROOT,
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    stack = StackProcess(process)
+    try:
+        stack.wait_ready()
+        children = descendants(process.pid)
+        assert children
+        # When it is killed
+        process.kill()
+        process.wait()
+        # Then moto (parent-death signal) and the function workers (their stdin closes) exit by themselves
+        eventually("orphans to exit", lambda: None if any(alive(pid) for pid in children) else [], 15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
