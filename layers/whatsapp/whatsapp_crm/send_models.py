@@ -19,9 +19,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
     StrictBool,
     StrictInt,
+    TypeAdapter,
     model_validator,
 )
 
