@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from e2e.conftest import (
+
+from e2e.harness import (
     StackProcess,
     alive,
     clean_environment,
@@ -26,7 +27,6 @@ from e2e.conftest import (
     http,
     port_refuses,
 )
-
 from local import meta_payloads as meta
 from local.defaults import LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN
 from local.template import ROOT, load_template

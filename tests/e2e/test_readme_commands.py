@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from e2e.conftest import StackProcess, alive, clean_environment, descendants, eventually, free_port, http, port_refuses
 
+from e2e.harness import StackProcess, alive, clean_environment, descendants, eventually, free_port, http, port_refuses
 from local.defaults import LOCAL_VERIFY_TOKEN, PORT_ENV
 from local.template import ROOT
 

@@ -1,4 +1,4 @@
-"""End-to-end helpers: the local stack as a real process, driven over HTTP only."""
+"""End-to-end harness: the local stack as a real process, driven over HTTP only."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""End-to-end tests: the local stack started as a subprocess and driven over HTTP."""
