@@ -182,8 +182,8 @@ class Demo:
             inbound = message.get("direction") == "inbound"
             text = message.get("text") or f"[{message.get('type')}]"
             stamp = _local_time(str(message.get("timestamp") or ""))
-            status = str(message.get("status") or "")
-            tick = "" if inbound else f"{self.tick(status)} {status}"
+            delivery = str(message.get("status") or "")
+            tick = "" if inbound else f"{self.tick(delivery)} {delivery}"
             tags = [tag for tag in ("auto-reply" if message.get("auto_reply") else "", message.get("intent")) if tag]
             footer = f"{stamp} {tick}".strip() + (f"  ({', '.join(tags)})" if tags else "")
             self.bubble(text, inbound=inbound, footer=footer)
