@@ -28,8 +28,10 @@ from typing import Any
 
 from local.defaults import (
     DEFAULT_HOST,
+    DEFAULT_PORT,
     LOCAL_ACCESS_TOKEN,
     LOCAL_REGION,
+    PORT_ENV,
     app_secret,
     default_port,
     verify_token,
@@ -357,9 +359,10 @@ class LocalStack:
             f"  HTTP API       {url}",
         ]
         width = max((len(route.route_key) for route in self.routes), default=10)
-        for route in self.routes:
+        function_width = max((len(route.function) for route in self.routes), default=10)
+        for route in sorted(self.routes, key=lambda route: (route.path, route.method)):
             access = "public" if route.is_open else f"{route.authorizer} in AWS, OPEN here"
-            lines.append(f"    {route.route_key:<{width}}  {route.function}  ({access})")
+            lines.append(f"    {route.route_key:<{width}}  {route.function:<{function_width}}  ({access})")
         for source in self.sources:
             queue = source.queue_arn.rsplit(":", 1)[-1]
             failures = ", ReportBatchItemFailures" if source.report_batch_item_failures else ""
@@ -405,12 +408,14 @@ class LocalStack:
             )
             commands.append(
                 f"  curl -sS -X POST {url}/messages -H 'content-type: application/json' -d {shlex.quote(body)}"
+                "   # after the lead wrote: free text needs the 24-hour window"
             )
         if self._has_route("GET", "/conversations/{wa_id}/messages"):
             commands.append(f"  curl -sS {url}/conversations/{DEMO_LEAD}/messages")
         if self._has_route("GET", "/health"):
             commands.append(f"  curl -sS {url}/health")
-        commands.append("  make demo   # a Hebrew-speaking lead books a meeting, end to end")
+        port = "" if self.api.port == DEFAULT_PORT else f"{PORT_ENV}={self.api.port} "
+        commands.append(f"  {port}make demo   # a Hebrew-speaking lead books a meeting, end to end")
         return commands
 
 
