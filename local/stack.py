@@ -234,8 +234,10 @@ class LocalStack:
         if self.simulator is not None and "GRAPH_API_BASE_URL" in env:
             overrides["GRAPH_API_BASE_URL"] = self.simulator.base_url
         if "WHATSAPP_PHONE_NUMBER_ID" in env:
+            # The simulator plays the demo number; against the real Graph API only a real number id will do.
+            fallback = DEMO_PHONE_NUMBER_ID if self.simulator is not None else ""
             overrides["WHATSAPP_PHONE_NUMBER_ID"] = (
-                os.environ.get("WHATSAPP_PHONE_NUMBER_ID") or env["WHATSAPP_PHONE_NUMBER_ID"] or DEMO_PHONE_NUMBER_ID
+                os.environ.get("WHATSAPP_PHONE_NUMBER_ID") or env["WHATSAPP_PHONE_NUMBER_ID"] or fallback
             )
         if _real_graph() and os.environ.get("GRAPH_API_BASE_URL") and "GRAPH_API_BASE_URL" in env:
             overrides["GRAPH_API_BASE_URL"] = os.environ["GRAPH_API_BASE_URL"]
