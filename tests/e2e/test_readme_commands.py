@@ -47,6 +47,9 @@ def test_make_run_from_a_clean_clone_serves_the_webhook_and_stops_on_ctrl_c(clon
     assert "`make run`" in readme
     port = free_port()
     env = clean_environment(**{PORT_ENV: str(port)})
+    # Under `make test` this runs inside make: a fresh terminal's make would not inherit its flags.
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        env.pop(name, None)
     # When it runs in a fresh clone
     process = subprocess.Popen(
         _make("run"), cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
