@@ -12,6 +12,9 @@ and nothing more, so the retry behaviour seen locally is the one seen in AWS:
   unknown or empty itemIdentifier fails the whole batch, as Lambda does;
 - the queue's RedrivePolicy (maxReceiveCount) moves a record to the dead-letter queue; SQS (moto) does that
   on receive, not the poller.
+
+Not emulated: Lambda's scaling out to concurrent batches (here one batch at a time per event source, which
+keeps FIFO order trivially) and FilterCriteria (the stack says so at start when a template uses it).
 """
 
 from __future__ import annotations

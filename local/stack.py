@@ -224,6 +224,9 @@ class LocalStack:
             for source in self.sources
             if source.enabled and source.function in self.pools
         ]
+        for source in self.sources:
+            if source.has_filter:
+                self._log(f"{source.function}.{source.event_name}: FilterCriteria is not applied locally")
         self._add_local_endpoints()
 
     def _graph_overrides(self, env: dict[str, str]) -> dict[str, str]:
