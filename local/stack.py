@@ -85,8 +85,11 @@ class MotoServer:
         raise FileNotFoundError(f"moto_server not found next to {sys.executable}; run `make venv`")
 
     def start(self, timeout: float = 30.0) -> str:
+        self.executable()  # moto[server] is installed
+        # moto's server with DynamoDB isolation and cheap transaction rollback (local/moto_fidelity.py).
         self.process = subprocess.Popen(
-            [self.executable(), "-H", self._host, "-p", "0"],
+            [sys.executable, "-m", "local.moto_fidelity", "-H", self._host, "-p", "0"],
+            cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
