@@ -12,21 +12,30 @@ found them; docs/reliability.md):
    reply claims. DynamoDB never does this: a cancelled transaction changes nothing, and other writes stand.
 2. Cost. The snapshot copies the whole table on every transaction: with 20,000 items each transaction
    took seconds, so a replay of a day slowed down quadratically.
+3. No idempotency token. botocore fills TransactWriteItems' ClientRequestToken and reuses it when it
+   retries; DynamoDB answers a repeat of a committed transaction (same token, within 10 minutes) with
+   success and does nothing. moto runs it again, its conditions now fail, and the caller is told that a
+   transaction it committed was cancelled.
 
 The fix, applied inside the moto server process only: one lock around each DynamoDB request (requests
 are then serializable, which is stronger than DynamoDB's per-item atomicity and transaction isolation
-and never weaker), and a cancelled transaction restores only the items it touched.
+and never weaker), a cancelled transaction restores only the items it touched, and a committed
+transaction's token answers its repeats for 10 minutes.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 _installed = False
+TOKEN_LIFETIME_SECONDS = 600
 
 
 class _NoTableCopy:
@@ -86,6 +95,8 @@ def install() -> None:
     lock = threading.RLock()
     original_call: Callable[..., Any] = DynamoHandler.call_action
     original_transact: Callable[..., Any] = models.DynamoDBBackend.transact_write_items
+    original_handler_transact: Callable[..., Any] = DynamoHandler.transact_write_items
+    committed: dict[str, tuple[str, float, Any]] = {}
 
     def call_action(handler: Any) -> Any:
         with lock:
@@ -100,7 +111,22 @@ def install() -> None:
                 _restore(touched)
                 raise
 
+    def handler_transact(handler: Any) -> Any:
+        token = handler.body.get("ClientRequestToken")
+        if not token:
+            return original_handler_transact(handler)
+        digest = hashlib.sha256(json.dumps(handler.body.get("TransactItems"), sort_keys=True).encode()).hexdigest()
+        now = time.monotonic()
+        for expired in [key for key, (_, at, _) in committed.items() if now - at > TOKEN_LIFETIME_SECONDS]:
+            del committed[expired]
+        if token in committed and committed[token][0] == digest:
+            return committed[token][2]
+        result = original_handler_transact(handler)
+        committed[token] = (digest, now, result)
+        return result
+
     models.copy = _NoTableCopy(Table)  # type: ignore[assignment]
+    DynamoHandler.transact_write_items = handler_transact  # type: ignore[method-assign]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
     models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     _installed = True

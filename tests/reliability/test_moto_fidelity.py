@@ -91,3 +91,36 @@ def test_cancelled_transactions_do_not_undo_concurrent_writes(endpoint: str) -> 
     }
     assert {f"item-{i}" for i in range(200)} <= keys
     assert "counter" not in keys
+
+
+def test_a_repeated_client_request_token_answers_success_without_running_again(endpoint: str) -> None:
+    # Given a committed transaction that created an item and counted once
+    client, table = _table(endpoint)
+    request = {
+        "ClientRequestToken": "retry-of-the-same-call",
+        "TransactItems": [
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": {"PK": {"S": "new"}},
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": {"PK": {"S": "counter"}},
+                    "UpdateExpression": "ADD n :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            },
+        ],
+    }
+    client.transact_write_items(**request)
+
+    # When botocore retries it with the same token (its answer was lost)
+    client.transact_write_items(**request)
+
+    # Then DynamoDB's answer is success and nothing ran twice
+    counter = client.get_item(TableName=table, Key={"PK": {"S": "counter"}})["Item"]
+    assert counter["n"] == {"N": "1"}
