@@ -449,8 +449,8 @@ def run(options: StackOptions, ready: Callable[[LocalStack], None] | None = None
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    stack = LocalStack(options)
     try:
+        stack = LocalStack(options)
         stack.start()
     except Exception as error:  # a busy port, a broken template: one clear line, not a traceback
         print(f"local stack: cannot start: {error}", file=sys.stderr)
