@@ -10,7 +10,7 @@ SAM := $(TOOLS)/bin/sam
 # The pyenv shim behind python3.13 (used by `sam build`'s workflow) needs a version selected.
 export PYENV_VERSION ?= 3.13.0:3.12.1:3.11.7
 
-.PHONY: help venv tools lint typecheck validate unit integration test build run demo bench clean
+.PHONY: help venv tools lint typecheck validate unit integration test build run demo bench replay clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,11 @@ demo: venv ## Play a Hebrew-speaking lead against the running `make run`
 
 bench: venv ## Benchmarks (results in docs/performance.md)
 	$(PY) bench/run_all.py
+
+# A day of 10,000 webhooks with 10% faults, checked (docs/reliability.md); REPLAY_ARGS adds or overrides options.
+REPLAY_ARGS ?=
+replay: venv ## Replay a day of webhooks against the local stack with faults; exit 1 if any promise breaks
+	$(PY) bench/replay.py --fault-rate 0.1 --visibility-timeout 30 --json .local/replay-report.json $(REPLAY_ARGS)
 
 clean: ## Remove venvs and build output
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
