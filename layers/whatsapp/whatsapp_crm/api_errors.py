@@ -11,7 +11,7 @@ from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -192,6 +192,11 @@ def install_error_handlers(app: APIGatewayHttpResolver, body_type: Any = None) -
     @app.exception_handler(RequestValidationError)  # type: ignore[untyped-decorator]
     def _invalid(error: RequestValidationError) -> Response[str]:
         return validation_error_response(error, body_type)
+
+    @app.exception_handler(RequestUnsupportedContentType)  # type: ignore[untyped-decorator]
+    def _not_json(error: RequestUnsupportedContentType) -> Response[str]:
+        # Powertools' validation refuses a body that is not declared JSON; left alone it would be a 500.
+        return error_response(400, "unsupported_content_type", "send the body as Content-Type: application/json")
 
     @app.exception_handler(GraphAPIError)  # type: ignore[untyped-decorator]
     def _graph(error: GraphAPIError) -> Response[str]:
