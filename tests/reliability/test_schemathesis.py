@@ -1,0 +1,87 @@
+"""schemathesis against docs/openapi.json on the real local stack: no generated request gets a 5xx.
+
+Every documented operation (send, list, thread, mark read, health) is called with schema-generated
+requests over HTTP, through the local API Gateway (payload 2.0 events) into the real functions, with
+moto and the Graph simulator behind them. A 5xx to any request would be a bug: valid requests must
+work, invalid ones must be refused with a 4xx naming the problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from bench.replay import OwnStack, StackOptions
+
+pytestmark = pytest.mark.e2e
+
+OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
+schema = schemathesis.openapi.from_path(OPENAPI)
+
+
+@pytest.fixture(scope="module")
+def stack_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="schemathesis-") as workdir:
+        stack = OwnStack(StackOptions(fault_seed=None), Path(workdir))
+        stack.start()
+        try:
+            yield stack.url
+        finally:
+            stack.stop()
+
+
+@schema.parametrize()
+@settings(
+    max_examples=int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25")),
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, stack_url: str) -> None:
+    if case.method.upper() != case.operation.method.upper():
+        return  # a method the document does not list is API Gateway's to refuse (404), not our functions'
+    content_type = str((case.headers or {}).get("Content-Type", ""))
+    if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
+        return  # the known 500 pinned by test_a_multipart_body_without_boundary_is_a_4xx below
+    # When a schema-generated request reaches the local stack
+    response = case.call(base_url=stack_url, timeout=30)
+
+    # Then it is answered without a 5xx, and a refusal says what was wrong in our error shape
+    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+    content_type = (response.headers.get("content-type") or [""])[0]
+    if 400 <= response.status_code < 500 and content_type.startswith("application/json"):
+        body = response.json()
+        assert "error" in body or "message" in body, body
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug (docs/reliability.md): Powertools' request validation raises a bare ValueError for a "
+    "multipart/form-data Content-Type without a boundary, and POST /messages answers 500; remove when fixed",
+)
+def test_a_multipart_body_without_boundary_is_a_4xx(stack_url: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    # When the CRM posts JSON labelled as a form without a boundary
+    request = urllib.request.Request(
+        f"{stack_url}/messages",
+        data=b'{"to": "+972525551234", "type": "text", "text": {"body": "hi"}}',
+        headers={"content-type": "multipart/form-data"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status = response.status
+    except urllib.error.HTTPError as refused:
+        status = refused.code
+
+    # Then it is refused as a client error
+    assert 400 <= status < 500
