@@ -1083,6 +1083,7 @@ def main(argv: Sequence[str] | None = None, print_table: Callable[[str], None] =
     report = run(options)
     print_table(report.table())
     if options.json_path is not None:
+        options.json_path.parent.mkdir(parents=True, exist_ok=True)
         options.json_path.write_text(json.dumps(report.document(), ensure_ascii=False, indent=2), encoding="utf-8")
     return 0 if report.ok else 1
 

@@ -356,7 +356,8 @@ class _Builder:
             body = b"[" * 200_000 + b"]" * 200_000
         else:
             kind = MALFORMED_PART
-            broken = {key: value for key, value in message.items() if key != self.random.choice(("id", "from"))}
+            missing = self.random.choice(("id", "from"))
+            broken = {key: value for key, value in message.items() if key != missing}
             value = {"messaging_product": "whatsapp", "metadata": meta.metadata(), "messages": [broken]}
             body = meta.wire_bytes(meta.envelope(value))
         return Webhook(-1, kind, body, meta.signed_headers(body, self.app_secret), wamids=(message["id"],))
