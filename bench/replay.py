@@ -529,6 +529,30 @@ class Check:
     examples: list[str] = field(default_factory=list)
 
 
+def explain(truth: Truth, wamid: str) -> dict[str, Any]:
+    """What the table holds about one message and its lead's other messages (for the JSON report)."""
+    item = truth.messages.get(wamid) or {}
+    wa_id = item.get("wa_id")
+    keep = ("timestamp", "message_type", "text", "intent", "reply_status", "reply_at", "reply_wamid")
+    timeline = []
+    for other, message in truth.messages.items():
+        if message.get("wa_id") == wa_id and message.get("direction") == "inbound":
+            claim = truth.claims.get(other) or {}
+            timeline.append(
+                {
+                    "wamid": other,
+                    **{key: message.get(key) for key in keep},
+                    "claim": {k: claim.get(k) for k in ("state", "outcome", "claimed_at", "finished_at", "attempts")},
+                }
+            )
+    lead = truth.leads.get(str(wa_id)) or {}
+    return {
+        "wamid": wamid,
+        "lead": {k: v for k, v in lead.items() if k.startswith(("opt", "last_auto_reply_at", "last_human"))},
+        "timeline": sorted(timeline, key=lambda entry: str(entry["claim"].get("finished_at") or "")),
+    }
+
+
 def _parse(moment: Any) -> datetime | None:
     from whatsapp_crm.clock import parse_iso
 
@@ -547,6 +571,7 @@ class ReplyAudit:
     stray_sends: list[str] = field(default_factory=list)
     annotation_mismatch: list[str] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    explained: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _sends_by_inbound(requests: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
@@ -819,6 +844,8 @@ def run_checks(day: Day, deliveries: Sequence[Delivery], truth: Truth, faults_on
             dead_wrong[:5],
         )
     )
+    failing = [wamid for check in checks if not check.ok for wamid in check.examples if wamid.startswith("wamid.")]
+    audit.explained = [explain(truth, wamid) for wamid in failing[:10]]
     return checks, audit
 
 
@@ -838,6 +865,7 @@ class Report:
     peak_processes: int
     meters: dict[str, Any]
     faults: dict[str, Any]
+    explained: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -873,6 +901,7 @@ class Report:
             "peak_rss_mib": round(self.peak_rss_mib, 1),
             "peak_processes": self.peak_processes,
             "meters": self.meters,
+            "explained_failures": self.explained,
         }
 
     def table(self) -> str:
@@ -904,12 +933,14 @@ class Report:
         return "\n".join(lines)
 
 
-def summarize_meters(directory: Path | None) -> dict[str, Any]:
+def summarize_meters(directory: Path | None, meters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Per function: invocations, handler durations, AWS calls and attempts, injected faults, log bytes."""
-    if directory is None or not directory.exists():
-        return {}
+    if meters is None:
+        if directory is None or not directory.exists():
+            return {}
+        meters = read_meters(directory)
     summary: dict[str, Any] = {}
-    for meter in read_meters(directory):
+    for meter in meters:
         entry = summary.setdefault(
             meter["function"],
             {"instances": 0, "invocations": 0, "records": 0, "errors": 0, "log_bytes": 0, "durations_ms": []},
@@ -1026,6 +1057,7 @@ def run(options: ReplayOptions) -> Report:
         peak_processes=rss.peak_processes,
         meters=meter_summary,
         faults={k: v for k, v in faults.items() if k != "meter_dir"},
+        explained=audit.explained,
     )
 
 

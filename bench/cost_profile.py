@@ -1,0 +1,163 @@
+"""AWS calls, invocations and handler time per event, measured on the local stack (input to docs/cost.md).
+
+    .venv/bin/python bench/cost_profile.py --inbound 300 --outbound 300 --json .local/cost-profile.json
+
+Two clean workloads, each measured alone with the stack's botocore hooks (local/faults.py metering):
+1. inbound: N leads each send one Hebrew greeting (a message that gets exactly one auto-reply); the Graph
+   simulator then posts sent, delivered and read for each reply, as Meta does;
+2. outbound: M template sends through POST /messages (the CRM's sends), each followed by the simulator's
+   three status webhooks.
+Per event it reports Lambda invocations per function, AWS API calls per operation (and HTTP attempts),
+handler milliseconds (mean, p50, p95) and log bytes. Handler time here is this machine's CPU plus moto's
+latency on loopback, not Lambda's arm64 at 512 MB calling real DynamoDB; docs/cost.md says how it uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+for _path in (str(ROOT), str(ROOT / "layers" / "whatsapp"), str(ROOT / "bench")):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from replay import OwnStack, Progress, Stack, StackOptions, drain, get_json, summarize_meters  # noqa: E402
+
+from local import meta_payloads as meta  # noqa: E402
+from local.defaults import LOCAL_APP_SECRET  # noqa: E402
+from local.faults import read_meters  # noqa: E402
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+
+
+def _leads(count: int, offset: int) -> list[str]:
+    return [f"97253{offset + index:07d}" for index in range(count)]
+
+
+def inbound_workload(stack: Stack, count: int) -> None:
+    for wa_id in _leads(count, 0):
+        message = meta.text_message(wa_id, "שלום, ראיתי את המודעה", timestamp=int(time.time()) - 5)
+        body = meta.wire_bytes(meta.envelope(meta.message_value([message], name="דנה")))
+        status = _post(f"{stack.url}/webhook", body, meta.signed_headers(body, LOCAL_APP_SECRET))
+        if status != 200:
+            raise RuntimeError(f"webhook answered {status}")
+
+
+def outbound_workload(stack: Stack, count: int) -> None:
+    for wa_id in _leads(count, 500_000):
+        document = {
+            "to": f"+{wa_id}",
+            "type": "template",
+            "template": {"name": "viewing_reminder", "language": {"code": "he"}},
+        }
+        body = json.dumps(document).encode()
+        status = _post(f"{stack.url}/messages", body, {"content-type": "application/json"})
+        if status != 201:
+            raise RuntimeError(f"POST /messages answered {status}")
+
+
+def _durations(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Handler milliseconds of the invocations between two raw meter readings, per function."""
+    seen = {meter["pid"]: len(meter["durations_ms"]) for meter in before}
+    window: dict[str, list[float]] = {}
+    for meter in after:
+        window.setdefault(meter["function"], []).extend(meter["durations_ms"][seen.get(meter["pid"], 0) :])
+    stats = {}
+    for function, values in window.items():
+        if values:
+            ordered = sorted(values)
+            stats[function] = {
+                "mean": round(sum(ordered) / len(ordered), 2),
+                "p50": round(ordered[len(ordered) // 2], 2),
+                "p95": round(ordered[int(len(ordered) * 0.95)], 2),
+            }
+    return stats
+
+
+def _difference(after: dict[str, Any], before: dict[str, Any], events: int) -> dict[str, Any]:
+    """Per-event figures of what happened between two meter summaries."""
+    per_event: dict[str, Any] = {}
+    for function, now in after.items():
+        earlier = before.get(function, {})
+        invocations = now["invocations"] - earlier.get("invocations", 0)
+        if invocations == 0:
+            continue
+        calls = {
+            name: round((count - earlier.get("calls", {}).get(name, 0)) / events, 3)
+            for name, count in now.get("calls", {}).items()
+            if count - earlier.get("calls", {}).get(name, 0) > 0
+        }
+        attempts = {
+            name: round((count - earlier.get("attempts", {}).get(name, 0)) / events, 3)
+            for name, count in now.get("attempts", {}).items()
+            if count - earlier.get("attempts", {}).get(name, 0) > 0
+        }
+        per_event[function] = {
+            "invocations_per_event": round(invocations / events, 3),
+            "records_per_invocation": round((now["records"] - earlier.get("records", 0)) / invocations, 2)
+            if now["records"]
+            else None,
+            "calls_per_event": calls,
+            "http_attempts_per_event": attempts,
+            "log_bytes_per_invocation": round((now["log_bytes"] - earlier.get("log_bytes", 0)) / invocations),
+        }
+    return per_event
+
+
+def run(inbound: int, outbound: int, progress: Progress) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cost-") as workdir:
+        own = OwnStack(StackOptions(fault_seed=None), Path(workdir))
+        own.start()
+        try:
+            stack = Stack(own.url, get_json(f"{own.url}/_local/info"))
+            results: dict[str, Any] = {"inbound_messages": inbound, "outbound_sends": outbound}
+            readings = []
+            for workload, count in ((inbound_workload, inbound), (outbound_workload, outbound)):
+                time.sleep(1.5)  # workers write their meters every second
+                readings.append(read_meters(own.meter_dir))
+                workload(stack, count)
+                drain(stack, 600, progress)
+            time.sleep(1.5)
+            readings.append(read_meters(own.meter_dir))
+            summaries = [summarize_meters(own.meter_dir, raw) for raw in readings]
+            for index, (name, count) in enumerate((("per_inbound_message", inbound), ("per_outbound_send", outbound))):
+                results[name] = _difference(summaries[index + 1], summaries[index], count)
+                results[name]["handler_ms"] = _durations(readings[index], readings[index + 1])
+            return results
+        finally:
+            own.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--inbound", type=int, default=300)
+    parser.add_argument("--outbound", type=int, default=300)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    results = run(args.inbound, args.outbound, Progress(args.quiet))
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
