@@ -71,6 +71,36 @@ def outbound_workload(stack: Stack, count: int) -> None:
             raise RuntimeError(f"POST /messages answered {status}")
 
 
+def _attribute_size(value: dict[str, Any]) -> int:
+    """DynamoDB's size of one attribute value (bytes), as its item-size rules count it."""
+    kind, inner = next(iter(value.items()))
+    if kind in ("S", "B"):
+        return len(inner.encode("utf-8")) if kind == "S" else len(inner)
+    if kind == "N":
+        return len(str(inner).lstrip("-").replace(".", "")) // 2 + 2
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + 1 + _attribute_size(v) for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + _attribute_size(v) for v in inner)
+    return len(json.dumps(inner))
+
+
+def item_sizes(stack: Stack) -> dict[str, dict[str, float]]:
+    """Mean and max size (bytes) of each kind of item the workloads left in the table."""
+    client = stack.client("dynamodb")
+    sizes: dict[str, list[int]] = {}
+    for page in client.get_paginator("scan").paginate(TableName=stack.resource("ConversationsTable")):
+        for item in page.get("Items", []):
+            pk, sk = item["PK"]["S"], item["SK"]["S"]
+            direction = item.get("direction", {}).get("S", "")
+            kind = f"{pk.split('#')[0]}/{sk.split('#')[0]}" + (f"/{direction}" if direction else "")
+            size = sum(len(name.encode()) + _attribute_size(value) for name, value in item.items())
+            sizes.setdefault(kind, []).append(size)
+    return {kind: {"count": len(v), "mean": round(sum(v) / len(v)), "max": max(v)} for kind, v in sizes.items()}
+
+
 def _durations(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Handler milliseconds of the invocations between two raw meter readings, per function."""
     seen = {meter["pid"]: len(meter["durations_ms"]) for meter in before}
@@ -134,6 +164,7 @@ def run(inbound: int, outbound: int, progress: Progress) -> dict[str, Any]:
                 drain(stack, 600, progress)
             time.sleep(1.5)
             readings.append(read_meters(own.meter_dir))
+            results["item_bytes"] = item_sizes(stack)
             summaries = [summarize_meters(own.meter_dir, raw) for raw in readings]
             for index, (name, count) in enumerate((("per_inbound_message", inbound), ("per_outbound_send", outbound))):
                 results[name] = _difference(summaries[index + 1], summaries[index], count)
