@@ -8,6 +8,8 @@ return within the test's time; the responder's 90-second claim lease is unchange
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench import replay
@@ -26,12 +28,14 @@ SHORT_DAY = [
 ]  # fmt: skip
 
 
-def test_a_short_day_with_faults_loses_nothing_and_replies_once() -> None:
+def test_a_short_day_with_faults_loses_nothing_and_replies_once(tmp_path: Path) -> None:
     # Given the local stack with 10% of AWS attempts and Graph sends failing
     printed: list[str] = []
+    report = tmp_path / "replay-report.json"
 
     # When a short day of webhooks is fired at it, retried like Meta, and the queue drained
-    exit_code = replay.main(SHORT_DAY, print_table=printed.append)
+    exit_code = replay.main([*SHORT_DAY, "--json", str(report)], print_table=printed.append)
 
     # Then every check passes: nothing lost or stored twice, one reply per eligible message, statuses right
-    assert exit_code == 0, "\n".join(printed)
+    # (on failure the report's explained_failures hold each failing message's stored timeline)
+    assert exit_code == 0, "\n".join(printed) + "\n" + report.read_text(encoding="utf-8")[-20000:]
