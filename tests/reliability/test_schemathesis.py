@@ -36,6 +36,26 @@ def stack_url() -> Iterator[str]:
             stack.stop()
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _post_status(url: str, body: bytes, content_type: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, headers={"content-type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+
+
 @schema.parametrize()
 @settings(
     max_examples=int(os.environ.get("SCHEMATHESIS_EXAMPLES", "25")),
@@ -50,6 +70,8 @@ def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, stack
     content_type = str((case.headers or {}).get("Content-Type", ""))
     if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
         return  # the known 500 pinned by test_a_multipart_body_without_boundary_is_a_4xx below
+    if isinstance(case.body, bytes) and not _is_utf8(case.body):
+        return  # the known 500 pinned by test_a_body_that_is_not_utf8_is_a_4xx below
     # When a schema-generated request reaches the local stack
     response = case.call(base_url=stack_url, timeout=30)
 
@@ -67,21 +89,22 @@ def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, stack
     "multipart/form-data Content-Type without a boundary, and POST /messages answers 500; remove when fixed",
 )
 def test_a_multipart_body_without_boundary_is_a_4xx(stack_url: str) -> None:
-    import urllib.error
-    import urllib.request
-
     # When the CRM posts JSON labelled as a form without a boundary
-    request = urllib.request.Request(
-        f"{stack_url}/messages",
-        data=b'{"to": "+972525551234", "type": "text", "text": {"body": "hi"}}',
-        headers={"content-type": "multipart/form-data"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status = response.status
-    except urllib.error.HTTPError as refused:
-        status = refused.code
+    body = b'{"to": "+972525551234", "type": "text", "text": {"body": "hi"}}'
+    status = _post_status(f"{stack_url}/messages", body, "multipart/form-data")
+
+    # Then it is refused as a client error
+    assert 400 <= status < 500
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug (docs/reliability.md): a POST /messages body that is not UTF-8 raises UnicodeDecodeError "
+    "in the request validation and is answered 500; remove when fixed",
+)
+def test_a_body_that_is_not_utf8_is_a_4xx(stack_url: str) -> None:
+    # When the CRM posts bytes that are not UTF-8 as JSON
+    status = _post_status(f"{stack_url}/messages", b"\x80", "application/json")
 
     # Then it is refused as a client error
     assert 400 <= status < 500
