@@ -206,11 +206,6 @@ def test_any_text_is_stored_once_with_its_lead(webhook: Webhook, text: str, wa_i
     webhook.assert_no_partial_write()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (docs/reliability.md): a text with a lone UTF-16 surrogate cannot be stored (DynamoDB strings "
-    "are UTF-8), the webhook answers 500 and Meta would redeliver it for 7 days; remove this mark when fixed",
-)
 @FUZZ
 @given(text=LONE_SURROGATES, wa_id=st.sampled_from(LEADS))
 def test_a_text_with_a_lone_surrogate_is_not_a_5xx(webhook: Webhook, text: str, wa_id: str) -> None:
@@ -250,11 +245,6 @@ def test_odd_timestamps_and_deep_nesting_are_never_a_5xx(webhook: Webhook, times
     webhook.assert_no_partial_write()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (docs/reliability.md): a timestamp past year 9999 raises in clock.iso_from_unix, the webhook "
-    "answers 500 and Meta would redeliver it for 7 days; remove this mark when fixed",
-)
 @pytest.mark.parametrize("timestamp", ["999999999999", 10**20, str(2**63)])
 def test_a_timestamp_beyond_year_9999_is_not_a_5xx(webhook: Webhook, timestamp: Any) -> None:
     # Given a message whose timestamp no calendar holds

@@ -7,9 +7,14 @@ validated on its own (see parse.py) so one unusable part never costs the others.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Unix seconds a calendar can hold (up to 9999-12-31T23:59:59Z): a larger value makes the part unusable
+# instead of failing the whole request when it is turned into a date.
+MAX_UNIX_SECONDS = 253_402_300_799
+UnixSeconds = Annotated[int, Field(ge=0, le=MAX_UNIX_SECONDS)]
 
 
 class _ForwardCompatibleEnum(StrEnum):
@@ -176,7 +181,7 @@ class Referral(_Part):
 class InboundMessage(_Part):
     id: str = Field(min_length=1)
     from_: str = Field(alias="from", min_length=1)
-    timestamp: int = Field(ge=0)
+    timestamp: UnixSeconds
     type: MessageType = MessageType.UNKNOWN
     text: Text | None = None
     image: Media | None = None
@@ -247,7 +252,7 @@ class Conversation(_Part):
 class MessageStatus(_Part):
     id: str = Field(min_length=1)
     status: StatusKind = StatusKind.UNKNOWN
-    timestamp: int = Field(ge=0)
+    timestamp: UnixSeconds
     recipient_id: str | None = None
     recipient_user_id: str | None = None
     biz_opaque_callback_data: str | None = None
@@ -274,4 +279,4 @@ class UserPreference(_Part):
     detail: str | None = None
     category: str | None = None
     value: str | None = None
-    timestamp: int | None = None
+    timestamp: UnixSeconds | None = None

@@ -8,6 +8,7 @@ one odd item never costs the rest of the batch (and never causes a 5xx that Meta
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,11 +76,45 @@ def _reject_constant(name: str) -> Any:
     raise MalformedPayloadError(f"body is not strict JSON ({name} is not allowed)")
 
 
+# A surrogate can only enter through a `\uD800`-`\uDFFF` escape (strict UTF-8 has none); Meta escapes
+# every emoji as a surrogate pair, which json.loads joins, so only a lone half survives the parse.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _replace_lone_surrogates(document: dict[str, Any]) -> None:
+    """U+FFFD for every lone surrogate, in keys and values: DynamoDB and SQS only carry valid UTF-8.
+
+    Iterative, because the body may nest as deep as the JSON parser allowed.
+    """
+    pending: list[dict[str, Any] | list[Any]] = [document]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            for key in [key for key in node if _LONE_SURROGATE.search(key)]:
+                node[_without_lone_surrogates(key)] = node.pop(key)
+            slots: Any = node.items()
+        else:
+            slots = enumerate(node)
+        for slot, value in list(slots):
+            if isinstance(value, str):
+                if _LONE_SURROGATE.search(value):
+                    node[slot] = _without_lone_surrogates(value)
+            elif isinstance(value, dict | list):
+                pending.append(value)
+
+
 def decode_body(body: bytes) -> dict[str, Any]:
     """Strict JSON (UTF-8, no NaN/Infinity, bounded depth) whose top level is a WhatsApp object.
 
     Depth is bounded by the C parser's own recursion guard (RecursionError), which costs nothing on
     normal bodies; nothing downstream recurses into message content (raw objects are stored as text).
+    A lone UTF-16 surrogate (half an emoji) becomes U+FFFD: it cannot be stored, and refusing the
+    body would make Meta redeliver it for a week.
     """
     try:
         text = body.decode("utf-8")
@@ -94,6 +129,8 @@ def decode_body(body: bytes) -> dict[str, Any]:
         raise MalformedPayloadError("body is not a JSON object")
     if document.get("object") != WHATSAPP_OBJECT:
         raise MalformedPayloadError(f"object is not {WHATSAPP_OBJECT!r}")
+    if _SURROGATE_ESCAPE.search(text):
+        _replace_lone_surrogates(document)
     return document
 
 
