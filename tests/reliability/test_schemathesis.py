@@ -8,6 +8,7 @@ work, invalid ones must be refused with a 4xx naming the problem.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -36,24 +37,17 @@ def stack_url() -> Iterator[str]:
             stack.stop()
 
 
-def _is_utf8(body: bytes) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _post_status(url: str, body: bytes, content_type: str) -> int:
+def _post(url: str, body: bytes, content_type: str) -> tuple[int, str | None]:
+    """The HTTP status and the error code of a POST."""
     import urllib.error
     import urllib.request
 
     request = urllib.request.Request(url, data=body, headers={"content-type": content_type}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
+            return int(response.status), None
     except urllib.error.HTTPError as refused:
-        return int(refused.code)
+        return int(refused.code), json.loads(refused.read())["error"]["code"]
 
 
 @schema.parametrize()
@@ -67,11 +61,6 @@ def _post_status(url: str, body: bytes, content_type: str) -> int:
 def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, stack_url: str) -> None:
     if case.method.upper() != case.operation.method.upper():
         return  # a method the document does not list is API Gateway's to refuse (404), not our functions'
-    content_type = str((case.headers or {}).get("Content-Type", ""))
-    if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
-        return  # the known 500 pinned by test_a_multipart_body_without_boundary_is_a_4xx below
-    if isinstance(case.body, bytes) and not _is_utf8(case.body):
-        return  # the known 500 pinned by test_a_body_that_is_not_utf8_is_a_4xx below
     # When a schema-generated request reaches the local stack
     response = case.call(base_url=stack_url, timeout=30)
 
@@ -83,28 +72,18 @@ def test_no_generated_request_gets_a_server_error(case: schemathesis.Case, stack
         assert "error" in body or "message" in body, body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (docs/reliability.md): Powertools' request validation raises a bare ValueError for a "
-    "multipart/form-data Content-Type without a boundary, and POST /messages answers 500; remove when fixed",
-)
 def test_a_multipart_body_without_boundary_is_a_4xx(stack_url: str) -> None:
     # When the CRM posts JSON labelled as a form without a boundary
     body = b'{"to": "+972525551234", "type": "text", "text": {"body": "hi"}}'
-    status = _post_status(f"{stack_url}/messages", body, "multipart/form-data")
+    answer = _post(f"{stack_url}/messages", body, "multipart/form-data")
 
-    # Then it is refused as a client error
-    assert 400 <= status < 500
+    # Then it is refused as a client error that says to send JSON
+    assert answer == (400, "unsupported_content_type")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (docs/reliability.md): a POST /messages body that is not UTF-8 raises UnicodeDecodeError "
-    "in the request validation and is answered 500; remove when fixed",
-)
 def test_a_body_that_is_not_utf8_is_a_4xx(stack_url: str) -> None:
     # When the CRM posts bytes that are not UTF-8 as JSON
-    status = _post_status(f"{stack_url}/messages", b"\x80", "application/json")
+    answer = _post(f"{stack_url}/messages", b"\x80", "application/json")
 
-    # Then it is refused as a client error
-    assert 400 <= status < 500
+    # Then it is refused as an invalid body
+    assert answer == (400, "validation_error")

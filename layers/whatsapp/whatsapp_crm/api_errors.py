@@ -28,6 +28,8 @@ from whatsapp_crm.graph.errors import (
 from whatsapp_crm.http import error_response
 from whatsapp_crm.observability import MetricUnit, logger, metrics
 
+_REQUEST_PARSING_MODULE = "aws_lambda_powertools.event_handler.middlewares.openapi_validation"
+
 TEMPLATE_HINT = "Only an approved template can be sent until the lead writes again; send type 'template'."
 _LOCATIONS = ("body", "query", "path", "header")
 
@@ -183,6 +185,20 @@ def graph_error_response(error: GraphAPIError) -> Response[str]:
     return error_response(502, "whatsapp_error", "WhatsApp refused the request", graph_error=graph_error)
 
 
+def _raised_by_request_parsing(error: BaseException) -> bool:
+    """True when Powertools' request validation itself raised, before any route code ran.
+
+    It lets a few body-reading failures through as bare exceptions (a multipart type without a boundary is
+    a ValueError). Only the innermost frame is checked: route code also runs inside that middleware.
+    """
+    traceback = error.__traceback__
+    if traceback is None:
+        return False
+    while traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    return bool(traceback.tb_frame.f_globals.get("__name__") == _REQUEST_PARSING_MODULE)
+
+
 def install_error_handlers(app: APIGatewayHttpResolver, body_type: Any = None) -> None:
     """The failures every API route shares. Route-specific domain errors are mapped by each function.
 
@@ -197,6 +213,16 @@ def install_error_handlers(app: APIGatewayHttpResolver, body_type: Any = None) -
     def _not_json(error: RequestUnsupportedContentType) -> Response[str]:
         # Powertools' validation refuses a body that is not declared JSON; left alone it would be a 500.
         return error_response(400, "unsupported_content_type", "send the body as Content-Type: application/json")
+
+    @app.exception_handler(UnicodeDecodeError)  # type: ignore[untyped-decorator]
+    def _not_utf8(error: UnicodeDecodeError) -> Response[str]:
+        return error_response(400, "validation_error", "the body is not UTF-8 encoded JSON", field="body")
+
+    @app.exception_handler(ValueError)  # type: ignore[untyped-decorator]
+    def _unreadable(error: ValueError) -> Response[str]:
+        if _raised_by_request_parsing(error):
+            return error_response(400, "unsupported_content_type", "send the body as Content-Type: application/json")
+        return _unexpected(error)
 
     @app.exception_handler(GraphAPIError)  # type: ignore[untyped-decorator]
     def _graph(error: GraphAPIError) -> Response[str]:
