@@ -346,7 +346,10 @@ def test_every_offered_slot_is_bookable_titled_within_20_and_its_id_round_trips(
         assert slot.start >= now + timedelta(hours=lead_hours)
         assert slot.start - now <= SLOT_HORIZON
         assert hours.can_book(slot.start, now)
-        assert parse_slot_id(slot.id) == slot.start
+        # Same instant, same wall clock; `==` across zones is always False inside a DST fold (PEP 495).
+        parsed = parse_slot_id(slot.id)
+        assert parsed is not None and parsed.timestamp() == slot.start.timestamp()
+        assert parsed.utcoffset() == slot.start.utcoffset()
         assert 0 < len(slot.title(language, now)) <= MAX_BUTTON_TITLE
 
 

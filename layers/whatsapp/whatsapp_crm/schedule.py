@@ -170,9 +170,10 @@ class BusinessHours:
         return slots
 
     def can_book(self, start: datetime, now: datetime, slot_minutes: int = 60) -> bool:
-        """Whether a slot starting at `start` is still in the future, within reach and inside one opening."""
+        """Whether a slot starting at `start` has not begun yet (or begins now), is within reach and inside
+        one opening. "Begins now" matters with no lead time, where offer_slots may offer the current minute."""
         begin = _utc(start)
-        if not _utc(now) < begin <= _utc(now) + SLOT_HORIZON:
+        if not _utc(now) <= begin <= _utc(now) + SLOT_HORIZON:
             return False
         end = begin + timedelta(minutes=slot_minutes)
         return any(
