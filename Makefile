@@ -65,7 +65,7 @@ run: venv ## Run the whole service locally (no AWS, no Docker)
 demo: venv ## Play a Hebrew-speaking lead against the running `make run`
 	$(PY) -m local.demo
 
-bench: venv ## Benchmarks (results in docs/performance.md)
+bench: venv tools ## Benchmarks (results in docs/performance.md and docs/cost.md)
 	$(PY) bench/run_all.py
 
 # A day of 10,000 webhooks with 10% faults, checked (docs/reliability.md); REPLAY_ARGS adds or overrides options.
