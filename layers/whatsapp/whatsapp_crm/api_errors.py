@@ -199,6 +199,11 @@ def _raised_by_request_parsing(error: BaseException) -> bool:
     return bool(traceback.tb_frame.f_globals.get("__name__") == _REQUEST_PARSING_MODULE)
 
 
+def _internal_error() -> Response[str]:
+    logger.exception("unexpected API failure")
+    return error_response(500, "internal_error", "unexpected error")
+
+
 def install_error_handlers(app: APIGatewayHttpResolver, body_type: Any = None) -> None:
     """The failures every API route shares. Route-specific domain errors are mapped by each function.
 
@@ -222,7 +227,7 @@ def install_error_handlers(app: APIGatewayHttpResolver, body_type: Any = None) -
     def _unreadable(error: ValueError) -> Response[str]:
         if _raised_by_request_parsing(error):
             return error_response(400, "unsupported_content_type", "send the body as Content-Type: application/json")
-        return _unexpected(error)
+        return _internal_error()
 
     @app.exception_handler(GraphAPIError)  # type: ignore[untyped-decorator]
     def _graph(error: GraphAPIError) -> Response[str]:
@@ -249,5 +254,4 @@ def install_error_handlers(app: APIGatewayHttpResolver, body_type: Any = None) -
 
     @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
     def _unexpected(error: Exception) -> Response[str]:
-        logger.exception("unexpected API failure")
-        return error_response(500, "internal_error", "unexpected error")
+        return _internal_error()
