@@ -97,6 +97,7 @@ class TestClaim:
         assert early.lease_expires_at == int((NOW + LEASE).timestamp())
         assert late.status is ClaimStatus.RESUMED
         assert late.pending == pending
+        assert late.sending_at == iso(NOW)  # when that holder called Graph: the evidence wait runs from here
         assert late.first_claimed_at == iso(NOW)
         assert _claim_item(aws, wamid)["attempts"] == 2
         # And the vanished holder can no longer write to it

@@ -57,6 +57,7 @@ class _ClaimRecord:
     lease_expires_at: int
     first_claimed_at: str
     pending: PendingReply | None = None
+    sending_at: str | None = None
     outcome: str | None = None
     error: MessageError | None = None
     reply_wamid: str | None = None
@@ -99,9 +100,13 @@ class FakeStore:
             return Claim(
                 ClaimStatus.HELD, wamid, owner, at, current.first_claimed_at, lease_expires_at=current.lease_expires_at
             )
-        pending = current.pending
-        self.claims[wamid] = _ClaimRecord("in_progress", owner, expires, current.first_claimed_at, pending=pending)
-        return Claim(ClaimStatus.RESUMED, wamid, owner, at, current.first_claimed_at, pending=pending)
+        pending, sending_at = current.pending, current.sending_at
+        self.claims[wamid] = _ClaimRecord(
+            "in_progress", owner, expires, current.first_claimed_at, pending=pending, sending_at=sending_at
+        )
+        return Claim(
+            ClaimStatus.RESUMED, wamid, owner, at, current.first_claimed_at, pending=pending, sending_at=sending_at
+        )
 
     def _owned(self, claim: Claim) -> _ClaimRecord | None:
         current = self.claims.get(claim.wamid)
@@ -113,7 +118,7 @@ class FakeStore:
         current = self._owned(claim)
         if current is None:
             return False
-        current.pending = pending
+        current.pending, current.sending_at = pending, iso(now)
         return True
 
     def release_reply(self, claim: Claim, reason: str, now: datetime, error: MessageError | None = None) -> None:
@@ -453,13 +458,71 @@ class TestExactlyOnce:
         assert [record.wamid for record in store.outbound] == ["wamid.EARLIER"]
         assert store.outbound[0].text == pending.body
 
-    def test_an_interrupted_send_without_evidence_is_sent_again(self, store: FakeStore, sender: FakeSender) -> None:
+    def test_an_interrupted_send_waits_for_meta_s_status_before_sending_again(
+        self, store: FakeStore, sender: FakeSender
+    ) -> None:
+        # Given an earlier attempt that called Graph at NOW and never learned whether Meta accepted the reply
         queued = _text("שלום")
         earlier = store.claim_reply(queued.wamid, LEAD, owner="dead", now=NOW, lease=timedelta(seconds=90))
         store.mark_reply_sending(earlier, PendingReply("text", "x", "greeting", "he"), NOW)
-        report = _run(queued, store, sender, now=NOW + timedelta(minutes=3))
+
+        # When the record comes back 3 minutes later and no status webhook for that reply has arrived yet
+        with pytest.raises(ReplyRetryableError) as raised:
+            _run(queued, store, sender, now=NOW + timedelta(minutes=3))
+
+        # Then nothing is sent; the record returns when the 5-minute wait is over, the claim still knowing the send
+        assert sender.sent == []
+        assert raised.value.retry_after_seconds == 2 * 60 + 1
+        assert store.claim_state(queued.wamid) == "in_progress"
+        assert store.claims[queued.wamid].pending is not None
+
+        # And when it comes back after the wait, still without evidence, the reply is sent again, once
+        report = _run(queued, store, sender, now=NOW + timedelta(minutes=5, seconds=1))
         assert (report.outcome, report.resumed, report.adopted) == (ReplyOutcome.SENT, True, False)
         assert len(sender.sent) == 1
+
+    def test_a_status_arriving_during_the_wait_is_adopted_not_resent(
+        self, store: FakeStore, sender: FakeSender
+    ) -> None:
+        # Given a send that got no answer, and a retry that found no evidence yet
+        queued = _text("שלום")
+        sender.send_errors.append(GraphUnavailableError("Graph API unreachable (ReadTimeout)"))
+        with pytest.raises(ReplyRetryableError):
+            _run(queued, store, sender)
+        with pytest.raises(ReplyRetryableError):
+            _run(queued, store, sender, now=NOW + timedelta(minutes=2))
+
+        # When Meta's status webhook for that reply arrives before the next retry
+        store.evidence[queued.wamid] = SentReply(wamid="wamid.LATE", recorded=False)
+        report = _run(queued, store, sender, now=NOW + timedelta(minutes=5, seconds=2))
+
+        # Then the lead got exactly the one reply Meta accepted, and it is recorded
+        assert (report.outcome, report.adopted, report.reply_wamid) == (ReplyOutcome.SENT, True, "wamid.LATE")
+        assert sender.sent == []  # nothing after the first, unanswered call
+        assert [record.wamid for record in store.outbound] == ["wamid.LATE"]
+
+    def test_a_store_failure_while_resuming_keeps_the_unconfirmed_send(
+        self, store: FakeStore, sender: FakeSender
+    ) -> None:
+        # Given an interrupted send whose wait is over
+        queued = _text("שלום")
+        earlier = store.claim_reply(queued.wamid, LEAD, owner="dead", now=NOW, lease=timedelta(seconds=90))
+        store.mark_reply_sending(earlier, PendingReply("text", "x", "greeting", "he"), NOW)
+        later = NOW + timedelta(minutes=6)
+        # When DynamoDB fails in the middle of the resumed attempt
+        store.fail_on = "get_lead_snapshot"
+        from whatsapp_crm.errors import StoreUnavailableError
+
+        with pytest.raises(StoreUnavailableError):
+            _run(queued, store, sender, now=later)
+
+        # Then the claim is not released: the next attempt still resumes it (and would adopt a late status)
+        assert store.claim_state(queued.wamid) == "in_progress"
+        store.fail_on = None
+        store.evidence[queued.wamid] = SentReply(wamid="wamid.EARLIER", recorded=False)
+        report = _run(queued, store, sender, now=later + timedelta(minutes=2))
+        assert (report.outcome, report.adopted) == (ReplyOutcome.SENT, True)
+        assert sender.sent == []
 
     def test_a_store_failure_before_sending_releases_the_claim(self, store: FakeStore, sender: FakeSender) -> None:
         from whatsapp_crm.errors import StoreUnavailableError
@@ -651,10 +714,12 @@ class TestGraphErrors:
     ) -> None:
         queued = _text("שלום")
         sender.send_errors.append(GraphUnavailableError("Graph API unreachable (ReadTimeout)"))
-        with pytest.raises(ReplyRetryableError):
+        with pytest.raises(ReplyRetryableError) as raised:
             _run(queued, store, sender)
         assert store.claim_state(queued.wamid) == "in_progress"
         assert store.claims[queued.wamid].pending is not None
+        # Back when Meta's status webhook for that reply has had its 5 minutes to arrive
+        assert raised.value.retry_after_seconds == 5 * 60 + 1
 
     def test_a_rejected_token_is_reported_as_such_and_retried(self, store: FakeStore, sender: FakeSender) -> None:
         queued = _text("שלום")

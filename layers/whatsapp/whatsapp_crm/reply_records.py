@@ -40,6 +40,7 @@ class Claim:
     claimed_at: str
     first_claimed_at: str
     pending: PendingReply | None = None  # set when an earlier holder reached the Graph call
+    sending_at: str | None = None  # with `pending`: when that holder called Graph (ISO 8601 UTC)
     outcome: str | None = None  # for HANDLED: what happened back then
     lease_expires_at: int | None = None  # for HELD: Unix seconds
 

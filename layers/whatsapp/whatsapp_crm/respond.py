@@ -63,6 +63,10 @@ SERVICE_WINDOW = timedelta(hours=24)
 CLAIM_LEASE = timedelta(seconds=90)
 # Meta stamps statuses with its own clock; look a little before our claim for the evidence of a send.
 EVIDENCE_SLACK = timedelta(minutes=10)
+# After a Graph call that got no answer, Meta's status webhook for the reply (if it accepted it) is awaited
+# this long before the reply is sent again. Meta posts `sent` within seconds; its retries of a webhook we
+# failed to take take longer, so the wait trades reply latency in this rare case against a double reply.
+EVIDENCE_WAIT = timedelta(minutes=5)
 PREVIEW_LENGTH = 80
 
 _CLASSIFIED_TYPES = frozenset({MessageType.TEXT, MessageType.INTERACTIVE, MessageType.BUTTON})
@@ -154,6 +158,7 @@ class ReplyPolicy:
     booking_url: str | None = None
     window: timedelta = SERVICE_WINDOW
     lease: timedelta = CLAIM_LEASE
+    evidence_wait: timedelta = EVIDENCE_WAIT
     # Worst-case seconds of one Graph call with the client's retries; with less time left, don't start.
     send_budget_seconds: float = 0.0
 
@@ -167,6 +172,7 @@ class ReplyPolicy:
             human_takeover=timedelta(hours=settings.human_takeover_hours),
             mark_as_read=settings.mark_as_read,
             booking_url=settings.meeting_booking_url or None,
+            evidence_wait=timedelta(seconds=settings.reply_evidence_wait_seconds),
             send_budget_seconds=per_call + settings.graph_max_retry_seconds,
         )
 
@@ -462,8 +468,12 @@ def _graph_failure(job: _Sending, error: GraphAPIError) -> ReplyReport:
     elif isinstance(error, RateLimitError):
         retry_after = _retry_after(error, job.attempt)
     elif _ambiguous(error):
-        # Keep the claim: the retry finds it expired and looks for evidence of this send before resending.
-        raise ReplyRetryableError("no answer from the Graph API; the reply may have been accepted") from error
+        # Keep the claim and come back once Meta's status webhook had time to arrive: the retry resumes the
+        # expired claim and looks for evidence of this send before resending.
+        raise ReplyRetryableError(
+            "no answer from the Graph API; the reply may have been accepted",
+            retry_after_seconds=_seconds_until_evidence_check(job.policy, job.policy.evidence_wait),
+        ) from error
     elif not (error.retryable or isinstance(error, _CONFIGURATION_ERRORS)):
         store.finish_reply_failed(claim, _message_error(error), now)
         if isinstance(error, MarketingOptOutError):
@@ -474,6 +484,19 @@ def _graph_failure(job: _Sending, error: GraphAPIError) -> ReplyReport:
     raise retry_class(
         f"Graph API refused the reply: {type(error).__name__}", retry_after_seconds=retry_after, code=error.code
     ) from error
+
+
+def _seconds_until_evidence_check(policy: ReplyPolicy, wait: timedelta) -> int:
+    # Not before the lease we hold runs out either: a retry inside it would only find the claim held.
+    return int(max(wait, policy.lease).total_seconds()) + 1
+
+
+class _AwaitingEvidenceError(ReplyRetryableError):
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            "an earlier attempt's reply may have reached Meta; waiting for its status webhook before resending",
+            retry_after_seconds=retry_after_seconds,
+        )
 
 
 class _DeadlineError(ReplyRetryableError):
@@ -522,13 +545,20 @@ def _send(job: _Sending, pending: PendingReply, time_left: TimeLeft | None) -> R
 
 
 def _adopt_earlier_send(job: _Sending) -> ReplyReport | None:
-    """An earlier holder died after calling Graph: if Meta accepted that reply, record it instead of resending."""
+    """An earlier holder called Graph without learning the outcome: if Meta accepted that reply, record it
+    instead of resending; if it may still be on its way, wait for it (keeping the claim)."""
     claim, queued = job.claim, job.queued
     if claim.pending is None:
         return None  # it never reached the Graph call
     since = iso(parse_iso(claim.first_claimed_at) - EVIDENCE_SLACK)
     evidence = job.store.find_sent_reply(queued.wa_id, queued.wamid, since)
     if evidence is None:
+        if claim.sending_at is not None:
+            waited = job.clock() - parse_iso(claim.sending_at)
+            if waited < job.policy.evidence_wait:
+                raise _AwaitingEvidenceError(
+                    _seconds_until_evidence_check(job.policy, job.policy.evidence_wait - waited)
+                )
         logger.warning("resending a reply whose earlier attempt was interrupted", extra={"wamid": queued.wamid})
         return None
     job.store.finish_reply_sent(claim, _outbound(queued, claim.pending, evidence.wamid, job.clock()))
@@ -592,7 +622,10 @@ def respond(
             store.finish_reply_skipped(claimed, decision.value, clock())
             return ReplyReport(decision, queued.wamid, inquiry, resumed=claimed.status is ClaimStatus.RESUMED)
     except BaseException:
-        _release_quietly(store, claimed, clock())
+        # A claim carrying an earlier holder's unconfirmed send is kept, never released: released, it would
+        # be acquired afresh and the reply sent without looking for evidence of that send.
+        if claimed.pending is None:
+            _release_quietly(store, claimed, clock())
         raise
     logger.debug("auto-reply planned", extra={"wamid": queued.wamid, "lead": mask_phone(queued.wa_id)})
     return _send(job, _pending(decision, inquiry), time_left)

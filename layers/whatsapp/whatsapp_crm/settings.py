@@ -63,6 +63,8 @@ class ResponderSettings(TableSettings, SecretSettings, GraphSettings):
     graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 6.0
     graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
     graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
+    # How long after an unanswered Graph call a retry waits for Meta's status webhook before resending.
+    reply_evidence_wait_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
 
 
 class SendSettings(TableSettings, SecretSettings, GraphSettings):

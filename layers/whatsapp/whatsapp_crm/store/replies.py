@@ -146,7 +146,8 @@ class DynamoReplyStore(DynamoConversationStore):
         first = str(previous.get("first_claimed_at") or claimed_at)
         if previous.get("state") == IN_PROGRESS:
             pending = _pending_from(previous.get("pending"))
-            return Claim(ClaimStatus.RESUMED, wamid, owner, claimed_at, first, pending=pending)
+            sending_at = str(previous["sending_at"]) if pending and previous.get("sending_at") else None
+            return Claim(ClaimStatus.RESUMED, wamid, owner, claimed_at, first, pending=pending, sending_at=sending_at)
         return Claim(ClaimStatus.ACQUIRED, wamid, owner, claimed_at, first)
 
     def _claim_refused(self, wamid: str, owner: str, claimed_at: str) -> Claim:
