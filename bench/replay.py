@@ -81,6 +81,8 @@ class StackOptions:
     aws_fault_level: str | None = None
     fault_seed: int | None = 1
     max_instances: int = 4
+    # Scaled down like the visibility timeout: the simulator's statuses arrive within seconds, retried on 5xx.
+    evidence_wait: int | None = 60
 
 
 class OwnStack:
@@ -111,6 +113,8 @@ class OwnStack:
     def start(self, timeout: float = 120.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WHATSAPP_", "LOCAL_"))}
         env["LOCAL_METER_DIR"] = str(self.meter_dir)
+        if self.options.evidence_wait is not None:
+            env["REPLY_EVIDENCE_WAIT_SECONDS"] = str(self.options.evidence_wait)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             self.command(), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -1082,6 +1086,12 @@ def parse_arguments(argv: Sequence[str] | None) -> ReplayOptions:
     parser.add_argument("--aws-fault-level", choices=["attempt", "call"], default=None)
     parser.add_argument("--fault-seed", type=int, default=1)
     parser.add_argument("--max-instances", type=int, default=4, help="concurrent instances per function")
+    parser.add_argument(
+        "--evidence-wait",
+        type=int,
+        default=60,
+        help="seconds the responder awaits Meta's status of an unanswered send before resending (default: 300)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the full report here")
     parser.add_argument("--stack-log", type=Path, default=None, help="keep the started stack's log here")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -1102,6 +1112,7 @@ def parse_arguments(argv: Sequence[str] | None) -> ReplayOptions:
             aws_fault_level=args.aws_fault_level,
             fault_seed=args.fault_seed,
             max_instances=args.max_instances,
+            evidence_wait=args.evidence_wait,
         ),
         json_path=args.json,
         stack_log=args.stack_log,

@@ -10,7 +10,9 @@ It is stricter than Meta in one place on purpose: a `to` without '+' is refused,
 silently prepend the *business* number's country code and message a stranger.
 
 When given a webhook URL and app secret it plays Meta's other half too: after each accepted send it POSTs
-signed status webhooks (sent → delivered → read, or failed) to that URL from a background thread.
+signed status webhooks (sent → delivered → read, or failed) to that URL from background threads: several
+messages' statuses at once (as Meta does), each message's in order, and a webhook answered 5xx or not at all
+is retried with growing pauses, as Meta retries.
 
 Standalone: `python -m local.graph_simulator --port 8089` (add PYTHONPATH=layers/whatsapp for webhooks).
 """
@@ -138,6 +140,7 @@ class Delivery:
     status: str
     http_status: int | None
     error: str | None = None
+    attempts: int = 1
 
 
 @dataclass
@@ -449,6 +452,8 @@ class GraphSimulator:
         webhook_url: str | None = None,
         app_secret: str | None = None,
         status_delay: float = 0.05,
+        webhook_workers: int = 4,
+        webhook_attempts: int = 6,
         status_sequence: Sequence[str] = DEFAULT_STATUS_SEQUENCE,
         known_templates: Collection[str] | None = None,
     ) -> None:
@@ -459,6 +464,8 @@ class GraphSimulator:
         self.webhook_url = webhook_url
         self._app_secret = app_secret
         self.status_delay = status_delay
+        self.webhook_workers = max(1, webhook_workers)
+        self.webhook_attempts = max(1, webhook_attempts)
         self.status_sequence = tuple(status_sequence)
         self._address = (host, port)
         self._lock = threading.Lock()
@@ -485,16 +492,20 @@ class GraphSimulator:
         serving.start()
         self._threads = [serving]
         if self.webhook_url:
-            worker = threading.Thread(target=self._deliver_statuses, name="graph-simulator-webhooks", daemon=True)
-            worker.start()
-            self._threads.append(worker)
+            for number in range(self.webhook_workers):
+                worker = threading.Thread(
+                    target=self._deliver_statuses, name=f"graph-simulator-webhooks-{number}", daemon=True
+                )
+                worker.start()
+                self._threads.append(worker)
         return self
 
     def stop(self) -> None:
         if self._server is None:
             return
         self._stopping.set()
-        self._outbox.put(None)
+        for _ in range(self.webhook_workers):
+            self._outbox.put(None)
         self._server.shutdown()
         self._server.drop_connections()
         self._server.server_close()
@@ -756,14 +767,24 @@ class GraphSimulator:
         request = urlrequest.Request(
             self.webhook_url, data=body, headers=signed_headers(body, self._app_secret), method="POST"
         )
-        delivery = Delivery(wamid=wamid, status=status, http_status=None)
-        try:
-            with urlrequest.urlopen(request, timeout=10) as response:
-                delivery.http_status = response.status
-        except urlerror.HTTPError as refused:
-            delivery.http_status = refused.code
-        except (urlerror.URLError, OSError) as failed:
-            delivery.error = type(failed).__name__
+        delivery = Delivery(wamid=wamid, status=status, http_status=None, attempts=0)
+        pause = 0.5
+        while delivery.attempts < self.webhook_attempts:
+            delivery.attempts += 1
+            delivery.http_status, delivery.error = None, None
+            try:
+                with urlrequest.urlopen(request, timeout=10) as response:
+                    delivery.http_status = response.status
+            except urlerror.HTTPError as refused:
+                delivery.http_status = refused.code
+            except (urlerror.URLError, OSError) as failed:
+                delivery.error = type(failed).__name__
+            # Meta retries what was not taken (no answer or a 5xx); a 4xx is our webhook's final word.
+            if delivery.http_status is not None and delivery.http_status < 500:
+                break
+            if self._stopping.wait(pause):
+                break
+            pause *= 2
         with self._delivered:
             self._deliveries.append(delivery)
             self._delivered.notify_all()

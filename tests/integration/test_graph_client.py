@@ -426,13 +426,14 @@ class _StatusReceiver:
 
     def __init__(self) -> None:
         self.received: list[tuple[bytes, dict[str, str]]] = []
+        self.answers: list[int] = []  # statuses to answer with first (then 200)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append((body, {k.lower(): v for k, v in self.headers.items()}))
-                self.send_response(200)
+                self.send_response(receiver.answers.pop(0) if receiver.answers else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -480,6 +481,17 @@ class TestStatusWebhooks:
         assert {status["recipient_id"] for status in statuses} == {LEAD_WA_ID}
         for body, headers in receiver.received:
             assert verify(body, headers["x-hub-signature-256"], TEST_APP_SECRET) is SignatureVerdict.VALID
+
+    def test_a_status_webhook_answered_5xx_is_retried_like_meta_does(self, receiver: _StatusReceiver) -> None:
+        # Given a webhook that fails twice (an outage of our endpoint)
+        receiver.answers = [500, 503]
+        with self.simulator(receiver) as simulator, GraphClient(TEST_ACCESS_TOKEN, base_url=simulator.base_url) as c:
+            # When a send is accepted
+            c.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            first = simulator.wait_for_deliveries(1)[0]
+        # Then the `sent` status is posted again until it is taken, and no status is lost
+        assert (first.status, first.http_status, first.attempts) == ("sent", 200, 3)
+        assert [status["status"] for status in receiver.statuses()][:3] == ["sent", "sent", "sent"]
 
     def test_an_asynchronous_failure_is_reported_as_a_failed_status(self, receiver: _StatusReceiver) -> None:
         with self.simulator(receiver) as simulator, GraphClient(TEST_ACCESS_TOKEN, base_url=simulator.base_url) as c:
