@@ -164,6 +164,18 @@ def test_unknown_fields_are_ignored_not_failed() -> None:
     assert notification.messages == [] and notification.unusable_parts == 0
 
 
+@pytest.mark.parametrize("field", [[], {"name": "messages"}, None, 7])
+def test_a_field_name_that_is_not_a_string_is_ignored_and_its_neighbours_kept(field: Any) -> None:
+    # Given a delivery with a change whose `field` is not a name, next to a normal message change
+    document = meta.envelope(meta.message_value([MESSAGES["text"]]))
+    document["entry"][0]["changes"].insert(0, {"field": field, "value": meta.message_value([MESSAGES["image"]])})
+    # When it is parsed
+    notification = _parse(document)
+    # Then the odd change is ignored (not a crash, which Meta would redeliver for a week) and the message kept
+    assert [event.message.id for event in notification.messages] == [MESSAGES["text"]["id"]]
+    assert notification.ignored_fields == [str(field)]
+
+
 @pytest.mark.parametrize(
     "broken",
     [
