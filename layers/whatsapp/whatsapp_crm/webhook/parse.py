@@ -218,7 +218,7 @@ def parse_notification(document: dict[str, Any]) -> Notification:
                 notification.unusable_parts += 1
                 continue
             field_name = change.get("field")
-            if field_name not in _HANDLED_FIELDS:
+            if not isinstance(field_name, str) or field_name not in _HANDLED_FIELDS:
                 notification.ignored_fields.append(str(field_name))
                 continue
             _collect_value(change["value"], notification)
