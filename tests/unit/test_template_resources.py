@@ -1,0 +1,152 @@
+"""template.yaml keeps the promises the code relies on: durable storage, a FIFO hand-off with a dead-letter
+queue, least-privilege functions, and the names other parts (and external tests) use.
+
+`sam validate --lint` checks the template is deployable; these check it is the one we designed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from local.template import load_template
+
+TEMPLATE = load_template()
+RESOURCES: dict[str, dict[str, Any]] = TEMPLATE["Resources"]
+
+
+def _properties(logical_id: str) -> dict[str, Any]:
+    return dict(RESOURCES[logical_id].get("Properties") or {})
+
+
+def _function_environment(logical_id: str) -> dict[str, Any]:
+    shared = TEMPLATE.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    own = _properties(logical_id).get("Environment", {}).get("Variables", {})
+    return {**shared, **own}
+
+
+def _granted_actions(logical_id: str) -> set[str]:
+    actions: set[str] = set()
+    for policy in _properties(logical_id).get("Policies", []):
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            granted = statement.get("Action", [])
+            actions.update([granted] if isinstance(granted, str) else granted)
+    return actions
+
+
+@pytest.mark.parametrize(
+    ("logical_id", "resource_type"),
+    [
+        ("WebhookFunction", "AWS::Serverless::Function"),
+        ("ResponderFunction", "AWS::Serverless::Function"),
+        ("SendFunction", "AWS::Serverless::Function"),
+        ("ConversationsFunction", "AWS::Serverless::Function"),
+        ("ConversationsTable", "AWS::DynamoDB::Table"),
+        ("InboundQueue", "AWS::SQS::Queue"),
+        ("InboundDeadLetterQueue", "AWS::SQS::Queue"),
+        ("WhatsAppSecret", "AWS::SecretsManager::Secret"),
+        ("HttpApi", "AWS::Serverless::HttpApi"),
+    ],
+)
+def test_the_contract_names_exist_with_their_types(logical_id: str, resource_type: str) -> None:
+    assert RESOURCES[logical_id]["Type"] == resource_type
+
+
+def test_every_function_reads_the_contract_environment() -> None:
+    for logical_id in ("WebhookFunction", "ResponderFunction", "SendFunction", "ConversationsFunction"):
+        environment = _function_environment(logical_id)
+        for name in ("TABLE_NAME", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_SECRET_ID", "GRAPH_API_BASE_URL"):
+            assert name in environment, (logical_id, name)
+        assert environment["GRAPH_API_VERSION"] == {"Ref": "GraphApiVersion"}
+    assert TEMPLATE["Parameters"]["GraphApiVersion"]["Default"] == "v22.0"
+    assert "INBOUND_QUEUE_URL" in _function_environment("WebhookFunction")
+
+
+def test_the_functions_run_python_3_13_on_arm64() -> None:
+    function_globals = TEMPLATE["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+
+
+def test_the_table_is_on_demand_recoverable_encrypted_and_expires_counters() -> None:
+    table = _properties("ConversationsTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_the_inbound_queue_is_a_high_throughput_fifo_with_a_fifo_dead_letter_queue() -> None:
+    queue, dead_letters = _properties("InboundQueue"), _properties("InboundDeadLetterQueue")
+    assert queue["FifoQueue"] is True and dead_letters["FifoQueue"] is True
+    assert queue["SqsManagedSseEnabled"] is True and dead_letters["SqsManagedSseEnabled"] is True
+    assert (queue["DeduplicationScope"], queue["FifoThroughputLimit"]) == ("messageGroup", "perMessageGroupId")
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["InboundDeadLetterQueue", "Arn"]}
+
+
+def test_a_retried_record_returns_only_after_the_responder_could_have_finished() -> None:
+    # AWS's advice for an SQS event source: visibility timeout at least six times the function's timeout.
+    responder_timeout = _properties("ResponderFunction").get("Timeout") or TEMPLATE["Globals"]["Function"]["Timeout"]
+    assert _properties("InboundQueue")["VisibilityTimeout"] >= 6 * responder_timeout
+
+
+def test_the_responder_reads_the_queue_in_batches_reporting_item_failures() -> None:
+    (source,) = [event for event in _properties("ResponderFunction")["Events"].values() if event["Type"] == "SQS"]
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["InboundQueue", "Arn"]}
+    assert source["Properties"]["BatchSize"] == 10
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_http_api_is_throttled_by_default() -> None:
+    route_settings = _properties("HttpApi")["DefaultRouteSettings"]
+    assert route_settings["ThrottlingRateLimit"] == {"Ref": "ApiThrottlingRateLimit"}
+    assert route_settings["ThrottlingBurstLimit"] == {"Ref": "ApiThrottlingBurstLimit"}
+    # At about 4 requests per answered message, the default must carry Meta's default 80 messages/s.
+    assert TEMPLATE["Parameters"]["ApiThrottlingRateLimit"]["Default"] >= 4 * 80
+
+
+# What each function's code calls (bench/cost_profile.py meters them), and nothing more.
+EXPECTED_ACTIONS = {
+    "WebhookFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+    "ResponderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:ChangeMessageVisibility"},
+    "SendFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    "ConversationsFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+}
+
+
+@pytest.mark.parametrize("logical_id", sorted(EXPECTED_ACTIONS))
+def test_each_function_is_granted_only_what_it_calls(logical_id: str) -> None:
+    assert _granted_actions(logical_id) == EXPECTED_ACTIONS[logical_id]
+    assert all(
+        set(policy) <= {"Statement", "SQSSendMessagePolicy", "AWSSecretsManagerGetSecretValuePolicy"}
+        for policy in _properties(logical_id)["Policies"]
+    ), "a broad managed policy would grant more than the statements list"
+
+
+def test_only_the_webhook_may_enqueue_and_only_read_access_reaches_the_secret() -> None:
+    senders = [
+        logical_id
+        for logical_id in EXPECTED_ACTIONS
+        if any("SQSSendMessagePolicy" in policy for policy in _properties(logical_id)["Policies"])
+    ]
+    assert senders == ["WebhookFunction"]
+    for logical_id in EXPECTED_ACTIONS:
+        (secret_policy,) = [
+            policy["AWSSecretsManagerGetSecretValuePolicy"]
+            for policy in _properties(logical_id)["Policies"]
+            if "AWSSecretsManagerGetSecretValuePolicy" in policy
+        ]
+        assert secret_policy == {"SecretArn": {"Ref": "WhatsAppSecret"}}
+
+
+def test_the_read_function_may_only_reset_a_leads_unread_count() -> None:
+    statements = [
+        statement
+        for policy in _properties("ConversationsFunction")["Policies"]
+        for statement in policy.get("Statement", [])
+        if "dynamodb:UpdateItem" in statement["Action"]
+    ]
+    (update,) = statements
+    allowed = update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
+    assert "unread_count" in allowed and "text" not in allowed and "opted_out" not in allowed
