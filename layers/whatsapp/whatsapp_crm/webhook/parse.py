@@ -76,10 +76,38 @@ def _reject_constant(name: str) -> Any:
     raise MalformedPayloadError(f"body is not strict JSON ({name} is not allowed)")
 
 
+# Built once: json.loads with any keyword argument constructs a new decoder (and scanner) per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 # A surrogate can only enter through a `\uD800`-`\uDFFF` escape (strict UTF-8 has none); Meta escapes
 # every emoji as a surrogate pair, which json.loads joins, so only a lone half survives the parse.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_HINT = re.compile(r"\\u[dD][89a-fA-F]")
+# Each escape with a pair matched whole, so that an emoji (most chats have one) does not cost a walk.
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u[dD](?:([89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2})|[89a-fA-F][0-9a-fA-F]{2})"
+)
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _may_hold_lone_surrogate(text: str) -> bool:
+    """False only when every surrogate escape in the JSON text is one half of a well-formed pair.
+
+    A real escape's backslash follows an even run of backslashes. A pair match preceded by an odd run is
+    not a pair at all (its first backslash is escaped) and may hide a lone half behind it: answer True.
+    """
+    hint = _SURROGATE_HINT.search(text)  # the common case, no surrogate escape at all, in one fast scan
+    if hint is None:
+        return False
+    for match in _SURROGATE_ESCAPE.finditer(text, hint.start()):
+        if match.group(1) is None:
+            return True  # a high half without its low half, or a low half on its own
+        start = index = match.start()
+        while index and text[index - 1] == "\\":
+            index -= 1
+        if (start - index) % 2:
+            return True
+    return False
 
 
 def _without_lone_surrogates(text: str) -> str:
@@ -118,7 +146,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
     """
     try:
         text = body.decode("utf-8")
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = _DECODER.decode(text)
     except UnicodeDecodeError:
         raise MalformedPayloadError("body is not valid UTF-8") from None
     except json.JSONDecodeError:
@@ -129,7 +157,7 @@ def decode_body(body: bytes) -> dict[str, Any]:
         raise MalformedPayloadError("body is not a JSON object")
     if document.get("object") != WHATSAPP_OBJECT:
         raise MalformedPayloadError(f"object is not {WHATSAPP_OBJECT!r}")
-    if _SURROGATE_ESCAPE.search(text):
+    if _may_hold_lone_surrogate(text):
         _replace_lone_surrogates(document)
     return document
 
