@@ -54,9 +54,10 @@ test: venv tools lint typecheck validate ## The whole suite: lint, types, templa
 # sam's Python builder drops every .pyc, so Lambda would compile each imported module on every cold start
 # (its code directories are read-only). Compile the artifacts once here; unchecked-hash .pyc files do not
 # depend on file timestamps, which the zip upload does not keep exactly. See docs/performance.md.
+BUILD_DIR ?= .aws-sam/build
 build: tools ## sam build (python3.13, arm64), then compile the artifacts to .pyc
-	SAM_CLI_TELEMETRY=0 $(SAM) build
-	$(TOOLS)/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
+	SAM_CLI_TELEMETRY=0 $(SAM) build --build-dir $(BUILD_DIR)
+	$(TOOLS)/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD_DIR)
 
 # The port is 3000 unless LOCAL_STACK_PORT says otherwise (`make run LOCAL_STACK_PORT=3001`).
 run: venv ## Run the whole service locally (no AWS, no Docker)
