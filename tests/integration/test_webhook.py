@@ -11,8 +11,26 @@ import pytest
 from conftest import TEST_VERIFY_TOKEN, AwsStack
 from integration.conftest import drain
 from local import meta_payloads as meta
+from local.handlers import load_function_module
 
 LEAD = "972525551234"
+
+
+def _count_sqs_sends() -> list[str]:
+    """Dedup ids the webhook's own SQS client sends from now on (FIFO dedup would hide a repeat from the queue)."""
+    import os
+
+    from whatsapp_crm.queue import SqsInboundQueue
+
+    sent: list[str] = []
+    module = load_function_module("WebhookFunction")
+    queue: SqsInboundQueue = module._sqs_queue(os.environ["INBOUND_QUEUE_URL"])
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.extend(entry["MessageDeduplicationId"] for entry in params["Entries"])
+
+    queue.client.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
+    return sent
 
 
 def _all_items(aws: AwsStack) -> list[dict[str, Any]]:
@@ -79,6 +97,7 @@ class TestInboundMessages:
         document = meta.envelope(meta.message_value([message]))
         assert webhook(document).status == 200
         first = drain(aws)
+        handed_off = _count_sqs_sends()
         # When Meta delivers the same bytes again
         result = webhook(document)
         # Then it is acknowledged, the lead's unread count did not double, and the hand-off was repeated
@@ -88,6 +107,7 @@ class TestInboundMessages:
         messages = [item for item in _all_items(aws) if item["SK"]["S"] == "MSG"]
         assert len(messages) == 1
         assert len(first) == 1
+        assert handed_off == [message["id"]]
 
     def test_every_message_of_a_batched_post_is_stored(self, aws: AwsStack, webhook: Any, table: Any) -> None:
         # Given one POST carrying 12 messages from 3 leads over two entries
@@ -264,3 +284,52 @@ class TestLogs:
         for secret in (LEAD, "הרצל", "test-app-secret-not-for-production", "EAAG-test-token"):
             assert secret not in output
         assert message["id"] in output  # the correlation id (a wamid is not personal data)
+
+
+def _metrics(printed: str) -> dict[str, float]:
+    """The CloudWatch EMF metrics the handler flushed to stdout, summed by name."""
+    totals: dict[str, float] = {}
+    for line in printed.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        document = json.loads(line)
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                values = document[metric["Name"]]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(
+                    values if isinstance(values, list) else [values]
+                )
+    return totals
+
+
+class TestMetrics:
+    def test_received_duplicates_statuses_and_parse_errors_are_counted(
+        self, webhook: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # Given a message, its redelivery, a status, and an unusable message next to them
+        message = meta.text_message(LEAD, "שלום")
+        status = meta.status(meta.new_wamid("out"), "delivered", LEAD)
+        value = meta.message_value([message])
+        value["messages"].append({"type": "text"})  # no id, no sender
+        document = meta.envelope(value, meta.status_value([status]))
+        capsys.readouterr()
+        # When Meta delivers it twice
+        assert webhook(document).status == 200
+        assert webhook(document).status == 200
+        # Then the operator's dashboards see one message received, one duplicate, the statuses, the bad part
+        metrics = _metrics(capsys.readouterr().out)
+        assert metrics["MessagesReceived"] == 1
+        assert metrics["DuplicateMessages"] == 1
+        assert metrics["ParseErrors"] == 2
+        assert sum(count for name, count in metrics.items() if name.startswith("Statuses")) == 2
+
+    def test_signature_failures_are_counted_for_the_alarm(
+        self, webhook: Any, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        document = meta.envelope(meta.message_value([meta.text_message(LEAD, "hi")]))
+        capsys.readouterr()
+        assert webhook(document, sign=False).status == 401
+        assert webhook(document, headers={"X-Hub-Signature-256": "sha256=" + "0" * 64}, sign=False).status == 403
+        metrics = _metrics(capsys.readouterr().out)
+        assert metrics["SignatureFailures"] == 2
+        assert "MessagesReceived" not in metrics
