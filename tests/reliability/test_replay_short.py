@@ -8,6 +8,7 @@ return within the test's time; the responder's 90-second claim lease is unchange
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,11 @@ def test_a_short_day_with_faults_loses_nothing_and_replies_once(tmp_path: Path) 
     # Then every check passes: nothing lost or stored twice, one reply per eligible message, statuses right
     # (on failure the report's explained_failures hold each failing message's stored timeline)
     assert exit_code == 0, "\n".join(printed) + "\n" + report.read_text(encoding="utf-8")[-20000:]
+
+    # And the faults really happened: about 10% of the webhook's and the responder's AWS attempts failed
+    # (a fault injection that silently stopped working would leave every check above green)
+    meters = json.loads(report.read_text(encoding="utf-8"))["meters"]
+    for function in ("WebhookFunction", "ResponderFunction"):
+        attempts = sum(meters[function]["attempts"].values())
+        faults = sum(meters[function]["faults"].values())
+        assert 0.05 < faults / attempts < 0.15, (function, faults, attempts)
