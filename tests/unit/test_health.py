@@ -77,6 +77,21 @@ def test_an_error_rate_over_the_threshold_is_degraded() -> None:
     assert report["checks"]["error_rate"]["ok"] is False
 
 
+def test_sends_meta_refuses_make_it_degraded_even_when_none_got_through() -> None:
+    # Given a revoked token: every send of the last hour refused by Meta, none accepted
+    report = _check(FakeStore({"2026-11-25T10": Counts(received=6, refused=6)}))
+    # Then the operator sees it: a 100% error rate over six attempts, degraded
+    assert report["status"] == "degraded"
+    assert report["checks"]["error_rate"]["last_hour"] == 1.0
+    assert report["checks"]["error_rate"]["sent_last_hour"] == 6
+    assert report["last_24h"] == {"received": 6, "sent": 0, "failed": 6, "error_rate": 1.0}
+
+
+def test_refused_and_reported_failures_add_up_over_all_attempts() -> None:
+    report = _check(FakeStore({"2026-11-25T10": Counts(sent=8, failed=1, refused=2)}))
+    assert report["last_24h"] == {"received": 0, "sent": 8, "failed": 3, "error_rate": 0.3}
+
+
 def test_a_handful_of_sends_is_too_few_to_call_it_degraded() -> None:
     report = _check(FakeStore({"2026-11-25T10": Counts(sent=2, failed=2)}))
     assert report["status"] == "healthy"

@@ -143,7 +143,7 @@ class Check(_Body):
 class ErrorRateCheck(_Body):
     ok: bool
     last_hour: float
-    sent_last_hour: float
+    sent_last_hour: float = Field(description="sends attempted in the last hour: accepted by Meta or refused")
     threshold: float
 
 
@@ -155,9 +155,9 @@ class HealthChecks(_Body):
 
 class Last24h(_Body):
     received: int
-    sent: int
-    failed: int
-    error_rate: float = Field(description="failed / sent over the last 24 hourly buckets")
+    sent: int = Field(description="sends Meta accepted")
+    failed: int = Field(description="sends Meta refused, plus accepted ones later reported failed")
+    error_rate: float = Field(description="failed / (accepted + refused) over the last 24 hourly buckets")
 
 
 class HealthBody(_Body):

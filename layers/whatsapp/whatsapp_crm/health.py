@@ -24,11 +24,25 @@ HOURS_REPORTED = 24
 @dataclass(frozen=True, slots=True)
 class Counts:
     received: int = 0
-    sent: int = 0
-    failed: int = 0
+    sent: int = 0  # accepted by Meta
+    failed: int = 0  # accepted, then reported `failed` by a status webhook
+    refused: int = 0  # refused by Meta when sent, or never answered (a revoked token, an outage)
 
     def __add__(self, other: Counts) -> Counts:
-        return Counts(self.received + other.received, self.sent + other.sent, self.failed + other.failed)
+        return Counts(
+            self.received + other.received,
+            self.sent + other.sent,
+            self.failed + other.failed,
+            self.refused + other.refused,
+        )
+
+    @property
+    def attempted(self) -> int:
+        return self.sent + self.refused
+
+    @property
+    def unsuccessful(self) -> int:
+        return self.failed + self.refused
 
 
 class HealthStore(Protocol):
@@ -57,10 +71,14 @@ def error_rate(failed: float, sent: float) -> float:
 
 
 def last_hour(current: Counts, previous: Counts, now: datetime) -> tuple[float, float]:
-    """(failed, sent) over the last 60 minutes, weighting the previous bucket by how much of it is in range."""
+    """(unsuccessful, attempted) sends over the last 60 minutes, weighting the previous bucket by how much of
+    it is in range. A send Meta refused counts in both, so a revoked token shows as a 100% error rate."""
     elapsed = (now.minute * 60 + now.second) / 3600
     weight = 1.0 - elapsed
-    return current.failed + previous.failed * weight, current.sent + previous.sent * weight
+    return (
+        current.unsuccessful + previous.unsuccessful * weight,
+        current.attempted + previous.attempted * weight,
+    )
 
 
 def check_health(
@@ -97,8 +115,8 @@ def check_health(
         last_24h=Last24h(
             received=total.received,
             sent=total.sent,
-            failed=total.failed,
-            error_rate=error_rate(total.failed, total.sent),
+            failed=total.unsuccessful,
+            error_rate=error_rate(total.unsuccessful, total.attempted),
         ),
         last_activity=latest,
     )

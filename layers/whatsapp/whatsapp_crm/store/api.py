@@ -108,6 +108,7 @@ class DynamoApiStore(DynamoConversationStore):
                     received=int(item.get("received") or 0),
                     sent=int(item.get("sent") or 0),
                     failed=int(item.get("failed") or 0),
+                    refused=int(item.get("refused") or 0),
                 )
                 totals[hour] = totals.get(hour, Counts()) + counts
         return totals
@@ -119,12 +120,13 @@ class DynamoApiStore(DynamoConversationStore):
             request = {
                 self.table_name: {
                     "Keys": pending,
-                    "ProjectionExpression": "#pk, #received, #sent, #failed",
+                    "ProjectionExpression": "#pk, #received, #sent, #failed, #refused",
                     "ExpressionAttributeNames": {
                         "#pk": "PK",
                         "#received": "received",
                         "#sent": "sent",
                         "#failed": "failed",
+                        "#refused": "refused",
                     },
                 }
             }
