@@ -9,7 +9,7 @@ Error" entry, because this API answers validation errors with 400 and uses 422 f
     python scripts/generate_openapi.py            # rewrite docs/openapi.json
     python scripts/generate_openapi.py --check    # exit 1 if docs/openapi.json is out of date
 
-tests/unit/test_openapi.py runs the check.
+tests/integration/test_openapi.py runs the check.
 """
 
 from __future__ import annotations
