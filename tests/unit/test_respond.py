@@ -353,6 +353,61 @@ class TestReply:
         assert len(sender.sent) == 1
 
 
+class TestTappedReplies:
+    """A tap is the lead speaking too: template quick-reply buttons and list choices are classified."""
+
+    def test_a_template_quick_reply_button_saying_remove_me_opts_the_lead_out(
+        self, store: FakeStore, sender: FakeSender
+    ) -> None:
+        # Given a lead taps the "הסר אותי" quick-reply button of a marketing template we sent them
+        tap = {
+            "context": {"from": meta.DEMO_DISPLAY_NUMBER, "id": "wamid.TEMPLATE1"},
+            "from": LEAD,
+            "id": meta.new_wamid(),
+            "timestamp": str(int(NOW.timestamp()) - 5),
+            "type": "button",
+            "button": {"payload": "footer-button-2", "text": "הסר אותי"},
+        }
+        # When the responder handles it
+        report = _run(_queued(tap), store, sender)
+        # Then the lead is opted out by those words and gets the one Hebrew confirmation, quoting the tap
+        assert report.outcome is ReplyOutcome.SENT
+        assert store.lead.opted_out is True
+        [change] = store.preferences
+        assert change.source.startswith("text:")
+        [confirmation] = sender.sent
+        assert confirmation.reply_to == tap["id"]
+        assert any("\u05d0" <= char <= "\u05ea" for char in confirmation.body)
+        assert [record.intent for record in store.outbound] == ["opt_out"]
+        assert (store.annotations[tap["id"]]["intent"], store.annotations[tap["id"]]["language"]) == ("opt_out", "he")
+
+    def test_a_list_choice_without_an_intent_gets_the_default_reply_and_waits_for_a_human(
+        self, store: FakeStore, sender: FakeSender
+    ) -> None:
+        # Given a lead picks a listing from a list message (its title asks nothing the bot can answer)
+        choice = {
+            "context": {"from": meta.DEMO_DISPLAY_NUMBER, "id": "wamid.LIST1"},
+            "from": LEAD,
+            "id": meta.new_wamid(),
+            "timestamp": str(int(NOW.timestamp()) - 5),
+            "type": "interactive",
+            "interactive": {
+                "type": "list_reply",
+                "list_reply": {"id": "listing-4821", "title": "דירת 4 חד׳ ברמת גן", "description": "3,200,000 ₪"},
+            },
+        }
+        # When the responder handles it
+        report = _run(_queued(choice), store, sender)
+        # Then the lead gets the polite "we will get back to you" in Hebrew, and the lead awaits a human
+        assert report.outcome is ReplyOutcome.SENT
+        [reply] = sender.sent
+        assert (reply.kind, reply.reply_to) == ("text", choice["id"])
+        assert any("\u05d0" <= char <= "\u05ea" for char in reply.body)
+        [record] = store.outbound
+        assert (record.intent, record.awaits_response) == ("default", True)
+        assert store.annotations[choice["id"]]["intent"] == "default"
+
+
 class TestNoReply:
     @pytest.mark.parametrize(
         "message",
