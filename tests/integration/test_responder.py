@@ -8,15 +8,18 @@ flight; `retry` makes it visible again, which is what the visibility timeout doe
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from conftest import AwsStack
+from integration.api_client import ApiClient
 from local import meta_payloads as meta
 from local.apigw import lambda_context
 from local.graph_simulator import GraphSimulator
@@ -141,6 +144,17 @@ def responder(
     yield Responder(aws, load_function_module("ResponderFunction"))
 
 
+@pytest.fixture
+def api(function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
+    """The CRM's side: the real SendFunction and ConversationsFunction, each with its own environment."""
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+
+
+def _back_to_the_responder(function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> None:
+    """The API client applied its function's environment; the responder runs in its own again."""
+    function_env("ResponderFunction", **graph_fake.environment())
+
+
 def _deliver(webhook: Any, *messages: dict[str, Any], phone_number_id: str = meta.DEMO_PHONE_NUMBER_ID) -> None:
     assert webhook(meta.envelope(meta.message_value(list(messages), phone_number_id=phone_number_id))).status == 200
 
@@ -191,6 +205,42 @@ class TestReply:
         assert reply["phone_number_id"] == SECOND_NUMBER_ID
         assert table.get_lead(LEAD)["awaits_response"] is False
         assert responder.queue_is_empty()
+
+    def test_the_thread_shows_intent_language_and_the_auto_reply(
+        self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, api: ApiClient
+    ) -> None:
+        # Given a lead greets the business in Hebrew, then sends a photo with a caption
+        greeting = _text("שלום, מה נשמע?")
+        photo = {
+            "from": LEAD,
+            "id": meta.new_wamid(),
+            "timestamp": str(int(time.time())),
+            "type": "image",
+            "image": {"id": "5512", "mime_type": "image/jpeg", "sha256": "x", "caption": "הסלון מהמודעה, יש עוד?"},
+        }
+        _deliver(webhook, greeting, photo)
+        # And the responder answered the greeting
+        assert responder.run().failed_ids == set()
+        [send] = _sends(graph_fake)
+        reply_wamid = send.response["messages"][0]["id"]
+        # When the CRM reads the thread through the conversations API
+        result = api.messages(LEAD)
+        # Then the lead's greeting shows what the bot understood, in which language
+        assert result.status == 200, result.body
+        listed = {message["id"]: message for message in result.json()["messages"]}
+        assert set(listed) == {greeting["id"], photo["id"], reply_wamid}
+        inbound = listed[greeting["id"]]
+        assert (inbound["direction"], inbound["intent"], inbound["language"]) == ("inbound", "greeting", "he")
+        assert inbound["auto_reply"] is False
+        # And the bot's answer is marked as an auto-reply to it, with the text the lead received
+        reply = listed[reply_wamid]
+        assert (reply["direction"], reply["auto_reply"], reply["intent"]) == ("outbound", True, "greeting")
+        assert reply["reply_to"] == greeting["id"]
+        assert reply["text"] == send.body["text"]["body"]
+        # And the photo shows its caption as its text, with no intent (media is not classified)
+        shown = listed[photo["id"]]
+        assert (shown["type"], shown["text"]) == ("image", "הסלון מהמודעה, יש עוד?")
+        assert shown["intent"] is None
 
     def test_an_english_message_is_answered_in_english_and_left_open_for_a_human(
         self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
@@ -426,6 +476,34 @@ class TestLeadState:
         assert graph_fake.recorded() == []
         assert table.get_message(message["id"])["reply_status"] == "human_takeover"
 
+    def test_a_send_api_message_silences_the_bot(
+        self,
+        responder: Responder,
+        webhook: Any,
+        graph_fake: GraphSimulator,
+        table: Any,
+        api: ApiClient,
+        function_env: Callable[..., dict[str, str]],
+    ) -> None:
+        # Given a lead who greeted us and got the bot's greeting
+        _deliver(webhook, _text("שלום"))
+        responder.run()
+        assert len(_sends(graph_fake)) == 1
+        # And an agent then wrote to them from the CRM, through the send API
+        sent = api.send({"to": "0525551234", "type": "text", "text": {"body": "היי, כאן דנה מהמשרד. מתי נוח לדבר?"}})
+        assert sent.status == 201, sent.body
+        # When the lead answers with a question the bot would otherwise answer itself
+        question = _text("יש חניה בבניין?")
+        _deliver(webhook, question)
+        _back_to_the_responder(function_env, graph_fake)
+        assert responder.run().failed_ids == set()
+        # Then the bot stays out of the agent's conversation: nothing but the agent's message went out since
+        assert [send.body["text"]["body"] for send in _sends(graph_fake)][1:] == ["היי, כאן דנה מהמשרד. מתי נוח לדבר?"]
+        assert table.get_message(question["id"])["reply_status"] == "human_takeover"
+        # And the CRM shows the lead waiting for the agent
+        [conversation] = api.conversations().json()["conversations"]
+        assert conversation["awaits_response"] is True
+
     def test_the_same_intent_is_not_answered_twice_within_the_cooldown(
         self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
     ) -> None:
@@ -446,7 +524,7 @@ class TestLeadState:
 
 class TestMeetings:
     def test_a_meeting_request_gets_slots_and_a_tap_books_and_confirms(
-        self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
+        self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any, api: ApiClient
     ) -> None:
         # Given a lead asking for a meeting
         ask = _text("שלום, אפשר לקבוע פגישה?")
@@ -476,6 +554,15 @@ class TestMeetings:
         assert confirmation.body["type"] == "text"
         assert confirmation.body["context"] == {"message_id": tap["id"]}
         assert table.get_message(tap["id"])["intent"] == "meeting"
+        # And the confirmation names the tapped slot's date and hour, in the business's time zone
+        start = datetime.fromisoformat(chosen["id"].removeprefix("slot:")).astimezone(ZoneInfo("Asia/Jerusalem"))
+        body = confirmation.body["text"]["body"]
+        assert re.search(rf"(?<![\d:]){start.hour}:{start.minute:02d}(?!\d)", body), body
+        assert re.search(rf"(?<![\d.]){start.day}\.{start.month}(?![\d])", body), body
+        # And the CRM's conversation list shows the lead's meeting request for that slot
+        [conversation] = api.conversations().json()["conversations"]
+        assert conversation["wa_id"] == LEAD
+        assert (conversation["meeting"]["slot_id"], conversation["meeting"]["status"]) == (chosen["id"], "requested")
 
     @pytest.mark.parametrize("slot_id", ["slot:2020-01-05T10:00+02:00", "slot:not-a-time"], ids=["past", "unknown"])
     def test_a_stale_or_unknown_slot_gets_a_fresh_offer_and_books_nothing(
