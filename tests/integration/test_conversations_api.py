@@ -145,6 +145,21 @@ class TestConversations:
                 break
         assert seen == list(reversed(leads))
 
+    def test_without_a_limit_a_page_holds_the_50_most_recent_leads(self, api: ApiClient, table: Any) -> None:
+        # Given 60 leads who each wrote once, a minute apart
+        start = datetime.now(UTC) - timedelta(hours=2)
+        leads = [f"97252556{index:04d}" for index in range(60)]
+        for index, wa_id in enumerate(leads):
+            table.record_inbound(_inbound(f"wamid.D{index:04d}", wa_id, start + timedelta(minutes=index), "hi"))
+        # When the CRM lists conversations without asking for a page size
+        page = api.conversations().json()
+        # Then it gets the 50 most recently active, and a cursor to the other 10
+        assert [c["wa_id"] for c in page["conversations"]] == list(reversed(leads))[:50]
+        assert page["next_cursor"]
+        rest = api.conversations("cursor=" + quote(page["next_cursor"])).json()
+        assert [c["wa_id"] for c in rest["conversations"]] == list(reversed(leads))[50:]
+        assert rest["next_cursor"] is None
+
     @pytest.mark.parametrize("limit", ["0", "101", "ten"])
     def test_a_limit_outside_1_to_100_is_a_400(self, api: ApiClient, limit: str) -> None:
         result = api.conversations(f"limit={limit}")
@@ -166,6 +181,21 @@ class TestMessages:
         # Then every message comes exactly once, newest first, and nothing of the other lead
         assert ids == expected
         assert pages == -(-250 // limit)
+
+    def test_without_a_limit_a_page_holds_the_newest_50(self, api: ApiClient, table: Any) -> None:
+        # Given a 60-message thread
+        expected = _thread(table, LEAD, 60, datetime.now(UTC) - timedelta(hours=3))
+        # When the CRM reads it without asking for a page size
+        first = api.messages(LEAD)
+        # Then it gets the newest 50 and a cursor to the rest
+        assert first.status == 200, first.body
+        page = first.json()
+        assert [message["id"] for message in page["messages"]] == expected[:50]
+        assert page["next_cursor"]
+        # And the cursor brings the remaining 10, and no further cursor
+        rest = api.messages(LEAD, "cursor=" + quote(page["next_cursor"])).json()
+        assert [message["id"] for message in rest["messages"]] == expected[50:]
+        assert rest["next_cursor"] is None
 
     def test_a_thread_shows_direction_text_statuses_and_replies(self, api: ApiClient, webhook: Any, table: Any) -> None:
         # Given an inbound message, our reply to it, and Meta's statuses for the reply
