@@ -4,6 +4,12 @@ The cue file is read and compiled once, on the first call, then every call is a 
 text. Matching works on `normalize.tokenize` output: whole words and word sequences (never substrings),
 Hebrew words also behind their one-letter prefixes, a cue right after a negator ignored, and the
 intents ranked opt_out > opt_in > meeting > availability > greeting > default.
+
+A false opt-out silences a lead for good, so opt-out words that also have an everyday meaning ("stop",
+"תפסיקו", "הסרה") are never keywords: they count as a command standing alone in its clause ("hi, please
+stop") or in a phrase that names what to stop (our messages, the lead's number, our list). A phrase's gap
+never skips a negator or a reverser ("I don't want to *stop* getting listings"). What is left unclear gets
+`default`, which a person answers.
 """
 
 from __future__ import annotations
@@ -92,11 +98,12 @@ def _engine() -> IntentEngine:
 
 # "..." in a phrase lets this many unrelated words sit between its neighbours.
 MAX_GAP = 3
-# Hebrew proclitics stack in this order: ו, then ש/כש, then one of ב ל כ מ, then the article ה.
+# Hebrew proclitics stack in this order: ו, then ש/כש/לכש, then one of ב ל כ מ, then the article ה.
+# ("לכש" is the literary "when": "ולכשנפגש" is ו + לכש + נפגש.)
 _HEBREW_PREFIXES = frozenset(
     conj + rel + prep + article
     for conj in ("", "ו")
-    for rel in ("", "ש", "כש")
+    for rel in ("", "ש", "כש", "לכש")
     for prep in ("", "ב", "ל", "כ", "מ")
     for article in ("", "ה")
 ) - {""}
@@ -117,18 +124,28 @@ class _Pattern:
     gap_before: tuple[bool, ...]
     displays: Mapping[str, str]  # word key -> spelling in intents.json, for the reported cue
 
-    def match(self, words: Sequence[Candidates], start: int) -> tuple[int, ...] | None:
-        """Positions of each element when the pattern matches with its first word at `start`."""
-        return self._match_from(words, 0, start)
+    def match(
+        self, words: Sequence[Candidates], start: int, gap_stops: frozenset[str] = frozenset()
+    ) -> tuple[int, ...] | None:
+        """Positions of each element when the pattern matches with its first word at `start`.
 
-    def _match_from(self, words: Sequence[Candidates], element: int, position: int) -> tuple[int, ...] | None:
+        A "..." gap never skips a word of `gap_stops` (negators and reversers): "don't want ... messages"
+        must not read "I don't want to *stop* getting messages" as an opt-out.
+        """
+        return self._match_from(words, 0, start, gap_stops)
+
+    def _match_from(
+        self, words: Sequence[Candidates], element: int, position: int, gap_stops: frozenset[str]
+    ) -> tuple[int, ...] | None:
         last = min(position + (MAX_GAP if self.gap_before[element] else 0), len(words) - 1)
         for at in range(position, last + 1):
+            if at > position and not gap_stops.isdisjoint(words[at - 1]):
+                return None
             if self.elements[element].isdisjoint(words[at]):
                 continue
             if element + 1 == len(self.elements):
                 return (at,)
-            rest = self._match_from(words, element + 1, at + 1)
+            rest = self._match_from(words, element + 1, at + 1, gap_stops)
             if rest is not None:
                 return (at, *rest)
         return None
@@ -161,7 +178,7 @@ class _Lexicon:
     def __init__(self, never_split: Iterable[str]) -> None:
         self.displays: dict[str, str] = {}
         self._exact_only: set[str] = set()
-        self._never_split = frozenset(never_split)
+        self._never_split = frozenset(map(squeeze, never_split))
         self._all: dict[str, set[str]] = {}  # squeezed key -> word keys
         self._prefixable: dict[str, set[str]] = {}
         self._cache: dict[str, Candidates] = {}
@@ -188,8 +205,8 @@ class _Lexicon:
         if known is not None:
             return known
         found = self._lookup(token, self._all)
-        if _is_hebrew_word(token) and token not in self._never_split:
-            for size in range(1, min(_LONGEST_PREFIX, len(token) - _MIN_PREFIXED_STEM) + 1):
+        if _is_hebrew_word(token):
+            for size in range(1, self._longest_cut(token) + 1):
                 if token[:size] in _HEBREW_PREFIXES:
                     found |= self._lookup(token[size:], self._prefixable)
         result = frozenset(found)
@@ -197,6 +214,15 @@ class _Lexicon:
             self._cache.clear()
         self._cache[token] = result
         return result
+
+    def _longest_cut(self, token: str) -> int:
+        """How many leading letters may be cut off as prefixes. Never into a never_split_prefix word, also
+        when that word carries prefixes of its own: "ומזמין" is ו + מזמין, never ומ + זמין."""
+        longest = min(_LONGEST_PREFIX, len(token) - _MIN_PREFIXED_STEM)
+        for size in range(longest + 1):
+            if (size == 0 or token[:size] in _HEBREW_PREFIXES) and squeeze(token[size:]) in self._never_split:
+                return size
+        return longest
 
     def _lookup(self, word: str, index: Mapping[str, set[str]]) -> set[str]:
         # Doubled letters are a spelling choice in Hebrew (פנויה/פנוייה) but meaning in English (met/meet),
@@ -222,18 +248,24 @@ class IntentEngine:
         cues: Sequence[_Pattern],
         unless: Sequence[_Pattern],
         commands: Sequence[_Pattern],
-        negators: frozenset[str],
-        in_between: frozenset[str],
+        clause_commands: Sequence[_Pattern],
+        negation: _Negation,
         command_fillers: frozenset[str],
+        clause_openers: frozenset[str],
         negatable: frozenset[Intent],
     ) -> None:
         self._lexicon = lexicon
         self._cues = _index_by_first_word(cues)
         self._unless = _index_by_first_word(unless)
-        self._commands = tuple(commands)
-        self._negators = negators
-        self._in_between = in_between
+        self._commands = (*commands, *clause_commands)
+        self._clause_commands = tuple(clause_commands)
+        self._command_words = frozenset(
+            key for pattern in self._commands for element in pattern.elements for key in element
+        )
+        self._negation = negation
+        self._gap_stops = negation.negators | negation.reversers
         self._command_fillers = command_fillers
+        self._clause_openers = clause_openers
         self._negatable = negatable
 
     @classmethod
@@ -246,9 +278,10 @@ class IntentEngine:
         language = _language_of(normalized)
         clauses = [[self._lexicon.candidates(token) for token in clause] for clause in clauses_of(normalized)]
         best: dict[Intent, tuple[tuple[int, int, int], str]] = {}
-        command = self._command(clauses)
-        if command is not None:
-            best[command[0]] = ((-1, 0, 0), command[1])
+        for order, pattern, words, positions in self._command_hits(clauses):
+            known = best.get(pattern.intent)
+            if known is None or order < known[0]:
+                best[pattern.intent] = (order, pattern.cue(words, positions))
         for hit in self._hits(clauses):
             known = best.get(hit.pattern.intent)
             if known is None or hit.order < known[0]:
@@ -259,32 +292,87 @@ class IntentEngine:
         return IntentResult(Intent.DEFAULT, language, None)
 
     def _hits(self, clauses: Sequence[Sequence[Candidates]]) -> Iterator[_Hit]:
+        gap_stops = self._gap_stops
         for number, words in enumerate(clauses):
             cancelled: dict[Intent, set[int]] = {}
-            for hit in _find(self._unless, words, number):
+            for hit in _find(self._unless, words, number, gap_stops):
                 cancelled.setdefault(hit.pattern.intent, set()).update(range(hit.positions[0], hit.positions[-1] + 1))
-            for hit in _find(self._cues, words, number):
+            for hit in _find(self._cues, words, number, gap_stops):
                 if not cancelled.get(hit.pattern.intent, set()).isdisjoint(hit.positions):
                     continue
-                if hit.pattern.intent in self._negatable and self._negated(words, hit.positions[0]):
+                if hit.pattern.intent in self._negatable and self._negation.negates(words, hit.positions[0]):
                     continue
                 yield hit
 
-    def _negated(self, words: Sequence[Candidates], start: int) -> bool:
-        before = start - 1
-        while before >= 0 and not self._in_between.isdisjoint(words[before]):
-            before -= 1
-        return before >= 0 and not self._negators.isdisjoint(words[before])
+    def _command_hits(
+        self, clauses: Sequence[Sequence[Candidates]]
+    ) -> Iterator[tuple[tuple[int, int, int], _Pattern, Sequence[Candidates], tuple[int, ...]]]:
+        """Commands in a message that is nothing but commands ("STOP", "הסר", "start please", "START STOP"),
+        and clause commands in a stretch of a clause that is nothing but them ("hi, please stop", "stop I'm
+        not interested": a clause opener such as "I'm" starts a new stretch even without punctuation)."""
+        message = [word for clause in clauses for word in clause if self._command_fillers.isdisjoint(word)]
+        for pattern, positions in self._segment(message, self._commands):
+            yield (-1, positions[0], 0), pattern, message, positions
+        for number, clause in enumerate(clauses):
+            for stretch in self._stretches(clause):
+                for pattern, positions in self._segment(stretch, self._clause_commands):
+                    yield (number, -1, positions[0]), pattern, stretch, positions
 
-    def _command(self, clauses: Sequence[Sequence[Candidates]]) -> tuple[Intent, str] | None:
-        """The intent of a message that is nothing but a command ("STOP", "הסר", "start please")."""
-        words = [word for clause in clauses for word in clause if self._command_fillers.isdisjoint(word)]
-        for pattern in self._commands:
-            if len(pattern.elements) == len(words):
-                positions = pattern.match(words, 0)
+    def _stretches(self, clause: Sequence[Candidates]) -> Iterator[list[Candidates]]:
+        stretch: list[Candidates] = []
+        for word in clause:
+            if stretch and not self._clause_openers.isdisjoint(word):
+                yield stretch
+                stretch = []
+            if self._command_fillers.isdisjoint(word):
+                stretch.append(word)
+        if stretch:
+            yield stretch
+
+    def _segment(
+        self, words: Sequence[Candidates], patterns: Sequence[_Pattern]
+    ) -> list[tuple[_Pattern, tuple[int, ...]]]:
+        """The commands on any way to read all of `words` as commands in a row (none if there is no way)."""
+        if not words or any(self._command_words.isdisjoint(word) for word in words):
+            return []
+        found: list[tuple[_Pattern, tuple[int, ...]]] = []
+        for start in range(len(words)):
+            for pattern in patterns:
+                positions = pattern.match(words, start) if start + len(pattern.elements) <= len(words) else None
                 if positions is not None:
-                    return pattern.intent, pattern.cue(words, positions)
-        return None
+                    found.append((pattern, positions))
+        # A command is on a full reading when a reading from the start reaches it and one from its end finishes.
+        from_start = {0}
+        for _, positions in sorted(found, key=lambda item: item[1][0]):
+            if positions[0] in from_start:
+                from_start.add(positions[-1] + 1)
+        to_end = {len(words)}
+        for _, positions in sorted(found, key=lambda item: -item[1][0]):
+            if positions[-1] + 1 in to_end:
+                to_end.add(positions[0])
+        return [(pattern, at) for pattern, at in found if at[0] in from_start and at[-1] + 1 in to_end]
+
+
+@dataclass(frozen=True, slots=True)
+class _Negation:
+    """When a cue is negated: a negator right before it, or before it with only in_between words between.
+
+    Reversers ("stop", "miss", "להפסיק") turn "don't want" into "want", so a phrase's gap never skips one
+    (nor a negator): in "I don't want to stop getting listings" the "don't" belongs to "stop".
+    """
+
+    negators: frozenset[str]
+    in_between: frozenset[str]
+    inverted_subjects: frozenset[str]  # "can't *you* stop?": a negator right before its subject asks a question
+    reversers: frozenset[str]
+
+    def negates(self, words: Sequence[Candidates], start: int) -> bool:
+        before = start - 1
+        while before >= 0 and not self.in_between.isdisjoint(words[before]):
+            before -= 1
+        if before < 0 or self.negators.isdisjoint(words[before]):
+            return False
+        return self.inverted_subjects.isdisjoint(words[before + 1])
 
 
 def _index_by_first_word(patterns: Iterable[_Pattern]) -> dict[str, tuple[_Pattern, ...]]:
@@ -295,7 +383,9 @@ def _index_by_first_word(patterns: Iterable[_Pattern]) -> dict[str, tuple[_Patte
     return {key: tuple(found) for key, found in index.items()}
 
 
-def _find(index: Mapping[str, tuple[_Pattern, ...]], words: Sequence[Candidates], clause: int) -> Iterator[_Hit]:
+def _find(
+    index: Mapping[str, tuple[_Pattern, ...]], words: Sequence[Candidates], clause: int, gap_stops: frozenset[str]
+) -> Iterator[_Hit]:
     for start, word in enumerate(words):
         tried: set[int] = set()
         for key in word:
@@ -303,12 +393,15 @@ def _find(index: Mapping[str, tuple[_Pattern, ...]], words: Sequence[Candidates]
                 if id(pattern) in tried:
                     continue
                 tried.add(id(pattern))
-                positions = pattern.match(words, start)
+                positions = pattern.match(words, start, gap_stops)
                 if positions is not None:
                     yield _Hit(pattern, clause, positions)
 
 
 # ------------------------------------------------------------------------------------------- compilation
+
+
+_NEGATION_LISTS = ("negators", "in_between", "inverted_subjects", "reversers")
 
 
 class _Compiler:
@@ -325,9 +418,10 @@ class _Compiler:
         cues: list[_Pattern] = []
         unless: list[_Pattern] = []
         commands: list[_Pattern] = []
-        negators: set[str] = set()
-        in_between: set[str] = set()
+        clause_commands: list[_Pattern] = []
+        negation: dict[str, set[str]] = {name: set() for name in _NEGATION_LISTS}
         fillers: set[str] = set()
+        openers: set[str] = set()
         all_cues = _section(self._data, "cues", "")
         for language in Language:
             where = f"cues.{language}"
@@ -336,10 +430,11 @@ class _Compiler:
                 spellings = _string_list(words, f"{where}.classes.{name}")
                 keys = frozenset(self._lexicon.add(word, f"{where}.classes.{name}") for word in spellings)
                 self._classes[(language, name)] = keys
-            negation = _section(section, "negation", where)
-            negators |= self._keys(negation, "negators", f"{where}.negation")
-            in_between |= self._keys(negation, "in_between", f"{where}.negation")
-            fillers |= self._keys(section, "command_fillers", where)
+            negation_section = _section(section, "negation", where)
+            for name in _NEGATION_LISTS:
+                negation[name] |= self._keys(negation_section, name, f"{where}.negation", language)
+            fillers |= self._keys(section, "command_fillers", where, language)
+            openers |= self._keys(section, "clause_openers", where, language)
             intents = _section(section, "intents", where)
             for intent in PRECEDENCE:
                 spec = _section(intents, intent, f"{where}.intents")
@@ -348,18 +443,18 @@ class _Compiler:
                 cues += self._patterns(intent, language, spec, place, "phrases")
                 unless += self._patterns(intent, language, spec, place, "unless")
                 commands += self._patterns(intent, language, spec, place, "commands", gaps=False)
+                clause_commands += self._patterns(intent, language, spec, place, "clause_commands", gaps=False)
         self._lexicon.freeze()
         negatable = frozenset(_intent(name) for name in _words(self._data, "negatable_intents", ""))
-        # Commands are checked in precedence order so "stop start" is an opt-out.
-        commands.sort(key=lambda pattern: PRECEDENCE.index(pattern.intent))
         return IntentEngine(
             self._lexicon,
             cues=cues,
             unless=unless,
             commands=commands,
-            negators=frozenset(negators),
-            in_between=frozenset(in_between),
+            clause_commands=clause_commands,
+            negation=_Negation(**{name: frozenset(keys) for name, keys in negation.items()}),
             command_fillers=frozenset(fillers),
+            clause_openers=frozenset(openers),
             negatable=negatable,
         )
 
@@ -370,8 +465,18 @@ class _Compiler:
             self._pattern(intent, language, text, f"{place}.{kind}", gaps=gaps) for text in _words(spec, kind, place)
         ]
 
-    def _keys(self, section: Mapping[str, Any], name: str, where: str) -> set[str]:
-        return {self._lexicon.add(word, f"{where}.{name}") for word in _words(section, name, where)}
+    def _keys(self, section: Mapping[str, Any], name: str, where: str, language: Language) -> set[str]:
+        """The words of a word list, where '@name' stands for every word of classes.<name>."""
+        keys: set[str] = set()
+        for word in _words(section, name, where):
+            if word.startswith("@"):
+                found = self._classes.get((language, word[1:]))
+                if found is None:
+                    raise ValueError(f"{DATA_FILE}: {where}.{name}: unknown class {word!r}")
+                keys |= found
+            else:
+                keys.add(self._lexicon.add(word, f"{where}.{name}"))
+        return keys
 
     def _pattern(self, intent: Intent, language: Language, text: str, where: str, *, gaps: bool = True) -> _Pattern:
         elements: list[frozenset[str]] = []
