@@ -87,6 +87,32 @@ def test_a_cue_inside_a_longer_word_is_not_a_cue(text: str) -> None:
     assert intent_of(text) == Intent.DEFAULT
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ומזמין פיצה",
+        "שמזמין",
+        "כשמזמינים אוכל",
+        "ומזמינה",
+        "שמזמינות",
+        "ומזמינים אתכם לחנוכת הבית",
+        "אפשר להזמין?",
+        "שהזמינו כבר?",
+        "מזמיין",
+    ],
+)
+def test_a_never_split_word_stays_whole_behind_prefixes_of_its_own(text: str) -> None:
+    # Given "מזמין"/"הזמין" (never_split_prefix) carrying ו/ש/כש/ל in front
+    # When classified
+    # Then the prefix comes off but the word is not cut again into מ + "זמין" (availability)
+    assert intent_of(text) == Intent.DEFAULT
+
+
+def test_a_never_split_word_does_not_hide_the_real_cue_that_shares_its_letters() -> None:
+    # "הזמינות" is ה + "זמינות" (the availability), not a form of "הזמין"
+    assert detect_intent("והזמינות שלך מחר?").intent == Intent.AVAILABILITY
+
+
 @pytest.mark.parametrize("text", ["מהי הכתובת?", "והי", "שהי"])
 def test_two_letter_cues_never_take_a_prefix(text: str) -> None:
     # "מהי" is "what is", not מ + "הי"
@@ -99,6 +125,9 @@ def test_two_letter_cues_never_take_a_prefix(text: str) -> None:
         ("לפגישה מחר?", Intent.MEETING, "פגישה"),
         ("ולקבוע מתי?", Intent.MEETING, "לקבוע"),
         ("וכשנפגש נדבר", Intent.MEETING, "נפגש"),
+        ("ולכשנפגש נדבר", Intent.MEETING, "נפגש"),
+        ("לכשנקבע, אעדכן", Intent.MEETING, "נקבע"),
+        ("ולכשתהיה זמינה תחזרי אליי", Intent.AVAILABILITY, "זמינה"),
         ("שנקבע?", Intent.MEETING, "נקבע"),
         ("מה הזמינות שלך?", Intent.AVAILABILITY, "זמינות"),
         ("להסרה", Intent.OPT_OUT, "הסרה"),
@@ -191,6 +220,142 @@ def test_negation_also_cancels_availability_and_meeting_but_not_greeting() -> No
     assert intent_of("אני לא זמין היום") == Intent.DEFAULT
     assert intent_of("I don't want a meeting") == Intent.DEFAULT
     assert intent_of("not hello") == Intent.GREETING
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the audit's probes
+        "I do not want to stop getting listings",
+        "I don't want to stop receiving updates",
+        "לא רוצה שתפסיקו לשלוח הודעות",
+        "Why did you stop sending me listings?",
+        "I wouldn't want to stop receiving your offers",
+        "I can't stop thinking about that flat",
+        "when will the construction stop?",
+        "תפסיקו לדאוג, הכל בסדר",
+        "מה לגבי הסרה של הערת האזהרה?",
+        # more of the same kinds
+        "I never want to stop getting your updates",
+        "I don't want to miss any new listings",
+        "Didn't you stop sending updates last month?",
+        "We couldn't stop smiling when we saw the photos",
+        "I won't stop looking until I find a place",
+        "Please keep sending me listings, don't stop",
+        "אני לא רוצה להפסיק לקבל עדכונים",
+        "לא רוצה שתסירו אותי",
+        "אני לא רוצה שתורידו אותי מהרשימה",
+        "אני מקווה שלא תפסיקו לשלוח",
+        "לא תפסיקו לשלוח לי דירות, נכון?",
+        "ממש לא רוצה שתפסיקו לעדכן",
+        "צריך לעשות הסרה של המשכנתא לפני המכירה?",
+        "תפסיקו להתלבט, הדירה הזאת מעולה",
+    ],
+)
+def test_a_double_negation_keeps_the_lead_subscribed(text: str) -> None:
+    # Given a lead who says they do NOT want us to stop, or who uses "stop"/"הסרה"/"תפסיקו" about something
+    # other than our messages (a false opt-out silences a lead for good)
+    # When classified
+    # Then it is not an opt-out
+    assert intent_of(text) != Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I don't want anything bigger than this",
+        "לא רוצה דירה גדולה יותר",
+        "אני לא מעוניין לשלם עוד",
+        "לא רוצה לקבל את הדירה לפני מרץ",
+        "לא מעוניינים בדירות בקומת קרקע",
+        "why not send me more listings?",
+        "Don't send the contract yet, I have more questions",
+        "Can you remove the parking from the offer?",
+        "הסר את המרפסת מהתוכנית",
+    ],
+)
+def test_an_opt_out_phrase_needs_an_object_that_is_us(text: str) -> None:
+    # Given "don't want"/"לא רוצה"/"remove" about a flat, a price or a contract, not about our messages
+    # Then it is a preference or a question for a person, not an opt-out
+    assert intent_of(text) != Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the shapes the business named
+        "הסר",
+        "הסירו אותי",
+        "תפסיקו לשלוח לי הודעות",
+        "לא מעוניין יותר בהודעות",
+        "STOP",
+        "stop",
+        "Stop sending me messages",
+        "unsubscribe",
+        "please remove me from your list",
+        "אל תשלחו לי יותר",
+        # WhatsApp's convention: a bare STOP, with punctuation, emoji, stretching or repetition
+        "Stop!!",
+        "STOP.",
+        "stop 🛑",
+        "STOP!!! 😡",
+        "stoppp",
+        "stop stop stop",
+        "הסר הסר",
+        "\u200fSTOP\u200f",
+        # alone in its clause, or before a new sentence typed without punctuation
+        "Hi, please stop",
+        "Enough, stop",
+        "Could you please stop?",
+        "stop I'm not interested",
+        "הסר אני כבר קניתי דירה",
+        "למה אתם ממשיכים לשלוח? הסר",
+        "שלום, תפסיקו כבר",
+        # naming what to stop
+        "can't you stop texting me?",
+        "why don't you stop sending me this spam",
+        "I want to stop receiving these messages",
+        "I do not want to receive any more messages from you",
+        "Stop the updates please",
+        "no more listings please",
+        "Please don't message me again",
+        "I'm no longer interested, please remove my number",
+        "תפסיקו להתקשר אליי",
+        "תעצרו את ההודעות",
+        "להסרה מהרשימה",
+        "מבקש הסרה",
+        "אבקש להסיר אותי מהרשימה, תודה",
+        "אני לא רוצה לקבל מכם הודעות",
+        "ואל תשלחו לי יותר הודעות",
+        "STOP הודעות",
+    ],
+)
+def test_real_opt_outs_still_opt_out(text: str) -> None:
+    assert intent_of(text) == Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Why don't you come by tomorrow?", Intent.MEETING),
+        ("can't you meet on Sunday?", Intent.MEETING),
+        ("I can't meet on Sunday", Intent.DEFAULT),
+        ("aren't you available tomorrow?", Intent.AVAILABILITY),
+    ],
+)
+def test_a_negator_right_before_you_asks_a_question_rather_than_negates(text: str, expected: Intent) -> None:
+    assert intent_of(text) == expected
+
+
+def test_a_phrase_gap_never_skips_a_reverser_or_a_negator() -> None:
+    # Given an edited cue file with a gapped phrase
+    data = edited(lambda d: d["cues"]["en"]["intents"]["meeting"]["phrases"].append("want ... brochure"))
+    engine = IntentEngine.from_data(data)
+    # Then the gap bridges neutral words only: a reverser or a negator inside it flips the meaning
+    assert engine.detect("I want the new brochure").intent == Intent.MEETING
+    assert engine.detect("I want to stop the brochure").intent == Intent.DEFAULT
+    assert engine.detect("I want never a brochure").intent == Intent.DEFAULT
+    assert engine.detect("I want no brochure").intent == Intent.MEETING  # "no" is not a negator
 
 
 # ---------------------------------------------------------------------------------- commands and exceptions
@@ -323,6 +488,8 @@ def _set(path: tuple[str, ...], value: Any) -> Any:
         (_set(("cues", "en", "classes", "me"), ["me", "two words"]), "must be a single word"),
         (_set(("cues", "en", "intents", "opt_out", "phrases"), ["... stop"]), "misplaced '...'"),
         (_set(("negatable_intents",), ["opt_out", "nonsense"]), "unknown intent 'nonsense'"),
+        (_set(("cues", "he", "negation", "reversers"), ["@nosuch"]), "cues.he.negation.reversers: unknown class"),
+        (_set(("cues", "en", "intents", "opt_out", "clause_commands"), ["stop ... now"]), "misplaced '...'"),
         (
             _set(("replies", "he", "availability_today"), "אני זמין היום"),
             "replies.he.availability_today must use {hours}",

@@ -2,8 +2,11 @@
 
 Each line: text, the intent and language a person would assign, tags, and a split. The "dev" split was
 written before the cue file and used to tune it; the "holdout" split was written afterwards and never
-tuned on, so its accuracy is the honest estimate. Tags name what a line exercises: "must" marks the
-named tricky negatives that may never be misread, "precedence:a>b" a message that carries both cues.
+tuned on, so its accuracy is the honest estimate. The lines added with the opt-out/negation rules of
+2026-11-26 follow the same rule: the audit's probes and everything written while the rules were designed
+are dev; a batch written afterwards and run once is holdout, its misses left in. Tags name what a line
+exercises: "must" marks the named tricky negatives that may never be misread, "precedence:a>b" a message
+that carries both cues.
 """
 
 from __future__ import annotations
