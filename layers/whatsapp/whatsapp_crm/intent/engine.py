@@ -257,10 +257,10 @@ class IntentEngine:
         self._lexicon = lexicon
         self._cues = _index_by_first_word(cues)
         self._unless = _index_by_first_word(unless)
-        self._commands = (*commands, *clause_commands)
-        self._clause_commands = tuple(clause_commands)
+        self._commands = _index_by_first_word((*commands, *clause_commands))
+        self._clause_commands = _index_by_first_word(clause_commands)
         self._command_words = frozenset(
-            key for pattern in self._commands for element in pattern.elements for key in element
+            key for pattern in (*commands, *clause_commands) for element in pattern.elements for key in element
         )
         self._negation = negation
         self._gap_stops = negation.negators | negation.reversers
@@ -310,37 +310,46 @@ class IntentEngine:
         """Commands in a message that is nothing but commands ("STOP", "הסר", "start please", "START STOP"),
         and clause commands in a stretch of a clause that is nothing but them ("hi, please stop", "stop I'm
         not interested": a clause opener such as "I'm" starts a new stretch even without punctuation)."""
-        message = [word for clause in clauses for word in clause if self._command_fillers.isdisjoint(word)]
-        for pattern, positions in self._segment(message, self._commands):
-            yield (-1, positions[0], 0), pattern, message, positions
+        stretches: list[tuple[int, list[Candidates]]] = []
+        only_commands = True
         for number, clause in enumerate(clauses):
-            for stretch in self._stretches(clause):
-                for pattern, positions in self._segment(stretch, self._clause_commands):
-                    yield (number, -1, positions[0]), pattern, stretch, positions
+            for stretch, pure in self._stretches(clause):
+                if pure:
+                    stretches.append((number, stretch))
+                else:
+                    only_commands = False
+        if only_commands and stretches:
+            message = [word for _, stretch in stretches for word in stretch]
+            for pattern, positions in self._segment(message, self._commands):
+                yield (-1, positions[0], 0), pattern, message, positions
+            if len(stretches) == 1:
+                return  # the one stretch is the whole message, just read with every command
+        for number, stretch in stretches:
+            for pattern, positions in self._segment(stretch, self._clause_commands):
+                yield (number, -1, positions[0]), pattern, stretch, positions
 
-    def _stretches(self, clause: Sequence[Candidates]) -> Iterator[list[Candidates]]:
+    def _stretches(self, clause: Sequence[Candidates]) -> Iterator[tuple[list[Candidates], bool]]:
+        """The clause cut before each clause opener, fillers dropped, each with whether it is all command words."""
         stretch: list[Candidates] = []
+        pure = True
         for word in clause:
-            if stretch and not self._clause_openers.isdisjoint(word):
-                yield stretch
-                stretch = []
-            if self._command_fillers.isdisjoint(word):
+            if (stretch or not pure) and word and not self._clause_openers.isdisjoint(word):
+                yield stretch, pure
+                stretch, pure = [], True
+            if word and not self._command_fillers.isdisjoint(word):
+                continue
+            if not word or self._command_words.isdisjoint(word):
+                pure = False
+            elif pure:
                 stretch.append(word)
-        if stretch:
-            yield stretch
+        if stretch or not pure:
+            yield stretch, pure
 
     def _segment(
-        self, words: Sequence[Candidates], patterns: Sequence[_Pattern]
+        self, words: Sequence[Candidates], index: Mapping[str, tuple[_Pattern, ...]]
     ) -> list[tuple[_Pattern, tuple[int, ...]]]:
-        """The commands on any way to read all of `words` as commands in a row (none if there is no way)."""
-        if not words or any(self._command_words.isdisjoint(word) for word in words):
-            return []
-        found: list[tuple[_Pattern, tuple[int, ...]]] = []
-        for start in range(len(words)):
-            for pattern in patterns:
-                positions = pattern.match(words, start) if start + len(pattern.elements) <= len(words) else None
-                if positions is not None:
-                    found.append((pattern, positions))
+        """The commands on any way to read all of `words` (command words only) as commands in a row."""
+        found = [(hit.pattern, hit.positions) for hit in _find(index, words, 0, frozenset())]
         # A command is on a full reading when a reading from the start reaches it and one from its end finishes.
         from_start = {0}
         for _, positions in sorted(found, key=lambda item: item[1][0]):
