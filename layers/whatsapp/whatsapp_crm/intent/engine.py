@@ -219,6 +219,9 @@ class _Lexicon:
         """How many leading letters may be cut off as prefixes. Never into a never_split_prefix word, also
         when that word carries prefixes of its own: "ומזמין" is ו + מזמין, never ומ + זמין."""
         longest = min(_LONGEST_PREFIX, len(token) - _MIN_PREFIXED_STEM)
+        squeezed = squeeze(token)
+        if not any(word in squeezed for word in self._never_split):
+            return longest
         for size in range(longest + 1):
             if (size == 0 or token[:size] in _HEBREW_PREFIXES) and squeeze(token[size:]) in self._never_split:
                 return size
