@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from conftest import AwsStack
 from local import meta_payloads as meta
 from whatsapp_crm.clock import iso
 from whatsapp_crm.conversations import MessageError, OutboundRecord, SentBy
+from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.reply_records import CALLBACK_PREFIX, ClaimStatus, MeetingRequest, PendingReply
 from whatsapp_crm.store.replies import DynamoReplyStore
 
@@ -194,6 +196,41 @@ class TestFinish:
         assert message["reply_status"] == "failed"
         assert message["reply_error"] == {"code": 131047, "title": "Re-engagement message"}
         assert _claim_item(aws, inbound["id"])["state"] == "failed_permanent"
+
+    @pytest.mark.parametrize("outcome", ["sent", "cooldown", "failed"])
+    def test_the_claim_never_closes_without_the_decision_on_the_inbound_message(
+        self, replies: DynamoReplyStore, webhook: Any, aws: AwsStack, outcome: str
+    ) -> None:
+        # Given a stored inbound message and a claim on it
+        inbound = meta.text_message(LEAD, "שלום", timestamp=int(NOW.timestamp()) - 5)
+        assert webhook(meta.envelope(meta.message_value([inbound]))).status == 200
+        claim = replies.claim_reply(inbound["id"], LEAD, owner="a", now=NOW, lease=LEASE)
+        finish = {
+            "sent": lambda: replies.finish_reply_sent(claim, _reply("wamid.R5", inbound["id"])),
+            "cooldown": lambda: replies.finish_reply_skipped(claim, "cooldown", NOW),
+            "failed": lambda: replies.finish_reply_failed(claim, MessageError(131026, "Undeliverable"), NOW),
+        }[outcome]
+
+        # When DynamoDB fails every write that touches the inbound message
+        def refuse_inbound_writes(params: dict[str, Any], **_: Any) -> None:
+            if f"MSG#{inbound['id']}" in str(params) and '"SK": {"S": "MSG"}' in json.dumps(params):
+                raise StoreUnavailableError("injected: the inbound message's partition is unavailable")
+
+        events = replies.client.meta.events
+        events.register("provide-client-params.dynamodb.*", refuse_inbound_writes, unique_id="refuse-inbound")
+        try:
+            with pytest.raises(StoreUnavailableError):
+                finish()
+        finally:
+            events.unregister("provide-client-params.dynamodb.*", unique_id="refuse-inbound")
+
+        # Then nothing is half-written: the claim is still open, so the retry will record the decision
+        assert _claim_item(aws, inbound["id"])["state"] == "in_progress"
+        assert "reply_status" not in replies.get_message(inbound["id"])
+        # And once DynamoDB is back, the claim and the decision land together
+        finish()
+        assert replies.get_message(inbound["id"])["reply_status"] == outcome
+        assert _claim_item(aws, inbound["id"])["state"] in ("done", "failed_permanent")
 
 
 class TestLead:

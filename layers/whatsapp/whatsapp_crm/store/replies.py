@@ -80,6 +80,13 @@ def _with_extra_sets(request: dict[str, Any], values: Mapping[str, Any]) -> dict
     }
 
 
+def _fields_update(fields: Mapping[str, Any]) -> _Update:
+    update = _Update()
+    for name, value in fields.items():
+        update.set(name, value)
+    return update
+
+
 def _pending_item(pending: PendingReply) -> dict[str, Any]:
     return {
         "kind": pending.kind,
@@ -201,14 +208,29 @@ class DynamoReplyStore(DynamoConversationStore):
 
     def finish_reply_skipped(self, claim: Claim, outcome: str, now: datetime) -> None:
         at = iso(now)
-        self._conditional(self._owned_update(claim, self._finish(DONE, outcome, at)))
-        self.annotate_inbound(claim.wamid, {"reply_status": outcome, "reply_at": at})
+        self._close(claim, self._finish(DONE, outcome, at), {"reply_status": outcome, "reply_at": at})
 
     def finish_reply_failed(self, claim: Claim, error: MessageError, now: datetime) -> None:
         at = iso(now)
         finish = self._finish(FAILED_PERMANENT, "failed", at, error=error.as_item())
-        self._conditional(self._owned_update(claim, finish))
-        self.annotate_inbound(claim.wamid, {"reply_status": "failed", "reply_error": error.as_item(), "reply_at": at})
+        self._close(claim, finish, {"reply_status": "failed", "reply_error": error.as_item(), "reply_at": at})
+
+    def _close(self, claim: Claim, finish: _Update, annotation: Mapping[str, Any]) -> None:
+        """Close the claim and show the decision on the inbound message in one transaction: written apart,
+        a failure between the two left a closed claim whose retry stops early, and no decision shown."""
+        transaction = [
+            {"Update": self._owned_update(claim, finish)},
+            {"Update": self._annotation(claim.wamid, annotation)},
+        ]
+        failed = self._transact(transaction)
+        if failed == {1}:
+            # The inbound message is not stored (it always is, unless deleted): close the claim all the same.
+            self._conditional(transaction[0]["Update"])
+        # A failed claim condition means another attempt owns it now; that attempt records its own decision.
+
+    def _annotation(self, wamid: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Set fields on a stored inbound message, never creating one."""
+        return _fields_update(fields).request(self.table_name, message_key(wamid), "attribute_exists(PK)")
 
     def finish_reply_sent(self, claim: Claim, record: OutboundRecord) -> bool:
         """Record the reply, its lead update and counters, and close the claim, all in one transaction.
@@ -218,8 +240,12 @@ class DynamoReplyStore(DynamoConversationStore):
         finish = self._finish(DONE, "sent", record.timestamp, reply_wamid=record.wamid)
         claim_update = self._owned_update(claim, finish)
         cooldown = {f"{AUTO_REPLY_AT_PREFIX}{record.intent}": record.timestamp} if record.intent else {}
-        move_timeline = include_outbound = True
-        for _ in range(3):
+        # The decision shown on the inbound message commits with the claim, never after it.
+        annotation = self._annotation(
+            claim.wamid, {"reply_status": "sent", "reply_wamid": record.wamid, "reply_at": record.timestamp}
+        )
+        move_timeline = include_outbound = include_annotation = True
+        for _ in range(4):
             lead_update = self._outbound_lead_update(record, move_timeline)
             transaction = [
                 {"Update": claim_update},
@@ -228,14 +254,18 @@ class DynamoReplyStore(DynamoConversationStore):
             if include_outbound:
                 counters = stats_update(self.table_name, record.timestamp, record.wamid, sent=1, auto_replies=1)
                 transaction += [{"Update": self._outbound_update(record)}, {"Update": counters}]
+            annotation_index = len(transaction) if include_annotation else None
+            if include_annotation:
+                transaction.append({"Update": annotation})
             failed = self._transact(transaction)
             if failed is None:
-                annotation = {"reply_status": "sent", "reply_wamid": record.wamid, "reply_at": record.timestamp}
-                self.annotate_inbound(claim.wamid, annotation)
                 return True
             if 0 in failed:
                 self.record_outbound(record)  # the reply went out all the same; keep it in the thread
                 return False
+            if annotation_index is not None and annotation_index in failed:
+                include_annotation = False  # the inbound message is not stored: nothing to show it on
+                failed = failed - {annotation_index}
             if failed - {1, 2} or (1 in failed and not move_timeline):
                 raise StoreUnavailableError(f"reply transaction cancelled on items {sorted(failed)}")
             # 1: the lead holds a newer message, so the reply must not move its timeline.
@@ -292,12 +322,9 @@ class DynamoReplyStore(DynamoConversationStore):
 
     def annotate_inbound(self, wamid: str, fields: Mapping[str, Any]) -> bool:
         """Set fields on a stored inbound message; False (and nothing written) if it is not stored."""
-        update = _Update()
-        for name, value in fields.items():
-            update.set(name, value)
-        if not update.expression:
+        if not _fields_update(fields).expression:
             return True
-        return self._conditional(update.request(self.table_name, message_key(wamid), "attribute_exists(PK)"))
+        return self._conditional(self._annotation(wamid, fields))
 
     # --- the lead ---------------------------------------------------------------------------------------
 
