@@ -24,6 +24,7 @@ from whatsapp_crm.conversations import (
     PreferenceChange,
     SentBy,
     StatusOutcome,
+    StatusRank,
     StatusUpdate,
 )
 from whatsapp_crm.errors import StoreUnavailableError
@@ -203,19 +204,24 @@ def _stats_expiry(hour: str) -> str:
 
 
 @lru_cache(maxsize=16)
-def _stats_expression(counters: tuple[str, ...]) -> tuple[str, dict[str, str]]:
-    names = {"#ttl": keys.TTL_ATTRIBUTE, "#hour": "hour"} | {f"#c{i}": name for i, name in enumerate(counters)}
-    adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
-    return f"SET #ttl = if_not_exists(#ttl, :ttl), #hour = if_not_exists(#hour, :hour) ADD {adds}", names
+def _stats_expression(
+    increments: tuple[tuple[str, int], ...],
+) -> tuple[str, dict[str, str], tuple[tuple[str, str], ...]]:
+    """Expression, names and (placeholder, number) values of an ADD on these counters: the same few
+    shapes recur for every event, so only the hour and the shard are left to the hot path."""
+    names = {"#ttl": keys.TTL_ATTRIBUTE, "#hour": "hour"} | {f"#c{i}": name for i, (name, _) in enumerate(increments)}
+    adds = ", ".join(f"#c{i} :c{i}" for i in range(len(increments)))
+    numbers = tuple((f":c{i}", str(amount)) for i, (_, amount) in enumerate(increments))
+    return f"SET #ttl = if_not_exists(#ttl, :ttl), #hour = if_not_exists(#hour, :hour) ADD {adds}", names, numbers
 
 
 def stats_update(table: str, at: str, discriminator: str, **increments: int) -> dict[str, Any]:
     """An ADD on this hour's counter shard, for use inside the same transaction as the event."""
     hour = at[:13]
-    expression, names = _stats_expression(tuple(increments))
+    expression, names, numbers = _stats_expression(tuple(increments.items()))
     values: dict[str, AttributeValue] = {":ttl": {"N": _stats_expiry(hour)}, ":hour": {"S": hour}}
-    for index, amount in enumerate(increments.values()):
-        values[f":c{index}"] = {"N": str(amount)}
+    for placeholder, number in numbers:
+        values[placeholder] = {"N": number}
     return {
         "TableName": table,
         "Key": {"PK": {"S": keys.stats_pk(at)}, "SK": {"S": keys.stats_shard(discriminator)}},
@@ -278,6 +284,10 @@ def _lead_expression(timeline: str, with_name: bool) -> tuple[str, dict[str, str
         }
         condition = f"{condition} AND (attribute_not_exists(#last) OR #last <= :ts)"
     return "SET " + ", ".join(assignments) + " ADD #unread :one", names, condition
+
+
+# DynamoDB numbers are strings; str(int(rank)) per status costs more than this lookup.
+_RANK_NUMBERS = {rank: str(int(rank)) for rank in StatusRank}
 
 
 @lru_cache(maxsize=128)
@@ -360,14 +370,15 @@ class DynamoConversationStore:
             "phone_number_id": {"S": record.phone_number_id},
             "raw": {"S": record.raw_json},
         }
-        for attribute, value in (
-            ("text", record.text),
-            ("media_id", record.media_id),
-            ("mime_type", record.mime_type),
-            ("reply_to", record.reply_to),
-        ):
-            if value is not None:
-                item[attribute] = {"S": value}
+        # Unrolled: a loop over (name, value) pairs builds a tuple of tuples per message.
+        if record.text is not None:
+            item["text"] = {"S": record.text}
+        if record.media_id is not None:
+            item["media_id"] = {"S": record.media_id}
+        if record.mime_type is not None:
+            item["mime_type"] = {"S": record.mime_type}
+        if record.reply_to is not None:
+            item["reply_to"] = {"S": record.reply_to}
         if record.errors:
             item["error"] = to_attribute(record.errors[0].as_item())
         return {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}
@@ -438,7 +449,7 @@ class DynamoConversationStore:
         )
         values: dict[str, AttributeValue] = {
             ":status": {"S": update.status},
-            ":rank": {"N": str(int(update.rank))},
+            ":rank": {"N": _RANK_NUMBERS[update.rank]},
             ":ts": {"S": update.timestamp},
             ":wamid": {"S": update.wamid},
             ":out": {"S": "outbound"},

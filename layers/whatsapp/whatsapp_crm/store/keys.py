@@ -45,6 +45,10 @@ def stats_pk(iso_timestamp: str) -> str:
     return f"STATS#{iso_timestamp[:13]}"
 
 
+# Formatted once: every webhook event names a shard.
+_SHARD_NAMES = tuple(f"SHARD#{shard}" for shard in range(STATS_SHARDS))
+
+
 def stats_shard(discriminator: str) -> str:
     """Spread one hour's counter writes over several items so no single item becomes hot."""
-    return f"SHARD#{zlib.crc32(discriminator.encode('utf-8')) % STATS_SHARDS}"
+    return _SHARD_NAMES[zlib.crc32(discriminator.encode("utf-8")) % STATS_SHARDS]

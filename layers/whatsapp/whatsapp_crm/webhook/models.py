@@ -1,7 +1,8 @@
 """Pydantic models of the WhatsApp Cloud API webhook (field `messages`), tolerant of what Meta adds.
 
-Every sub-object allows extra fields, enums fall back to UNKNOWN, and each message or status is
-validated on its own (see parse.py) so one unusable part never costs the others.
+Every sub-object accepts extra fields (and ignores them: the raw message object is stored whole), enums
+fall back to UNKNOWN, and each message or status is validated on its own (see parse.py) so one unusable
+part never costs the others.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ MEDIA_TYPES = frozenset(
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # "ignore", not "allow": nothing reads a part's extras, and collecting them costs ~15% of each validation.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
 class ErrorData(_Part):
