@@ -17,6 +17,7 @@ from whatsapp_crm.api_errors import TEMPLATE_HINT, install_error_handlers, inval
 from whatsapp_crm.api_models import SendAcceptedBody, body_doc, error_doc
 from whatsapp_crm.clock import Clock, utc_now
 from whatsapp_crm.credentials import load_credentials
+from whatsapp_crm.health import RefusalCounter
 from whatsapp_crm.http import error_response, json_response
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from whatsapp_crm.outbound import (
@@ -66,6 +67,13 @@ def _dynamo_counter(table_name: str) -> RateCounter:
 
 
 @cache
+def _dynamo_refusals(table_name: str) -> RefusalCounter:
+    from whatsapp_crm.store.refusals import DynamoRefusalCounter
+
+    return DynamoRefusalCounter(table_name)
+
+
+@cache
 def _graph_client(access_token: str, settings: SendSettings) -> MessageSender:
     # Keyed by the token too: a rotated secret (read through a 5-minute cache) gets a fresh client.
     from whatsapp_crm.graph.client import GraphClient
@@ -94,6 +102,11 @@ def _store() -> OutboundStore:
 def _limiter() -> RateCounter:
     limiter = _injected("limiter")
     return limiter if limiter is not None else _dynamo_counter(_settings().table_name)
+
+
+def _refusals() -> RefusalCounter:
+    refusals = _injected("refusals")
+    return refusals if refusals is not None else _dynamo_refusals(_settings().table_name)
 
 
 def _sender() -> MessageSender:
@@ -132,7 +145,13 @@ def _clock() -> Clock:
 def send(message: Annotated[SendRequest, Body(description="Meta's send object")]) -> Response[str]:
     outgoing: AnyMessage = message
     accepted = send_message(
-        outgoing, policy=_policy(_settings()), store=_store(), sender=_sender(), limiter=_limiter(), clock=_clock()
+        outgoing,
+        policy=_policy(_settings()),
+        store=_store(),
+        sender=_sender(),
+        limiter=_limiter(),
+        clock=_clock(),
+        refusals=_refusals(),
     )
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=1)
     if not accepted.recorded:

@@ -379,6 +379,22 @@ class TestHealth:
         assert report["checks"]["secret"]["ok"] is True
         assert report["last_activity"] == table.get_lead(LEAD)["last_message_at"]
 
+    def test_sends_meta_refuses_make_it_degraded(
+        self, api: ApiClient, webhook: Any, graph_fake: GraphSimulator
+    ) -> None:
+        # Given a revoked token: Meta refuses every send with 190, none is accepted
+        api.overrides.update(HEALTH_ERROR_RATE_THRESHOLD="0.2", HEALTH_MIN_SENDS="1")
+        _lead_writes(webhook)
+        graph_fake.fail_next(190, http_status=401, times=3)
+        refused = [api.send({"to": LEAD, "type": "text", "text": {"body": f"תשובה {n}"}}) for n in range(3)]
+        assert [r.status for r in refused] == [502] * 3
+        # When /health is read
+        report = api.health().json()
+        # Then the operator sees a failing service, not a healthy one with nothing sent
+        assert report["status"] == "degraded"
+        assert report["last_24h"] == {"received": 1, "sent": 0, "failed": 3, "error_rate": 1.0}
+        assert report["checks"]["error_rate"]["ok"] is False
+
     def test_an_error_rate_over_the_threshold_is_degraded(
         self, api: ApiClient, webhook: Any, graph_fake: GraphSimulator
     ) -> None:

@@ -378,6 +378,9 @@ class TestGraphErrors:
             assert int(result.headers["retry-after"]) >= 1
         if status == 422:
             assert "template" in result.error["hint"]
+        if code == 131050:
+            # Meta says the lead stopped marketing messages: they are opted out here too
+            assert table.get_lead(LEAD)["opted_out"] is True
 
     def test_an_outage_answers_503_after_the_clients_retries(
         self, api: ApiClient, webhook: Any, graph_fake: GraphSimulator

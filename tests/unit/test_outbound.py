@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from whatsapp_crm.clock import iso
-from whatsapp_crm.conversations import OutboundRecord, SentBy
+from whatsapp_crm.conversations import OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
+from whatsapp_crm.graph.errors import AuthError, MarketingOptOutError, PairRateLimitError
 from whatsapp_crm.outbound import (
     InvalidRecipientError,
     RecipientOptedOutError,
@@ -219,3 +220,61 @@ class TestLimitsAndRecording:
         accepted = _send({"to": LEAD, **TEMPLATE}, FakeStore(broken=True))
         assert accepted.message_id == "wamid.1"
         assert accepted.recorded is False
+
+
+@dataclass
+class RefusingSender:
+    error: Exception
+
+    def send_message(self, phone_number_id: str, message: Mapping[str, Any]) -> Accepted:
+        raise self.error
+
+
+@dataclass
+class PreferenceStore(FakeStore):
+    preferences: list[PreferenceChange] = field(default_factory=list)
+
+    def record_preference(self, change: PreferenceChange) -> bool:
+        self.preferences.append(change)
+        return True
+
+
+@dataclass
+class FakeRefusals:
+    counted: list[tuple[str, str]] = field(default_factory=list)
+
+    def record_refusal(self, at: str, discriminator: str) -> None:
+        self.counted.append((at, discriminator))
+
+
+class TestRefusals:
+    def _refused(self, error: Exception, store: PreferenceStore, refusals: FakeRefusals) -> None:
+        with pytest.raises(type(error)):
+            send_message(
+                parse_send_request({"to": LEAD, **TEMPLATE}),
+                policy=POLICY,
+                store=store,
+                sender=RefusingSender(error),
+                limiter=FakeLimiter(),
+                clock=lambda: NOW,
+                refusals=refusals,
+            )
+
+    def test_a_refusal_by_meta_counts_against_health_and_still_reaches_the_caller(self) -> None:
+        store, refusals = PreferenceStore(), FakeRefusals()
+        self._refused(AuthError(code=190, http_status=401), store, refusals)
+        assert refusals.counted == [(iso(NOW), LEAD)]
+        assert store.preferences == [] and store.records == []
+
+    def test_meta_s_own_rate_limit_is_pacing_not_a_failure(self) -> None:
+        refusals = FakeRefusals()
+        self._refused(PairRateLimitError(code=131056, http_status=400), PreferenceStore(), refusals)
+        assert refusals.counted == []
+
+    def test_meta_saying_the_lead_stopped_marketing_opts_them_out_here(self) -> None:
+        # When Meta refuses a template with 131050 (the lead stopped marketing messages on WhatsApp)
+        store = PreferenceStore()
+        self._refused(MarketingOptOutError(code=131050, http_status=400), store, FakeRefusals())
+        # Then the lead is opted out here too, so neither the CRM nor the bot keeps trying
+        (change,) = store.preferences
+        assert (change.wa_id, change.opted_out, change.source) == (LEAD, True, "graph:131050")

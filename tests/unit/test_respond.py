@@ -74,6 +74,7 @@ class FakeStore:
     preferences: list[PreferenceChange] = field(default_factory=list)
     meetings: list[MeetingRequest] = field(default_factory=list)
     evidence: dict[str, SentReply] = field(default_factory=dict)
+    refusals: list[str] = field(default_factory=list)  # wamids whose send Meta refused (/health counter)
     fail_on: str | None = None  # a method name that raises, to simulate DynamoDB failing there
 
     def _maybe_fail(self, method: str) -> None:
@@ -153,6 +154,9 @@ class FakeStore:
 
     def find_sent_reply(self, wa_id: str, inbound_wamid: str, since: str) -> SentReply | None:
         return self.evidence.get(inbound_wamid)
+
+    def record_refusal(self, at: str, discriminator: str) -> None:
+        self.refusals.append(discriminator)
 
     def get_lead_snapshot(self, wa_id: str) -> LeadSnapshot:
         self._maybe_fail("get_lead_snapshot")
@@ -757,6 +761,22 @@ class TestGraphErrors:
         assert store.outbound == []
         assert _run(queued, store, sender, attempt=2).outcome is ReplyOutcome.SENT
         assert len(sender.sent) == 1
+
+    def test_refusals_count_against_health_but_meta_s_pacing_does_not(
+        self, store: FakeStore, sender: FakeSender
+    ) -> None:
+        # Given three leads' replies: one refused for a revoked token, one undeliverable, one paced by Meta
+        token, undeliverable, paced = _text("שלום"), _text("היי"), _text("ערב טוב")
+        sender.send_errors.append(AuthError(code=190, http_status=401))
+        with pytest.raises(CredentialsRejectedError):
+            _run(token, store, sender)
+        sender.send_errors.append(UndeliverableError(code=131026, http_status=400))
+        _run(undeliverable, store, sender)
+        sender.send_errors.append(PairRateLimitError(code=131056, http_status=400))
+        with pytest.raises(ReplyRetryableError):
+            _run(paced, store, sender)
+        # Then /health's refused counter sees the first two only
+        assert store.refusals == [token.wamid, undeliverable.wamid]
 
     def test_pair_rate_limit_asks_for_meta_s_backoff(self, store: FakeStore, sender: FakeSender) -> None:
         sender.send_errors.append(PairRateLimitError(code=131056, http_status=400))

@@ -16,6 +16,7 @@ from typing import Protocol
 from whatsapp_crm.api_models import Check, ErrorRateCheck, HealthBody, HealthChecks, Last24h
 from whatsapp_crm.clock import Clock, iso
 from whatsapp_crm.errors import StoreUnavailableError
+from whatsapp_crm.graph.errors import GraphAPIError, RateLimitError
 from whatsapp_crm.observability import logger
 
 HOURS_REPORTED = 24
@@ -57,6 +58,15 @@ class HealthStore(Protocol):
 class HealthPolicy:
     error_rate_threshold: float
     min_sends: int
+
+
+def counts_as_refused(error: GraphAPIError) -> bool:
+    """Meta's own rate limits (130429, 131056, ...) are pacing, not failure: every other Graph error counts."""
+    return not isinstance(error, RateLimitError)
+
+
+class RefusalCounter(Protocol):
+    def record_refusal(self, at: str, discriminator: str) -> None: ...
 
 
 def hour_buckets(now: datetime, count: int = HOURS_REPORTED) -> list[str]:

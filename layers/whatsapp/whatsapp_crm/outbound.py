@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from whatsapp_crm.clock import Clock, iso, parse_iso
-from whatsapp_crm.conversations import OutboundRecord, SentBy
+from whatsapp_crm.conversations import OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
+from whatsapp_crm.graph.errors import GraphAPIError, MarketingOptOutError
+from whatsapp_crm.health import RefusalCounter, counts_as_refused
 from whatsapp_crm.observability import logger, mask_phone
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.ratelimit import RateCounter, RateLimit, acquire
@@ -53,6 +55,7 @@ class MessageSender(Protocol):
 class OutboundStore(Protocol):
     def get_lead(self, wa_id: str) -> dict[str, Any] | None: ...
     def record_outbound(self, record: OutboundRecord) -> bool: ...
+    def record_preference(self, change: PreferenceChange) -> bool: ...
 
 
 class InvalidRecipientError(ValueError):
@@ -125,6 +128,7 @@ def send_message(
     sender: MessageSender,
     limiter: RateCounter,
     clock: Clock,
+    refusals: RefusalCounter | None = None,
 ) -> SendAccepted:
     try:
         recipient = normalize_phone(message.to, policy.default_region)
@@ -146,7 +150,11 @@ def send_message(
         now,
     )
     payload = meta_payload(message, recipient.e164)
-    result = sender.send_message(phone_number_id, payload)
+    try:
+        result = sender.send_message(phone_number_id, payload)
+    except GraphAPIError as error:
+        _learn_from_refusal(error, recipient.wa_id, store, refusals, iso(now))
+        raise
     wa_id = result.wa_id or recipient.wa_id
     record = OutboundRecord(
         wamid=result.message_id,
@@ -172,6 +180,21 @@ def send_message(
         message_status=result.message_status,
         recorded=recorded,
     )
+
+
+def _learn_from_refusal(
+    error: GraphAPIError, wa_id: str, store: OutboundStore, refusals: RefusalCounter | None, at: str
+) -> None:
+    """What a refusal tells us beyond this request: the health counter, and Meta's word that the lead
+    stopped marketing messages (131050), which opts them out here too, as the responder and webhook do."""
+    if refusals is not None and counts_as_refused(error):
+        refusals.record_refusal(at, wa_id)
+    if isinstance(error, MarketingOptOutError):
+        change = PreferenceChange(wa_id, True, at, detail=str(error.code), source="graph:131050")
+        try:
+            store.record_preference(change)
+        except StoreUnavailableError:
+            logger.warning("could not record Meta's opt-out of a lead", extra={"wa_id": mask_phone(wa_id)})
 
 
 def _record(store: OutboundStore, record: OutboundRecord) -> bool:

@@ -38,6 +38,7 @@ from whatsapp_crm.graph.errors import (
     RateLimitError,
 )
 from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.health import counts_as_refused
 from whatsapp_crm.intent.engine import Intent, Language, detect_intent
 from whatsapp_crm.intent.replies import ReplyPlan, plan_reply, plan_slot_confirmation, plan_slot_reoffer
 from whatsapp_crm.observability import logger, mask_phone
@@ -98,6 +99,7 @@ class ReplyStore(Protocol):
     def finish_reply_skipped(self, claim: Claim, outcome: str, now: datetime) -> None: ...
     def finish_reply_failed(self, claim: Claim, error: MessageError, now: datetime) -> None: ...
     def find_sent_reply(self, wa_id: str, inbound_wamid: str, since: str) -> SentReply | None: ...
+    def record_refusal(self, at: str, discriminator: str) -> None: ...
     def get_lead_snapshot(self, wa_id: str) -> LeadSnapshot: ...
     def record_preference(self, change: PreferenceChange) -> bool: ...
     def record_meeting_request(self, wa_id: str, request: MeetingRequest) -> bool: ...
@@ -461,6 +463,8 @@ class _Sending:
 def _graph_failure(job: _Sending, error: GraphAPIError) -> ReplyReport:
     """Permanent refusals are recorded and returned; anything worth retrying is raised."""
     store, claim, now = job.store, job.claim, job.clock()
+    if counts_as_refused(error):
+        store.record_refusal(iso(now), job.queued.wamid)
     retry_class: type[ReplyRetryableError] = ReplyRetryableError
     retry_after: int | None = None
     if isinstance(error, AuthError):

@@ -44,6 +44,7 @@ from whatsapp_crm.store.dynamodb import (
     stats_update,
     to_attribute,
 )
+from whatsapp_crm.store.refusals import record_refusal
 
 IN_PROGRESS = "in_progress"
 DONE = "done"
@@ -317,6 +318,9 @@ class DynamoReplyStore(DynamoConversationStore):
                 if not response.get("LastEvaluatedKey"):
                     return None
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def record_refusal(self, at: str, discriminator: str) -> None:
+        record_refusal(self.client, self.table_name, at, discriminator)
 
     # --- the inbound message -------------------------------------------------------------------------
 
