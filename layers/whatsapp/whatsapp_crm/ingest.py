@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Protocol
 
-from whatsapp_crm.clock import Clock, iso, iso_from_unix, utc_now
+from whatsapp_crm.clock import Clock, iso, iso_from_unix, utc_now, utc_now_iso
 from whatsapp_crm.conversations import (
     InboundRecord,
     MessageError,
@@ -191,7 +191,8 @@ def record_notification(
     Raises StoreUnavailableError / QueueUnavailableError when anything was not durably handled, so the
     caller answers 5xx and Meta redelivers; every write here is idempotent, so redelivery is safe.
     """
-    received_at = iso(clock())
+    # The real clock takes the cached path; an injected one (tests) is formatted as it is.
+    received_at = utc_now_iso() if clock is utc_now else iso(clock())
     report = IngestReport(
         unusable_parts=notification.unusable_parts,
         ignored_fields=list(notification.ignored_fields),

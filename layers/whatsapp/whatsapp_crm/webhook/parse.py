@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
@@ -163,9 +163,10 @@ def _validated[M: BaseModel](model: type[M], value: Any) -> M | None:
         return None
     try:
         # The schema validator itself: model_validate only wraps it in one more Python call per part.
-        return cast(M, model.__pydantic_validator__.validate_python(value))
+        validated: M = model.__pydantic_validator__.validate_python(value)
     except ValidationError:
         return None
+    return validated
 
 
 def _profile_names(contacts: list[Any]) -> dict[str, str]:
@@ -181,10 +182,7 @@ def _profile_names(contacts: list[Any]) -> dict[str, str]:
     return names
 
 
-def _collect_messages(value: dict[str, Any], metadata: Metadata, into: Notification) -> None:
-    raws = _as_list(value.get("messages"))
-    if not raws:
-        return  # a status-only change: no profile names to look up
+def _collect_messages(raws: list[Any], value: dict[str, Any], metadata: Metadata, into: Notification) -> None:
     names = _profile_names(_as_list(value.get("contacts")))
     for raw in raws:
         message = _validated(InboundMessage, raw)
@@ -194,8 +192,8 @@ def _collect_messages(value: dict[str, Any], metadata: Metadata, into: Notificat
         into.messages.append(InboundEvent(message, raw, metadata, names.get(message.from_)))
 
 
-def _collect_statuses(value: dict[str, Any], metadata: Metadata, into: Notification) -> None:
-    for raw in _as_list(value.get("statuses")):
+def _collect_statuses(raws: list[Any], metadata: Metadata, into: Notification) -> None:
+    for raw in raws:
         status = _validated(MessageStatus, raw)
         if status is None:
             into.unusable_parts += 1
@@ -209,18 +207,23 @@ def _collect_value(value: dict[str, Any], into: Notification) -> None:
         # Without the receiving number nothing in this change can be routed or answered.
         into.unusable_parts += 1
         return
-    _collect_messages(value, metadata, into)
-    _collect_statuses(value, metadata, into)
-    for raw in _as_list(value.get("user_preferences")):
-        preference = _validated(UserPreference, raw)
-        if preference is None:
-            into.unusable_parts += 1
-        else:
-            into.preferences.append(PreferenceEvent(preference, metadata))
-    for raw in _as_list(value.get("errors")):
-        error = _validated(GraphErrorInfo, raw)
-        if error is not None:
-            into.value_errors.append(error)
+    # Each kind is looked at only when present: a change usually holds messages or statuses, rarely more.
+    if raws := _as_list(value.get("messages")):
+        _collect_messages(raws, value, metadata, into)
+    if raws := _as_list(value.get("statuses")):
+        _collect_statuses(raws, metadata, into)
+    if raws := _as_list(value.get("user_preferences")):
+        for raw in raws:
+            preference = _validated(UserPreference, raw)
+            if preference is None:
+                into.unusable_parts += 1
+            else:
+                into.preferences.append(PreferenceEvent(preference, metadata))
+    if raws := _as_list(value.get("errors")):
+        for raw in raws:
+            error = _validated(GraphErrorInfo, raw)
+            if error is not None:
+                into.value_errors.append(error)
 
 
 _HANDLED_FIELDS = frozenset({"messages", "user_preferences"})
