@@ -74,16 +74,7 @@ def _dynamo_store(table_name: str) -> Any:
 def _graph_client(access_token: str, settings: ConversationsSettings) -> ReadReceiptSender:
     from whatsapp_crm.graph.client import GraphClient
 
-    return GraphClient(
-        access_token,
-        base_url=settings.graph_api_base_url,
-        version=settings.graph_api_version,
-        connect_timeout=settings.graph_connect_timeout_seconds,
-        read_timeout=settings.graph_read_timeout_seconds,
-        max_attempts=settings.graph_max_attempts,
-        max_retry_seconds=settings.graph_max_retry_seconds,
-        default_region=settings.default_phone_region,
-    )
+    return GraphClient.from_settings(access_token, settings)
 
 
 @cache

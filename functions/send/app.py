@@ -78,16 +78,7 @@ def _graph_client(access_token: str, settings: SendSettings) -> MessageSender:
     # Keyed by the token too: a rotated secret (read through a 5-minute cache) gets a fresh client.
     from whatsapp_crm.graph.client import GraphClient
 
-    return GraphClient(
-        access_token,
-        base_url=settings.graph_api_base_url,
-        version=settings.graph_api_version,
-        connect_timeout=settings.graph_connect_timeout_seconds,
-        read_timeout=settings.graph_read_timeout_seconds,
-        max_attempts=settings.graph_max_attempts,
-        max_retry_seconds=settings.graph_max_retry_seconds,
-        default_region=settings.default_phone_region,
-    )
+    return GraphClient.from_settings(access_token, settings)
 
 
 def _injected(name: str) -> Any:

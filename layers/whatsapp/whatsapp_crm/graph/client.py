@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -74,8 +74,40 @@ def _retry_after(response: requests.Response) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+class GraphClientSettings(Protocol):
+    """What each function's settings model says about its Graph calls (timeouts differ per function)."""
+
+    @property
+    def graph_api_base_url(self) -> str: ...
+    @property
+    def graph_api_version(self) -> str: ...
+    @property
+    def graph_connect_timeout_seconds(self) -> float: ...
+    @property
+    def graph_read_timeout_seconds(self) -> float: ...
+    @property
+    def graph_max_attempts(self) -> int: ...
+    @property
+    def graph_max_retry_seconds(self) -> float: ...
+    @property
+    def default_phone_region(self) -> str: ...
+
+
 class GraphClient:
     """WhatsApp Cloud API sends for one access token. `to` takes any number phone.normalize_phone accepts."""
+
+    @classmethod
+    def from_settings(cls, access_token: str, settings: GraphClientSettings) -> GraphClient:
+        return cls(
+            access_token,
+            base_url=settings.graph_api_base_url,
+            version=settings.graph_api_version,
+            connect_timeout=settings.graph_connect_timeout_seconds,
+            read_timeout=settings.graph_read_timeout_seconds,
+            max_attempts=settings.graph_max_attempts,
+            max_retry_seconds=settings.graph_max_retry_seconds,
+            default_region=settings.default_phone_region,
+        )
 
     def __init__(
         self,
