@@ -143,6 +143,22 @@ class TestStatuses:
         assert item is not None
         return item
 
+    def test_a_send_failed_because_the_lead_stopped_marketing_opts_them_out(self, webhook: Any, table: Any) -> None:
+        # Given a lead who wrote to us
+        assert webhook(meta.envelope(meta.message_value([meta.text_message(LEAD, "שלום")]))).status == 200
+        # When Meta reports a template to them `failed` with 131050 (they stopped marketing messages)
+        failed = meta.status(meta.new_wamid("out"), "failed", LEAD, error_code=131050)
+        assert webhook(meta.envelope(meta.status_value([failed]))).status == 200
+        # Then they are opted out here too: no auto-reply, and the send API refuses them
+        lead = table.get_lead(LEAD)
+        assert (lead["opted_out"], lead["opt_state_source"]) == (True, "graph:131050")
+
+    def test_other_failures_leave_the_lead_subscribed(self, webhook: Any, table: Any) -> None:
+        assert webhook(meta.envelope(meta.message_value([meta.text_message(LEAD, "שלום")]))).status == 200
+        failed = meta.status(meta.new_wamid("out"), "failed", LEAD, error_code=131026)
+        assert webhook(meta.envelope(meta.status_value([failed]))).status == 200
+        assert table.get_lead(LEAD).get("opted_out") is not True
+
     def test_statuses_out_of_order_end_at_the_highest(self, webhook: Any, table: Any) -> None:
         wamid = meta.new_wamid("out")
         # Given read, then sent, then delivered arrive in that order (and read twice)
@@ -213,8 +229,9 @@ class TestRejections:
             b'{"object":"page","entry":[]}',
             b"[" * 100_000,
             b"[]",
+            b'{"object":"whatsapp_business_account","entry":[' + b"7" * 5000 + b"]}",
         ],
-        ids=["text", "nan", "invalid-utf8", "other-object", "deep-nesting", "array"],
+        ids=["text", "nan", "invalid-utf8", "other-object", "deep-nesting", "array", "5000-digit-number"],
     )
     def test_signed_garbage_is_400_json(self, aws: AwsStack, webhook: Any, raw: bytes) -> None:
         result = webhook(raw=raw)
@@ -249,6 +266,23 @@ class TestRejections:
         assert result.status == 200
         assert table.get_message(good["id"]) is not None
         assert table.get_message("wamid.bad") is None
+
+    def test_a_number_no_json_can_hold_skips_that_message_only(self, aws: AwsStack, webhook: Any, table: Any) -> None:
+        # Given a location whose latitude overflows to infinity (1e400), next to a normal message
+        good = meta.text_message(LEAD, "ok")
+        odd = {"from": LEAD, "id": "wamid.odd", "timestamp": "1764000000", "type": "location"}
+        value = meta.message_value([good])
+        value["messages"].insert(0, odd)
+        body = meta.wire_bytes(meta.envelope(value)).replace(
+            b'"type":"location"', b'"type":"location","location":{"latitude":1e400,"longitude":34.78}'
+        )
+        assert b"1e400" in body
+        # When it arrives signed, then it is answered 200 (not a 5xx Meta would retry for a week)
+        assert webhook(raw=body).status == 200
+        # And the neighbour is stored and handed on, the unstorable message is not
+        assert table.get_message(good["id"]) is not None
+        assert table.get_message("wamid.odd") is None
+        assert [json.loads(item["Body"])["wamid"] for item in drain(aws)] == [good["id"]]
 
 
 class TestInfrastructureFailure:

@@ -23,6 +23,7 @@ from whatsapp_crm.conversations import (
     StatusRank,
     StatusUpdate,
 )
+from whatsapp_crm.graph.errors import MarketingOptOutError, error_class_for
 from whatsapp_crm.handoff import Handoff, handoff
 from whatsapp_crm.signature import SignatureVerdict, verify
 from whatsapp_crm.webhook.models import GraphErrorInfo, InboundMessage, MessageType, StatusKind
@@ -38,7 +39,8 @@ from whatsapp_crm.webhook.parse import (
 PREVIEW_LENGTH = 80
 # The C encoder that JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode builds on every call,
 # built once; no circular-reference markers, since a decoded JSON document cannot hold a cycle.
-_encode_chunks = make_encoder(None, json.JSONEncoder().default, encode_basestring, None, ":", ",", False, False, True)
+# allow_nan=False: a number that overflowed to infinity (1e400) has no JSON form; ValueError instead.
+_encode_chunks = make_encoder(None, json.JSONEncoder().default, encode_basestring, None, ":", ",", False, False, False)
 
 
 def _compact_json(value: object) -> str:
@@ -183,6 +185,19 @@ def preference_change(event: PreferenceEvent, received_at: str) -> PreferenceCha
     )
 
 
+def _marketing_stop(update: StatusUpdate) -> PreferenceChange | None:
+    """A `failed` status with Meta's 131050 says the lead stopped marketing messages: an opt-out here too,
+    as when the responder's or the send API's own send is refused with it."""
+    error = update.error
+    if error is None or update.recipient_wa_id is None or error.code is None:
+        return None
+    if not issubclass(error_class_for(error.code), MarketingOptOutError):
+        return None
+    return PreferenceChange(
+        update.recipient_wa_id, True, update.timestamp, detail=str(error.code), source=f"graph:{error.code}"
+    )
+
+
 def record_notification(
     notification: Notification, store: ConversationWriter, queue: InboundSink, clock: Clock = utc_now
 ) -> IngestReport:
@@ -200,7 +215,12 @@ def record_notification(
     )
     handoffs = []
     for event in notification.messages:
-        record = inbound_record(event, received_at)
+        try:
+            record = inbound_record(event, received_at)
+        except ValueError:
+            # Nothing storable (a number like 1e400 that no JSON holds): skip the part, never a 5xx for it.
+            report.unusable_parts += 1
+            continue
         if store.record_inbound(record):
             report.new_messages += 1
         else:
@@ -216,6 +236,9 @@ def record_notification(
             report.count_status("unknown")
             continue
         report.count_status(_OUTCOME_NAMES[store.record_status(update)])
+        stop = _marketing_stop(update)
+        if stop is not None and store.record_preference(stop):
+            report.preferences += 1
     for preference_event in notification.preferences:
         change = preference_change(preference_event, received_at)
         if change is not None and store.record_preference(change):

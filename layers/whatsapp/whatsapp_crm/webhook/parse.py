@@ -124,6 +124,11 @@ def _decode_with_json(body: bytes) -> Any:
         raise MalformedPayloadError("body is not valid UTF-8") from None
     except json.JSONDecodeError:
         raise MalformedPayloadError("body is not valid JSON") from None
+    except MalformedPayloadError:
+        raise  # NaN/Infinity, refused with its own reason
+    except ValueError:
+        # Python refuses integers of more than 4300 digits (CVE-2020-10735); no WhatsApp field has one.
+        raise MalformedPayloadError("body holds a number too long to read") from None
     except RecursionError:
         raise MalformedPayloadError("body nests too deeply") from None
     if isinstance(document, dict) and _SURROGATE_ESCAPE.search(text):
