@@ -339,8 +339,8 @@ def _status_expression(
     return "SET " + ", ".join(assignments), names
 
 
-class DynamoConversationStore:
-    """Conversation store on one DynamoDB table. Pass a client to share connections or in tests."""
+class DynamoTable:
+    """One DynamoDB table and a client made on first use. Pass a client to share connections or in tests."""
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name = table_name
@@ -351,6 +351,10 @@ class DynamoConversationStore:
         if self._client is None:
             self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
         return self._client
+
+
+class DynamoConversationStore(DynamoTable):
+    """Conversation store on one DynamoDB table."""
 
     # --- webhook: inbound messages -------------------------------------------------------------
 

@@ -6,29 +6,16 @@ rate counter   RATE#<scope>#<subject>#<window start, ISO>    RATE   count, limit
 
 from __future__ import annotations
 
-from typing import Any
-
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whatsapp_crm.ratelimit import WindowSlot
 from whatsapp_crm.store import keys
-from whatsapp_crm.store.dynamodb import _CLIENT_CONFIG, _error_code, _store_errors, _Update, to_attribute
+from whatsapp_crm.store.dynamodb import DynamoTable, _error_code, _store_errors, _Update, to_attribute
 
 RATE_SK = "RATE"
 
 
-class DynamoRateCounter:
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
-        return self._client
-
+class DynamoRateCounter(DynamoTable):
     def take(self, slot: WindowSlot) -> bool:
         update = (
             _Update()

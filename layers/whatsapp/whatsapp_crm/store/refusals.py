@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.observability import logger
-from whatsapp_crm.store.dynamodb import _CLIENT_CONFIG, _store_errors, stats_update
+from whatsapp_crm.store.dynamodb import DynamoTable, _store_errors, stats_update
 
 
 def record_refusal(client: Any, table_name: str, at: str, discriminator: str) -> None:
@@ -24,18 +22,8 @@ def record_refusal(client: Any, table_name: str, at: str, discriminator: str) ->
         logger.warning("could not count a refused send for /health", extra={"problem": str(error)})
 
 
-class DynamoRefusalCounter:
+class DynamoRefusalCounter(DynamoTable):
     """The send API's port for counting refusals (the responder's store has the same method)."""
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
-        return self._client
 
     def record_refusal(self, at: str, discriminator: str) -> None:
         record_refusal(self.client, self.table_name, at, discriminator)
