@@ -122,6 +122,12 @@ class PreferenceChange:
     detail: str | None = None
     source: str = "user_preferences"
 
+    @classmethod
+    def stopped_marketing(cls, wa_id: str, at: str, code: int | None) -> PreferenceChange:
+        """Meta's 131050 (on a send, or in a `failed` status): the lead stopped marketing messages, which
+        opts them out here too, wherever the code arrives."""
+        return cls(wa_id, True, at, detail=str(code), source=f"graph:{code}")
+
 
 @dataclass(frozen=True, slots=True)
 class Lead:

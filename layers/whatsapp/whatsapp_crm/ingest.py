@@ -193,9 +193,7 @@ def _marketing_stop(update: StatusUpdate) -> PreferenceChange | None:
         return None
     if not issubclass(error_class_for(error.code), MarketingOptOutError):
         return None
-    return PreferenceChange(
-        update.recipient_wa_id, True, update.timestamp, detail=str(error.code), source=f"graph:{error.code}"
-    )
+    return PreferenceChange.stopped_marketing(update.recipient_wa_id, update.timestamp, error.code)
 
 
 def record_notification(

@@ -190,7 +190,7 @@ def _learn_from_refusal(
     if refusals is not None and counts_as_refused(error):
         refusals.record_refusal(at, wa_id)
     if isinstance(error, MarketingOptOutError):
-        change = PreferenceChange(wa_id, True, at, detail=str(error.code), source="graph:131050")
+        change = PreferenceChange.stopped_marketing(wa_id, at, error.code)
         try:
             store.record_preference(change)
         except StoreUnavailableError:

@@ -481,7 +481,7 @@ def _graph_failure(job: _Sending, error: GraphAPIError) -> ReplyReport:
     elif not (error.retryable or isinstance(error, _CONFIGURATION_ERRORS)):
         store.finish_reply_failed(claim, _message_error(error), now)
         if isinstance(error, MarketingOptOutError):
-            stop = PreferenceChange(job.queued.wa_id, True, iso(now), detail=str(error.code), source="graph:131050")
+            stop = PreferenceChange.stopped_marketing(job.queued.wa_id, iso(now), error.code)
             store.record_preference(stop)
         return ReplyReport(ReplyOutcome.FAILED, job.queued.wamid, job.inquiry, error_code=error.code)
     store.release_reply(claim, type(error).__name__, now, _message_error(error))
