@@ -14,12 +14,21 @@ signed status webhooks (sent → delivered → read, or failed) to that URL from
 messages' statuses at once (as Meta does), each message's in order, and a webhook answered 5xx or not at all
 is retried with growing pauses, as Meta retries.
 
+It also plays Meta's media and template endpoints: `GET /{media-id}` (metadata with a download URL that
+expires), the authenticated download itself, `POST /{phone-number-id}/media` (multipart upload) and
+`GET /{waba-id}/message_templates` (a catalogue with cursor paging, local.template_catalogue), with faults
+for each (a wrong sha256, an expired URL, a vanished file, any Graph error code).
+
 Standalone: `python -m local.graph_simulator --port 8089` (add PYTHONPATH=layers/whatsapp for webhooks).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import email.parser
+import email.policy
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -30,6 +39,7 @@ import secrets
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -38,8 +48,38 @@ from types import TracebackType
 from typing import Any
 from urllib import error as urlerror
 from urllib import request as urlrequest
+from urllib.parse import parse_qs, urlsplit
+
+from local.template_catalogue import DEFAULT_WABA_ID, TemplateRefusal, check_send, default_catalogue
 
 _MESSAGES_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<phone_number_id>\d+)/messages/?$")
+_UPLOAD_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<phone_number_id>\d+)/media/?$")
+_TEMPLATES_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<waba_id>\d+)/message_templates/?$")
+_MEDIA_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<media_id>\d+)/?$")
+_DOWNLOAD_PATH = re.compile(r"^/_media/(?P<media_id>\d+)$")
+# Meta's accepted upload types and their size limits (decimal MB), as Meta's media reference lists them.
+_UPLOAD_LIMITS: dict[str, int] = {
+    **dict.fromkeys(("image/jpeg", "image/png"), 5_000_000),
+    "image/webp": 500_000,
+    **dict.fromkeys(("video/mp4", "video/3gpp", "video/3gp"), 16_000_000),
+    **dict.fromkeys(("audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"), 16_000_000),
+    **dict.fromkeys(
+        (
+            "text/plain",
+            "application/pdf",
+            "application/msword",
+            "application/vnd.ms-excel",
+            "application/vnd.ms-powerpoint",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        ),
+        100_000_000,
+    ),
+}
+# What `fail_next(..., on=...)` can aim at.
+ENDPOINTS = frozenset({"messages", "media", "download", "upload", "templates"})
+MEDIA_FAULTS = frozenset({"missing", "wrong_sha256", "expired_url", "download_404"})
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _SEPARATORS = re.compile(r"[\s\-().]")
 _MEDIA_KINDS = frozenset({"image", "document", "audio", "video", "sticker"})
@@ -72,12 +112,14 @@ TITLES: dict[int, str] = {
     131049: "This message was not delivered to maintain healthy ecosystem engagement.",
     131050: "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages.",
     131051: "Unsupported message type",
+    131052: "Media download error",
     131053: "Media upload error",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
     131057: "Account in maintenance mode",
     132000: "Number of parameters does not match the expected number of params",
     132001: "Template name does not exist in the translation",
     132015: "Template is Paused",
+    132016: "Template is Disabled",
     133004: "Server temporarily unavailable",
     133010: "Phone number not registered",
 }
@@ -122,10 +164,16 @@ class RecordedRequest:
     phone_number_id: str | None
     status: int | None = None
     response: Any = None
+    # messages, media (metadata), download, upload, templates; None for a path Meta does not serve.
+    endpoint: str | None = "messages"
 
     @property
     def is_read(self) -> bool:
-        return isinstance(self.body, dict) and "status" in self.body
+        return self.endpoint == "messages" and isinstance(self.body, dict) and "status" in self.body
+
+    @property
+    def is_send(self) -> bool:
+        return self.endpoint == "messages" and not self.is_read
 
     @property
     def accepted(self) -> bool:
@@ -164,8 +212,26 @@ class _Outgoing:
 
 
 @dataclass
+class StoredMedia:
+    """A file Meta holds: uploaded through the API, or sent by a lead (`add_media`)."""
+
+    media_id: str
+    content: bytes
+    mime_type: str
+    phone_number_id: str | None
+    filename: str | None = None
+    faults: set[str] = field(default_factory=set)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
+@dataclass
 class _Faults:
     errors: list[_Fault] = field(default_factory=list)
+    # Errors aimed at the media, download, upload and templates endpoints, by endpoint.
+    endpoint_errors: dict[str, list[_Fault]] = field(default_factory=dict)
     async_failures: list[_Fault] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     ratio: float = 0.0
@@ -219,10 +285,12 @@ def _check_text(body: dict[str, Any], kind: str, _: GraphSimulator) -> None:
         raise _Refusal(100, "Param text['preview_url'] must be a boolean.")
 
 
-def _check_media(body: dict[str, Any], kind: str, _: GraphSimulator) -> None:
+def _check_media(body: dict[str, Any], kind: str, simulator: GraphSimulator) -> None:
     content = _object(body, kind)
     if ("id" in content) == ("link" in content):
         raise _Refusal(100, f"Param {kind} must have exactly one of 'id' or 'link'.")
+    if simulator.check_media_ids and "id" in content and simulator.media(str(content["id"])) is None:
+        raise _Refusal(131053, f"Media {content['id']} was not uploaded to this number.")
     link = content.get("link")
     if link is not None and (not isinstance(link, str) or not link.startswith("https://")):
         raise _Refusal(131009, f"Param {kind}['link'] must be an https URL.")
@@ -245,6 +313,12 @@ def _check_template(body: dict[str, Any], kind: str, simulator: GraphSimulator) 
     known = simulator.known_templates
     if known is not None and content["name"] not in known:
         raise _Refusal(132001, f"template name ({content['name']}) does not exist in {language['code']}")
+    catalogue = simulator.templates
+    if catalogue is not None:
+        try:
+            check_send(catalogue, content)
+        except TemplateRefusal as refusal:
+            raise _Refusal(refusal.code, refusal.details) from None
 
 
 def _check_buttons(action: dict[str, Any]) -> None:
@@ -456,11 +530,24 @@ class GraphSimulator:
         webhook_attempts: int = 6,
         status_sequence: Sequence[str] = DEFAULT_STATUS_SEQUENCE,
         known_templates: Collection[str] | None = None,
+        templates: Sequence[dict[str, Any]] | None = None,
+        waba_id: str = DEFAULT_WABA_ID,
+        media_url_ttl: float = 300.0,
+        check_media_ids: bool = False,
     ) -> None:
         if (webhook_url is None) != (app_secret is None):
             raise ValueError("status webhooks need both webhook_url and app_secret")
         self.access_token = access_token
         self.known_templates = known_templates
+        # With a catalogue, template sends are checked as Meta checks them (name, status, parameters).
+        self.templates: list[dict[str, Any]] | None = (
+            [dict(item) for item in templates] if templates is not None else None
+        )
+        self.waba_id = waba_id
+        self.media_url_ttl = media_url_ttl
+        self.check_media_ids = check_media_ids
+        self._media: dict[str, StoredMedia] = {}
+        self._media_ids = itertools.count(880_000_000_000_001)
         self.webhook_url = webhook_url
         self._app_secret = app_secret
         self.status_delay = status_delay
@@ -549,7 +636,7 @@ class GraphSimulator:
     def sent_messages(self) -> list[dict[str, Any]]:
         """Bodies of the sends that were accepted (HTTP 200): what a user would actually receive."""
         with self._lock:
-            return [record.body for record in self._records if record.accepted and not record.is_read]
+            return [record.body for record in self._records if record.accepted and record.is_send]
 
     def reads(self) -> list[dict[str, Any]]:
         """Bodies of the accepted mark-as-read (and typing indicator) requests."""
@@ -591,16 +678,23 @@ class GraphSimulator:
         *,
         details: str | None = None,
         include_reads: bool = False,
+        on: str = "messages",
     ) -> None:
         """Answer the next `times` sends with Graph error `code` (HTTP status from Meta's table unless given).
 
         Reads (mark-as-read) are left alone unless `include_reads`, so a test can fail a reply without
-        failing the read receipt the responder sends first.
+        failing the read receipt the responder sends first. `on` aims the error at another endpoint
+        instead: media (metadata), download, upload or templates.
         """
+        if on not in ENDPOINTS:
+            raise ValueError(f"on must be one of {sorted(ENDPOINTS)}")
         fault = _Fault(code, http_status or HTTP_STATUS.get(code, 400), title, details)
         with self._lock:
-            self._faults.errors.extend([fault] * times)
-            self._faults.include_reads = self._faults.include_reads or include_reads
+            if on == "messages":
+                self._faults.errors.extend([fault] * times)
+                self._faults.include_reads = self._faults.include_reads or include_reads
+            else:
+                self._faults.endpoint_errors.setdefault(on, []).extend([fault] * times)
 
     def fail_ratio(
         self, ratio: float, codes: Sequence[int] = (131000,), seed: int | None = None, *, include_reads: bool = False
@@ -644,26 +738,83 @@ class GraphSimulator:
         with self._lock:
             self._faults.outage = down
 
+    # -- media and templates (Meta's side) ----------------------------------------------------------------
+
+    def add_media(
+        self,
+        content: bytes,
+        mime_type: str,
+        *,
+        phone_number_id: str | None = None,
+        filename: str | None = None,
+        faults: Collection[str] = (),
+    ) -> str:
+        """Hold a file as Meta would after a lead sent it; the media id goes into the inbound webhook.
+
+        `faults`: `missing` (GET /{media-id} says no such object), `wrong_sha256` (the metadata's sha256 is
+        not the file's), `expired_url` (download URLs are already expired when issued), `download_404`
+        (the file is gone from the media host).
+        """
+        unknown = set(faults) - MEDIA_FAULTS
+        if unknown:
+            raise ValueError(f"unknown media faults {sorted(unknown)}; known: {sorted(MEDIA_FAULTS)}")
+        media_id = str(next(self._media_ids))
+        with self._lock:
+            self._media[media_id] = StoredMedia(media_id, content, mime_type, phone_number_id, filename, set(faults))
+        return media_id
+
+    def media(self, media_id: str) -> StoredMedia | None:
+        """A file Meta holds (uploaded, or added with `add_media`)."""
+        with self._lock:
+            return self._media.get(media_id)
+
+    def uploads(self) -> list[StoredMedia]:
+        with self._lock:
+            return [
+                self._media[record.response["id"]]
+                for record in self._records
+                if record.endpoint == "upload" and record.accepted
+            ]
+
+    def set_templates(self, templates: Sequence[dict[str, Any]] | None) -> None:
+        """Replace the template catalogue (None: no catalogue, template sends are not checked)."""
+        with self._lock:
+            self.templates = [dict(item) for item in templates] if templates is not None else None
+
+    def set_template_status(self, name: str, language: str, status: str) -> None:
+        with self._lock:
+            for template in self.templates or []:
+                if template.get("name") == name and template.get("language") == language:
+                    template["status"] = status
+                    return
+        raise KeyError(f"no template {name} ({language}) in the catalogue")
+
     # -- request handling (called from handler threads) --------------------------------------------------
 
     def _handle(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any, str] | None:
-        match = _MESSAGES_PATH.match(path.split("?", 1)[0])
+        bare = path.split("?", 1)[0]
+        match = _MESSAGES_PATH.match(bare)
+        endpoint, other = _route(method, bare)
         record = RecordedRequest(
             method=method,
             path=path,
             headers={name: value for name, value in headers.items() if name.lower() != "authorization"},
-            body=_parse_json(raw),
-            phone_number_id=match["phone_number_id"] if match else None,
+            body=_upload_summary(headers, raw) if endpoint == "upload" else _parse_json(raw),
+            phone_number_id=match["phone_number_id"] if match else other.get("phone_number_id"),
+            endpoint=endpoint,
         )
         with self._lock:
             self._records.append(record)
             faults = self._faults
             delay = faults.delays.pop(0) if faults.delays else 0.0
-            if not delay and faults.delay_ratio and not record.is_read:
+            if not delay and faults.delay_ratio and record.is_send:
                 delay = faults.delay_seconds if faults.delay_random.random() < faults.delay_ratio else 0.0
         if delay and self._stopping.wait(delay):
             return None
-        status, payload, content_type = self._answer(method, match, headers, record)
+        if endpoint in ("messages", None):
+            status, payload, content_type = self._answer(method, match, headers, record)
+        else:
+            status, payload, content_type = self._answer_other(endpoint, other, path, headers, raw, record)
         with self._lock:
             record.status, record.response = status, payload
         return status, payload, content_type
@@ -691,6 +842,121 @@ class GraphSimulator:
         except _InjectedFault as injected:
             fault = injected.fault
             return fault.http_status, error_body(fault.code, fault.title, fault.details), "application/json"
+
+    def _answer_other(
+        self,
+        endpoint: str,
+        params: dict[str, str],
+        path: str,
+        headers: dict[str, str],
+        raw: bytes,
+        record: RecordedRequest,
+    ) -> tuple[int, Any, str]:
+        """Media metadata, downloads, uploads and the template catalogue."""
+        with self._lock:
+            outage = self._faults.outage
+            queued = self._faults.endpoint_errors.get(endpoint)
+            injected = queued.pop(0) if queued else None
+        if outage:
+            return 500, b"<html><body>500 Internal Server Error</body></html>", "text/html"
+        query = {key: values[-1] for key, values in parse_qs(urlsplit(path).query).items()}
+        try:
+            self._check_token(headers)
+            if injected is not None:
+                raise _InjectedFault(injected)
+            if endpoint == "media":
+                return 200, self._media_metadata(params["media_id"], query), "application/json"
+            if endpoint == "download":
+                return self._download(params["media_id"], query)
+            if endpoint == "upload":
+                return 200, self._upload(params["phone_number_id"], headers, raw), "application/json"
+            return 200, self._template_page(params["waba_id"], query), "application/json"
+        except _Refusal as refusal:
+            if endpoint == "download":
+                # Meta's media host answers with bare statuses, not Graph error objects.
+                return refusal.http_status, b"", "text/plain"
+            return refusal.http_status, error_body(refusal.code, details=refusal.details), "application/json"
+        except _InjectedFault as fault:
+            failure = fault.fault
+            return failure.http_status, error_body(failure.code, failure.title, failure.details), "application/json"
+
+    def _stored(self, media_id: str) -> StoredMedia:
+        with self._lock:
+            stored = self._media.get(media_id)
+        if stored is None or "missing" in stored.faults:
+            raise _Refusal(
+                100, f"Unsupported get request. Object with ID '{media_id}' does not exist or cannot be loaded."
+            )
+        return stored
+
+    def _media_metadata(self, media_id: str, query: dict[str, str]) -> dict[str, Any]:
+        stored = self._stored(media_id)
+        asked_number = query.get("phone_number_id")
+        if asked_number and stored.phone_number_id and asked_number != stored.phone_number_id:
+            raise _Refusal(100, "The media does not belong to this phone number.")
+        ttl = 0.0 if "expired_url" in stored.faults else self.media_url_ttl
+        expires = int(time.time() + ttl)
+        sha256 = stored.sha256 if "wrong_sha256" not in stored.faults else hashlib.sha256(b"not the file").hexdigest()
+        return {
+            "messaging_product": "whatsapp",
+            "url": f"{self.base_url}/_media/{media_id}?ext={expires}&hash={secrets.token_hex(8)}",
+            "mime_type": stored.mime_type,
+            "sha256": sha256,
+            "file_size": str(len(stored.content)),
+            "id": media_id,
+        }
+
+    def _download(self, media_id: str, query: dict[str, str]) -> tuple[int, Any, str]:
+        with self._lock:
+            stored = self._media.get(media_id)
+        expires = query.get("ext", "")
+        if stored is None or "download_404" in stored.faults or not expires.isdigit() or int(expires) <= time.time():
+            raise _Refusal(100, "not found", http_status=404)
+        return 200, stored.content, stored.mime_type
+
+    def _upload(self, phone_number_id: str, headers: dict[str, str], raw: bytes) -> dict[str, Any]:
+        fields, file_part = _multipart(headers, raw)
+        if fields.get("messaging_product") != "whatsapp":
+            raise _Refusal(100, "The parameter messaging_product is required and must be 'whatsapp'.")
+        if file_part is None:
+            raise _Refusal(131008, "The parameter file is required.")
+        filename, content, part_type = file_part
+        mime_type = (fields.get("type") or part_type or "").split(";", 1)[0].strip().lower()
+        limit = _UPLOAD_LIMITS.get(mime_type)
+        if limit is None:
+            raise _Refusal(
+                131053, f"Param file must be a file with one of the following types: {sorted(_UPLOAD_LIMITS)}"
+            )
+        if not content:
+            raise _Refusal(131053, "The uploaded file is empty.")
+        if len(content) > limit:
+            raise _Refusal(131053, f"The file is larger than the {limit} bytes allowed for {mime_type}.")
+        media_id = str(next(self._media_ids))
+        with self._lock:
+            self._media[media_id] = StoredMedia(media_id, content, mime_type, phone_number_id, filename)
+        return {"id": media_id}
+
+    def _template_page(self, waba_id: str, query: dict[str, str]) -> dict[str, Any]:
+        if waba_id != self.waba_id:
+            raise _Refusal(100, f"Unsupported get request. Object with ID '{waba_id}' does not exist.")
+        with self._lock:
+            catalogue = [dict(item) for item in self.templates or []]
+        limit = int(query["limit"]) if query.get("limit", "").isdigit() else 25
+        start = _cursor_index(query.get("after"))
+        page = catalogue[start : start + max(1, limit)]
+        fields = [name for name in query.get("fields", "").split(",") if name]
+        if fields:
+            page = [{key: value for key, value in item.items() if key in fields or key == "id"} for item in page]
+        answer: dict[str, Any] = {"data": page}
+        if catalogue:
+            end = start + len(page)
+            answer["paging"] = {"cursors": {"before": _cursor(start), "after": _cursor(end - 1 if page else start)}}
+            if end < len(catalogue):
+                answer["paging"]["cursors"]["after"] = _cursor(end)
+                answer["paging"]["next"] = (
+                    f"{self.base_url}/v22.0/{waba_id}/message_templates?limit={limit}&after={_cursor(end)}"
+                )
+        return answer
 
     def _check_token(self, headers: dict[str, str]) -> None:
         if self.access_token is None:
@@ -805,6 +1071,77 @@ def _parse_json(raw: bytes) -> Any:
         return None
 
 
+def _route(method: str, path: str) -> tuple[str | None, dict[str, str]]:
+    """Which of Meta's endpoints a request is for, and its path parameters."""
+    if _MESSAGES_PATH.match(path):
+        return "messages", {}
+    for endpoint, pattern, wanted in (
+        ("upload", _UPLOAD_PATH, "POST"),
+        ("templates", _TEMPLATES_PATH, "GET"),
+        ("media", _MEDIA_PATH, "GET"),
+        ("download", _DOWNLOAD_PATH, "GET"),
+    ):
+        found = pattern.match(path)
+        if found and method == wanted:
+            return endpoint, found.groupdict()
+    return None, {}
+
+
+def _multipart(headers: dict[str, str], raw: bytes) -> tuple[dict[str, str], tuple[str | None, bytes, str] | None]:
+    """Form fields and the `file` part (filename, bytes, its Content-Type) of a multipart/form-data body."""
+    content_type = next((value for name, value in headers.items() if name.lower() == "content-type"), "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise _Refusal(100, "Upload requests must be multipart/form-data.")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+    )
+    fields: dict[str, str] = {}
+    file_part: tuple[str | None, bytes, str] | None = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+        if name == "file":
+            file_part = (part.get_filename(), data, part.get_content_type())
+        elif isinstance(name, str):
+            fields[name] = data.decode("utf-8", "replace")
+    return fields, file_part
+
+
+def _upload_summary(headers: dict[str, str], raw: bytes) -> dict[str, Any] | None:
+    """What an upload carried, without its bytes (recorded requests stay small)."""
+    try:
+        fields, file_part = _multipart(headers, raw)
+    except _Refusal:
+        return None
+    summary: dict[str, Any] = dict(fields)
+    if file_part is not None:
+        filename, content, part_type = file_part
+        summary["file"] = {
+            "filename": filename,
+            "content_type": part_type,
+            "size": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
+    return summary
+
+
+def _cursor(index: int) -> str:
+    return base64.urlsafe_b64encode(f"i{index}".encode()).decode().rstrip("=")
+
+
+def _cursor_index(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise _Refusal(100, "Invalid cursor.") from None
+    if not text.startswith("i") or not text[1:].isdigit():
+        raise _Refusal(100, "Invalid cursor.")
+    return int(text[1:])
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the Graph API simulator on loopback.")
     parser.add_argument("--port", type=int, default=8089, help="0 picks a free port")
@@ -823,6 +1160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         webhook_url=args.webhook_url,
         app_secret=args.app_secret,
         status_delay=args.status_delay,
+        templates=default_catalogue(),
     )
     with simulator:
         print(f"Graph API simulator on {simulator.base_url}", flush=True)

@@ -202,6 +202,22 @@ class MediaError(GraphAPIError):
     __error_codes__ = frozenset({131052, 131053})
 
 
+class MediaDownloadError(MediaError):
+    """A media download URL was refused (expired after its 5 minutes, or not Meta's): fetch a fresh URL.
+
+    Raised for downloads only; Meta's lookaside host answers with bare HTTP statuses, not Graph codes.
+    """
+
+
+class MediaTooLargeError(MediaError):
+    """A media file is larger than the caller allows; nothing past the limit was read."""
+
+    def __init__(self, message: str | None = None, *, limit: int, size: int | None = None, **fields: Any) -> None:
+        self.limit = limit
+        self.size = size
+        super().__init__(message or f"media larger than {limit} bytes", **fields)
+
+
 class TemplateError(GraphAPIError):
     """Any template problem: missing or unapproved in that language, wrong parameters, paused, disabled."""
 
