@@ -47,8 +47,17 @@ def _fresh_caches() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """moto's server on a free loopback port, for the whole session; boto3 reaches it via AWS_ENDPOINT_URL."""
+    """moto's server on a free loopback port, for the whole session; boto3 reaches it via AWS_ENDPOINT_URL.
+
+    With the local stack's DynamoDB fidelity patch (local/moto_fidelity.py): without its lock, moto checks a
+    condition and writes on different request threads, so eight racing claims could all be granted when the
+    machine is loaded (test_only_one_of_many_concurrent_consumers_wins_the_claim failed that way).
+    """
     from moto.server import ThreadedMotoServer
+
+    from local.moto_fidelity import install
+
+    install()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
