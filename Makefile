@@ -10,10 +10,11 @@ SAM := $(TOOLS)/bin/sam
 # The pyenv shim behind python3.13 (used by `sam build`'s workflow) needs a version selected.
 export PYENV_VERSION ?= 3.13.0:3.12.1:3.11.7
 
-.PHONY: help venv tools lint typecheck validate unit integration test build run demo bench replay clean
+.PHONY: help venv tools lint typecheck validate test-unit test-integration test-e2e test-reliability test build run demo \
+	bench replay clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements-dev.txt layers/whatsapp/requirements.txt
 	@test -n "$(PYTHON313)" || { scripts/find-python.sh; exit 1; }
@@ -36,17 +37,24 @@ lint: venv ## ruff (lint + format check)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-typecheck: venv ## mypy over the layer and the functions
+typecheck: venv ## mypy (strict) over the layer, the functions, local/, bench/ and scripts/
 	$(PY) -m mypy
 
 validate: tools ## sam validate --lint (cfn-lint included)
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --region eu-west-1
 
-unit: venv ## Unit tests only (no network)
-	$(PY) -m pytest tests/unit
+# One level each (markers in pyproject.toml); `make test` runs them all with the checks.
+test-unit: venv ## Unit tests: pure, no network, about 10 seconds (the edit loop)
+	$(PY) -m pytest tests/unit -m unit -q
 
-integration: venv ## Integration tests (moto server + Graph fake on loopback)
-	$(PY) -m pytest tests/integration
+test-integration: venv ## Integration tests: real handlers on moto's server, the Graph fake, template.yaml
+	$(PY) -m pytest tests/integration -m integration
+
+test-e2e: venv tools ## End to end: the local stack, the build, the README's commands
+	$(PY) -m pytest tests/e2e -m e2e
+
+test-reliability: venv ## Fuzzing, schemathesis, moto's fidelity, a short replay with faults
+	$(PY) -m pytest tests/reliability -m reliability
 
 test: venv tools lint typecheck validate ## The whole suite: lint, types, template, all tests
 	$(PY) -m pytest

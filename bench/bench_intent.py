@@ -29,9 +29,9 @@ from _common import LAYER, ROOT, ensure_paths, fresh_process_seconds, median_ms
 
 ensure_paths()
 
-from whatsapp_crm.intent import Intent, IntentEngine, Language, detect_intent, plan_reply  # noqa: E402
-from whatsapp_crm.intent.engine import read_intent_data  # noqa: E402
-from whatsapp_crm.schedule import BusinessHours  # noqa: E402
+from whatsapp_crm.intent import Intent, IntentEngine, Language, detect_intent, plan_reply
+from whatsapp_crm.intent.engine import read_intent_data
+from whatsapp_crm.schedule import BusinessHours
 
 LABELLED = ROOT / "tests" / "unit" / "intent" / "labelled_messages.jsonl"
 COLD_RUNS = 15

@@ -27,12 +27,12 @@ from _common import ROOT, ensure_paths, fresh_process_seconds, median_ms
 
 ensure_paths()
 
-from local import meta_payloads as meta  # noqa: E402
-from whatsapp_crm.ingest import receive_webhook, record_notification  # noqa: E402
-from whatsapp_crm.queue import SqsInboundQueue  # noqa: E402
-from whatsapp_crm.signature import verify  # noqa: E402
-from whatsapp_crm.store.dynamodb import DynamoConversationStore  # noqa: E402
-from whatsapp_crm.webhook.parse import decode_body, parse_notification  # noqa: E402
+from local import meta_payloads as meta
+from whatsapp_crm.ingest import receive_webhook, record_notification
+from whatsapp_crm.signature import verify
+from whatsapp_crm.sqs.inbound_queue import SqsInboundQueue
+from whatsapp_crm.store.dynamodb import DynamoConversationStore
+from whatsapp_crm.webhook.parse import decode_body, parse_notification
 
 SECRET = "bench-app-secret"
 LEAD = "972525551234"

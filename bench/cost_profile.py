@@ -29,11 +29,11 @@ for _path in (str(ROOT), str(ROOT / "layers" / "whatsapp"), str(ROOT / "bench"))
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from replay import OwnStack, Progress, Stack, StackOptions, drain, get_json, summarize_meters  # noqa: E402
+from replay import OwnStack, Progress, Stack, StackOptions, drain, get_json, summarize_meters
 
-from local import meta_payloads as meta  # noqa: E402
-from local.defaults import LOCAL_APP_SECRET  # noqa: E402
-from local.faults import read_meters  # noqa: E402
+from local import meta_payloads as meta
+from local.defaults import LOCAL_APP_SECRET
+from local.faults import read_meters
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> int:

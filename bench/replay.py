@@ -44,10 +44,10 @@ for _path in (str(ROOT), str(ROOT / "layers" / "whatsapp"), str(ROOT / "bench"))
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
-from replay_data import ATTACK_KINDS, MALFORMED, MALFORMED_PART, Day, Webhook, describe, generate_day  # noqa: E402
+from replay_data import ATTACK_KINDS, MALFORMED, MALFORMED_PART, Day, Webhook, describe, generate_day
 
-from local.defaults import LOCAL_APP_SECRET  # noqa: E402
-from local.faults import FAULT_HEADER, read_meters  # noqa: E402
+from local.defaults import LOCAL_APP_SECRET
+from local.faults import FAULT_HEADER, read_meters
 
 READY_LINE = "Local stack ready"
 COOLDOWN = timedelta(minutes=30)  # template.yaml AutoReplyCooldownMinutes default
@@ -688,7 +688,7 @@ def audit_replies(truth: Truth) -> ReplyAudit:
 
 
 def _highest(names: Sequence[str]) -> int:
-    from whatsapp_crm.conversations import StatusRank
+    from whatsapp_crm.records import StatusRank
 
     ranks = [rank for name in names if (rank := StatusRank.of(name)) is not None]
     return int(max(ranks)) if ranks else -1

@@ -277,7 +277,7 @@ class WorkerFaults:
         if isinstance(context, dict) and context.pop("local_fault_lost", False):
             from botocore.exceptions import ReadTimeoutError
 
-            _, name = self._name(event_name)
+            _service, name = self._name(event_name)
             self._count_fault(name, _LOST)
             raise ReadTimeoutError(endpoint_url=f"injected://{name}")
 
@@ -336,7 +336,7 @@ def install_worker(function: str, environ: dict[str, str] | None = None) -> Work
         original_init(session, *args, **kwargs)
         faults.register(session)
 
-    botocore.session.Session.__init__ = init_with_hooks  # type: ignore[method-assign]
+    botocore.session.Session.__init__ = init_with_hooks
     sys.stdout = _CountingStream(sys.stdout, meter)
     if meter_dir:
         _start_meter_writer(Path(meter_dir), meter)

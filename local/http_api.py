@@ -109,7 +109,8 @@ def _evaluate(template: dict[str, Any], value: Any) -> Any:
         inner = _evaluate(template, value["Fn::Not"][0])
         return None if inner is None else not inner
     if "Fn::And" in value or "Fn::Or" in value:
-        items = [_evaluate(template, item) for item in value.get("Fn::And", value.get("Fn::Or"))]
+        operands = value.get("Fn::And") or value.get("Fn::Or") or []
+        items = [_evaluate(template, item) for item in operands]
         if None in items:
             return None
         return all(items) if "Fn::And" in value else any(items)

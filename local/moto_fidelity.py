@@ -125,10 +125,10 @@ def install() -> None:
         committed[token] = (digest, now, result)
         return result
 
-    models.copy = _NoTableCopy(Table)  # type: ignore[assignment]
-    DynamoHandler.transact_write_items = handler_transact  # type: ignore[method-assign]
+    models.copy = _NoTableCopy(Table)  # type: ignore[attr-defined,assignment]
+    DynamoHandler.transact_write_items = handler_transact  # type: ignore[assignment]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[assignment]
     _installed = True
 
 

@@ -44,7 +44,7 @@ _TemplateLoader.add_multi_constructor("!", _construct_intrinsic)
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
-        document = yaml.load(handle, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+        document = yaml.load(handle, Loader=_TemplateLoader)  # a SafeLoader subclass
     if not isinstance(document, dict):
         raise ValueError(f"{path} is not a template")
     return document

@@ -28,15 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from local.defaults import LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN  # noqa: E402
-from local.runtime import use_layers  # noqa: E402
+from local.defaults import LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN
+from local.runtime import use_layers
 
 use_layers()
 
-from local import meta_payloads as meta  # noqa: E402
-from local.http_api import build_event, find_route, routes  # noqa: E402
-from local.poller import SqsSource, lambda_record  # noqa: E402
-from local.template import load_template  # noqa: E402
+from local import meta_payloads as meta
+from local.http_api import build_event, find_route, routes
+from local.poller import SqsSource, lambda_record
+from local.template import load_template
 
 EVENTS_DIR = ROOT / "events"
 FIXED_EPOCH = 1764000000  # 2025-11-24T16:00:00Z
@@ -277,7 +277,7 @@ def sqs_event(template: dict[str, Any], settings: Settings) -> dict[str, Any] | 
         sqs_message = {
             "MessageId": f"0c6f6e5e-4a1b-4f3e-9d1a-00000000000{index + 1}",
             "ReceiptHandle": f"AQEBlocal{index + 1}" + "x" * 40,
-            "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # noqa: S324 - SQS's own checksum, not security
+            "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's own checksum, not security
             "Body": body,
             "Attributes": {
                 "ApproximateReceiveCount": "1",

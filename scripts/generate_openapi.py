@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from local.runtime import use_layers  # noqa: E402
+from local.runtime import use_layers
 
 use_layers()
 
-from local.handlers import load_function_module  # noqa: E402
+from local.handlers import load_function_module
 
 OUTPUT = ROOT / "docs" / "openapi.json"
 API_FUNCTIONS = ("SendFunction", "ConversationsFunction")

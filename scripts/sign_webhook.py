@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from local.defaults import app_secret, default_base_url  # noqa: E402
-from local.runtime import use_layers  # noqa: E402
+from local.defaults import app_secret, default_base_url
+from local.runtime import use_layers
 
 use_layers()
 
-from local import meta_payloads as meta  # noqa: E402
+from local import meta_payloads as meta
 
 
 def body_from_file(path: Path, as_is: bool) -> bytes:

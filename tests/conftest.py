@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +31,19 @@ os.environ.setdefault("POWERTOOLS_DEV", "false")
 TEST_APP_SECRET = "test-app-secret-not-for-production"
 TEST_VERIFY_TOKEN = "test-verify-token"
 TEST_ACCESS_TOKEN = "EAAG-test-token-never-logged"
+
+
+TESTS_DIR = Path(__file__).parent
+LEVELS = ("unit", "integration", "e2e", "reliability")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test carries the marker of its level, the folder it sits in, so `-m <level>` selects it."""
+    for item in items:
+        level = item.path.relative_to(TESTS_DIR).parts[0]
+        if level not in LEVELS:
+            raise pytest.UsageError(f"{item.nodeid}: tests live in one of tests/{{{','.join(LEVELS)}}}/")
+        item.add_marker(level)
 
 
 @pytest.fixture(autouse=True)

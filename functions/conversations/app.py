@@ -27,7 +27,7 @@ from whatsapp_crm.clock import Clock, iso, utc_now
 from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError
 from whatsapp_crm.health import HealthPolicy, HealthStore, check_health
-from whatsapp_crm.http import json_response
+from whatsapp_crm.http_responses import json_response
 from whatsapp_crm.observability import logger, metrics, tracer
 from whatsapp_crm.read_api import (
     ConversationReader,
@@ -65,7 +65,7 @@ def _settings() -> ConversationsSettings:
 
 @cache
 def _dynamo_store(table_name: str) -> Any:
-    from whatsapp_crm.store.api import DynamoApiStore
+    from whatsapp_crm.store.read_api import DynamoApiStore
 
     return DynamoApiStore(table_name)
 

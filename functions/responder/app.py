@@ -20,7 +20,6 @@ from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import QueueUnavailableError
 from whatsapp_crm.handoff import QueuedInbound
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics
-from whatsapp_crm.redelivery import delays_for_failures
 from whatsapp_crm.respond import (
     CredentialsRejectedError,
     ReplyOutcome,
@@ -31,6 +30,7 @@ from whatsapp_crm.respond import (
     respond,
 )
 from whatsapp_crm.settings import ResponderSettings, load
+from whatsapp_crm.sqs.redelivery import delays_for_failures
 
 
 class InboundQueueRecord(SqsRecordModel):
@@ -58,7 +58,7 @@ def _policy(settings: ResponderSettings) -> ReplyPolicy:
 # Real adapters are built on first use and reused by later invocations of this execution environment.
 @cache
 def _dynamo_store(table_name: str) -> ReplyStore:
-    from whatsapp_crm.store.replies import DynamoReplyStore
+    from whatsapp_crm.store.responder import DynamoReplyStore
 
     return DynamoReplyStore(table_name)
 
@@ -73,7 +73,7 @@ def _graph_client(access_token: str, settings: ResponderSettings) -> ReplySender
 
 @cache
 def _redelivery(queue_url: str) -> Any:
-    from whatsapp_crm.redelivery import SqsRedelivery
+    from whatsapp_crm.sqs.redelivery import SqsRedelivery
 
     return SqsRedelivery(queue_url)
 

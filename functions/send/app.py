@@ -18,7 +18,7 @@ from whatsapp_crm.api_models import SendAcceptedBody, body_doc, error_doc
 from whatsapp_crm.clock import Clock, utc_now
 from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.health import RefusalCounter
-from whatsapp_crm.http import error_response, json_response
+from whatsapp_crm.http_responses import error_response, json_response
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from whatsapp_crm.outbound import (
     InvalidRecipientError,

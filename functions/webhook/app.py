@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError, QueueUnavailableError, StoreUnavailableError
-from whatsapp_crm.http import error_response, json_response
+from whatsapp_crm.http_responses import error_response, json_response
 from whatsapp_crm.ingest import (
     ConversationWriter,
     InboundSink,
@@ -56,7 +56,7 @@ def _dynamo_store(table_name: str) -> ConversationWriter:
 
 @cache
 def _sqs_queue(queue_url: str) -> InboundSink:
-    from whatsapp_crm.queue import SqsInboundQueue
+    from whatsapp_crm.sqs.inbound_queue import SqsInboundQueue
 
     return SqsInboundQueue(queue_url)
 

@@ -10,12 +10,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from e2e.harness import clean_environment
 from local.template import ROOT
-
-pytestmark = pytest.mark.e2e
 
 TOOLS = ROOT / ".venv-tools"
 FUNCTIONS = ("WebhookFunction", "ResponderFunction", "SendFunction", "ConversationsFunction")

@@ -31,8 +31,6 @@ from local import meta_payloads as meta
 from local.defaults import LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN
 from local.template import ROOT, load_template
 
-pytestmark = pytest.mark.e2e
-
 HEBREW = "שלום, אפשר לקבוע פגישה מחר?"
 TEMPLATE = load_template()
 

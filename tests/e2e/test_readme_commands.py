@@ -21,8 +21,6 @@ from e2e.harness import StackProcess, alive, clean_environment, descendants, eve
 from local.defaults import LOCAL_VERIFY_TOKEN, PORT_ENV
 from local.template import ROOT
 
-pytestmark = pytest.mark.e2e
-
 VENV = ROOT / ".venv"
 
 

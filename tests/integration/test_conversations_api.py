@@ -16,8 +16,8 @@ from integration.api_client import ApiClient
 from local import meta_payloads as meta
 from local.graph_simulator import GraphSimulator
 from whatsapp_crm.clock import iso
-from whatsapp_crm.conversations import InboundRecord, OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.read_api import CursorSigner, Position
+from whatsapp_crm.records import InboundRecord, OutboundRecord, PreferenceChange, SentBy
 
 LEAD = "972525551234"
 OTHER_LEAD = "972545550199"

@@ -6,7 +6,7 @@ from typing import Any
 
 from conftest import AwsStack
 from local import meta_payloads as meta
-from whatsapp_crm.conversations import OutboundRecord, SentBy
+from whatsapp_crm.records import OutboundRecord, SentBy
 
 LEAD = "972525551234"
 

@@ -25,8 +25,8 @@ from local.apigw import lambda_context
 from local.graph_simulator import GraphSimulator
 from local.handlers import load_function_module
 from whatsapp_crm.clock import iso
-from whatsapp_crm.conversations import OutboundRecord, SentBy
-from whatsapp_crm.redelivery import SqsRedelivery
+from whatsapp_crm.records import OutboundRecord, SentBy
+from whatsapp_crm.sqs.redelivery import SqsRedelivery
 
 LEAD = "972525551234"
 OTHER_LEAD = "972545550199"

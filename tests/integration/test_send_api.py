@@ -14,8 +14,8 @@ from conftest import TEST_ACCESS_TOKEN, AwsStack
 from integration.api_client import ApiClient
 from local import meta_payloads as meta
 from local.graph_simulator import GraphSimulator
-from whatsapp_crm.conversations import PreferenceChange
 from whatsapp_crm.graph.client import GraphClient
+from whatsapp_crm.records import PreferenceChange
 
 LEAD = "972525551234"
 OTHER_LEAD = "972545550199"

@@ -20,7 +20,7 @@ def _count_sqs_sends() -> list[str]:
     """Dedup ids the webhook's own SQS client sends from now on (FIFO dedup would hide a repeat from the queue)."""
     import os
 
-    from whatsapp_crm.queue import SqsInboundQueue
+    from whatsapp_crm.sqs.inbound_queue import SqsInboundQueue
 
     sent: list[str] = []
     module = load_function_module("WebhookFunction")

@@ -28,8 +28,6 @@ from local.apigw import http_api_event, lambda_context
 from local.graph_simulator import GraphSimulator
 from local.handlers import load_function_module
 
-pytestmark = pytest.mark.integration
-
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "60"))
 IN_CI = bool(os.environ.get("CI"))
 FUZZ = settings(

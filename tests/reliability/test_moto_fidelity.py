@@ -11,8 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:

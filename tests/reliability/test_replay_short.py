@@ -11,11 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from bench import replay
-
-pytestmark = pytest.mark.e2e
 
 SHORT_DAY = [
     "--webhooks", "1000",

@@ -20,8 +20,6 @@ from hypothesis import HealthCheck, settings
 
 from bench.replay import OwnStack, StackOptions
 
-pytestmark = pytest.mark.e2e
-
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 schema = schemathesis.openapi.from_path(OPENAPI)
 

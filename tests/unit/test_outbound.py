@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from whatsapp_crm.clock import iso
-from whatsapp_crm.conversations import OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.graph.errors import AuthError, MarketingOptOutError, PairRateLimitError
 from whatsapp_crm.outbound import (
@@ -22,6 +21,7 @@ from whatsapp_crm.outbound import (
     send_message,
 )
 from whatsapp_crm.ratelimit import RateLimitedError, WindowSlot
+from whatsapp_crm.records import OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.send_models import parse_send_request
 
 NOW = datetime(2026, 11, 25, 10, 0, 30, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from whatsapp_crm.redelivery import MAX_VISIBILITY_SECONDS, delays_for_failures
+from whatsapp_crm.sqs.redelivery import MAX_VISIBILITY_SECONDS, delays_for_failures
 
 
 def _record(message_id: str, group: str) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import pytest
 
 from local import meta_payloads as meta
 from whatsapp_crm.clock import iso
-from whatsapp_crm.conversations import MessageError, OutboundRecord, PreferenceChange
 from whatsapp_crm.graph.client import SendResult
 from whatsapp_crm.graph.errors import (
     AuthError,
@@ -26,6 +25,7 @@ from whatsapp_crm.graph.errors import (
     UndeliverableError,
 )
 from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.records import MessageError, OutboundRecord, PreferenceChange
 from whatsapp_crm.respond import (
     CALLBACK_PREFIX,
     Claim,

@@ -25,7 +25,7 @@ from whatsapp_crm.graph.errors import (
     RateLimitError,
     ReengagementRequiredError,
 )
-from whatsapp_crm.http import error_response
+from whatsapp_crm.http_responses import error_response
 from whatsapp_crm.observability import MetricUnit, logger, metrics
 
 _REQUEST_PARSING_MODULE = "aws_lambda_powertools.event_handler.middlewares.openapi_validation"

@@ -135,7 +135,7 @@ def check_health(
 def _secret_check(check_secret: Callable[[], None]) -> Check:
     try:
         check_secret()
-    except Exception as error:  # noqa: BLE001 - any failure to read the secret is the finding itself
+    except Exception as error:  # any failure to read the secret is the finding itself
         # The class name only: messages from the secret path could quote more than we want in a response.
         logger.warning("health: secret unusable", extra={"problem": type(error).__name__})
         return Check(ok=False, detail="the WhatsApp secret cannot be read or is incomplete")

@@ -15,7 +15,9 @@ from json.encoder import encode_basestring
 from typing import Protocol
 
 from whatsapp_crm.clock import Clock, iso, iso_from_unix, utc_now, utc_now_iso
-from whatsapp_crm.conversations import (
+from whatsapp_crm.graph.errors import MarketingOptOutError, error_class_for
+from whatsapp_crm.handoff import Handoff, handoff
+from whatsapp_crm.records import (
     InboundRecord,
     MessageError,
     PreferenceChange,
@@ -23,8 +25,6 @@ from whatsapp_crm.conversations import (
     StatusRank,
     StatusUpdate,
 )
-from whatsapp_crm.graph.errors import MarketingOptOutError, error_class_for
-from whatsapp_crm.handoff import Handoff, handoff
 from whatsapp_crm.signature import SignatureVerdict, verify
 from whatsapp_crm.webhook.models import GraphErrorInfo, InboundMessage, MessageType, StatusKind
 from whatsapp_crm.webhook.parse import (

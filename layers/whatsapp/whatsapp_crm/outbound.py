@@ -17,13 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from whatsapp_crm.clock import Clock, iso, parse_iso
-from whatsapp_crm.conversations import OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.graph.errors import GraphAPIError, MarketingOptOutError
 from whatsapp_crm.health import RefusalCounter, counts_as_refused
 from whatsapp_crm.observability import logger, mask_phone
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.ratelimit import RateCounter, RateLimit, acquire
+from whatsapp_crm.records import OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.send_models import (
     AnyMessage,
     media_id,

@@ -28,10 +28,10 @@ from whatsapp_crm.api_models import (
     ReadReceipt,
     StatusEntry,
 )
-from whatsapp_crm.conversations import StatusRank
 from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.outbound import window_closes_at
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
+from whatsapp_crm.records import StatusRank
 
 CURSOR_VERSION = "v1"
 MAX_CURSOR_LENGTH = 2048

@@ -24,7 +24,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from whatsapp_crm.clock import Clock, iso, iso_from_unix, parse_iso, utc_now
-from whatsapp_crm.conversations import MessageError, OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.graph.errors import (
     AccountRestrictedError,
     AuthError,
@@ -40,9 +39,10 @@ from whatsapp_crm.graph.errors import (
 from whatsapp_crm.handoff import QueuedInbound
 from whatsapp_crm.health import counts_as_refused
 from whatsapp_crm.intent.engine import Intent, Language, detect_intent
-from whatsapp_crm.intent.replies import ReplyPlan, plan_reply, plan_slot_confirmation, plan_slot_reoffer
+from whatsapp_crm.intent.reply_plans import ReplyPlan, plan_reply, plan_slot_confirmation, plan_slot_reoffer
 from whatsapp_crm.observability import logger, mask_phone
-from whatsapp_crm.reply_records import (
+from whatsapp_crm.records import MessageError, OutboundRecord, PreferenceChange, SentBy
+from whatsapp_crm.responder_records import (
     CALLBACK_PREFIX,
     Claim,
     ClaimStatus,

@@ -1,4 +1,4 @@
-"""Auto-reply brain: what a lead's message asks for (engine) and what to answer (replies). Pure, no I/O."""
+"""Auto-reply brain: what a lead's message asks for (engine) and what to answer (reply_plans). Pure, no I/O."""
 
 from whatsapp_crm.intent.engine import (
     PRECEDENCE,
@@ -9,7 +9,7 @@ from whatsapp_crm.intent.engine import (
     detect_intent,
     detect_language,
 )
-from whatsapp_crm.intent.replies import (
+from whatsapp_crm.intent.reply_plans import (
     ReplyPlan,
     SlotButton,
     plan_reply,

@@ -18,7 +18,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whatsapp_crm.clock import parse_iso
-from whatsapp_crm.conversations import (
+from whatsapp_crm.errors import StoreUnavailableError
+from whatsapp_crm.records import (
     InboundRecord,
     OutboundRecord,
     PreferenceChange,
@@ -27,7 +28,6 @@ from whatsapp_crm.conversations import (
     StatusRank,
     StatusUpdate,
 )
-from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.store import keys
 
 # Counters outlive the 24-hour health window by a margin; DynamoDB's TTL sweeper deletes them later.

@@ -41,7 +41,7 @@ def delays_for_failures(
 
 
 class SqsRedelivery:
-    """ChangeMessageVisibility on one queue. The only SQS writer besides whatsapp_crm.queue."""
+    """ChangeMessageVisibility on one queue. The only SQS writer besides whatsapp_crm.sqs.inbound_queue."""
 
     def __init__(self, queue_url: str, client: Any | None = None) -> None:
         self.queue_url = queue_url

@@ -13,10 +13,10 @@ import pytest
 from conftest import AwsStack
 from local import meta_payloads as meta
 from whatsapp_crm.clock import iso
-from whatsapp_crm.conversations import MessageError, OutboundRecord, SentBy
 from whatsapp_crm.errors import StoreUnavailableError
-from whatsapp_crm.reply_records import CALLBACK_PREFIX, ClaimStatus, MeetingRequest, PendingReply
-from whatsapp_crm.store.replies import DynamoReplyStore
+from whatsapp_crm.records import MessageError, OutboundRecord, SentBy
+from whatsapp_crm.responder_records import CALLBACK_PREFIX, ClaimStatus, MeetingRequest, PendingReply
+from whatsapp_crm.store.responder import DynamoReplyStore
 
 LEAD = "972525551234"
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

@@ -20,9 +20,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whatsapp_crm.clock import iso
-from whatsapp_crm.conversations import MessageError, OutboundRecord
 from whatsapp_crm.errors import StoreUnavailableError
-from whatsapp_crm.reply_records import (
+from whatsapp_crm.records import MessageError, OutboundRecord
+from whatsapp_crm.responder_records import (
     CALLBACK_PREFIX,
     Claim,
     ClaimStatus,

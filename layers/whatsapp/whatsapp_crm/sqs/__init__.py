@@ -1,0 +1,1 @@
+"""SQS adapters: the webhook -> responder hand-off queue and the responder's visibility changes."""
