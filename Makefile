@@ -10,7 +10,7 @@ SAM := $(TOOLS)/bin/sam
 # The pyenv shim behind python3.13 (used by `sam build`'s workflow) needs a version selected.
 export PYENV_VERSION ?= 3.13.0:3.12.1:3.11.7
 
-.PHONY: help venv tools lint typecheck validate test-unit test-integration test-e2e test-reliability test build run demo \
+.PHONY: help venv tools lint typecheck validate browser test-unit test-integration test-e2e test-reliability test build run demo \
 	bench replay clean
 
 help: ## List the targets
@@ -32,6 +32,8 @@ $(TOOLS)/.installed: requirements-tools.txt
 
 venv: $(VENV)/.installed ## Create the project venv (.venv, Python 3.13)
 tools: $(TOOLS)/.installed ## Create the SAM CLI venv (.venv-tools)
+browser: ## Debian's Chromium for the inbox's browser tests (apt-get install when absent and root)
+	scripts/ensure-chromium.sh
 
 lint: venv ## ruff (lint + format check)
 	$(PY) -m ruff check .
@@ -56,7 +58,7 @@ test-e2e: venv tools ## End to end: the local stack, the build, the README's com
 test-reliability: venv ## Fuzzing, schemathesis, moto's fidelity, a short replay with faults
 	$(PY) -m pytest tests/reliability -m reliability
 
-test: venv tools lint typecheck validate ## The whole suite: lint, types, template, all tests
+test: venv tools browser lint typecheck validate ## The whole suite: lint, types, template, all tests
 	$(PY) -m pytest
 
 # sam's Python builder drops every .pyc, so Lambda would compile each imported module on every cold start

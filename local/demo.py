@@ -266,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     is_tty = sys.stdout.isatty()
     mode = BidiMode(args.bidi) if args.bidi else choose_mode(is_tty)
     demo = Demo(Http(f"http://{DEFAULT_HOST}:{args.port}"), mode, is_tty, args.timeout, print)
+    # The agent inbox shows the same conversation live: open it before the lead writes.
+    print(f"Agent inbox: http://{DEFAULT_HOST}:{args.port}/inbox#/c/{demo.wa_id}\n")
     try:
         demo.run()
     except DemoError as error:

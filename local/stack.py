@@ -366,6 +366,8 @@ class LocalStack:
             "",
             f"  HTTP API       {url}",
         ]
+        if self._has_route("GET", "/inbox"):
+            lines.insert(3, f"  Agent inbox    {url}/inbox   (open it in a browser)")
         width = max((len(route.route_key) for route in self.routes), default=10)
         function_width = max((len(route.function) for route in self.routes), default=10)
         for route in sorted(self.routes, key=lambda route: (route.path, route.method)):

@@ -8,11 +8,14 @@ resolved against the resources created so far.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from local.defaults import LOCAL_ACCOUNT_ID, LOCAL_REGION
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -66,10 +69,40 @@ class CreatedResources:
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
+# Pseudo parameters as a local deployment named "local" sees them.
+PSEUDO_PARAMETERS = {
+    "AWS::StackName": "local",
+    "AWS::Region": LOCAL_REGION,
+    "AWS::AccountId": LOCAL_ACCOUNT_ID,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+_SUB_REFERENCE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def _substitute(text: str, created: CreatedResources) -> str:
+    """Fn::Sub's string form: ${Parameter}, ${Resource}, ${Resource.Attribute}, ${AWS::Pseudo}."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in PSEUDO_PARAMETERS:
+            return PSEUDO_PARAMETERS[name]
+        if name in created.refs:
+            return created.refs[name]
+        logical_id, _, attribute = name.partition(".")
+        return created.attributes[(logical_id, attribute)]
+
+    return _SUB_REFERENCE.sub(replace, text)
+
+
 def _resolve(value: Any, created: CreatedResources) -> Any:
     if isinstance(value, dict):
         if "Ref" in value and len(value) == 1:
+            if value["Ref"] in PSEUDO_PARAMETERS:
+                return PSEUDO_PARAMETERS[value["Ref"]]
             return created.refs[value["Ref"]]
+        if "Fn::Sub" in value and len(value) == 1 and isinstance(value["Fn::Sub"], str):
+            return _substitute(value["Fn::Sub"], created)
         if "Fn::GetAtt" in value and len(value) == 1:
             logical_id, attribute = value["Fn::GetAtt"]
             return created.attributes[(logical_id, attribute)]

@@ -184,6 +184,8 @@ HTTP_EVENTS: list[HttpEventSpec] = [
     HttpEventSpec("conversation_messages", "ConversationsFunction", "GET", f"/conversations/{LEAD}/messages?limit=50"),
     HttpEventSpec("conversation_mark_read", "ConversationsFunction", "POST", f"/conversations/{LEAD}/read"),
     HttpEventSpec("health", "ConversationsFunction", "GET", "/health"),
+    HttpEventSpec("inbox_page", "InboxFunction", "GET", "/inbox"),
+    HttpEventSpec("inbox_config", "InboxFunction", "GET", "/inbox/config.json"),
 ]
 
 

@@ -6,6 +6,7 @@ mapping of its refusals. Reads only, apart from resetting a thread's unread coun
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -132,7 +133,8 @@ def _wa_id(raw: str) -> str:
     responses={200: body_doc("One page of conversations", ConversationsPage), 400: _INVALID},
 )
 def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
-    page = list_conversations(_reader(), _signer(), limit=limit, cursor=cursor)
+    takeover = timedelta(hours=_settings().human_takeover_hours)
+    page = list_conversations(_reader(), _signer(), limit=limit, cursor=cursor, takeover=takeover)
     return json_response(200, page.model_dump(mode="json"))
 
 

@@ -10,7 +10,12 @@ import pytest
 
 from local.template import load_template
 
-PUBLIC_PATHS = {"/webhook"}  # Meta cannot sign with SigV4; the webhook checks X-Hub-Signature-256 instead
+PUBLIC_PATHS = {
+    "/webhook",  # Meta cannot sign with SigV4; the webhook checks X-Hub-Signature-256 instead
+    # The agent inbox's static files and sign-in configuration: no data; every read and send needs a token.
+    "/inbox",
+    "/inbox/{file+}",
+}
 EXPECTED_PROTECTED = {
     ("POST", "/messages"),
     ("GET", "/conversations"),
@@ -115,6 +120,18 @@ def test_the_webhook_is_public_on_purpose(template: dict[str, Any]) -> None:
     webhook = [r for r in _routes(template, "IAM") if r["path"] == "/webhook"]
     assert {r["method"] for r in webhook} == {"GET", "POST"}
     assert {r["authorizer"] for r in webhook} == {"NONE"}
+
+
+def test_the_inbox_page_is_public_and_holds_no_data(template: dict[str, Any]) -> None:
+    page = [r for r in _routes(template, "IAM") if r["path"].startswith("/inbox")]
+    assert {(r["method"], r["path"], r["function"]) for r in page} == {
+        ("GET", "/inbox", "InboxFunction"),
+        ("GET", "/inbox/{file+}", "InboxFunction"),
+    }
+    # The page's function reads no table and no secret: it can only hand out files and its configuration.
+    inbox = template["Resources"]["InboxFunction"]["Properties"]
+    actions = {action for policy in inbox["Policies"] for s in policy["Statement"] for action in s["Action"]}
+    assert actions == {"ssm:GetParameter"}
 
 
 def test_language_extensions_run_before_sam(template: dict[str, Any]) -> None:

@@ -87,6 +87,14 @@ class ConversationSummary(_Body):
         default=None,
         description="The lead's latest meeting request (slot_id, slot_start, requested_at, status), if any",
     )
+    last_human_outbound_at: str | None = Field(
+        default=None, description="When an agent last messaged this lead through POST /messages"
+    )
+    human_takeover_until: str | None = Field(
+        default=None,
+        description="Until when the bot stays silent because an agent took the conversation over "
+        "(last_human_outbound_at + HumanTakeoverHours); in the past once the bot may answer again",
+    )
 
 
 class ConversationsPage(_Body):
@@ -97,6 +105,11 @@ class ConversationsPage(_Body):
 class StatusEntry(_Body):
     status: str
     timestamp: str
+
+
+class OfferedButton(_Body):
+    id: str = Field(description="The reply button's id (a meeting slot's id for offered slots)")
+    title: str
 
 
 class MessageView(_Body):
@@ -112,6 +125,13 @@ class MessageView(_Body):
     language: str | None = None
     auto_reply: bool = False
     reply_to: str | None = Field(default=None, description="The wamid this message quotes")
+    sent_by: Literal["human", "auto_reply"] | None = Field(
+        default=None, description="Outbound sends made here: an agent (POST /messages) or the auto-reply bot"
+    )
+    buttons: list[OfferedButton] = Field(
+        default_factory=list, description="Reply buttons this message offered (e.g. meeting slots)"
+    )
+    template_name: str | None = Field(default=None, description="Template sends: the template's name")
 
 
 class MessagesPage(_Body):

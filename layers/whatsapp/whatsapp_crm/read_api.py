@@ -16,6 +16,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from whatsapp_crm.api_models import (
@@ -24,10 +25,12 @@ from whatsapp_crm.api_models import (
     GraphErrorBody,
     MessagesPage,
     MessageView,
+    OfferedButton,
     ReadBody,
     ReadReceipt,
     StatusEntry,
 )
+from whatsapp_crm.clock import iso, parse_iso
 from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.outbound import window_closes_at
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
@@ -38,6 +41,8 @@ MAX_CURSOR_LENGTH = 2048
 _KEY_CONTEXT = b"whatsapp-crm/pagination-cursor/v1"
 STATUS_PREFIX = "status_ts_"
 RESET_ATTEMPTS = 3
+# The responder's default (HUMAN_TAKEOVER_HOURS); the function passes its own setting.
+DEFAULT_TAKEOVER = timedelta(hours=12)
 
 
 class InvalidCursorError(ValueError):
@@ -146,9 +151,16 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def conversation_summary(lead: Mapping[str, Any]) -> ConversationSummary:
+def _takeover_until(last_human_outbound_at: str | None, takeover: timedelta) -> str | None:
+    if not last_human_outbound_at or takeover <= timedelta(0):
+        return None
+    return iso(parse_iso(last_human_outbound_at) + takeover)
+
+
+def conversation_summary(lead: Mapping[str, Any], takeover: timedelta = DEFAULT_TAKEOVER) -> ConversationSummary:
     # The responder records the lead's latest meeting request (slot, time, status) on the lead.
     meeting = lead.get("meeting_request")
+    last_human = _text(lead.get("last_human_outbound_at"))
     return ConversationSummary(
         wa_id=str(lead["wa_id"]),
         name=_text(lead.get("profile_name")),
@@ -160,6 +172,8 @@ def conversation_summary(lead: Mapping[str, Any]) -> ConversationSummary:
         opted_out=bool(lead.get("opted_out")),
         window_expires_at=window_closes_at(_text(lead.get("last_inbound_at"))),
         meeting=meeting if isinstance(meeting, dict) else None,
+        last_human_outbound_at=last_human,
+        human_takeover_until=_takeover_until(last_human, takeover),
     )
 
 
@@ -177,9 +191,40 @@ def _status_history(item: Mapping[str, Any]) -> list[StatusEntry]:
     return [StatusEntry(status=status, timestamp=at) for status, at in sorted(entries, key=order)]
 
 
+def _sent_request(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The send object as we posted it (outbound messages made by this service), or {}."""
+    raw = item.get("request")
+    if not isinstance(raw, str) or not raw:
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _offered_buttons(request: Mapping[str, Any]) -> list[OfferedButton]:
+    interactive = request.get("interactive")
+    action = interactive.get("action") if isinstance(interactive, dict) else None
+    buttons = action.get("buttons") if isinstance(action, dict) else None
+    offered = []
+    for button in buttons if isinstance(buttons, list) else []:
+        reply = button.get("reply") if isinstance(button, dict) else None
+        if isinstance(reply, dict) and isinstance(reply.get("id"), str) and isinstance(reply.get("title"), str):
+            offered.append(OfferedButton(id=reply["id"], title=reply["title"]))
+    return offered
+
+
+def _template_name(request: Mapping[str, Any]) -> str | None:
+    template = request.get("template")
+    return _text(template.get("name")) if isinstance(template, dict) else None
+
+
 def message_view(item: Mapping[str, Any]) -> MessageView:
     direction = "inbound" if item.get("direction") == "inbound" else "outbound"
     error = item.get("error")
+    request = _sent_request(item) if direction == "outbound" else {}
+    sent_by = _text(item.get("sent_by")) if direction == "outbound" else None
     return MessageView(
         id=str(item.get("wamid") or str(item.get("PK", "")).removeprefix("MSG#")),
         direction=direction,
@@ -193,6 +238,9 @@ def message_view(item: Mapping[str, Any]) -> MessageView:
         language=_text(item.get("language")),
         auto_reply=bool(item.get("auto_reply")),
         reply_to=_text(item.get("reply_to")),
+        sent_by=sent_by if sent_by in ("human", "auto_reply") else None,
+        buttons=_offered_buttons(request),
+        template_name=_template_name(request),
     )
 
 
@@ -215,12 +263,17 @@ def _after(signer: CursorSigner, cursor: str | None, route: str, wa_id: str) -> 
 
 
 def list_conversations(
-    store: ConversationReader, signer: CursorSigner, *, limit: int, cursor: str | None
+    store: ConversationReader,
+    signer: CursorSigner,
+    *,
+    limit: int,
+    cursor: str | None,
+    takeover: timedelta = DEFAULT_TAKEOVER,
 ) -> ConversationsPage:
     page = store.list_leads(limit, _after(signer, cursor, CONVERSATIONS_ROUTE, ""))
     next_cursor = signer.issue(CONVERSATIONS_ROUTE, "", page.next_position) if page.next_position else None
     return ConversationsPage(
-        conversations=[conversation_summary(lead) for lead in page.items if lead.get("wa_id")],
+        conversations=[conversation_summary(lead, takeover) for lead in page.items if lead.get("wa_id")],
         next_cursor=next_cursor,
     )
 

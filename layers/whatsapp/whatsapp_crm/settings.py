@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -89,6 +89,22 @@ class ConversationsSettings(TableSettings, SecretSettings, GraphSettings):
     graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 6.0
     graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
     graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
+    # The responder's takeover period, so the read API can say until when the bot stays silent.
+    human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12
+
+
+class InboxSettings(_EnvModel):
+    """The agent inbox page: how agents sign in and what the page shows. No table, no secret."""
+
+    # The template's ApiAuth. JWT: agents sign in with the stack's Cognito user pool. IAM: the page calls
+    # the API as it is (open on the local stack; in AWS the page says sign-in needs ApiAuth=JWT).
+    inbox_auth: Literal["IAM", "JWT"] = "IAM"
+    # SSM parameter holding the sign-in configuration (pool, client, hosted UI, agent API URL) when cognito.
+    inbox_config_parameter: str = ""
+    inbox_phone_numbers: Literal["masked", "full"] = "masked"
+    business_timezone: NonEmpty = "Asia/Jerusalem"
+    human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12
+    config_max_age_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
 
 
 def _environment() -> dict[str, str]:

@@ -1,0 +1,73 @@
+// The read and send API, called with the agent's token when there is one. Errors become ApiError.
+
+export class ApiError extends Error {
+  constructor(status, body, retryAfter, code) {
+    const detail = body && body.error ? body.error : {};
+    super(detail.message || (body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+    this.retryAfter = retryAfter ? Number(retryAfter) : null;
+    // API Gateway's own refusals ({"message": "Unauthorized"|"Forbidden"}) carry no code of ours.
+    this.code = code || detail.code || (status === 401 ? "unauthorized" : status === 403 ? "forbidden" : null);
+  }
+}
+
+export function createApi({ baseUrl = "", token = async () => null } = {}) {
+  async function call(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const bearer = await token();
+    if (bearer) headers.Authorization = `Bearer ${bearer}`;
+    let response;
+    try {
+      response = await fetch(baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (failure) {
+      throw new ApiError(0, { error: { code: "network", message: String(failure) } }, null, "network");
+    }
+    const text = await response.text();
+    let document = null;
+    try {
+      document = text ? JSON.parse(text) : null;
+    } catch {
+      document = null;
+    }
+    if (!response.ok) throw new ApiError(response.status, document, response.headers.get("Retry-After"));
+    return document;
+  }
+
+  const lead = (waId) => `/conversations/${encodeURIComponent(waId)}`;
+  return {
+    conversations: (limit = 100, cursor = null, phoneNumberId = null) => {
+      const query = new URLSearchParams({ limit: String(limit) });
+      if (cursor) query.set("cursor", cursor);
+      if (phoneNumberId) query.set("phone_number_id", phoneNumberId);
+      return call("GET", `/conversations?${query}`);
+    },
+    messages: (waId, limit = 50, cursor = null) => {
+      const query = new URLSearchParams({ limit: String(limit) });
+      if (cursor) query.set("cursor", cursor);
+      return call("GET", `${lead(waId)}/messages?${query}`);
+    },
+    markRead: (waId) => call("POST", `${lead(waId)}/read`),
+    send: (message) => call("POST", "/messages", message),
+    templates: () => call("GET", "/templates"),
+    /** A media file as a blob URL (the API answers with a redirect to a short-lived link). */
+    media: async (waId, mediaId) => {
+      const headers = {};
+      const bearer = await token();
+      if (bearer) headers.Authorization = `Bearer ${bearer}`;
+      const response = await fetch(`${baseUrl}${lead(waId)}/media/${encodeURIComponent(mediaId)}`, {
+        headers,
+        credentials: "omit",
+      });
+      if (!response.ok) throw new ApiError(response.status, null, null);
+      return URL.createObjectURL(await response.blob());
+    },
+  };
+}

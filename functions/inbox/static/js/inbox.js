@@ -1,0 +1,701 @@
+// The inbox: the lead list, one thread, the send box, kept live by polling.
+
+import { $, fill, h, show } from "./dom.js";
+import {
+  INTENTS,
+  STATUSES,
+  cleanName,
+  clockTime,
+  dayLabel,
+  dayOf,
+  displayNumber,
+  errorText,
+  shortWhen,
+  slotWhen,
+  timeLeft,
+} from "./format.js";
+import { Poller } from "./poller.js";
+
+const LEAD_PAGE = 100;
+const THREAD_PAGE = 50;
+const TEXT_LIMIT = 4096;
+const MEDIA_TYPES = new Set(["image", "video", "audio", "document", "sticker"]);
+const MEDIA_WORDS = { image: "תמונה", video: "סרטון", audio: "הקלטה", document: "מסמך", sticker: "מדבקה" };
+
+function isFuture(iso, now = new Date()) {
+  return Boolean(iso) && new Date(iso).getTime() > now.getTime();
+}
+
+function leadTitle(lead, mode) {
+  return cleanName(lead.name) || displayNumber(lead.wa_id, mode);
+}
+
+export class Inbox {
+  constructor({ api, config }) {
+    this.api = api;
+    this.config = config;
+    this.tz = config.timezone || "Asia/Jerusalem";
+    this.mode = config.phone_numbers || "masked";
+    this.leads = new Map();
+    this.leadOrder = [];
+    this.leadCursor = null;
+    this.leadRows = new Map();
+    this.selected = null;
+    this.messages = new Map();
+    this.threadCursor = null;
+    this.threadLoadedFor = null;
+    this.messageRows = new Map();
+    this.mediaUrls = new Map();
+    this.sending = false;
+    this.lastInbound = new Map();
+    this.poller = new Poller(() => this.refresh(), { onState: (state) => this.connection(state) });
+  }
+
+  start() {
+    this.bind();
+    show($("layout"), true);
+    this.poller.start();
+    setInterval(() => this.renderComposerState(), 1000);
+    this.route();
+  }
+
+  // --- events ----------------------------------------------------------------------------------
+
+  bind() {
+    window.addEventListener("hashchange", () => this.route());
+    $("search").addEventListener("input", () => this.renderLeads());
+    $("needs-human").addEventListener("change", () => this.renderLeads());
+    $("number-filter").addEventListener("change", () => this.renderLeads());
+    $("more-leads").addEventListener("click", () => this.loadMoreLeads());
+    $("older").addEventListener("click", () => this.loadOlder());
+    $("back").addEventListener("click", () => {
+      location.hash = "";
+    });
+    $("lead-list").addEventListener("keydown", (event) => this.listKeys(event));
+    $("thread").addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.selected && window.matchMedia("(max-width: 720px)").matches) {
+        location.hash = "";
+      }
+    });
+    const text = $("message-text");
+    text.addEventListener("input", () => this.renderCharCount());
+    text.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        this.sendText();
+      }
+    });
+    $("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!$("template-form").hidden) this.sendTemplate();
+      else this.sendText();
+    });
+    $("add-param").addEventListener("click", () => this.addParam(""));
+  }
+
+  listKeys(event) {
+    const buttons = [...$("lead-list").querySelectorAll(".lead-open")];
+    const index = buttons.indexOf(document.activeElement);
+    if (index < 0) return;
+    const moves = { ArrowDown: index + 1, ArrowUp: index - 1, Home: 0, End: buttons.length - 1 };
+    if (!(event.key in moves)) return;
+    event.preventDefault();
+    const target = buttons[Math.max(0, Math.min(buttons.length - 1, moves[event.key]))];
+    if (target) target.focus();
+  }
+
+  route() {
+    const match = /^#\/c\/(\d{5,20})$/.exec(location.hash);
+    const waId = match ? match[1] : null;
+    if (waId === this.selected) return;
+    this.selected = waId;
+    this.messages = new Map();
+    this.messageRows = new Map();
+    this.threadCursor = null;
+    this.threadLoadedFor = null;
+    $("messages").replaceChildren();
+    $("send-error").hidden = true;
+    $("layout").classList.toggle("has-thread", Boolean(waId));
+    show($("thread-view"), Boolean(waId));
+    show($("thread-empty"), !waId);
+    this.renderLeads();
+    if (waId) {
+      this.renderThreadHeader();
+      this.renderComposer();
+      $("thread-title").focus();
+      this.poller.now();
+    } else {
+      const row = this.leadRows.get(this.lastOpened);
+      if (row) row.button.focus();
+    }
+    this.lastOpened = waId || this.lastOpened;
+  }
+
+  // --- polling ---------------------------------------------------------------------------------
+
+  async refresh() {
+    const selected = this.selected;
+    const [list, thread] = await Promise.all([
+      this.api.conversations(LEAD_PAGE),
+      selected ? this.api.messages(selected, THREAD_PAGE) : Promise.resolve(null),
+    ]);
+    this.mergeLeads(list.conversations, this.leadCursor === null ? list.next_cursor : this.leadCursor);
+    if (thread && selected === this.selected) {
+      if (this.threadLoadedFor !== selected) {
+        this.threadCursor = thread.next_cursor;
+        this.threadLoadedFor = selected;
+      }
+      this.mergeMessages(thread.messages);
+      this.markReadIfNeeded();
+    }
+    this.renderLeads();
+    if (this.selected) {
+      this.renderThreadHeader();
+      this.renderComposer();
+    }
+  }
+
+  connection(state) {
+    const line = $("connection");
+    if (state.ok) {
+      line.textContent = "מחובר · מתעדכן אוטומטית";
+      line.classList.remove("offline");
+      return;
+    }
+    const error = state.error || {};
+    if (error.code === "unauthorized" && this.onUnauthorized) {
+      this.onUnauthorized();
+      return;
+    }
+    if (error.code === "forbidden" && this.config.auth === "iam") {
+      line.textContent = "ה-API דורש חתימת IAM; כניסת נציגים פועלת בפריסה עם ApiAuth=JWT";
+    } else {
+      line.textContent = `אין חיבור לשרת · מנסה שוב בעוד ${Math.round(state.retryInMs / 1000)} שניות`;
+    }
+    line.classList.add("offline");
+  }
+
+  mergeLeads(conversations, cursor) {
+    for (const lead of conversations) this.leads.set(lead.wa_id, lead);
+    this.leadCursor = cursor;
+    this.leadOrder = [...this.leads.values()]
+      .sort((a, b) => String(b.last_message_at || "").localeCompare(String(a.last_message_at || "")))
+      .map((lead) => lead.wa_id);
+  }
+
+  async loadMoreLeads() {
+    if (!this.leadCursor) return;
+    try {
+      const page = await this.api.conversations(LEAD_PAGE, this.leadCursor);
+      this.mergeLeads(page.conversations, page.next_cursor || "");
+      this.renderLeads();
+    } catch (error) {
+      this.toast(errorText(error));
+    }
+  }
+
+  mergeMessages(messages) {
+    let newInbound = null;
+    for (const message of messages) {
+      const known = this.messages.has(message.id);
+      this.messages.set(message.id, message);
+      if (!known && message.direction === "inbound" && this.threadRendered) newInbound = message;
+    }
+    this.renderMessages();
+    this.threadRendered = true;
+    if (newInbound) {
+      const lead = this.leads.get(this.selected);
+      this.announce(`הודעה חדשה מ${lead ? leadTitle(lead, this.mode) : "הליד"}: ${newInbound.text || ""}`);
+    }
+  }
+
+  async loadOlder() {
+    if (!this.selected || !this.threadCursor) return;
+    const scroll = $("messages-scroll");
+    const before = scroll.scrollHeight - scroll.scrollTop;
+    try {
+      const page = await this.api.messages(this.selected, THREAD_PAGE, this.threadCursor);
+      this.threadCursor = page.next_cursor;
+      for (const message of page.messages) this.messages.set(message.id, message);
+      this.renderMessages({ keepBottom: false });
+      scroll.scrollTop = scroll.scrollHeight - before;
+    } catch (error) {
+      this.toast(errorText(error));
+    }
+  }
+
+  markReadIfNeeded() {
+    const lead = this.leads.get(this.selected);
+    if (!lead || document.hidden) return;
+    const newest = [...this.messages.values()].filter((m) => m.direction === "inbound").map((m) => m.id);
+    const key = `${lead.wa_id}:${newest.length}:${lead.unread_count}`;
+    if (lead.unread_count === 0 && this.lastInbound.has(lead.wa_id)) return;
+    if (this.lastInbound.get(lead.wa_id) === key) return;
+    this.lastInbound.set(lead.wa_id, key);
+    this.api
+      .markRead(lead.wa_id)
+      .then((answer) => {
+        const current = this.leads.get(answer.wa_id);
+        if (current) this.leads.set(answer.wa_id, { ...current, unread_count: answer.unread_count });
+        this.renderLeads();
+      })
+      .catch(() => this.lastInbound.delete(lead.wa_id));
+  }
+
+  // --- the lead list -------------------------------------------------------------------------------
+
+  visibleLeads() {
+    const query = $("search").value.trim().toLowerCase();
+    const digits = query.replace(/\D/g, "");
+    const needsHuman = $("needs-human").checked;
+    const number = $("number-filter").value;
+    return this.leadOrder
+      .map((waId) => this.leads.get(waId))
+      .filter((lead) => {
+        if (needsHuman && !(lead.awaits_response && !lead.opted_out)) return false;
+        if (number && lead.phone_number_id !== number) return false;
+        if (!query) return true;
+        const name = (cleanName(lead.name) || "").toLowerCase();
+        return name.includes(query) || (digits.length >= 3 && lead.wa_id.includes(digits));
+      });
+  }
+
+  renderNumberFilter() {
+    const numbers = [...new Set([...this.leads.values()].map((l) => l.phone_number_id).filter(Boolean))].sort();
+    const select = $("number-filter");
+    const existing = [...select.options].slice(1).map((o) => o.value);
+    if (numbers.join() !== existing.join()) {
+      const chosen = select.value;
+      fill(
+        select,
+        h("option", { value: "" }, "כל המספרים"),
+        numbers.map((n) => h("option", { value: n, dir: "ltr" }, n)),
+      );
+      select.value = numbers.includes(chosen) ? chosen : "";
+    }
+    show($("number-filter-field"), numbers.length > 1);
+  }
+
+  renderLeads() {
+    this.renderNumberFilter();
+    const list = $("lead-list");
+    const visible = this.visibleLeads();
+    const now = new Date();
+    const seen = new Set();
+    visible.forEach((lead, index) => {
+      seen.add(lead.wa_id);
+      const signature = JSON.stringify([lead, this.selected === lead.wa_id, shortWhen(lead.last_message_at, this.tz, now)]);
+      let row = this.leadRows.get(lead.wa_id);
+      if (!row) {
+        const button = h("button", { type: "button", class: "lead-open" });
+        button.addEventListener("click", () => {
+          location.hash = `#/c/${lead.wa_id}`;
+        });
+        row = { item: h("li", { class: "lead", dataset: { waId: lead.wa_id } }, button), button, signature: "" };
+        this.leadRows.set(lead.wa_id, row);
+      }
+      if (row.signature !== signature) {
+        this.fillLead(row.button, lead, now);
+        row.signature = signature;
+      }
+      if (list.children[index] !== row.item) list.insertBefore(row.item, list.children[index] || null);
+    });
+    for (const [waId, row] of this.leadRows) {
+      if (!seen.has(waId) && row.item.parentNode) row.item.remove();
+    }
+    show($("leads-empty"), visible.length === 0);
+    show($("more-leads"), Boolean(this.leadCursor));
+  }
+
+  fillLead(button, lead, now) {
+    const title = leadTitle(lead, this.mode);
+    const marks = this.leadMarks(lead, now);
+    button.setAttribute("aria-current", this.selected === lead.wa_id ? "true" : "false");
+    // <bdi dir=auto>: each name and preview keeps its own direction, aligned to the page's start.
+    fill(
+      button,
+      h("span", { class: "lead-name" }, h("bdi", { dir: "auto" }, title)),
+      h("span", { class: "lead-time" }, shortWhen(lead.last_message_at, this.tz, now)),
+      h("span", { class: "lead-number" }, h("bdi", { dir: "ltr" }, cleanName(lead.name) ? displayNumber(lead.wa_id, this.mode) : "")),
+      // dir=auto on the line itself: an English preview is cut at its own end, not at its beginning.
+      h("span", { class: "lead-preview", dir: "auto" }, lead.last_message_preview || ""),
+      h("span", { class: "lead-marks" }, marks.map(([cls, text, hint]) => h("span", { class: `mark ${cls}`, title: hint }, text))),
+      lead.unread_count > 0
+        ? h(
+            "span",
+            { class: "badge", "aria-label": `${lead.unread_count} הודעות שלא נקראו` },
+            String(lead.unread_count),
+          )
+        : null,
+    );
+  }
+
+  leadMarks(lead, now = new Date()) {
+    const marks = [];
+    if (lead.opted_out) marks.push(["mark-optout", "הסרה", "הליד ביקש לא לקבל הודעות"]);
+    else if (lead.awaits_response) marks.push(["mark-awaits", "ממתין למענה", "הליד כתב והשאלה עוד פתוחה"]);
+    if (isFuture(lead.human_takeover_until, now)) {
+      marks.push(["mark-human", "בטיפול נציג", `הבוט מושתק עד ${clockTime(lead.human_takeover_until, this.tz)}`]);
+    }
+    if (lead.meeting && lead.meeting.slot_start) {
+      marks.push(["mark-meeting", `פגישה: ${slotWhen(lead.meeting.slot_start, this.tz)}`, "מועד שהליד בחר"]);
+    }
+    return marks;
+  }
+
+  // --- the thread ------------------------------------------------------------------------------------
+
+  renderThreadHeader() {
+    const lead = this.leads.get(this.selected);
+    const title = lead ? leadTitle(lead, this.mode) : displayNumber(this.selected, this.mode);
+    if ($("thread-title").textContent !== title) $("thread-title").textContent = title;
+    $("thread-number").textContent = lead && cleanName(lead.name) ? displayNumber(lead.wa_id, this.mode) : "";
+    const marks = lead ? this.leadMarks(lead) : [];
+    const signature = JSON.stringify(marks);
+    if ($("thread-marks").dataset.signature !== signature) {
+      $("thread-marks").dataset.signature = signature;
+      fill($("thread-marks"), marks.map(([cls, text, hint]) => h("li", { class: `mark ${cls}`, title: hint }, text)));
+    }
+  }
+
+  sortedMessages() {
+    return [...this.messages.values()].sort(
+      (a, b) => String(a.timestamp).localeCompare(String(b.timestamp)) || String(a.id).localeCompare(String(b.id)),
+    );
+  }
+
+  renderMessages({ keepBottom = true } = {}) {
+    const scroll = $("messages-scroll");
+    const nearBottom = scroll.scrollHeight - scroll.scrollTop - scroll.clientHeight < 80;
+    const list = $("messages");
+    const lead = this.leads.get(this.selected);
+    const booked = lead && lead.meeting ? lead.meeting.slot_id : null;
+    const items = [];
+    let day = null;
+    for (const message of this.sortedMessages()) {
+      const messageDay = dayOf(message.timestamp, this.tz);
+      if (messageDay !== day) {
+        day = messageDay;
+        items.push(this.dayRow(message.timestamp));
+      }
+      items.push(this.messageRow(message, booked));
+    }
+    items.forEach((item, index) => {
+      if (list.children[index] !== item) list.insertBefore(item, list.children[index] || null);
+    });
+    while (list.children.length > items.length) list.lastChild.remove();
+    show($("older"), Boolean(this.threadCursor));
+    if (keepBottom && (nearBottom || !this.scrolledOnce)) {
+      scroll.scrollTop = scroll.scrollHeight;
+      this.scrolledOnce = list.children.length > 0;
+    }
+  }
+
+  dayRow(timestamp) {
+    const label = dayLabel(timestamp, this.tz);
+    const key = `day:${label}`;
+    let row = this.messageRows.get(key);
+    if (!row) {
+      row = { item: h("li", { class: "day" }, h("span", {}, label)), signature: "" };
+      this.messageRows.set(key, row);
+    }
+    return row.item;
+  }
+
+  messageRow(message, booked) {
+    const signature = JSON.stringify([message, booked]);
+    let row = this.messageRows.get(message.id);
+    if (!row) {
+      row = { item: h("li", { dataset: { id: message.id } }), signature: "" };
+      this.messageRows.set(message.id, row);
+    }
+    if (row.signature !== signature) {
+      this.fillMessage(row.item, message, booked);
+      row.signature = signature;
+    }
+    return row.item;
+  }
+
+  fillMessage(item, message, booked) {
+    const inbound = message.direction === "inbound";
+    const bot = !inbound && message.auto_reply;
+    item.className = `msg ${inbound ? "msg-in" : "msg-out"}${bot ? " msg-bot" : ""}`;
+    const who = inbound ? "הליד כתב" : bot ? "מענה אוטומטי של הבוט" : "נשלח מהעסק";
+    const bubble = h(
+      "div",
+      { class: "bubble" },
+      h("span", { class: "visually-hidden" }, `${who}:`),
+      message.template_name ? h("p", { class: "msg-template" }, "תבנית: ", h("bdi", { dir: "ltr" }, message.template_name)) : null,
+      this.mediaBlock(message),
+      message.text ? h("p", { class: "msg-text", dir: "auto" }, message.text) : null,
+      !message.text && !message.template_name && !MEDIA_TYPES.has(message.type)
+        ? h("p", { class: "msg-text media-missing" }, message.type === "unknown" ? "הודעה שנשלחה מחוץ למערכת" : `הודעה מסוג ${message.type}`)
+        : null,
+      message.buttons && message.buttons.length
+        ? h(
+            "ul",
+            { class: "slots", "aria-label": "אפשרויות שהוצעו" },
+            message.buttons.map((button) =>
+              h(
+                "li",
+                { class: `slot${button.id === booked ? " slot-booked" : ""}`, dir: "auto" },
+                button.title,
+                button.id === booked ? " ✓ נבחר" : null,
+              ),
+            ),
+          )
+        : null,
+      h("div", { class: "msg-meta" }, this.messageMeta(message)),
+    );
+    item.replaceChildren(bubble);
+  }
+
+  mediaBlock(message) {
+    if (!MEDIA_TYPES.has(message.type)) return null;
+    const word = MEDIA_WORDS[message.type] || "קובץ";
+    const media = message.media;
+    if (!media || media.status === "deleted" || media.status === "failed" || media.status === "expired") {
+      const why = media && media.status === "deleted" ? "נמחק" : media ? "אינו זמין" : "לא נשמר";
+      return h("p", { class: "msg-media media-missing" }, `${word} (${why})`);
+    }
+    if (message.type === "image" || message.type === "sticker") {
+      const image = h("img", { alt: media.caption || word, loading: "lazy", decoding: "async" });
+      this.loadMedia(message, media, image);
+      return h("figure", { class: "msg-media" }, image);
+    }
+    const name = media.filename || word;
+    const link = h("a", { href: "#", class: "media-link", dir: "auto" }, `📎 ${name}`);
+    link.addEventListener("click", async (event) => {
+      event.preventDefault();
+      try {
+        const url = await this.mediaUrl(message, media);
+        window.open(url, "_blank", "noopener");
+      } catch (error) {
+        this.toast(`לא ניתן לפתוח את הקובץ: ${errorText(error)}`);
+      }
+    });
+    return h("p", { class: "msg-media" }, link);
+  }
+
+  async mediaUrl(message, media) {
+    if (!this.mediaUrls.has(media.id)) this.mediaUrls.set(media.id, this.api.media(this.selected, media.id));
+    return this.mediaUrls.get(media.id);
+  }
+
+  loadMedia(message, media, image) {
+    this.mediaUrl(message, media)
+      .then((url) => {
+        image.src = url;
+      })
+      .catch(() => {
+        this.mediaUrls.delete(media.id);
+        image.replaceWith(h("span", { class: "media-missing" }, "התמונה אינה זמינה"));
+      });
+  }
+
+  messageMeta(message) {
+    const parts = [];
+    if (message.direction === "inbound" && message.intent) {
+      parts.push(h("span", { class: "tag", title: "הכוונה שהבוט זיהה" }, `כוונה: ${INTENTS[message.intent] || message.intent}`));
+    }
+    if (message.direction === "outbound") {
+      if (message.auto_reply) parts.push(h("span", { class: "tag tag-bot" }, "מענה אוטומטי"));
+      else if (message.sent_by === "human") parts.push(h("span", { class: "tag tag-agent" }, "נציג"));
+    }
+    parts.push(h("time", { datetime: message.timestamp }, clockTime(message.timestamp, this.tz)));
+    if (message.direction === "outbound" && message.status) parts.push(this.ticks(message));
+    return parts;
+  }
+
+  ticks(message) {
+    const known = STATUSES[message.status] || { ticks: "", label: message.status };
+    if (message.status === "failed") {
+      const error = message.error || {};
+      const reason = error.title || error.message || "שגיאה לא ידועה";
+      const code = error.code ? ` (${error.code})` : "";
+      return h("span", { class: "ticks ticks-failed", role: "img", "aria-label": `לא נמסרה: ${reason}${code}` }, `⚠ לא נמסרה: ${reason}${code}`);
+    }
+    const history = (message.status_history || []).find((entry) => entry.status === message.status);
+    const when = history ? ` ${clockTime(history.timestamp, this.tz)}` : "";
+    return h(
+      "span",
+      {
+        class: `ticks ticks-${message.status}`,
+        role: "img",
+        "aria-label": known.label,
+        title: `${known.label}${when}`,
+        dataset: { status: message.status },
+      },
+      known.ticks,
+    );
+  }
+
+  // --- the send box ----------------------------------------------------------------------------------
+
+  renderComposer() {
+    const lead = this.leads.get(this.selected);
+    const optedOut = Boolean(lead && lead.opted_out);
+    const windowOpen = Boolean(lead && isFuture(lead.window_expires_at));
+    show($("opted-out"), optedOut);
+    show($("free-text"), !optedOut && windowOpen);
+    show($("template-form"), !optedOut && !windowOpen && Boolean(lead));
+    if (!optedOut && !windowOpen && lead && $("template-params").children.length === 0) this.addParam("");
+    this.renderComposerState();
+    this.renderCharCount();
+  }
+
+  renderComposerState() {
+    if (!this.selected) return;
+    const lead = this.leads.get(this.selected);
+    const windowState = $("window-state");
+    const botState = $("bot-state");
+    if (!lead) {
+      windowState.textContent = "";
+      botState.textContent = "";
+      return;
+    }
+    if (lead.opted_out) {
+      windowState.textContent = "";
+      botState.textContent = "";
+      return;
+    }
+    const windowOpen = isFuture(lead.window_expires_at);
+    if ($("free-text").hidden === windowOpen) {
+      this.renderComposer(); // the window just closed (or opened): swap the free text for the template picker
+      return;
+    }
+    if (windowOpen) {
+      const left = timeLeft(lead.window_expires_at) || "פחות מדקה";
+      windowState.textContent = `חלון 24 השעות פתוח: נותרו ${left} לשליחת הודעה חופשית`;
+      windowState.classList.toggle("state-closing", new Date(lead.window_expires_at).getTime() - Date.now() < 3600000);
+    } else {
+      windowState.textContent = lead.window_expires_at
+        ? "חלון 24 השעות נסגר: אפשר לשלוח רק תבנית מאושרת עד שהליד יכתוב שוב"
+        : "הליד עוד לא כתב לנו: אפשר לשלוח רק תבנית מאושרת";
+      windowState.classList.remove("state-closing");
+    }
+    if (isFuture(lead.human_takeover_until)) {
+      botState.textContent = `השיחה בטיפולך: הבוט לא יענה לליד עד ${clockTime(lead.human_takeover_until, this.tz)}`;
+      botState.className = "composer-state state-human";
+    } else {
+      const hours = this.config.human_takeover_hours;
+      botState.textContent = `הבוט עונה לליד אוטומטית. הודעה ממך תשתיק אותו ל-${hours} שעות.`;
+      botState.className = "composer-state";
+    }
+  }
+
+  renderCharCount() {
+    const length = $("message-text").value.length;
+    $("char-count").textContent = `${length} / ${TEXT_LIMIT}`;
+  }
+
+  addParam(value) {
+    const container = $("template-params");
+    const index = container.children.length + 1;
+    const input = h("input", { type: "text", dir: "auto", value, class: "template-param-value" });
+    input.value = value;
+    const remove = h("button", { type: "button", class: "secondary", "aria-label": `הסרת פרמטר ${index}` }, "הסרה");
+    const row = h(
+      "div",
+      { class: "template-param" },
+      h("label", { class: "field" }, h("span", {}, `פרמטר {{${index}}}`), input),
+      remove,
+    );
+    remove.addEventListener("click", () => {
+      row.remove();
+      [...container.children].forEach((child, position) => {
+        child.querySelector("span").textContent = `פרמטר {{${position + 1}}}`;
+        child.querySelector("button").setAttribute("aria-label", `הסרת פרמטר ${position + 1}`);
+      });
+    });
+    container.append(row);
+    return input;
+  }
+
+  showError(text) {
+    const box = $("send-error");
+    box.textContent = text;
+    box.hidden = !text;
+  }
+
+  async submit(message, onSuccess) {
+    if (this.sending || !this.selected) return;
+    this.sending = true;
+    this.showError("");
+    const buttons = [$("send-text"), $("send-template")];
+    buttons.forEach((button) => {
+      button.disabled = true;
+    });
+    try {
+      await this.api.send({ to: this.selected, ...message });
+      onSuccess();
+      this.toast("ההודעה נשלחה · הבוט הושתק והשיחה בטיפולך");
+      this.poller.now();
+    } catch (error) {
+      this.showError(errorText(error));
+      this.poller.now();
+    } finally {
+      this.sending = false;
+      buttons.forEach((button) => {
+        button.disabled = false;
+      });
+    }
+  }
+
+  sendText() {
+    const field = $("message-text");
+    const body = field.value;
+    if (!body.trim()) {
+      this.showError("כתבו הודעה לפני השליחה.");
+      field.focus();
+      return;
+    }
+    if (body.length > TEXT_LIMIT) {
+      this.showError(`ההודעה ארוכה מדי (${body.length} תווים, עד ${TEXT_LIMIT}).`);
+      return;
+    }
+    this.submit({ type: "text", text: { body } }, () => {
+      field.value = "";
+      this.renderCharCount();
+    });
+  }
+
+  sendTemplate() {
+    const name = $("template-name").value.trim();
+    if (!/^[a-z0-9_]{1,512}$/.test(name)) {
+      this.showError("שם התבנית חסר או לא תקין: אותיות לטיניות קטנות, ספרות וקו תחתון בלבד.");
+      $("template-name").focus();
+      return;
+    }
+    const values = [...document.querySelectorAll(".template-param-value")].map((input) => input.value);
+    const template = { name, language: { code: $("template-language").value } };
+    const filled = values.filter((value) => value.trim() !== "");
+    if (filled.length !== values.length && filled.length > 0) {
+      this.showError("יש פרמטר ריק: מלאו אותו או הסירו אותו.");
+      return;
+    }
+    if (filled.length) {
+      template.components = [{ type: "body", parameters: filled.map((text) => ({ type: "text", text })) }];
+    }
+    this.submit({ type: "template", template }, () => {
+      $("template-params").replaceChildren();
+      this.addParam("");
+    });
+  }
+
+  // --- feedback -----------------------------------------------------------------------------------
+
+  toast(text) {
+    const toast = $("toast");
+    toast.textContent = text;
+    toast.hidden = false;
+    clearTimeout(this.toastTimer);
+    this.toastTimer = setTimeout(() => {
+      toast.hidden = true;
+    }, 4000);
+  }
+
+  announce(text) {
+    $("announcer").textContent = text;
+  }
+}

@@ -1,0 +1,355 @@
+"""The agent inbox in a real browser (Debian's Chromium driven by Playwright) against the local stack.
+
+One stack and one browser for the module; each scenario uses a lead of its own. Screenshots of the lead list
+and a Hebrew thread at desktop and phone width land in .local/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from e2e.browser import DESKTOP, PHONE, chromium
+from e2e.harness import StackProcess, clean_environment, eventually, free_port, http
+from local import meta_payloads as meta
+from local.defaults import LOCAL_APP_SECRET
+from local.template import ROOT
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOTS = ROOT / ".local" / "screenshots"
+HEBREW = "שלום, אפשר לקבוע פגישה מחר?"
+WAIT_MS = 15_000
+
+
+def new_lead() -> str:
+    return "97254" + "".join(random.choice("0123456789") for _ in range(7))
+
+
+@dataclass
+class Stack:
+    url: str
+    process: StackProcess
+
+    def post_webhook(self, document: dict[str, Any]) -> None:
+        body = meta.wire_bytes(document)
+        answer = http("POST", self.url + "/webhook", body, meta.signed_headers(body, LOCAL_APP_SECRET))
+        assert answer.status == 200, answer.body
+
+    def lead_writes(self, wa_id: str, text: str, *, name: str = "דנה כהן", age_seconds: int = 0) -> None:
+        message = meta.text_message(wa_id, text, timestamp=int(time.time()) - age_seconds)
+        self.post_webhook(meta.envelope(meta.message_value([message], name=name)))
+
+    def sends_to(self, wa_id: str) -> list[dict[str, Any]]:
+        """Messages the Graph simulator took for this lead (read receipts and typing indicators left out)."""
+        records = http("GET", self.url + "/_local/graph/requests").json()["requests"]
+        return [
+            record["body"]
+            for record in records
+            if isinstance(record.get("body"), dict)
+            and str(record["body"].get("to", "")).lstrip("+") == wa_id
+            and record.get("status") == 200
+        ]
+
+    def send(self, wa_id: str, text: str) -> int:
+        body = json.dumps({"to": wa_id, "type": "text", "text": {"body": text}}).encode()
+        return http("POST", self.url + "/messages", body, {"content-type": "application/json"}).status
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local", "--port", str(port), "--status-delay", "0.1", "--quiet"],
+        cwd=ROOT,
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    running = StackProcess(process)
+    try:
+        running.wait_ready()
+        yield Stack(f"http://127.0.0.1:{port}", running)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with chromium() as context:
+        context.set_default_timeout(WAIT_MS)
+        yield context
+
+
+@dataclass
+class Inbox:
+    page: Any
+    requests: list[str]
+    errors: list[str]
+    expected_statuses: set[int] = field(default_factory=set)
+
+    def unexpected_errors(self) -> list[str]:
+        expected = [f"status of {status} " for status in self.expected_statuses]
+        return [error for error in self.errors if not any(text in error for text in expected)]
+
+    def lead(self, wa_id: str) -> Any:
+        return self.page.locator(f'.lead[data-wa-id="{wa_id}"]')
+
+    def open(self, wa_id: str) -> None:
+        self.lead(wa_id).locator("button").click()
+        self.page.locator("#thread-view").wait_for(state="visible")
+
+    def screenshot(self, name: str) -> None:
+        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)
+
+    def no_horizontal_overflow(self) -> None:
+        widths = self.page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], f"the page scrolls sideways: {widths}"
+
+
+@pytest.fixture
+def inbox(stack: Stack, browser: Any) -> Iterator[Inbox]:
+    page = browser.new_page()
+    page.set_viewport_size(DESKTOP)
+    opened = Inbox(page, [], [])
+    page.on("request", lambda request: opened.requests.append(request.url))
+    page.on("pageerror", lambda error: opened.errors.append(str(error)))
+    page.on("console", lambda message: opened.errors.append(message.text) if message.type == "error" else None)
+    page.goto(stack.url + "/inbox")
+    page.locator("#connection", has_text="מחובר").wait_for()
+    yield opened
+    page.close()
+    assert not opened.unexpected_errors(), f"the page logged errors: {opened.errors}"
+    outside = [url for url in opened.requests if not url.startswith(stack.url + "/")]
+    assert not outside, f"the page reached another origin: {outside}"
+
+
+def box(locator: Any) -> dict[str, float]:
+    found = locator.bounding_box()
+    assert found is not None
+    return dict(found)
+
+
+def test_a_hebrew_lead_appears_live_and_the_auto_reply_ticks_reach_read(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    assert page.evaluate("[document.documentElement.lang, document.documentElement.dir]") == ["he", "rtl"]
+
+    # Given the inbox is open, when a lead writes in Hebrew, the lead appears without a reload.
+    stack.lead_writes(wa_id, HEBREW)
+    inbox.lead(wa_id).wait_for()
+    assert "1" in inbox.lead(wa_id).locator(".badge").inner_text()
+    inbox.screenshot("desktop-lead-list")
+
+    # Opening the thread shows the message, then the bot's reply, whose ticks move up to read live.
+    inbox.open(wa_id)
+    incoming = page.locator(".msg-in", has_text=HEBREW)
+    incoming.wait_for()
+    reply = page.locator(".msg-out").first
+    reply.locator('.ticks[data-status="read"]').wait_for()
+    assert "מענה אוטומטי" in reply.inner_text()
+    assert page.locator(".msg-out .slot").count() >= 1, "the meeting reply offers slots"
+    assert "כוונה: פגישה" in incoming.inner_text()
+    # Opening the thread marked it read.
+    inbox.lead(wa_id).locator(".badge").wait_for(state="detached")
+
+    # The lead's bubble on the right (the start side in Hebrew), ours on the left; Hebrew text runs RTL.
+    lead_box, reply_box = box(incoming.locator(".bubble")), box(reply.locator(".bubble"))
+    assert lead_box["x"] + lead_box["width"] > reply_box["x"] + reply_box["width"]
+    assert lead_box["x"] > reply_box["x"]
+    assert incoming.locator(".msg-text").evaluate("e => getComputedStyle(e).direction") == "rtl"
+
+    # An English message in the same thread runs LTR.
+    stack.lead_writes(wa_id, "Is there parking in the building?", name="Dana")
+    english = page.locator(".msg-in", has_text="Is there parking")
+    english.wait_for()
+    assert english.locator(".msg-text").evaluate("e => getComputedStyle(e).direction") == "ltr"
+    page.locator(".msg-out").nth(1).locator('.ticks[data-status="read"]').wait_for()
+    inbox.screenshot("desktop-thread-hebrew")
+
+    # At phone width: one pane at a time, the lead still on the right, nothing scrolls sideways.
+    page.set_viewport_size(PHONE)
+    inbox.no_horizontal_overflow()
+    assert page.locator(".leads").is_hidden()
+    lead_box = box(incoming.locator(".bubble"))
+    assert lead_box["x"] + lead_box["width"] > PHONE["width"] * 0.8
+    inbox.screenshot("phone-thread-hebrew")
+    page.locator("#back").click()
+    inbox.lead(wa_id).wait_for()
+    inbox.no_horizontal_overflow()
+    inbox.screenshot("phone-lead-list")
+    # Keyboard: the lead just left gets the focus back; arrows move through the list.
+    assert page.evaluate("document.activeElement.closest('.lead')?.dataset.waId") == wa_id
+
+
+def test_the_agent_answers_and_the_bot_stops(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, "שלום")
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    page.locator(".msg-out .tag-bot").wait_for()
+    assert "הבוט עונה לליד אוטומטית" in page.locator("#bot-state").inner_text()
+
+    # When the agent answers from the send box,
+    page.locator("#message-text").fill("שלום דנה, הדירה עדיין פנויה. מתי נוח לך להגיע?")
+    page.locator("#message-text").press("Control+Enter")
+
+    # then the message is confirmed, shown as the agent's, and the conversation is visibly taken over.
+    page.locator("#toast", has_text="ההודעה נשלחה").wait_for()
+    page.locator(".msg-out .tag-agent").wait_for()
+    page.locator("#bot-state", has_text="השיחה בטיפולך").wait_for()
+    inbox.lead(wa_id).locator(".mark-human").wait_for()
+    assert page.locator("#message-text").input_value() == ""
+    replies_before = len(stack.sends_to(wa_id))
+
+    # And when the lead writes again, no auto-reply goes out.
+    stack.lead_writes(wa_id, "מחר בעשר מתאים?")
+    page.locator(".msg-in", has_text="מחר בעשר").wait_for()
+    time.sleep(3)  # the responder's turn: it reads the queue within its 2-second long poll
+    assert len(stack.sends_to(wa_id)) == replies_before
+    assert page.locator(".msg-out .tag-bot").count() == 1
+
+
+def test_a_template_goes_out_after_the_window(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    # The lead's last message is 25 hours old: free text is no longer allowed (and the bot ignores it).
+    stack.lead_writes(wa_id, "מעוניין בדירה ברחוב הרצל", age_seconds=25 * 3600)
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    page.locator("#template-form").wait_for()
+    assert page.locator("#free-text").is_hidden()
+    assert "נסגר" in page.locator("#window-state").inner_text()
+
+    page.locator("#template-name").fill("viewing_reminder")
+    page.locator("#template-language").select_option("he")
+    page.locator(".template-param-value").first.fill("דנה")
+    page.locator("#send-template").click()
+
+    page.locator("#toast", has_text="ההודעה נשלחה").wait_for()
+    page.locator(".msg-template", has_text="viewing_reminder").wait_for()
+    sent = eventually("the template at the simulator", lambda: [b for b in stack.sends_to(wa_id) if b.get("template")])
+    assert sent[0]["template"]["name"] == "viewing_reminder"
+    assert sent[0]["template"]["language"]["code"] == "he"
+    assert sent[0]["template"]["components"][0]["parameters"] == [{"type": "text", "text": "דנה"}]
+
+
+def test_an_opted_out_lead_cannot_be_messaged(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, "הסר אותי מהרשימה")
+    inbox.lead(wa_id).locator(".mark-optout").wait_for()
+    inbox.open(wa_id)
+    page.locator("#opted-out").wait_for()
+    assert "הסרה" in page.locator("#opted-out").inner_text()
+    assert page.locator("#free-text").is_hidden()
+    assert page.locator("#template-form").is_hidden()
+
+
+def test_api_refusals_are_shown_in_words(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, "היי")
+    inbox.lead(wa_id).wait_for()
+    # The CRM already used this lead's 10 messages a minute.
+    while stack.send(wa_id, "עדכון מהמערכת") == 201:
+        pass
+    inbox.open(wa_id)
+    inbox.expected_statuses.add(429)
+    page.locator("#message-text").fill("עוד הודעה")
+    page.locator("#send-text").click()
+    error = page.locator("#send-error")
+    error.wait_for()
+    assert "יותר מדי הודעות" in error.inner_text()
+    assert "נסו שוב בעוד" in error.inner_text() or "לנסות שוב בעוד" in error.inner_text()
+    assert page.locator("#message-text").input_value() == "עוד הודעה", "the agent's text is kept"
+
+    # Every refusal code has words (format.js, as the page uses it).
+    words = page.evaluate(
+        """async () => {
+          const { errorText } = await import('/inbox/js/format.js');
+          const refusal = (status, error) => ({ status, body: { error } });
+          return {
+            window: errorText(refusal(422, { code: 'outside_customer_service_window', message: 'x' })),
+            opted: errorText(refusal(409, { code: 'recipient_opted_out', message: 'x' })),
+            meta: errorText(refusal(502, { code: 'whatsapp_error', message: 'x',
+                                          graph_error: { code: 131026, title: 'Message undeliverable' } })),
+            wait: errorText(refusal(429, { code: 'rate_limited', retry_after_seconds: 42, scope: 'recipient' })),
+            offline: errorText({ status: 0, code: 'network', body: { error: { code: 'network' } } }),
+          };
+        }"""
+    )
+    assert "24 שעות" in words["window"]
+    assert "הסרה" in words["opted"]
+    assert "Message undeliverable" in words["meta"] and "131026" in words["meta"]
+    assert "42 שניות" in words["wait"]
+    assert "אין חיבור" in words["offline"]
+
+
+def test_hostile_input_is_text_and_never_breaks_the_layout(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    script = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+    name = "\u202eevil\u200b <b>דנה</b>\u2066"
+    long_text = ("שלום " * 600 + "א" * 1000)[:4096]
+    stack.lead_writes(wa_id, script, name=name)
+    stack.lead_writes(wa_id, long_text, name=name)
+    photo = {
+        "from": wa_id,
+        "id": meta.new_wamid(),
+        "timestamp": str(int(time.time())),
+        "type": "image",
+        "image": {"id": "1234567890", "mime_type": "image/jpeg", "sha256": "x", "caption": "<i>צילום</i>"},
+    }
+    stack.post_webhook(meta.envelope(meta.message_value([photo], name=name)))
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    shown = page.locator(".msg-in .msg-text", has_text="window.__pwned")
+    shown.wait_for()
+    page.locator(".msg-in .msg-text", has_text="אאאא").wait_for()
+    page.locator(".msg-in", has_text="<i>צילום</i>").wait_for()
+
+    assert shown.inner_text() == script
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator(".messages script, .messages b, .messages i, .leads b").count() == 0
+    assert page.locator(".messages img").count() == 0
+    # The name shows without its overrides and invisible characters; its markup stays text.
+    title = page.locator("#thread-title").inner_text()
+    assert title == "evil <b>דנה</b>"
+    assert "\u202e" not in inbox.lead(wa_id).inner_text()
+    # A photo whose file the service does not hold is said in words.
+    assert page.locator(".msg-in .media-missing", has_text="תמונה").count() == 1
+    # 4,096 characters (one 1,000-letter word among them) wrap inside the bubble.
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        inbox.no_horizontal_overflow()
+        bubble = box(page.locator(".msg-in", has_text="אאאא").locator(".bubble"))
+        thread = box(page.locator("#messages-scroll"))
+        assert bubble["x"] >= thread["x"] - 1 and bubble["x"] + bubble["width"] <= thread["x"] + thread["width"] + 1
+
+
+def test_the_page_is_served_with_a_strict_policy(stack: Stack) -> None:
+    page = http("GET", stack.url + "/inbox")
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    revalidated = http("GET", stack.url + "/inbox", headers={"If-None-Match": page.headers["ETag"]})
+    assert revalidated.status == 304
+    config = http("GET", stack.url + "/inbox/config.json").json()
+    assert config["auth"] == "iam" and config["api_base_url"] == ""
+    assert http("GET", stack.url + "/inbox/../template.yaml").status == 404
+    assert http("GET", stack.url + "/inbox/js/nope.js").status == 404
