@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import subprocess
 import sys
 import time
@@ -353,3 +354,121 @@ def test_the_page_is_served_with_a_strict_policy(stack: Stack) -> None:
     assert config["auth"] == "iam" and config["api_base_url"] == ""
     assert http("GET", stack.url + "/inbox/../template.yaml").status == 404
     assert http("GET", stack.url + "/inbox/js/nope.js").status == 404
+
+
+class _FakeCognito:
+    """Cognito's hosted UI and token endpoint, as the page uses them, on loopback: it checks PKCE (S256)."""
+
+    def __init__(self, page_origin: str) -> None:
+        import hashlib
+        from base64 import urlsafe_b64encode
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlencode, urlsplit
+
+        self.authorize: dict[str, str] = {}
+        self.token_forms: list[dict[str, str]] = []
+        fake = self
+
+        def challenge_of(verifier: str) -> str:
+            return urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                fake.authorize = query
+                target = query["redirect_uri"] + "?" + urlencode({"code": "code-1", "state": query["state"]})
+                # Cognito answers 302; a page that sends the browser on is the same to the inbox, and the
+                # test's routes see the navigation (Playwright does not route a redirect's next request).
+                body = f'<meta http-equiv="refresh" content="0;url={target}">'.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                fake.token_forms.append(form)
+                good = (
+                    form.get("code") == "code-1"
+                    and fake.authorize.get("code_challenge_method") == "S256"
+                    and challenge_of(form.get("code_verifier", "")) == fake.authorize.get("code_challenge")
+                )
+                claims = urlsafe_b64encode(json.dumps({"name": "נציגה בדיקה"}).encode()).rstrip(b"=").decode()
+                body = json.dumps(
+                    {"access_token": "agent-access-token", "id_token": f"e30.{claims}.sig", "expires_in": 3600}
+                    if good
+                    else {"error": "invalid_grant"}
+                ).encode()
+                self.send_response(200 if good else 400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Access-Control-Allow-Origin", page_origin)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_agent_signs_in_with_pkce_and_the_api_gets_the_token(stack: Stack, browser: Any) -> None:
+    idp = _FakeCognito(stack.url)
+    # Both origins are on loopback here (in AWS they are public): Chrome asks before a page reaches another
+    # loopback origin, so the test grants what an agent's browser never needs.
+    browser.grant_permissions(["local-network-access"], origin=stack.url)
+    page = browser.new_page()
+    authorizations: list[str | None] = []
+    try:
+        cognito = {
+            "domain": idp.url,
+            "client_id": "inbox-client",
+            "user_pool_id": "il-central-1_Test",
+            "region": "il-central-1",
+            "scopes": ["openid", "email", "profile"],
+        }
+        config = {"auth": "cognito", "api_base_url": "", "cognito": cognito, "phone_numbers": "masked",
+                  "timezone": "Asia/Jerusalem", "human_takeover_hours": 12}  # fmt: skip
+        # The stack serves the page for IAM; this run plays a Cognito deployment: its configuration, and the
+        # page's policy allowing the sign-in origin, as InboxFunction builds them from the stack's parameter.
+        page.route(stack.url + "/inbox/config.json", lambda route: route.fulfill(json=config))
+
+        def page_with_sign_in_origin(route: Any) -> None:
+            served = route.fetch()
+            headers = dict(served.headers)
+            headers["content-security-policy"] = headers["content-security-policy"].replace(
+                "connect-src 'self'", f"connect-src 'self' {idp.url}"
+            )
+            route.fulfill(response=served, headers=headers)
+
+        page.route(re.compile(re.escape(stack.url) + r"/inbox(\?.*)?$"), page_with_sign_in_origin)
+        page.on(
+            "request",
+            lambda request: (
+                authorizations.append(request.headers.get("authorization")) if "/conversations" in request.url else None
+            ),
+        )
+        page.goto(stack.url + "/inbox")
+        page.locator("#gate-action", has_text="כניסה").click()
+        page.locator("#connection", has_text="מחובר").wait_for()
+        assert page.locator("#gate").is_hidden()
+        assert idp.authorize["code_challenge_method"] == "S256"
+        assert idp.authorize["redirect_uri"] == stack.url + "/inbox"
+        assert idp.token_forms[0]["grant_type"] == "authorization_code"
+        assert "client_secret" not in idp.token_forms[0]
+        assert authorizations and set(authorizations) == {"Bearer agent-access-token"}
+        assert page.url == stack.url + "/inbox", "the code is removed from the address bar"
+        assert "נציגה בדיקה" in page.locator("#account").inner_text()
+    finally:
+        page.close()
+        idp.close()

@@ -16,6 +16,16 @@ PUBLIC_PATHS = {
     "/inbox",
     "/inbox/{file+}",
 }
+EXTERNAL_ISSUER = "https://issuer.example"
+AGENT_API = "AgentApi"
+# (ApiAuth, JwtIssuer): IAM; JWT with the CRM's own issuer; JWT for agents only (machines keep IAM).
+DEPLOYMENTS = [("IAM", EXTERNAL_ISSUER), ("JWT", EXTERNAL_ISSUER), ("JWT", "")]
+AGENT_ROUTES = {
+    ("GET", "/conversations"),
+    ("GET", "/conversations/{wa_id}/messages"),
+    ("POST", "/conversations/{wa_id}/read"),
+    ("POST", "/messages"),
+}
 EXPECTED_PROTECTED = {
     ("POST", "/messages"),
     ("GET", "/conversations"),
@@ -42,20 +52,45 @@ def _resolve(value: Any, parameters: dict[str, str], conditions: dict[str, bool]
     return value
 
 
-def _conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
-    conditions = {}
-    for name, expression in template.get("Conditions", {}).items():
+def _condition(expression: Any, parameters: dict[str, str], conditions: dict[str, bool]) -> bool:
+    if "Condition" in expression:
+        return conditions[expression["Condition"]]
+    if "Fn::Equals" in expression:
         left, right = expression["Fn::Equals"]
-        conditions[name] = _resolve(left, parameters, {}) == _resolve(right, parameters, {})
+        return bool(_resolve(left, parameters, {}) == _resolve(right, parameters, {}))
+    if "Fn::Not" in expression:
+        return not _condition(expression["Fn::Not"][0], parameters, conditions)
+    if "Fn::And" in expression:
+        return all(_condition(item, parameters, conditions) for item in expression["Fn::And"])
+    if "Fn::Or" in expression:
+        return any(_condition(item, parameters, conditions) for item in expression["Fn::Or"])
+    raise AssertionError(f"unknown condition {expression}")
+
+
+def _conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
+    conditions: dict[str, bool] = {}
+    for name, expression in template.get("Conditions", {}).items():  # conditions only name earlier ones
+        conditions[name] = _condition(expression, parameters, conditions)
     return conditions
 
 
-def _routes(template: dict[str, Any], api_auth: str) -> list[dict[str, Any]]:
-    """Every HttpApi route with the authorizer it ends up with: its own, else its API's default."""
+def _resources(template: dict[str, Any], api_auth: str, issuer: str = EXTERNAL_ISSUER) -> dict[str, Any]:
+    """The template's resources as deployed with these parameters: conditional resources dropped."""
     parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
-    parameters.update(ApiAuth=api_auth, JwtIssuer="https://issuer.example", JwtAudience="client")
+    parameters.update(ApiAuth=api_auth, JwtIssuer=issuer, JwtAudience="client")
     conditions = _conditions(template, parameters)
-    resources = _resolve(template["Resources"], parameters, conditions)
+    kept = {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if conditions.get(resource.get("Condition", ""), True)
+    }
+    resolved: dict[str, Any] = _resolve(kept, parameters, conditions)
+    return resolved
+
+
+def _routes(template: dict[str, Any], api_auth: str, issuer: str = EXTERNAL_ISSUER) -> list[dict[str, Any]]:
+    """Every HttpApi route with the authorizer it ends up with: its own, else its API's default."""
+    resources = _resources(template, api_auth, issuer)
     apis = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Serverless::HttpApi"}
     routes = []
     for logical_id, resource in resources.items():
@@ -73,6 +108,7 @@ def _routes(template: dict[str, Any], api_auth: str) -> list[dict[str, Any]]:
                 {
                     "function": logical_id,
                     "event": name,
+                    "api": api_ref,
                     "method": properties.get("Method", "ANY").upper(),
                     "path": properties.get("Path", "/"),
                     "authorizer": authorizer,
@@ -82,19 +118,25 @@ def _routes(template: dict[str, Any], api_auth: str) -> list[dict[str, Any]]:
     return routes
 
 
-def _open_routes(template: dict[str, Any], api_auth: str) -> list[str]:
-    expected = "AWS_IAM" if api_auth == "IAM" else "JwtAuthorizer"
+def _expected_authorizer(api: str | None, api_auth: str, issuer: str) -> str:
+    if api == AGENT_API:
+        return "AgentJwtAuthorizer" if api_auth == "JWT" else "AWS_IAM"
+    return "JwtAuthorizer" if api_auth == "JWT" and issuer else "AWS_IAM"
+
+
+def _open_routes(template: dict[str, Any], api_auth: str, issuer: str = EXTERNAL_ISSUER) -> list[str]:
     problems = []
-    for route in _routes(template, api_auth):
+    for route in _routes(template, api_auth, issuer):
         label = f"{route['method']} {route['path']} ({route['function']}.{route['event']})"
-        if route["path"] in PUBLIC_PATHS:
+        if route["path"] in PUBLIC_PATHS and route["api"] == "HttpApi":
             continue
+        expected = _expected_authorizer(route["api"], api_auth, issuer)
         if route["authorizer"] != expected:
             problems.append(f"{label}: authorizer {route['authorizer']!r}, expected {expected!r}")
         elif expected == "AWS_IAM" and route["api_auth"].get("EnableIamAuthorizer") is not True:
             problems.append(f"{label}: the API does not enable its IAM authorizer")
-        elif expected == "JwtAuthorizer":
-            jwt = route["api_auth"].get("Authorizers", {}).get("JwtAuthorizer", {})
+        elif expected != "AWS_IAM":
+            jwt = route["api_auth"].get("Authorizers", {}).get(expected, {})
             if not jwt.get("JwtConfiguration", {}).get("issuer"):
                 problems.append(f"{label}: the JWT authorizer has no issuer")
     return problems
@@ -105,14 +147,42 @@ def template() -> dict[str, Any]:
     return load_template()
 
 
-@pytest.mark.parametrize("api_auth", ["IAM", "JWT"])
-def test_no_route_but_the_webhook_is_left_open(template: dict[str, Any], api_auth: str) -> None:
-    assert _open_routes(template, api_auth) == []
+@pytest.mark.parametrize(("api_auth", "issuer"), DEPLOYMENTS)
+def test_no_route_but_the_webhook_and_the_inbox_page_is_left_open(
+    template: dict[str, Any], api_auth: str, issuer: str
+) -> None:
+    assert _open_routes(template, api_auth, issuer) == []
 
 
-@pytest.mark.parametrize("api_auth", ["IAM", "JWT"])
-def test_the_send_and_read_routes_exist_behind_the_authorizer(template: dict[str, Any], api_auth: str) -> None:
-    protected = {(r["method"], r["path"]) for r in _routes(template, api_auth) if r["path"] not in PUBLIC_PATHS}
+@pytest.mark.parametrize(("api_auth", "issuer"), DEPLOYMENTS)
+def test_agents_reach_exactly_the_inbox_routes_on_their_own_api(
+    template: dict[str, Any], api_auth: str, issuer: str
+) -> None:
+    routes = _routes(template, api_auth, issuer)
+    agent = {(r["method"], r["path"]) for r in routes if r["api"] == AGENT_API}
+    assert agent == AGENT_ROUTES
+    assert all(r["api"] in ("HttpApi", AGENT_API) for r in routes)
+
+
+def test_with_jwt_and_no_issuer_machines_keep_iam_and_agents_use_the_stacks_user_pool(
+    template: dict[str, Any],
+) -> None:
+    routes = _routes(template, "JWT", "")
+    crm = {r["authorizer"] for r in routes if r["api"] == "HttpApi" and r["path"] not in PUBLIC_PATHS}
+    agents = [r for r in routes if r["api"] == AGENT_API]
+    assert crm == {"AWS_IAM"}
+    assert {r["authorizer"] for r in agents} == {"AgentJwtAuthorizer"}
+    jwt = agents[0]["api_auth"]["Authorizers"]["AgentJwtAuthorizer"]["JwtConfiguration"]
+    assert jwt["issuer"] == {"Fn::Sub": "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${AgentUserPool}"}
+    assert jwt["audience"] == [{"Ref": "InboxUserPoolClient"}]
+
+
+@pytest.mark.parametrize(("api_auth", "issuer"), DEPLOYMENTS)
+def test_the_send_and_read_routes_exist_behind_the_authorizer(
+    template: dict[str, Any], api_auth: str, issuer: str
+) -> None:
+    routes = _routes(template, api_auth, issuer)
+    protected = {(r["method"], r["path"]) for r in routes if r["api"] == "HttpApi" and r["path"] not in PUBLIC_PATHS}
     assert protected >= EXPECTED_PROTECTED
 
 
@@ -123,7 +193,7 @@ def test_the_webhook_is_public_on_purpose(template: dict[str, Any]) -> None:
 
 
 def test_the_inbox_page_is_public_and_holds_no_data(template: dict[str, Any]) -> None:
-    page = [r for r in _routes(template, "IAM") if r["path"].startswith("/inbox")]
+    page = [r for r in _routes(template, "JWT", "") if r["path"].startswith("/inbox")]
     assert {(r["method"], r["path"], r["function"]) for r in page} == {
         ("GET", "/inbox", "InboxFunction"),
         ("GET", "/inbox/{file+}", "InboxFunction"),
