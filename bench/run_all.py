@@ -19,7 +19,9 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench_intent.py", []),
     ("bench_webhook.py", []),
     ("bench_pyc.py", ["--build"]),
+    ("bench_inbox_live.py", []),
     ("cost_profile.py", []),
+    ("bench_inbox_live.py", []),
 ]
 
 
