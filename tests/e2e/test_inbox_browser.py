@@ -137,6 +137,15 @@ def inbox(stack: Stack, browser: Any) -> Iterator[Inbox]:
     assert not outside, f"the page reached another origin: {outside}"
 
 
+_PLUS_FIRST = """(element) => {
+  const text = element.firstChild, range = document.createRange();
+  range.setStart(text, 0); range.setEnd(text, 1);
+  const plus = range.getBoundingClientRect().x;
+  range.setStart(text, text.length - 1); range.setEnd(text, text.length);
+  return text.textContent.startsWith("+") && plus < range.getBoundingClientRect().x;
+}"""
+
+
 def box(locator: Any) -> dict[str, float]:
     found = locator.bounding_box()
     assert found is not None
@@ -171,6 +180,8 @@ def test_a_hebrew_lead_appears_live_and_the_auto_reply_ticks_reach_read(stack: S
     assert lead_box["x"] + lead_box["width"] > reply_box["x"] + reply_box["width"]
     assert lead_box["x"] > reply_box["x"]
     assert incoming.locator(".msg-text").evaluate("e => getComputedStyle(e).direction") == "rtl"
+    # Numbers read left to right on this right-to-left page: the '+' is drawn left of the last digit.
+    assert page.locator("#thread-number").evaluate(_PLUS_FIRST)
 
     # An English message in the same thread runs LTR.
     stack.lead_writes(wa_id, "Is there parking in the building?", name="Dana")
@@ -232,9 +243,14 @@ def test_a_template_goes_out_after_the_window(stack: Stack, inbox: Inbox) -> Non
     inbox.lead(wa_id).wait_for()
     inbox.open(wa_id)
     page.locator("#template-form").wait_for()
+    page.locator(".msg-in", has_text="ברחוב הרצל").wait_for()
     assert page.locator("#free-text").is_hidden()
     assert "נסגר" in page.locator("#window-state").inner_text()
 
+    page.set_viewport_size(PHONE)
+    inbox.no_horizontal_overflow()
+    inbox.screenshot("phone-template-picker")
+    page.set_viewport_size(DESKTOP)
     page.locator("#template-name").fill("viewing_reminder")
     page.locator("#template-language").select_option("he")
     page.locator(".template-param-value").first.fill("דנה")
@@ -255,9 +271,11 @@ def test_an_opted_out_lead_cannot_be_messaged(stack: Stack, inbox: Inbox) -> Non
     inbox.lead(wa_id).locator(".mark-optout").wait_for()
     inbox.open(wa_id)
     page.locator("#opted-out").wait_for()
+    page.locator(".msg-in", has_text="הסר אותי").wait_for()
     assert "הסרה" in page.locator("#opted-out").inner_text()
     assert page.locator("#free-text").is_hidden()
     assert page.locator("#template-form").is_hidden()
+    inbox.screenshot("desktop-opted-out")
 
 
 def test_api_refusals_are_shown_in_words(stack: Stack, inbox: Inbox) -> None:
@@ -340,6 +358,7 @@ def test_hostile_input_is_text_and_never_breaks_the_layout(stack: Stack, inbox: 
         bubble = box(page.locator(".msg-in", has_text="אאאא").locator(".bubble"))
         thread = box(page.locator("#messages-scroll"))
         assert bubble["x"] >= thread["x"] - 1 and bubble["x"] + bubble["width"] <= thread["x"] + thread["width"] + 1
+    inbox.screenshot("phone-hostile-input")
 
 
 def test_the_page_is_served_with_a_strict_policy(stack: Stack) -> None:
@@ -472,3 +491,65 @@ def test_an_agent_signs_in_with_pkce_and_the_api_gets_the_token(stack: Stack, br
     finally:
         page.close()
         idp.close()
+
+
+_CONTRAST = """() => {
+  const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  const background = (element) => {
+    for (let e = element; e; e = e.parentElement) {
+      const color = rgb(getComputedStyle(e).backgroundColor);
+      if (color.length < 4 || color[3] > 0) return color;
+    }
+    return [255, 255, 255];
+  };
+  const worst = [];
+  for (const element of document.querySelectorAll("body *")) {
+    if (!element.checkVisibility() || element.closest(".visually-hidden")) continue;
+    const own = [...element.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    const [a, b] = [luminance(rgb(getComputedStyle(element).color)), luminance(background(element))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) worst.push(`${element.className || element.tagName}: ${ratio.toFixed(2)}`);
+  }
+  return worst;
+}"""
+
+_UNNAMED = """() => [...document.querySelectorAll("button, input, select, textarea, a[href]")]
+  .filter((e) => e.checkVisibility())
+  .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+  .map((e) => e.id || e.className || e.tagName)"""
+
+
+def test_every_control_has_a_name_text_has_aa_contrast_and_the_keyboard_reaches_the_send_box(
+    stack: Stack, inbox: Inbox
+) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, "אפשר לקבוע פגישה מחר?")
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    page.locator(".msg-out .tag-bot").wait_for()
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        assert page.evaluate(_UNNAMED) == []
+        assert page.evaluate(_CONTRAST) == []
+    page.set_viewport_size(DESKTOP)
+    # The list filter for "needs a human" keeps only leads whose question is still open.
+    page.locator("#needs-human").check()
+    for lead in page.locator(".lead").all():
+        assert lead.locator(".mark-awaits").count() == 1
+    page.locator("#needs-human").uncheck()
+    # From the thread's heading, Tab reaches the send box; arrows move through the lead list.
+    page.locator("#thread-title").focus()
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "message-text":
+            break
+    assert page.evaluate("document.activeElement.id") == "message-text"
+    first = page.locator(".lead-open").first
+    first.focus()
+    page.keyboard.press("ArrowDown")
+    if page.locator(".lead-open").count() > 1:
+        assert page.evaluate("document.activeElement === document.querySelectorAll('.lead-open')[1]")

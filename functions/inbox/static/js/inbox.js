@@ -54,9 +54,9 @@ export class Inbox {
   start() {
     this.bind();
     show($("layout"), true);
+    this.route(); // first, so that the first poll already fetches a thread opened by its link
     this.poller.start();
     setInterval(() => this.renderComposerState(), 1000);
-    this.route();
   }
 
   // --- events ----------------------------------------------------------------------------------
