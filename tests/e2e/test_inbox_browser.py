@@ -553,3 +553,44 @@ def test_every_control_has_a_name_text_has_aa_contrast_and_the_keyboard_reaches_
     page.keyboard.press("ArrowDown")
     if page.locator(".lead-open").count() > 1:
         assert page.evaluate("document.activeElement === document.querySelectorAll('.lead-open')[1]")
+
+
+def test_a_booked_slot_a_failed_send_and_israel_times_show_in_the_thread(stack: Stack, inbox: Inbox) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    page = inbox.page
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, HEBREW)
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    offer = eventually(
+        "the slots offered",
+        lambda: next((body for body in stack.sends_to(wa_id) if body.get("type") == "interactive"), None),
+    )
+    first = offer["interactive"]["action"]["buttons"][0]["reply"]
+    offered = page.locator(".msg-out", has=page.locator(".slot")).first
+    offered.wait_for()
+
+    # When the lead taps the first slot, the thread marks it as the one chosen and the list shows the meeting.
+    tap = meta.button_reply(wa_id, first["id"], first["title"], context_id=str(offered.get_attribute("data-id")))
+    stack.post_webhook(meta.envelope(meta.message_value([tap])))
+    page.locator(".slot-booked", has_text=first["title"]).wait_for()
+    inbox.lead(wa_id).locator(".mark-meeting").wait_for()
+
+    # When Meta later reports the agent's message failed, the thread says so with Meta's error title.
+    page.locator("#message-text").fill("נתראה מחר!")
+    page.locator("#send-text").click()
+    agent = page.locator(".msg-out", has=page.locator(".tag-agent"))
+    agent.wait_for()
+    failed = meta.status(str(agent.get_attribute("data-id")), "failed", wa_id, error_code=131026)
+    stack.post_webhook(meta.envelope(meta.status_value([failed])))
+    agent.locator(".ticks-failed", has_text="Message undeliverable").wait_for()
+    assert "131026" in agent.locator(".ticks-failed").inner_text()
+
+    # Times are Israel's, whatever the server's clock zone (the API speaks UTC).
+    thread = http("GET", f"{stack.url}/conversations/{wa_id}/messages").json()["messages"]
+    inbound = next(message for message in thread if message["direction"] == "inbound")
+    moment = datetime.fromisoformat(inbound["timestamp"].replace("Z", "+00:00"))
+    shown = page.locator(f'.msg-in time[datetime="{inbound["timestamp"]}"]').inner_text()
+    assert shown == moment.astimezone(ZoneInfo("Asia/Jerusalem")).strftime("%H:%M")
