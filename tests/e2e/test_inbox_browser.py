@@ -594,3 +594,16 @@ def test_a_booked_slot_a_failed_send_and_israel_times_show_in_the_thread(stack: 
     moment = datetime.fromisoformat(inbound["timestamp"].replace("Z", "+00:00"))
     shown = page.locator(f'.msg-in time[datetime="{inbound["timestamp"]}"]').inner_text()
     assert shown == moment.astimezone(ZoneInfo("Asia/Jerusalem")).strftime("%H:%M")
+
+
+def test_a_link_to_a_number_with_no_conversation_says_so_and_stays_live(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    inbox.expected_statuses.add(404)
+    page.evaluate(f"location.hash = '#/c/{wa_id}'")
+    page.locator("#thread-missing").wait_for()
+    assert page.locator("#connection").inner_text().startswith("מחובר")
+    # When the lead then writes, the thread fills in by itself.
+    stack.lead_writes(wa_id, "שלום, ראיתי את המודעה")
+    page.locator(".msg-in", has_text="ראיתי את המודעה").wait_for()
+    assert page.locator("#thread-missing").is_hidden()

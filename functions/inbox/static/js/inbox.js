@@ -137,7 +137,13 @@ export class Inbox {
     const selected = this.selected;
     const [list, thread] = await Promise.all([
       this.api.conversations(LEAD_PAGE),
-      selected ? this.api.messages(selected, THREAD_PAGE) : Promise.resolve(null),
+      selected
+        ? this.api.messages(selected, THREAD_PAGE).catch((error) => {
+            // A link to a lead with no conversation: say so, and keep polling (the lead may write yet).
+            if (error.code === "not_found") return { messages: [], next_cursor: null, missing: true };
+            throw error;
+          })
+        : Promise.resolve(null),
     ]);
     this.mergeLeads(list.conversations, this.leadCursor === null ? list.next_cursor : this.leadCursor);
     if (thread && selected === this.selected) {
@@ -146,7 +152,8 @@ export class Inbox {
         this.threadLoadedFor = selected;
       }
       this.mergeMessages(thread.messages);
-      this.markReadIfNeeded();
+      show($("thread-missing"), Boolean(thread.missing));
+      if (!thread.missing) this.markReadIfNeeded();
     }
     this.renderLeads();
     if (this.selected) {
