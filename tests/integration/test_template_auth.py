@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from local.template import load_template
+from support.template_resolution import EXTERNAL_ISSUER, resources_as_deployed
 
 PUBLIC_PATHS = {
     "/webhook",  # Meta cannot sign with SigV4; the webhook checks X-Hub-Signature-256 instead
@@ -16,7 +17,6 @@ PUBLIC_PATHS = {
     "/inbox",
     "/inbox/{file+}",
 }
-EXTERNAL_ISSUER = "https://issuer.example"
 AGENT_API = "AgentApi"
 # (ApiAuth, JwtIssuer): IAM; JWT with the CRM's own issuer; JWT for agents only (machines keep IAM).
 DEPLOYMENTS = [("IAM", EXTERNAL_ISSUER), ("JWT", EXTERNAL_ISSUER), ("JWT", "")]
@@ -35,62 +35,9 @@ EXPECTED_PROTECTED = {
 }
 
 
-def _resolve(value: Any, parameters: dict[str, str], conditions: dict[str, bool]) -> Any:
-    """Fn::If / Ref of parameters / AWS::NoValue, as AWS::LanguageExtensions resolves them before SAM."""
-    if isinstance(value, dict):
-        if set(value) == {"Fn::If"}:
-            name, when_true, when_false = value["Fn::If"]
-            return _resolve(when_true if conditions[name] else when_false, parameters, conditions)
-        if set(value) == {"Ref"} and value["Ref"] == "AWS::NoValue":
-            return None
-        if set(value) == {"Ref"} and value["Ref"] in parameters:
-            return parameters[value["Ref"]]
-        resolved = {key: _resolve(item, parameters, conditions) for key, item in value.items()}
-        return {key: item for key, item in resolved.items() if item is not None}
-    if isinstance(value, list):
-        return [_resolve(item, parameters, conditions) for item in value]
-    return value
-
-
-def _condition(expression: Any, parameters: dict[str, str], conditions: dict[str, bool]) -> bool:
-    if "Condition" in expression:
-        return conditions[expression["Condition"]]
-    if "Fn::Equals" in expression:
-        left, right = expression["Fn::Equals"]
-        return bool(_resolve(left, parameters, {}) == _resolve(right, parameters, {}))
-    if "Fn::Not" in expression:
-        return not _condition(expression["Fn::Not"][0], parameters, conditions)
-    if "Fn::And" in expression:
-        return all(_condition(item, parameters, conditions) for item in expression["Fn::And"])
-    if "Fn::Or" in expression:
-        return any(_condition(item, parameters, conditions) for item in expression["Fn::Or"])
-    raise AssertionError(f"unknown condition {expression}")
-
-
-def _conditions(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, bool]:
-    conditions: dict[str, bool] = {}
-    for name, expression in template.get("Conditions", {}).items():  # conditions only name earlier ones
-        conditions[name] = _condition(expression, parameters, conditions)
-    return conditions
-
-
-def _resources(template: dict[str, Any], api_auth: str, issuer: str = EXTERNAL_ISSUER) -> dict[str, Any]:
-    """The template's resources as deployed with these parameters: conditional resources dropped."""
-    parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
-    parameters.update(ApiAuth=api_auth, JwtIssuer=issuer, JwtAudience="client")
-    conditions = _conditions(template, parameters)
-    kept = {
-        logical_id: resource
-        for logical_id, resource in template["Resources"].items()
-        if conditions.get(resource.get("Condition", ""), True)
-    }
-    resolved: dict[str, Any] = _resolve(kept, parameters, conditions)
-    return resolved
-
-
 def _routes(template: dict[str, Any], api_auth: str, issuer: str = EXTERNAL_ISSUER) -> list[dict[str, Any]]:
     """Every HttpApi route with the authorizer it ends up with: its own, else its API's default."""
-    resources = _resources(template, api_auth, issuer)
+    resources = resources_as_deployed(template, api_auth, issuer)
     apis = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::Serverless::HttpApi"}
     routes = []
     for logical_id, resource in resources.items():

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local.template import load_template
-from unit.test_template_auth import _resources
+from support.template_resolution import resources_as_deployed
 from whatsapp_crm.inbox_page import page_config
 from whatsapp_crm.settings import InboxSettings
 
@@ -26,7 +26,7 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def with_jwt(template: dict[str, Any]) -> dict[str, Any]:
-    return _resources(template, "JWT", "")
+    return resources_as_deployed(template, "JWT", "")
 
 
 def _of_type(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
@@ -36,7 +36,7 @@ def _of_type(resources: dict[str, Any], resource_type: str) -> dict[str, Any]:
 
 
 def test_with_iam_there_is_no_user_pool_and_no_sign_in_configuration(template: dict[str, Any]) -> None:
-    resources = _resources(template, "IAM")
+    resources = resources_as_deployed(template, "IAM")
     assert not {r["Type"] for r in resources.values()} & (COGNITO_TYPES | {"AWS::SSM::Parameter"})
     inbox = resources["InboxFunction"]["Properties"]["Environment"]["Variables"]
     assert inbox["INBOX_AUTH"] == "IAM"
