@@ -20,11 +20,11 @@ from _common import ROOT, ensure_paths
 ensure_paths()
 sys.path.insert(0, str(ROOT / "tests"))
 
-from e2e.browser import chromium  # noqa: E402
-from e2e.harness import StackProcess, clean_environment, free_port, http  # noqa: E402
+from e2e.browser import chromium
+from e2e.harness import StackProcess, clean_environment, free_port, http
 
-from local import meta_payloads as meta  # noqa: E402
-from local.defaults import LOCAL_APP_SECRET  # noqa: E402
+from local import meta_payloads as meta
+from local.defaults import LOCAL_APP_SECRET
 
 
 def main() -> int:
