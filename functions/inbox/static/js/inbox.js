@@ -20,6 +20,17 @@ const LEAD_PAGE = 100;
 const THREAD_PAGE = 50;
 const TEXT_LIMIT = 4096;
 const MEDIA_TYPES = new Set(["image", "video", "audio", "document", "sticker"]);
+// Why the service holds no file (the read API's media.reason), in words an agent can act on.
+const MEDIA_UNAVAILABLE = {
+  expired: "נמחק בתום תקופת השמירה",
+  deleted: "נמחק",
+  too_large: "גדול מדי לשמירה",
+  empty: "קובץ ריק",
+  gone_at_meta: "כבר לא זמין ב-WhatsApp; בקשו מהליד לשלוח שוב",
+  meta_download_failed: "WhatsApp לא מסר את הקובץ; בקשו מהליד לשלוח שוב",
+  checksum_mismatch: "הקובץ הגיע פגום",
+  not_kept: "לא נשמר אצלנו",
+};
 const MEDIA_WORDS = { image: "תמונה", video: "סרטון", audio: "הקלטה", document: "מסמך", sticker: "מדבקה" };
 
 function isFuture(iso, now = new Date()) {
@@ -461,8 +472,10 @@ export class Inbox {
     if (!MEDIA_TYPES.has(message.type)) return null;
     const word = MEDIA_WORDS[message.type] || "קובץ";
     const media = message.media;
-    if (!media || media.status === "deleted" || media.status === "failed" || media.status === "expired") {
-      const why = media && media.status === "deleted" ? "נמחק" : media ? "אינו זמין" : "לא נשמר";
+    if (!media) return h("p", { class: "msg-media media-missing" }, `${word} (לא נשמר)`);
+    if (media.status === "pending") return h("p", { class: "msg-media media-missing" }, `${word} (מתקבל…)`);
+    if (media.status !== "archived") {
+      const why = MEDIA_UNAVAILABLE[media.reason] || "אינו זמין";
       return h("p", { class: "msg-media media-missing" }, `${word} (${why})`);
     }
     if (message.type === "image" || message.type === "sticker") {
