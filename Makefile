@@ -5,12 +5,13 @@ SHELL := /bin/bash
 PYTHON313 := $(shell scripts/find-python.sh 2>/dev/null)
 VENV := .venv
 TOOLS := .venv-tools
+TRAIN := .venv-train
 PY := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
 # The pyenv shim behind python3.13 (used by `sam build`'s workflow) needs a version selected.
 export PYENV_VERSION ?= 3.13.0:3.12.1:3.11.7
 
-.PHONY: help venv tools lint typecheck validate browser test-unit test-integration test-e2e test-reliability test build run demo \
+.PHONY: help venv tools train-intent lint typecheck validate browser test-unit test-integration test-e2e test-reliability test build run demo \
 	bench replay clean
 
 help: ## List the targets
@@ -30,10 +31,20 @@ $(TOOLS)/.installed: requirements-tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
 	touch $@
 
+$(TRAIN)/.installed: requirements-train.txt layers/whatsapp/requirements.txt
+	@test -n "$(PYTHON313)" || { scripts/find-python.sh; exit 1; }
+	test -x $(TRAIN)/bin/python || $(PYTHON313) -m venv $(TRAIN)
+	$(TRAIN)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-train.txt
+	touch $@
+
 venv: $(VENV)/.installed ## Create the project venv (.venv, Python 3.13)
 tools: $(TOOLS)/.installed ## Create the SAM CLI venv (.venv-tools)
 browser: ## Debian's Chromium for the inbox's browser tests (apt-get install when absent and root)
 	scripts/ensure-chromium.sh
+
+# scikit-learn lives in its own venv (.venv-train): the tests and the layer never need it.
+train-intent: $(TRAIN)/.installed ## Retrain the intent classifier from tests/data/intent_corpus (writes intent_model.json)
+	$(TRAIN)/bin/python scripts/train_intent.py
 
 lint: venv ## ruff (lint + format check)
 	$(PY) -m ruff check .
@@ -85,4 +96,4 @@ replay: venv ## Replay a day of webhooks against the local stack with faults; ex
 	$(PY) bench/replay.py --fault-rate 0.1 --visibility-timeout 30 --json .local/replay-report.json $(REPLAY_ARGS)
 
 clean: ## Remove venvs and build output
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(TRAIN) .aws-sam .pytest_cache .mypy_cache .ruff_cache

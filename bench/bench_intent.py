@@ -1,57 +1,184 @@
-"""Intent engine benchmarks. Run: `.venv/bin/python bench/bench_intent.py`.
+"""Intent engine: accuracy on any corpus folder, and the engine's budgets. Markdown on stdout.
 
-1. Throughput on one core (CPU time), over the hand-labelled messages: with a cold word cache (a freshly
-   compiled engine sees every message for the first time) and warm (the same messages again, as a
-   long-lived Lambda sees recurring words). Target: tens of thousands of messages per second. Plus one
-   message at WhatsApp's 4096-character limit, and reply planning per intent.
-2. Cold-load cost in fresh interpreters, median: importing the intent package, then the first
-   `detect_intent` (reads and compiles data/intents.json), then the first reply (validates the texts);
-   and the same three steps after the imports the responder makes anyway (Powertools, pydantic).
-3. Accuracy on tests/unit/intent/labelled_messages.jsonl: overall, per split (dev was tuned on, holdout
-   was not), per intent, per language, the named tricky negatives, and the confusion matrix.
+    .venv/bin/python bench/bench_intent.py --eval FOLDER [FOLDER ...]   accuracy only
+    .venv/bin/python bench/bench_intent.py                              budgets, then accuracy on the team's file
+
+Accuracy (`--eval`): every `*.jsonl` file in the folders, one message per line in the corpus format
+(`text`, `intent`, `author`, `lang_group`, `hard_negative`), scored for this engine and for the previous
+one (main at commit 75749ac, frozen in bench/previous_intent/) on the same lines: accuracy overall, per
+author, per language group, per intent (precision and recall), the confusion matrix, opt-out recall and
+false opt-outs, hard negatives.
+
+How an "ask" counts (this engine only: when it cannot tell whether a message is an opt-out, the responder
+asks the lead "shall we remove you?" with two buttons, and the lead's tap decides):
+- accuracy: an ask is right on a real opt-out (the lead is asked, and removed on one tap) and wrong on
+  anything else (a needless question), whatever the best reading behind it;
+- opt-out recall counts decided opt-outs only; "honoured" adds the asked ones (the legal duty is met only
+  if the lead answers, so both are shown); a false opt-out is a message removed at once that is not one
+  (an ask is never a false opt-out: nobody is removed without tapping "remove me").
+
+Budgets (no `--eval`): detections per CPU-second on one core (cold word cache and warm), a 4096-character
+message, the responder's cold import and first detection with and without the model, and the size the
+engine adds to the layer.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import partial
-from zoneinfo import ZoneInfo
+from pathlib import Path
 
-from _common import LAYER, ROOT, ensure_paths, fresh_process_seconds, median_ms
+from _common import LAYER, ROOT, ensure_paths, median_ms
 
 ensure_paths()
+sys.path.insert(0, str(ROOT / "bench"))
 
-from whatsapp_crm.intent import Intent, IntentEngine, Language, detect_intent, plan_reply
-from whatsapp_crm.intent.engine import read_intent_data
-from whatsapp_crm.schedule import BusinessHours
+from previous_intent import engine as previous_engine
 
-LABELLED = ROOT / "tests" / "unit" / "intent" / "labelled_messages.jsonl"
+from whatsapp_crm.intent import Intent, detect_intent
+from whatsapp_crm.intent.engine import IntentDetector, read_intent_data, read_model_data
+
+TEAM_FILE = ROOT / "tests" / "unit" / "intent" / "labelled_messages.jsonl"
+INTENT_DATA = LAYER / "whatsapp_crm" / "intent"
 COLD_RUNS = 15
+ASK = "ask"
+LABELS = [intent.value for intent in Intent]
 
 
 @dataclass(frozen=True)
-class Labelled:
+class Line:
     text: str
-    intent: Intent
-    language: Language
-    tags: tuple[str, ...]
-    split: str
+    intent: str
+    author: str
+    lang_group: str
+    hard_negative: bool
 
 
-def load_labelled() -> list[Labelled]:
-    rows = [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [
-        Labelled(row["text"], Intent(row["intent"]), Language(row["language"]), tuple(row["tags"]), row["split"])
-        for row in rows
-    ]
+@dataclass(frozen=True)
+class Decision:
+    """What an engine did with a line: an intent, or "ask" (this engine's opt-out question)."""
+
+    intent: str
+    asked: bool = False
+
+    @property
+    def action(self) -> str:
+        return ASK if self.asked else self.intent
+
+    def right(self, label: str) -> bool:
+        return label == Intent.OPT_OUT.value if self.asked else self.intent == label
+
+
+def load_folders(folders: Iterable[Path]) -> list[Line]:
+    lines = []
+    for folder in folders:
+        paths = sorted(folder.glob("*.jsonl")) if folder.is_dir() else [folder]
+        for path in paths:
+            for raw in path.read_text(encoding="utf-8").splitlines():
+                if raw.strip():
+                    row = json.loads(raw)
+                    lines.append(
+                        Line(
+                            row["text"],
+                            row["intent"],
+                            row.get("author", path.stem),
+                            row.get("lang_group", row.get("language", "?")),
+                            bool(row.get("hard_negative", False)),
+                        )
+                    )
+    return lines
+
+
+def current(text: str) -> Decision:
+    result = detect_intent(text)
+    return Decision(result.intent.value, result.confirm_opt_out)
+
+
+def previous(text: str) -> Decision:
+    return Decision(previous_engine.detect_intent(text).intent.value)
+
+
+# ------------------------------------------------------------------------------------------------ report
+
+
+def _share(right: int, total: int) -> str:
+    return f"{right}/{total} = {right / total:.3f}" if total else "–"
+
+
+def _accuracy(pairs: Sequence[tuple[Line, Decision]]) -> str:
+    return _share(sum(decision.right(line.intent) for line, decision in pairs), len(pairs))
+
+
+def _groups(lines: Sequence[Line], key: Callable[[Line], str]) -> list[str]:
+    return sorted({key(line) for line in lines})
+
+
+def accuracy_report(lines: Sequence[Line], engines: dict[str, Callable[[str], Decision]]) -> str:
+    decided = {name: [(line, engine(line.text)) for line in lines] for name, engine in engines.items()}
+    names = list(engines)
+    out = [f"{len(lines)} lines, {len(_groups(lines, lambda line: line.author))} authors", ""]
+    out += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+
+    def row(title: str, cell: Callable[[list[tuple[Line, Decision]]], str]) -> None:
+        out.append(f"| {title} | " + " | ".join(cell(decided[name]) for name in names) + " |")
+
+    row("**accuracy**", _accuracy)
+    for author in _groups(lines, lambda line: line.author):
+        row(f"author {author}", lambda pairs, a=author: _accuracy([p for p in pairs if p[0].author == a]))
+    for group in _groups(lines, lambda line: line.lang_group):
+        row(f"language {group}", lambda pairs, g=group: _accuracy([p for p in pairs if p[0].lang_group == g]))
+    row("hard negatives", lambda pairs: _accuracy([p for p in pairs if p[0].hard_negative]))
+    opt_out = Intent.OPT_OUT.value
+    row("opt-out recall (removed at once)", lambda pairs: _opt_out_recall(pairs, asked_too=False))
+    row("opt-out honoured (removed or asked)", lambda pairs: _opt_out_recall(pairs, asked_too=True))
+    row(
+        "false opt-outs (removed, not an opt-out)",
+        lambda pairs: str(sum(d.action == opt_out and line.intent != opt_out for line, d in pairs)),
+    )
+    row("asks on real opt-outs", lambda pairs: str(sum(d.asked and line.intent == opt_out for line, d in pairs)))
+    row("asks on other messages", lambda pairs: str(sum(d.asked and line.intent != opt_out for line, d in pairs)))
+    for name in names:
+        out += ["", f"**{name}: per intent** (recall by label, precision by decision; an ask is not a decision)", ""]
+        out += ["| intent | recall | precision |", "|---|---|---|"]
+        for label in LABELS:
+            labelled = [d for line, d in decided[name] if line.intent == label]
+            claimed = [line for line, d in decided[name] if d.action == label]
+            out.append(
+                f"| {label} | {_share(sum(d.right(label) for d in labelled), len(labelled))} "
+                f"| {_share(sum(line.intent == label for line in claimed), len(claimed))} |"
+            )
+        out += ["", f"**{name}: confusion matrix** (rows: label; columns: decision)", ""]
+        columns = LABELS + ([ASK] if any(d.asked for _, d in decided[name]) else [])
+        out += ["| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+        counts = Counter((line.intent, d.action) for line, d in decided[name])
+        for label in LABELS:
+            out.append(f"| {label} | " + " | ".join(str(counts[(label, column)]) for column in columns) + " |")
+    return "\n".join(out)
+
+
+def _opt_out_recall(pairs: Sequence[tuple[Line, Decision]], *, asked_too: bool) -> str:
+    opt_out = Intent.OPT_OUT.value
+    real = [d for line, d in pairs if line.intent == opt_out]
+    return _share(sum(d.action == opt_out or (asked_too and d.asked) for d in real), len(real))
+
+
+def misread(lines: Sequence[Line]) -> str:
+    out = []
+    for line in lines:
+        decision = current(line.text)
+        if not decision.right(line.intent):
+            out.append(f"- [{line.author}] {line.intent} -> {decision.action}: {line.text!r}")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------------- budgets
 
 
 def cpu_seconds(action: Callable[[], object]) -> float:
@@ -60,134 +187,132 @@ def cpu_seconds(action: Callable[[], object]) -> float:
     return time.process_time() - start
 
 
-def throughput(texts: list[str]) -> tuple[float, float]:
-    """Messages per CPU-second with a cold word cache and with a warm one (best of several passes)."""
-    data = read_intent_data()
-    cold = []
-    for _ in range(20):
-        fresh = IntentEngine.from_data(data)  # compiled outside the timing: only detection is measured
-        cold.append(cpu_seconds(partial(_detect_all, fresh, texts)))
-    engine = IntentEngine.from_data(data)
+def previous_throughput(texts: list[str]) -> float:
+    """The previous engine, warm, on the same texts in the same run: the comparison for the budget."""
     for text in texts:
-        engine.detect(text)
-    warm = [cpu_seconds(lambda: [engine.detect(text) for _ in range(20) for text in texts]) / 20 for _ in range(5)]
+        previous_engine.detect_intent(text)
+    runs = [cpu_seconds(lambda: [previous_engine.detect_intent(text) for _ in range(5) for text in texts]) / 5]
+    runs += [cpu_seconds(lambda: [previous_engine.detect_intent(text) for _ in range(5) for text in texts]) / 5]
+    return len(texts) / min(runs)
+
+
+def throughput(texts: list[str]) -> tuple[float, float]:
+    """Detections per CPU-second: a fresh engine (every word new to its caches), then warm (best of five)."""
+    from whatsapp_crm.intent.engine import IntentEngine, OptOutThresholds
+    from whatsapp_crm.intent.model import LinearIntentModel
+
+    model_data, cue_data = read_model_data(), read_intent_data()
+    cuts = OptOutThresholds(**model_data["opt_out_thresholds"])
+    cold = []
+    for _ in range(5):
+        fresh = IntentDetector(IntentEngine.from_data(cue_data), LinearIntentModel.from_data(model_data), cuts)
+        cold.append(cpu_seconds(lambda engine=fresh: [engine.detect(text) for text in texts]))
+    warm_engine = IntentDetector(IntentEngine.from_data(cue_data), LinearIntentModel.from_data(model_data), cuts)
+    for text in texts:
+        warm_engine.detect(text)
+    warm = [cpu_seconds(lambda: [warm_engine.detect(text) for _ in range(5) for text in texts]) / 5 for _ in range(5)]
     return len(texts) / min(cold), len(texts) / min(warm)
 
 
-def _detect_all(engine: IntentEngine, texts: list[str]) -> None:
-    for text in texts:
-        engine.detect(text)
-
-
-def _plan_many(intent: Intent, now: datetime, hours: BusinessHours, times: int) -> None:
-    for _ in range(times):
-        plan_reply(intent, Language.HE, now, hours)
-
-
 def longest_message_ms(texts: list[str]) -> float:
-    """CPU per message at WhatsApp's 4096-character limit, built from the labelled messages themselves."""
-    long_text = " ".join(texts * 2)[:4096]
+    long_text = " ".join(texts)[:4096]
     detect_intent(long_text)
-    return min(cpu_seconds(lambda: [detect_intent(long_text) for _ in range(100)]) for _ in range(3)) / 100 * 1000
+    return min(cpu_seconds(lambda: [detect_intent(long_text) for _ in range(20)]) for _ in range(3)) / 20 * 1000
 
 
-def replies_per_second() -> dict[str, float]:
-    hours = BusinessHours.parse()
-    now = datetime(2026, 11, 25, 9, tzinfo=ZoneInfo("Asia/Jerusalem"))
-    rates = {}
-    for intent in (Intent.GREETING, Intent.AVAILABILITY, Intent.MEETING):
-        plan_reply(intent, Language.HE, now, hours)
-        best = min(cpu_seconds(partial(_plan_many, intent, now, hours, 2000)) for _ in range(3))
-        rates[intent.value] = 2000 / best
-    return rates
+def fresh_process_cpu_seconds(code: str, runs: int, env: dict[str, str]) -> list[float]:
+    """CPU time of `code` in fresh interpreters (start-up excluded): unlike wall time, it does not grow when
+    other processes load the machine (imports from a warm file cache are CPU-bound)."""
+    timer = "import time, sys; t0 = time.process_time()\n" + code + "\nsys.stdout.write(repr(time.process_time() - t0))"
+    samples = []
+    for _ in range(runs):
+        output = subprocess.run(
+            [sys.executable, "-c", timer], check=True, capture_output=True, text=True, env=env, cwd=ROOT
+        ).stdout
+        samples.append(float(output.strip().splitlines()[-1]))
+    return samples
 
 
 def cold_load() -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(LAYER)}
-    first_reply = (
-        "r = i.detect_intent('אפשר לקבוע פגישה?')\n"
-        "i.plan_reply(r.intent, r.language, datetime(2026, 11, 25, 9, tzinfo=UTC), BusinessHours.parse())"
-    )
-    imports = (
-        "import whatsapp_crm.intent as i\nfrom datetime import datetime, UTC\n"
-        "from whatsapp_crm.schedule import BusinessHours"
-    )
-    steps = {
-        "import whatsapp_crm.intent": "import whatsapp_crm.intent",
-        "+ first detect_intent (read + compile cues)": "import whatsapp_crm.intent as i\ni.detect_intent('שלום')",
-        "+ first plan_reply (validate texts, slots)": f"{imports}\n{first_reply}",
-    }
-    results = {label: median_ms(fresh_process_seconds(code, COLD_RUNS, env)) for label, code in steps.items()}
-    # What the responder actually pays: its other imports (Powertools, pydantic) are loaded anyway.
+    """Fresh interpreters, median CPU time: the responder's own import, and its first detection, this engine
+    vs the rules alone and vs the previous engine (what the responder paid before the model)."""
+    env = {**os.environ, "PYTHONPATH": f"{LAYER}{os.pathsep}{ROOT / 'bench'}"}
     preload = "import aws_lambda_powertools, pydantic, json\nfrom aws_lambda_powertools.utilities import batch\n"
-    timed = (
-        preload + "t1 = time.perf_counter()\n" + imports + "\n" + first_reply + "\n"
-        "sys.stdout.write(repr(time.perf_counter() - t1) + '\\n')"
-    )
-    marginal = [float(sample) for sample in _last_lines(timed, env)]
-    results["all three, after the responder's other imports"] = median_ms(marginal)
-    return results
+    steps = {
+        "import whatsapp_crm.respond": "import whatsapp_crm.respond",
+        "+ first detection, rules + model (this engine)": (
+            "import whatsapp_crm.respond\nfrom whatsapp_crm.intent import detect_intent\ndetect_intent('שלום')"
+        ),
+        "+ first detection, rules alone": (
+            "import whatsapp_crm.respond\nfrom whatsapp_crm.intent.engine import rules_engine\n"
+            "rules_engine().detect('שלום')"
+        ),
+        "+ first detection, previous engine (75749ac)": (
+            "import whatsapp_crm.respond\nfrom previous_intent.engine import detect_intent\ndetect_intent('שלום')"
+        ),
+        "first detection after the responder's imports, rules alone": (
+            preload + "import whatsapp_crm.respond\nt1 = time.process_time()\n"
+            "from whatsapp_crm.intent.engine import rules_engine\nrules_engine().detect('שלום')\nt0 = t1"
+        ),
+        "first detection after the responder's imports, this engine": (
+            preload + "import whatsapp_crm.respond\nt1 = time.process_time()\n"
+            "from whatsapp_crm.intent import detect_intent\ndetect_intent('שלום')\nt0 = t1"
+        ),
+        "first detection after the responder's imports, previous engine": (
+            preload + "import whatsapp_crm.respond\nt1 = time.process_time()\n"
+            "from previous_intent.engine import detect_intent\ndetect_intent('שלום')\nt0 = t1"
+        ),
+    }
+    return {label: median_ms(fresh_process_cpu_seconds(code, COLD_RUNS, env)) for label, code in steps.items()}
 
 
-def _last_lines(code: str, env: dict[str, str]) -> list[str]:
-    outputs = []
-    for _ in range(COLD_RUNS):
-        completed = subprocess.run(
-            [sys.executable, "-c", "import time, sys\n" + code], check=True, capture_output=True, text=True, env=env
-        )
-        outputs.append(completed.stdout.strip().splitlines()[-1])
-    return outputs
+def layer_growth() -> dict[str, int]:
+    """Bytes the learned model and its code add to the layer's source (the .pyc files come on top in a build)."""
+    files = [INTENT_DATA / "data" / "intent_model.json", INTENT_DATA / "model.py", INTENT_DATA / "cue_file.py"]
+    return {str(path.relative_to(LAYER)): path.stat().st_size for path in files}
 
 
-def accuracy(messages: list[Labelled]) -> None:
-    predicted = {message.text: detect_intent(message.text) for message in messages}
-
-    def score(subset: list[Labelled]) -> str:
-        right = sum(predicted[m.text].intent == m.intent for m in subset)
-        return f"{right}/{len(subset)} = {right / len(subset):.3f}" if subset else "n/a"
-
-    print(f"\nAccuracy (intent) on {len(messages)} labelled messages: {score(messages)}")
-    for split in ("dev", "holdout"):
-        print(f"  split {split:<8} {score([m for m in messages if m.split == split])}")
-    print(f"  tricky negatives that must pass: {score([m for m in messages if 'must' in m.tags])}")
-    print(f"  precedence messages: {score([m for m in messages if any(t.startswith('precedence:') for t in m.tags)])}")
-    languages_right = sum(predicted[m.text].language == m.language for m in messages)
-    print(f"  language detection: {languages_right}/{len(messages)}")
-    print("\nPer intent (recall by label; precision by prediction):")
-    for intent in Intent:
-        labelled = [m for m in messages if m.intent == intent]
-        claimed = [m for m in messages if predicted[m.text].intent == intent]
-        precise = sum(m.intent == intent for m in claimed)
-        print(f"  {intent.value:<13} recall {score(labelled):<20} precision {precise}/{len(claimed)}")
-    print("\nPer language:")
-    for language in Language:
-        print(f"  {language.value}  {score([m for m in messages if m.language == language])}")
-    print("\nConfusion matrix (rows: label, columns: predicted):")
-    counts = Counter((m.intent, predicted[m.text].intent) for m in messages)
-    names = [intent.value for intent in Intent]
-    print("  " + " " * 13 + "".join(f"{name[:8]:>9}" for name in names))
-    for row in Intent:
-        print(f"  {row.value:<13}" + "".join(f"{counts[(row, column)]:>9}" for column in Intent))
-    misses = [m for m in messages if predicted[m.text].intent != m.intent]
-    print("\nMisread:")
-    for m in misses:
-        got = predicted[m.text]
-        print(f"  [{m.split}] {m.intent.value} -> {got.intent.value}: {m.text!r} (cue {got.cue!r})")
-
-
-def main() -> None:
-    messages = load_labelled()
-    texts = [message.text for message in messages]
-    print(f"Intent engine benchmark ({len(texts)} messages, mean {sum(map(len, texts)) / len(texts):.0f} characters)")
+def budgets(texts: list[str]) -> str:
     cold, warm = throughput(texts)
-    print(f"\nThroughput, one core: {cold:,.0f} msgs/s with a cold word cache, {warm:,.0f} msgs/s warm")
-    print(f"A 4096-character message (all labelled texts joined): {longest_message_ms(texts):.2f} ms")
-    print("Replies planned per second (Hebrew): " + ", ".join(f"{k} {v:,.0f}" for k, v in replies_per_second().items()))
-    print(f"\nCold load in fresh interpreters (median of {COLD_RUNS}, interpreter start-up excluded):")
-    for label, milliseconds in cold_load().items():
-        print(f"  {label:<45} {milliseconds:6.1f} ms")
-    accuracy(messages)
+    out = [
+        f"Detections per CPU-second, one core, over {len(texts)} messages (mean "
+        f"{sum(map(len, texts)) / len(texts):.0f} characters): {cold:,.0f} with fresh caches, {warm:,.0f} warm "
+        f"(budget: ≥ 20,000 warm); the previous engine, warm, same run: {previous_throughput(texts):,.0f}",
+        f"A 4096-character message: {longest_message_ms(texts):.2f} ms",
+        "",
+        f"Cold load, fresh interpreters, median CPU time of {COLD_RUNS} (interpreter start-up excluded):",
+        "",
+        "| step | ms |",
+        "|---|---|",
+    ]
+    out += [f"| {label} | {ms:.1f} |" for label, ms in cold_load().items()]
+    sizes = layer_growth()
+    out += ["", "Layer growth (source bytes; budget ≤ 5 MB):", ""]
+    out += [f"- {name}: {size:,}" for name, size in sizes.items()]
+    out.append(f"- total: {sum(sizes.values()):,}")
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Intent engine accuracy and budgets (Markdown)")
+    parser.add_argument("--eval", nargs="+", type=Path, metavar="FOLDER", help="corpus folders (or JSONL files)")
+    parser.add_argument("--errors", action="store_true", help="also list this engine's misread lines")
+    args = parser.parse_args(argv)
+    engines = {"previous engine (75749ac)": previous, "this engine": current}
+    if args.eval:
+        lines = load_folders(args.eval)
+        print(f"## Intent accuracy on {', '.join(str(folder) for folder in args.eval)}\n")
+        print(accuracy_report(lines, engines))
+        if args.errors:
+            print("\nMisread by this engine:\n" + misread(lines))
+        return 0
+    team = load_folders([TEAM_FILE])
+    print("## Intent engine budgets\n")
+    print(budgets([line.text for line in team]))
+    print(f"\n## Intent accuracy on {TEAM_FILE.relative_to(ROOT)} (training material: not an estimate)\n")
+    print(accuracy_report(team, engines))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -25,6 +25,7 @@ from local.apigw import lambda_context
 from local.graph_simulator import GraphSimulator
 from local.handlers import load_function_module
 from whatsapp_crm.clock import iso
+from whatsapp_crm.intent import Intent, Language, detect_intent
 from whatsapp_crm.records import OutboundRecord, SentBy
 from whatsapp_crm.sqs.redelivery import SqsRedelivery
 
@@ -580,3 +581,130 @@ class TestMeetings:
         assert reoffer.body["context"] == {"message_id": tap["id"]}
         assert reoffer.body["type"] == "interactive"
         assert all(b["reply"]["id"] != slot_id for b in reoffer.body["interactive"]["action"]["buttons"])
+
+
+# Phrasings near the line between "stop messaging me" and something else; which of them the engine is
+# unsure about depends on its weights, so each test takes the first one it is unsure about.
+HEBREW_BORDERLINE = [
+    "מספיק עם הדירות האלה",
+    "תפסיקו",
+    "די כבר",
+    "אני כבר לא מחפש, תודה",
+    "לא רלוונטי לי יותר",
+    "אפשר להפסיק?",
+    "מספיק",
+]
+ENGLISH_BORDERLINE = [
+    "enough already",
+    "I'm not looking anymore, thanks",
+    "not relevant for me anymore",
+    "can this stop?",
+    "stop it",
+    "too many messages",
+]
+
+
+def _unclear(candidates: list[str], language: Language) -> str:
+    for text in candidates:
+        result = detect_intent(text)
+        if result.confirm_opt_out and result.language is language:
+            return text
+    pytest.fail(f"none of {candidates} leaves the engine unsure: pick borderline phrasings again")
+
+
+def _question_buttons(send: Any) -> dict[str, str]:
+    assert send.body["type"] == "interactive"
+    return {button["reply"]["id"]: button["reply"]["title"] for button in send.body["interactive"]["action"]["buttons"]}
+
+
+def _tap(webhook: Any, question: Any, reply_id: str, title: str) -> dict[str, Any]:
+    tap = meta.button_reply(LEAD, reply_id, title, context_id=question.response["messages"][0]["id"])
+    _deliver(webhook, tap)
+    return tap
+
+
+class TestOptOutQuestion:
+    def test_an_unclear_hebrew_message_gets_the_question_in_hebrew_and_nobody_is_removed(
+        self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
+    ) -> None:
+        # Given a lead whose message may or may not ask us to stop
+        message = _text(_unclear(HEBREW_BORDERLINE, Language.HE))
+        _deliver(webhook, message)
+        # When the responder runs
+        responder.run()
+        # Then one reply asks, in Hebrew, with a "remove me" and a "stay" button, quoting the message
+        [question] = _sends(graph_fake)
+        assert question.body["context"] == {"message_id": message["id"]}
+        assert _has_hebrew(question.body["interactive"]["body"]["text"])
+        assert _question_buttons(question) == {"opt_out:remove": "הסר אותי", "opt_out:stay": "להישאר ברשימה"}
+        # And nobody is removed on a guess; the message shows the engine was unsure
+        assert table.get_lead(LEAD).get("opted_out", False) is False
+        inbound = table.get_message(message["id"])
+        assert inbound["opt_out_unclear"] is True
+        assert inbound["intent"] != Intent.OPT_OUT.value
+
+    def test_tapping_remove_me_opts_out_with_one_confirmation_then_silence(
+        self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
+    ) -> None:
+        # Given a lead who was asked
+        _deliver(webhook, _text(_unclear(HEBREW_BORDERLINE, Language.HE)))
+        responder.run()
+        [question] = _sends(graph_fake)
+        # When they tap "הסר אותי"
+        tap = _tap(webhook, question, "opt_out:remove", "הסר אותי")
+        responder.run()
+        # Then they are opted out and get one confirmation, in Hebrew, quoting the tap
+        lead = table.get_lead(LEAD)
+        assert lead["opted_out"] is True
+        confirmation = _sends(graph_fake)[1]
+        assert confirmation.body["type"] == "text"
+        assert confirmation.body["context"] == {"message_id": tap["id"]}
+        assert _has_hebrew(confirmation.body["text"]["body"])
+        # And nothing more is sent, whatever they write next
+        _deliver(webhook, _text("אפשר לקבוע פגישה?"))
+        responder.run()
+        assert len(_sends(graph_fake)) == 2
+
+    def test_tapping_stay_removes_nothing_and_later_messages_are_answered(
+        self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
+    ) -> None:
+        # Given a lead who was asked, in English
+        _deliver(webhook, _text(_unclear(ENGLISH_BORDERLINE, Language.EN)))
+        responder.run()
+        [question] = _sends(graph_fake)
+        assert _question_buttons(question) == {"opt_out:remove": "Remove me", "opt_out:stay": "Keep me on the list"}
+        # When they tap "Keep me on the list"
+        _tap(webhook, question, "opt_out:stay", "Keep me on the list")
+        responder.run()
+        # Then nothing is removed and they are told so, in English
+        assert table.get_lead(LEAD).get("opted_out", False) is False
+        kept = _sends(graph_fake)[1]
+        assert kept.body["type"] == "text"
+        assert not _has_hebrew(kept.body["text"]["body"])
+        # And their next question gets its usual answer (meeting slots)
+        _deliver(webhook, _text("Can we schedule a viewing tomorrow?"))
+        responder.run()
+        assert _sends(graph_fake)[2].body["type"] == "interactive"
+        assert "opt_out:remove" not in _question_buttons(_sends(graph_fake)[2])
+
+    def test_the_question_is_asked_once_and_a_later_clear_opt_out_decides(
+        self, responder: Responder, webhook: Any, graph_fake: GraphSimulator, table: Any
+    ) -> None:
+        # Given a lead who was asked and did not tap
+        text = _unclear(HEBREW_BORDERLINE, Language.HE)
+        _deliver(webhook, _text(text))
+        responder.run()
+        # When they write another unclear message
+        _deliver(webhook, _text(text + "!"))
+        responder.run()
+        # Then they are not asked again (the second reply has no opt-out buttons) and still not removed
+        sends = _sends(graph_fake)
+        assert len(sends) == 2
+        assert sends[1].body["type"] != "interactive" or "opt_out:remove" not in _question_buttons(sends[1])
+        assert table.get_lead(LEAD).get("opted_out", False) is False
+        # When they then write a clear opt-out
+        _deliver(webhook, _text("תורידו אותי מהרשימה בבקשה"))
+        responder.run()
+        # Then it decides as usual: removed at once, with one confirmation
+        assert table.get_lead(LEAD)["opted_out"] is True
+        assert len(_sends(graph_fake)) == 3

@@ -6,7 +6,9 @@ Order of work for one queued message (docs/responder.md draws it):
 2. The intent, language and cue are stored on the inbound message.
 3. A durable claim on the wamid is taken (the store makes it conditional). Whoever holds it decides and
    replies; everyone else sees `done` and stops, or sees a live lease and retries later.
-4. The lead's state decides: opt-out / opt-in, human takeover, cool-down, meeting slot taps.
+4. The lead's state decides: opt-out / opt-in, the question "shall we remove you?" when the engine cannot
+   tell whether the message is an opt-out (and the lead's tap answering it), human takeover, cool-down,
+   meeting slot taps.
 5. Mark as read with the typing indicator, send, and record the reply and the claim together.
 
 Ports are passed in: a ReplyStore, a ReplySender (GraphClient satisfies it) and a clock. Failures that
@@ -38,8 +40,18 @@ from whatsapp_crm.graph.errors import (
 )
 from whatsapp_crm.handoff import QueuedInbound
 from whatsapp_crm.health import counts_as_refused
-from whatsapp_crm.intent.engine import Intent, Language, detect_intent
-from whatsapp_crm.intent.reply_plans import ReplyPlan, plan_reply, plan_slot_confirmation, plan_slot_reoffer
+from whatsapp_crm.intent.engine import Intent, IntentResult, Language, detect_intent
+from whatsapp_crm.intent.reply_plans import (
+    KEEP_ME_ID,
+    OPT_OUT_ANSWER_PREFIX,
+    REMOVE_ME_ID,
+    ReplyPlan,
+    plan_opt_out_kept,
+    plan_opt_out_question,
+    plan_reply,
+    plan_slot_confirmation,
+    plan_slot_reoffer,
+)
 from whatsapp_crm.observability import logger, mask_phone
 from whatsapp_crm.records import MessageError, OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.responder_records import (
@@ -69,6 +81,8 @@ EVIDENCE_SLACK = timedelta(minutes=10)
 # failed to take take longer, so the wait trades reply latency in this rare case against a double reply.
 EVIDENCE_WAIT = timedelta(minutes=5)
 PREVIEW_LENGTH = 80
+# What the outbound record and the lead's cool-down stamp call our "shall we remove you?" question.
+OPT_OUT_QUESTION = "opt_out_question"
 
 _CLASSIFIED_TYPES = frozenset({MessageType.TEXT, MessageType.INTERACTIVE, MessageType.BUTTON})
 # These refusals are about our account or configuration, not this message: retry (and reach the DLQ)
@@ -187,6 +201,9 @@ class Inquiry:
     language: Language
     cue: str | None
     slot_id: str | None = None  # a tapped meeting-slot button (current, stale or unknown)
+    # The engine could not tell whether this is an opt-out: ask the lead (`intent` is the best other reading).
+    confirm_opt_out: bool = False
+    kept_subscription: bool = False  # the lead tapped "keep me" under our opt-out question
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,14 +252,26 @@ def classify(message: InboundMessage) -> Inquiry | None:
         detected = detect_intent(choice.title)
         if choice.id and is_slot_tap(choice.id):
             return Inquiry(Intent.MEETING, detected.language, choice.id, slot_id=choice.id)
-        return Inquiry(detected.intent, detected.language, detected.cue)
+        if choice.id and choice.id.startswith(OPT_OUT_ANSWER_PREFIX):
+            return _opt_out_answer(choice.id, detected.language)
+        return _inquiry(detected)
     text = message.text_content
     if not text and message.button is not None:
         text = message.button.payload
     if not text:
         return None
-    detected = detect_intent(text)
-    return Inquiry(detected.intent, detected.language, detected.cue)
+    return _inquiry(detect_intent(text))
+
+
+def _inquiry(detected: IntentResult) -> Inquiry:
+    return Inquiry(detected.intent, detected.language, detected.cue, confirm_opt_out=detected.confirm_opt_out)
+
+
+def _opt_out_answer(reply_id: str, language: Language) -> Inquiry:
+    """A tap on our "shall we remove you?" buttons decides: "remove me" is an opt-out, "keep me" is not."""
+    if reply_id == REMOVE_ME_ID:
+        return Inquiry(Intent.OPT_OUT, language, reply_id)
+    return Inquiry(Intent.DEFAULT, language, reply_id, kept_subscription=reply_id == KEEP_ME_ID)
 
 
 def _unanswerable(
@@ -259,11 +288,14 @@ def _unanswerable(
 
 
 def _inquiry_fields(inquiry: Inquiry) -> dict[str, Any]:
-    return {
+    fields: dict[str, Any] = {
         "intent": inquiry.intent.value,
         "language": inquiry.language.value,
         "intent_cue": inquiry.cue,
     }
+    if inquiry.confirm_opt_out:
+        fields["opt_out_unclear"] = True
+    return fields
 
 
 # --- deciding ----------------------------------------------------------------------------------------
@@ -335,6 +367,12 @@ def _decide(ctx: _Context) -> ReplyPlan | ReplyOutcome:
         lead = resumed
     if lead.opted_out:
         return ReplyOutcome.OPTED_OUT
+    if inquiry.kept_subscription:
+        return plan_opt_out_kept(inquiry.language)
+    if inquiry.confirm_opt_out and not _within(lead.auto_reply_at.get(OPT_OUT_QUESTION), policy.cooldown, now):
+        # Asked once (within the cool-down): a lead who may have asked us to stop is asked, even while a
+        # human handles the conversation, rather than silenced or ignored on a guess.
+        return plan_opt_out_question(inquiry.language)
     if _within(lead.last_human_outbound_at, policy.human_takeover, now):
         return ReplyOutcome.HUMAN_TAKEOVER
     if inquiry.slot_id is not None:
@@ -370,10 +408,12 @@ def _preview(body: str) -> str:
 
 
 def _pending(plan: ReplyPlan, inquiry: Inquiry) -> PendingReply:
+    asks = any(button.id == REMOVE_ME_ID for button in plan.buttons)
     return PendingReply(
         kind=plan.kind,
         body=plan.body,
-        intent=inquiry.intent.value,
+        # The question's own cool-down stamp (last_auto_reply_at_opt_out_question) keeps it to one ask.
+        intent=OPT_OUT_QUESTION if asks else inquiry.intent.value,
         language=inquiry.language.value,
         buttons=_buttons(plan),
     )

@@ -1,4 +1,5 @@
-"""Intent detection rules, one behaviour per test (the labelled set measures overall quality)."""
+"""The cue file's rules (`rules_engine()`), one behaviour per test. The whole engine, rules and learned
+model together, is tested in test_detect.py; its accuracy is measured in bench/bench_intent.py."""
 
 from __future__ import annotations
 
@@ -19,15 +20,18 @@ from whatsapp_crm.intent import (
     IntentEngine,
     IntentResult,
     Language,
-    detect_intent,
     detect_language,
     validate_intent_data,
 )
-from whatsapp_crm.intent.engine import read_intent_data
+from whatsapp_crm.intent.engine import read_intent_data, rules_engine
+
+
+def detect_rules(text: str) -> IntentResult:
+    return rules_engine().detect(text)
 
 
 def intent_of(text: str) -> Intent:
-    return detect_intent(text).intent
+    return detect_rules(text).intent
 
 
 def edited(change: Any) -> dict[str, Any]:
@@ -110,7 +114,7 @@ def test_a_never_split_word_stays_whole_behind_prefixes_of_its_own(text: str) ->
 
 def test_a_never_split_word_does_not_hide_the_real_cue_that_shares_its_letters() -> None:
     # "הזמינות" is ה + "זמינות" (the availability), not a form of "הזמין"
-    assert detect_intent("והזמינות שלך מחר?").intent == Intent.AVAILABILITY
+    assert detect_rules("והזמינות שלך מחר?").intent == Intent.AVAILABILITY
 
 
 @pytest.mark.parametrize("text", ["מהי הכתובת?", "והי", "שהי"])
@@ -137,7 +141,7 @@ def test_two_letter_cues_never_take_a_prefix(text: str) -> None:
 )
 def test_hebrew_cues_match_behind_one_letter_prefixes(text: str, expected: Intent, cue: str) -> None:
     # Given a cue word glued to ו/ה/ב/ל/מ/ש/כ or a stack of them (וכש, ול, שה ...)
-    result = detect_intent(text)
+    result = detect_rules(text)
     # Then the cue is found, and reported as spelled in the cue file
     assert (result.intent, result.cue) == (expected, cue)
 
@@ -395,9 +399,9 @@ def test_unless_phrases_cancel_the_cue_they_overlap(text: str, expected: Intent)
 
 
 def test_the_result_carries_intent_language_and_the_cue_as_written_in_the_cue_file() -> None:
-    assert detect_intent("אפשר לראות את הדירה?") == IntentResult(Intent.MEETING, Language.HE, "לראות את דירה")
-    assert detect_intent("Please STOP") == IntentResult(Intent.OPT_OUT, Language.EN, "stop")
-    assert detect_intent("🙂") == IntentResult(Intent.DEFAULT, Language.HE, None)
+    assert detect_rules("אפשר לראות את הדירה?") == IntentResult(Intent.MEETING, Language.HE, "לראות את דירה")
+    assert detect_rules("Please STOP") == IntentResult(Intent.OPT_OUT, Language.EN, "stop")
+    assert detect_rules("🙂") == IntentResult(Intent.DEFAULT, Language.HE, None)
 
 
 @pytest.mark.parametrize(
@@ -417,7 +421,7 @@ def test_any_hebrew_letter_means_hebrew_otherwise_latin_means_english_otherwise_
     text: str, language: Language
 ) -> None:
     assert detect_language(text) == language
-    assert detect_intent(text).language == language
+    assert detect_rules(text).language == language
 
 
 def test_enums_are_their_wire_values() -> None:
@@ -487,7 +491,10 @@ def _set(path: tuple[str, ...], value: Any) -> Any:
         (_set(("cues", "en", "intents", "greeting", "keywords"), ["hi", 3]), "cues.en.intents.greeting.keywords"),
         (_set(("cues", "en", "classes", "me"), ["me", "two words"]), "must be a single word"),
         (_set(("cues", "en", "intents", "opt_out", "phrases"), ["... stop"]), "misplaced '...'"),
-        (_set(("negatable_intents",), ["opt_out", "nonsense"]), "unknown intent 'nonsense'"),
+        (_set(("negatable_intents",), ["opt_out", "nonsense"]), "negatable_intents.1: Input should be"),
+        (_set(("cues", "he", "intents", "opt_out"), "הסר"), "cues.he.intents.opt_out: Input should be"),
+        (_set(("cues", "en", "intents", "greeting", "keywords"), ["hi", " "]), "greeting.keywords.1: String should"),
+        (_set(("cues", "en", "negation", "negatorz"), ["not"]), "cues.en.negation.negatorz: Extra inputs"),
         (_set(("cues", "he", "negation", "reversers"), ["@nosuch"]), "cues.he.negation.reversers: unknown class"),
         (_set(("cues", "en", "intents", "opt_out", "clause_commands"), ["stop ... now"]), "misplaced '...'"),
         (

@@ -1,12 +1,15 @@
-"""The engine against messages labelled by hand (labelled_messages.jsonl).
+"""The whole engine against the team's own labelled messages (labelled_messages.jsonl).
 
-Each line: text, the intent and language a person would assign, tags, and a split. The "dev" split was
-written before the cue file and used to tune it; the "holdout" split was written afterwards and never
-tuned on, so its accuracy is the honest estimate. The lines added with the opt-out/negation rules of
-2026-11-26 follow the same rule: the audit's probes and everything written while the rules were designed
-are dev; a batch written afterwards and run once is holdout, its misses left in. Tags name what a line
-exercises: "must" marks the named tricky negatives that may never be misread, "precedence:a>b" a message
-that carries both cues.
+Each line: text, the intent and language a person would assign, tags, and a split. Since 2026-12-06 the
+file is training material for the learned model (scripts/train_intent.py), like the multi-author corpus in
+tests/data/intent_corpus/, and 17 lines were relabelled to the issue-9 definitions (a greeting with a
+question is `default`, so is the property's own availability; tag `relabelled-2026-12-06`). So these
+tests guard against regressions, and are no estimate: the honest figures are the leave-one-author-out ones
+and the blind split's (docs/performance.md). Tags name what a line exercises: "must" marks the named tricky
+negatives that may never be misread, "precedence:a>b" a message that carries both cues.
+
+A line counts as right as bench/bench_intent.py counts it: when the engine asks the lead whether to
+remove them, that is right on an opt-out and wrong on anything else.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from whatsapp_crm.intent import Intent, Language, detect_intent
+from whatsapp_crm.intent import Intent, IntentResult, Language, detect_intent
 
 LABELLED = Path(__file__).with_name("labelled_messages.jsonl")
 MIN_ACCURACY = 0.95
@@ -49,6 +52,17 @@ def _load() -> list[Labelled]:
 MESSAGES = _load()
 
 
+def decided_right(message: Labelled) -> bool:
+    result = detect_intent(message.text)
+    return _right(result, message.intent)
+
+
+def _right(result: IntentResult, label: Intent) -> bool:
+    if result.confirm_opt_out:
+        return label is Intent.OPT_OUT
+    return result.intent == label
+
+
 def _tagged(predicate: str) -> Iterator[Labelled]:
     return (message for message in MESSAGES if any(tag.startswith(predicate) for tag in message.tags))
 
@@ -65,24 +79,10 @@ def test_the_labelled_set_is_large_and_covers_every_intent_and_language() -> Non
 def test_overall_accuracy_is_at_least_95_percent() -> None:
     # Given every labelled message
     # When the engine classifies each
-    wrong = [
-        (m.text, m.intent.value, detect_intent(m.text).intent.value)
-        for m in MESSAGES
-        if detect_intent(m.text).intent != m.intent
-    ]
+    wrong = [(m.text, m.intent.value, detect_intent(m.text)) for m in MESSAGES if not decided_right(m)]
     # Then at least 95% agree with the person who labelled them (the misses are listed on failure)
     accuracy = 1 - len(wrong) / len(MESSAGES)
     assert accuracy >= MIN_ACCURACY, f"accuracy {accuracy:.3f}; misread: {wrong}"
-
-
-def test_holdout_accuracy_is_at_least_95_percent_too() -> None:
-    # Given only the messages written after the cue file was tuned
-    holdout = [message for message in MESSAGES if message.split == "holdout"]
-    # When classified
-    right = sum(detect_intent(message.text).intent == message.intent for message in holdout)
-    # Then the engine generalises, rather than remembering the dev messages
-    assert len(holdout) >= 50
-    assert right / len(holdout) >= MIN_ACCURACY
 
 
 @pytest.mark.parametrize("message", list(_tagged("must")), ids=lambda message: message.text)
@@ -91,8 +91,9 @@ def test_named_tricky_negatives_are_never_misread(message: Labelled) -> None:
     # ("הסרטון", "התשלום", "מזמין", "don't stop sending")
     # When classified
     result = detect_intent(message.text)
-    # Then it gets its labelled intent: no opt-out, greeting or availability from a substring
-    assert result.intent == message.intent
+    # Then it gets its labelled intent: no opt-out, greeting or availability from a substring (the engine
+    # may still ask whether to remove the lead: a question, never a removal)
+    assert result.intent == message.intent, result
 
 
 @pytest.mark.parametrize("message", list(_tagged("precedence:")), ids=lambda message: message.text)
@@ -104,7 +105,7 @@ def test_a_message_with_two_cues_gets_the_stronger_intent(message: Labelled) -> 
     result = detect_intent(message.text)
     # Then the stronger intent wins
     assert message.intent == stronger
-    assert result.intent == message.intent
+    assert _right(result, message.intent), result
 
 
 def test_every_precedence_rule_is_exercised_by_the_labelled_set() -> None:
@@ -129,5 +130,6 @@ def test_every_precedence_rule_is_exercised_by_the_labelled_set() -> None:
 def test_language_is_detected_for_every_labelled_message(message: Labelled) -> None:
     # Given any labelled message
     # When classified
-    # Then the reply language is Hebrew when any Hebrew letter appears, else English when Latin letters do
+    # Then the reply language is Hebrew when any Hebrew letter appears, else English (the file's Latin-letter
+    # lines are all English; Hebrew typed in Latin letters is in test_detect.py)
     assert detect_intent(message.text).language == message.language

@@ -1,9 +1,21 @@
-"""What a lead's message asks for, decided by whole-word cues from data/intents.json.
+"""What a lead's message asks for: the cue file's rules and a learned classifier, combined.
 
-The cue file is read and compiled once, on the first call, then every call is a pure function of the
-text. Matching works on `normalize.tokenize` output: whole words and word sequences (never substrings),
-Hebrew words also behind their one-letter prefixes, a cue right after a negator ignored, and the
-intents ranked opt_out > opt_in > meeting > availability > greeting > default.
+`detect_intent` is the engine. The linear model of model.py reads the message and gives each intent a
+probability; the rules below read it too, and keep what rules do best: a message that is nothing but an
+opt-out command ("הסר", "STOP please") is an opt-out, a message with no word (empty, emoji only) gets the
+rules' reading, the cue that agrees is reported, and the rules' reading decides how sure the model must be
+before the lead is asked about an opt-out (negation, quotes and precedence are what the rules read well).
+The opt-out probability is calibrated on text by authors the model never saw (data/intent_model.json
+records the thresholds, scripts/train_intent.py sets them): above the `clear` lines the message is an
+opt-out; in the band below, the engine cannot tell, says so (`IntentResult.confirm_opt_out`), and the
+responder asks the lead instead of guessing; below the band it is not one. (Stacking the rules' reading as
+a feature of the model was tried: leave-one-author-out it scored lower, docs/performance.md.)
+
+The rules alone (`rules_engine()`, `IntentEngine`): the cue file is read and compiled once, on the first
+call, then every call is a pure function of the text. Matching works on `normalize.tokenize` output: whole
+words and word sequences (never substrings), Hebrew words also behind their one-letter prefixes, a cue right
+after a negator ignored, and the intents ranked opt_out > opt_in > meeting > availability > greeting >
+default.
 
 A false opt-out silences a lead for good, so opt-out words that also have an everyday meaning ("stop",
 "תפסיקו", "הסרה") are never keywords: they count as a command standing alone in its clause ("hi, please
@@ -20,10 +32,12 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
+from whatsapp_crm.intent.model import LinearIntentModel
 from whatsapp_crm.intent.normalize import clauses_of, has_hebrew, has_latin, normalize, squeeze, tokenize
 
 DATA_PACKAGE = "whatsapp_crm.intent"
 DATA_FILE = "data/intents.json"
+MODEL_FILE = "data/intent_model.json"
 
 
 class Intent(StrEnum):
@@ -54,48 +68,160 @@ PRECEDENCE: tuple[Intent, ...] = (
 class IntentResult:
     intent: Intent
     language: Language
-    cue: str | None = None  # the keyword or phrase from intents.json that decided, as written there
+    cue: str | None = None  # the keyword or phrase from intents.json that agreed, as written there
+    confidence: float = 1.0  # the model's probability for `intent` (1.0 when the rules alone decided)
+    # The engine cannot tell whether this is an opt-out: ask the lead. `intent` is then the best reading
+    # other than opt_out, so a caller that ignores this flag never silences a lead on a guess.
+    confirm_opt_out: bool = False
 
 
 def detect_intent(text: str) -> IntentResult:
-    """Classify one inbound message. Pure and cheap after the first call (which loads the cue file)."""
-    return _engine().detect(text)
+    """Classify one inbound message. Pure and cheap after the first call (which loads the data files)."""
+    return _detector().detect(text)
 
 
 def detect_language(text: str) -> Language:
-    """Hebrew letters anywhere make it Hebrew; otherwise Latin letters make it English; otherwise Hebrew."""
-    return _language_of(normalize(text))
+    """Hebrew letters make it Hebrew; Latin letters make it English unless the model reads them as Hebrew
+    typed in Latin letters ("ma kore", "titoridu oti"); no letters at all: Hebrew."""
+    return _detector().language(normalize(text))
 
 
-def _language_of(normalized: str) -> Language:
+def _script_language(normalized: str) -> Language | None:
     if has_hebrew(normalized):
         return Language.HE
     if has_latin(normalized):
-        return Language.EN
+        return None
     return Language.HE
+
+
+def _language_of(normalized: str) -> Language:
+    """The rules' own reading of the language: by script alone (Latin letters are English)."""
+    return _script_language(normalized) or Language.EN
+
+
+@dataclass(frozen=True, slots=True)
+class RulesReading:
+    result: IntentResult
+    # The message is nothing but commands ("הסר", "STOP please"): the most precise thing the rules know. A
+    # clause command in a longer message ("הסר. רגע לא, תתעלמו") is not that sure.
+    whole_command: bool
+
+
+class OptOutCall(StrEnum):
+    CLEAR = "clear"  # an opt-out: remove at once, confirm once
+    ASK = "ask"  # cannot tell: ask the lead
+    NO = "no"  # not an opt-out
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutThresholds:
+    """Where the model's opt-out probability becomes a decision; set by the training script from
+    probabilities on authors the model never saw (scripts/train_intent.py `thresholds`)."""
+
+    clear: float  # any message at or above this is an opt-out
+    clear_short: float  # a short one-clause message ("please stop texting me") at or above this is one
+    short_words: int  # "short": at most this many words
+    ask: float  # below the clear lines, when the rules read an opt-out: ask at or above this
+    ask_against_rules: float  # the same when the rules read no opt-out (negated, quoted, another intent)
+
+    def decide(self, probability: float, clauses: Sequence[Sequence[str]], rules: RulesReading) -> OptOutCall:
+        short = len(clauses) == 1 and len(clauses[0]) <= self.short_words
+        if probability >= self.clear or (short and probability >= self.clear_short):
+            return OptOutCall.CLEAR
+        rules_say_opt_out = rules.result.intent is Intent.OPT_OUT
+        if probability >= (self.ask if rules_say_opt_out else self.ask_against_rules):
+            # A bare opt-out command ("הסר", "STOP please") is clear unless the model finds it unlikely too.
+            return OptOutCall.CLEAR if rules_say_opt_out and rules.whole_command else OptOutCall.ASK
+        return OptOutCall.NO
+
+
+class IntentDetector:
+    """The rules and the learned model together (see the module docstring)."""
+
+    def __init__(self, rules: IntentEngine, model: LinearIntentModel, thresholds: OptOutThresholds) -> None:
+        self.rules = rules
+        self.model = model
+        self.thresholds = thresholds
+
+    def language(self, normalized: str, clauses: Sequence[Sequence[str]] | None = None) -> Language:
+        by_script = _script_language(normalized)
+        if by_script is not None:
+            return by_script
+        if clauses is None:
+            clauses = clauses_of(normalized)
+        return Language.HE if self.model.latin_text_is_hebrew(clauses) else Language.EN
+
+    def detect(self, text: str) -> IntentResult:
+        normalized = normalize(text)
+        clauses = clauses_of(normalized)
+        reading = self.rules.read_normalized(normalized, clauses)
+        rule = reading.result
+        language = self.language(normalized, clauses)
+        if not clauses:
+            return IntentResult(rule.intent, language, rule.cue)
+        scores = self.model.scores(clauses, rule.intent.value)
+        opt_out = scores.of(Intent.OPT_OUT.value)
+        call = self.thresholds.decide(opt_out, clauses, reading)
+        if call is OptOutCall.CLEAR:
+            return IntentResult(Intent.OPT_OUT, language, _agreeing_cue(rule, Intent.OPT_OUT), opt_out)
+        label, probability = scores.best(exclude=Intent.OPT_OUT.value)
+        intent = _INTENTS[label]
+        return IntentResult(
+            intent, language, _agreeing_cue(rule, intent), probability, confirm_opt_out=call is OptOutCall.ASK
+        )
+
+
+_INTENTS = {intent.value: intent for intent in Intent}
+
+
+def _agreeing_cue(rule: IntentResult, intent: Intent) -> str | None:
+    return rule.cue if rule.intent is intent else None
+
+
+@cache
+def read_model_data() -> Mapping[str, Any]:
+    """The parsed model file shipped inside this package (read once per process)."""
+    return _read_json(MODEL_FILE)
+
+
+@cache
+def _detector() -> IntentDetector:
+    data = read_model_data()
+    try:
+        thresholds = OptOutThresholds(**data["opt_out_thresholds"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{MODEL_FILE}: opt_out_thresholds: {error}") from None
+    return IntentDetector(rules_engine(), LinearIntentModel.from_data(data), thresholds)
 
 
 @cache
 def read_intent_data() -> Mapping[str, Any]:
     """The parsed cue and reply file shipped inside this package (read once per process)."""
+    return _read_json(DATA_FILE)
+
+
+def _read_json(name: str) -> Mapping[str, Any]:
     # Imported here: importlib.resources costs ~15 ms of imports that only the first call needs.
     import json
     from importlib import resources
 
-    text = resources.files(DATA_PACKAGE).joinpath(DATA_FILE).read_text(encoding="utf-8")
+    text = resources.files(DATA_PACKAGE).joinpath(name).read_text(encoding="utf-8")
     data = json.loads(text)
     if not isinstance(data, dict):
-        raise ValueError(f"{DATA_FILE}: expected a JSON object at the top level")
+        raise ValueError(f"{name}: expected a JSON object at the top level")
     return data
 
 
 @cache
-def _engine() -> IntentEngine:
+def rules_engine() -> IntentEngine:
+    """The cue file's rules alone, compiled once (the learned model stacks on their reading)."""
     return IntentEngine.from_data(read_intent_data())
 
 
 # ----------------------------------------------------------------------------------------------- matching
 
+# The clause number a command reading of the whole message sorts under: before every clause.
+_WHOLE_MESSAGE = -1
 # "..." in a phrase lets this many unrelated words sit between its neighbours.
 MAX_GAP = 3
 # Hebrew proclitics stack in this order: ו, then ש/כש/לכש, then one of ב ל כ מ, then the article ה.
@@ -277,22 +403,31 @@ class IntentEngine:
         return _Compiler(data).build()
 
     def detect(self, text: str) -> IntentResult:
+        return self.read(text).result
+
+    def read(self, text: str) -> RulesReading:
+        """The rules' reading, with whether a command decided it with the message nothing but commands."""
         normalized = normalize(text)
+        return self.read_normalized(normalized, clauses_of(normalized))
+
+    def read_normalized(self, normalized: str, tokens: Sequence[Sequence[str]]) -> RulesReading:
+        """`read` for a text already through `normalize`, with its `clauses_of`."""
         language = _language_of(normalized)
-        clauses = [[self._lexicon.candidates(token) for token in clause] for clause in clauses_of(normalized)]
-        best: dict[Intent, tuple[tuple[int, int, int], str]] = {}
+        clauses = [[self._lexicon.candidates(token) for token in clause] for clause in tokens]
+        best: dict[Intent, tuple[tuple[int, int, int], str, bool]] = {}
         for order, pattern, words, positions in self._command_hits(clauses):
             known = best.get(pattern.intent)
             if known is None or order < known[0]:
-                best[pattern.intent] = (order, pattern.cue(words, positions))
+                best[pattern.intent] = (order, pattern.cue(words, positions), order[0] == _WHOLE_MESSAGE)
         for hit in self._hits(clauses):
             known = best.get(hit.pattern.intent)
             if known is None or hit.order < known[0]:
-                best[hit.pattern.intent] = (hit.order, hit.pattern.cue(clauses[hit.clause], hit.positions))
+                best[hit.pattern.intent] = (hit.order, hit.pattern.cue(clauses[hit.clause], hit.positions), False)
         for intent in PRECEDENCE:
             if intent in best:
-                return IntentResult(intent, language, best[intent][1])
-        return IntentResult(Intent.DEFAULT, language, None)
+                _, cue, by_command = best[intent]
+                return RulesReading(IntentResult(intent, language, cue), by_command)
+        return RulesReading(IntentResult(Intent.DEFAULT, language, None), False)
 
     def _hits(self, clauses: Sequence[Sequence[Candidates]]) -> Iterator[_Hit]:
         gap_stops = self._gap_stops
@@ -324,7 +459,7 @@ class IntentEngine:
         if only_commands and stretches:
             message = [word for _, stretch in stretches for word in stretch]
             for pattern, positions in self._segment(message, self._commands):
-                yield (-1, positions[0], 0), pattern, message, positions
+                yield (_WHOLE_MESSAGE, positions[0], 0), pattern, message, positions
             if len(stretches) == 1:
                 return  # the one stretch is the whole message, just read with every command
         for number, stretch in stretches:
@@ -420,9 +555,10 @@ class _Compiler:
     """Validates intents.json with messages that name the bad entry, and builds the matcher."""
 
     def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = data
-        hebrew = _section(data, "hebrew", "hebrew")
-        never_split = [_single_word(word) for word in _words(hebrew, "never_split_prefix", "hebrew")]
+        from whatsapp_crm.intent.cue_file import parse_cue_file
+
+        self._data = parse_cue_file(data, DATA_FILE).model_dump(mode="json")
+        never_split = [_single_word(word) for word in self._data["hebrew"]["never_split_prefix"]]
         self._lexicon = _Lexicon(never_split)
         self._classes: dict[tuple[Language, str], frozenset[str]] = {}
 
@@ -434,22 +570,21 @@ class _Compiler:
         negation: dict[str, set[str]] = {name: set() for name in _NEGATION_LISTS}
         fillers: set[str] = set()
         openers: set[str] = set()
-        all_cues = _section(self._data, "cues", "")
+        all_cues = self._data["cues"]
         for language in Language:
             where = f"cues.{language}"
-            section = _section(all_cues, language, "cues")
-            for name, words in _section(section, "classes", where).items():
-                spellings = _string_list(words, f"{where}.classes.{name}")
+            section = all_cues[language]
+            for name, spellings in section["classes"].items():
                 keys = frozenset(self._lexicon.add(word, f"{where}.classes.{name}") for word in spellings)
                 self._classes[(language, name)] = keys
-            negation_section = _section(section, "negation", where)
+            negation_section = section["negation"]
             for name in _NEGATION_LISTS:
                 negation[name] |= self._keys(negation_section, name, f"{where}.negation", language)
             fillers |= self._keys(section, "command_fillers", where, language)
             openers |= self._keys(section, "clause_openers", where, language)
-            intents = _section(section, "intents", where)
+            intents = section["intents"]
             for intent in PRECEDENCE:
-                spec = _section(intents, intent, f"{where}.intents")
+                spec = intents[intent]
                 place = f"{where}.intents.{intent}"
                 cues += self._patterns(intent, language, spec, place, "keywords")
                 cues += self._patterns(intent, language, spec, place, "phrases")
@@ -457,7 +592,7 @@ class _Compiler:
                 commands += self._patterns(intent, language, spec, place, "commands", gaps=False)
                 clause_commands += self._patterns(intent, language, spec, place, "clause_commands", gaps=False)
         self._lexicon.freeze()
-        negatable = frozenset(_intent(name) for name in _words(self._data, "negatable_intents", ""))
+        negatable = frozenset(Intent(name) for name in self._data["negatable_intents"])
         return IntentEngine(
             self._lexicon,
             cues=cues,
@@ -473,14 +608,12 @@ class _Compiler:
     def _patterns(
         self, intent: Intent, language: Language, spec: Mapping[str, Any], place: str, kind: str, *, gaps: bool = True
     ) -> list[_Pattern]:
-        return [
-            self._pattern(intent, language, text, f"{place}.{kind}", gaps=gaps) for text in _words(spec, kind, place)
-        ]
+        return [self._pattern(intent, language, text, f"{place}.{kind}", gaps=gaps) for text in spec[kind]]
 
     def _keys(self, section: Mapping[str, Any], name: str, where: str, language: Language) -> set[str]:
         """The words of a word list, where '@name' stands for every word of classes.<name>."""
         keys: set[str] = set()
-        for word in _words(section, name, where):
+        for word in section[name]:
             if word.startswith("@"):
                 found = self._classes.get((language, word[1:]))
                 if found is None:
@@ -529,39 +662,11 @@ class _Compiler:
         return [frozenset(keys)]
 
 
-def _section(parent: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
-    value = parent.get(name)
-    if not isinstance(value, dict):
-        raise ValueError(f"{DATA_FILE}: {_join(where, name)} must be an object")
-    return value
-
-
-def _words(parent: Mapping[str, Any], name: str, where: str) -> list[str]:
-    return _string_list(parent.get(name, []), _join(where, name))
-
-
-def _string_list(value: object, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-        raise ValueError(f"{DATA_FILE}: {where} must be a list of non-empty strings")
-    return [item.strip() for item in value]
-
-
 def _single_word(spelling: str) -> str:
     words = [word for clause in tokenize(spelling) for word in clause]
     if len(words) != 1:
         raise ValueError(f"{DATA_FILE}: hebrew.never_split_prefix: {spelling!r} must be a single word")
     return words[0]
-
-
-def _intent(name: str) -> Intent:
-    try:
-        return Intent(name)
-    except ValueError:
-        raise ValueError(f"{DATA_FILE}: negatable_intents: unknown intent {name!r}") from None
-
-
-def _join(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
 
 
 __all__ = [

@@ -1,7 +1,7 @@
 """What to answer: the reply for an intent, composed from the texts in data/intents.json. Pure, no I/O.
 
 A plan is either plain text or text with up to three reply buttons (WhatsApp's limit), each button a
-meeting slot whose id comes back in the webhook when the lead taps it.
+meeting slot or an answer to "shall we remove you?", whose id comes back in the webhook when the lead taps it.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ MAX_BUTTON_BODY = 1024
 MAX_TEXT_BODY = 4096
 
 ReplyKind = Literal["text", "buttons"]
+
+# The two answers to the opt-out question; the webhook brings the id back when the lead taps one.
+OPT_OUT_ANSWER_PREFIX = "opt_out:"
+REMOVE_ME_ID = f"{OPT_OUT_ANSWER_PREFIX}remove"
+KEEP_ME_ID = f"{OPT_OUT_ANSWER_PREFIX}stay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,18 @@ def plan_reply(
     if intent is Intent.AVAILABILITY:
         return ReplyPlan("text", _availability(texts, language, now, hours))
     return ReplyPlan("text", texts[intent.value])
+
+
+def plan_opt_out_question(language: Language) -> ReplyPlan:
+    """For a message that may be an opt-out: ask, with a "remove me" and a "keep me" button."""
+    texts = _texts(language)
+    buttons = (SlotButton(REMOVE_ME_ID, texts["remove_button"]), SlotButton(KEEP_ME_ID, texts["stay_button"]))
+    return ReplyPlan("buttons", texts["confirm_opt_out"], buttons)
+
+
+def plan_opt_out_kept(language: Language) -> ReplyPlan:
+    """The answer to a tap on "keep me": nothing was removed."""
+    return ReplyPlan("text", _texts(language)["opt_out_kept"])
 
 
 def plan_slot_confirmation(slot_id: str, language: Language, now: datetime, hours: BusinessHours) -> ReplyPlan | None:
@@ -157,7 +174,13 @@ _PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "default": frozenset(),
     "opt_out": frozenset(),
     "opt_in": frozenset(),
+    "confirm_opt_out": frozenset(),
+    "remove_button": frozenset(),
+    "stay_button": frozenset(),
+    "opt_out_kept": frozenset(),
 }
+# Texts that become a button title: WhatsApp's limit for those.
+_BUTTON_TITLES = frozenset({"remove_button", "stay_button"})
 # Generous for the texts the business edits; what WhatsApp enforces is checked on the composed plan.
 _MAX_TEXT = 700
 
@@ -183,8 +206,9 @@ def _compile_texts(data: Mapping[str, Any], language: Language) -> Mapping[str, 
     texts: dict[str, str] = {}
     for key, expected in _PLACEHOLDERS.items():
         text = section.get(key)
-        if not isinstance(text, str) or not text or len(text) > _MAX_TEXT:
-            raise ValueError(f"{where}.{key} must be a text of 1-{_MAX_TEXT} characters")
+        limit = MAX_BUTTON_TITLE if key in _BUTTON_TITLES else _MAX_TEXT
+        if not isinstance(text, str) or not text or len(text) > limit:
+            raise ValueError(f"{where}.{key} must be a text of 1-{limit} characters")
         used = _placeholders(text, f"{where}.{key}")
         if used != expected:
             wanted = ", ".join(f"{{{name}}}" for name in sorted(expected)) or "no placeholders"

@@ -1,0 +1,576 @@
+"""What a lead's message asks for, decided by whole-word cues from data/intents.json.
+
+The cue file is read and compiled once, on the first call, then every call is a pure function of the
+text. Matching works on `normalize.tokenize` output: whole words and word sequences (never substrings),
+Hebrew words also behind their one-letter prefixes, a cue right after a negator ignored, and the
+intents ranked opt_out > opt_in > meeting > availability > greeting > default.
+
+A false opt-out silences a lead for good, so opt-out words that also have an everyday meaning ("stop",
+"תפסיקו", "הסרה") are never keywords: they count as a command standing alone in its clause ("hi, please
+stop") or in a phrase that names what to stop (our messages, the lead's number, our list). A phrase's gap
+never skips a negator or a reverser ("I don't want to *stop* getting listings"). What is left unclear gets
+`default`, which a person answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from previous_intent.normalize import clauses_of, has_hebrew, has_latin, normalize, squeeze, tokenize
+
+DATA_PACKAGE = "previous_intent"
+DATA_FILE = "data/intents.json"
+
+
+class Intent(StrEnum):
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    MEETING = "meeting"
+    AVAILABILITY = "availability"
+    GREETING = "greeting"
+    DEFAULT = "default"
+
+
+class Language(StrEnum):
+    HE = "he"
+    EN = "en"
+
+
+# Strongest first. An opt-out must win over everything: a lead who says "hi, stop" wants no more messages.
+PRECEDENCE: tuple[Intent, ...] = (
+    Intent.OPT_OUT,
+    Intent.OPT_IN,
+    Intent.MEETING,
+    Intent.AVAILABILITY,
+    Intent.GREETING,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IntentResult:
+    intent: Intent
+    language: Language
+    cue: str | None = None  # the keyword or phrase from intents.json that decided, as written there
+
+
+def detect_intent(text: str) -> IntentResult:
+    """Classify one inbound message. Pure and cheap after the first call (which loads the cue file)."""
+    return _engine().detect(text)
+
+
+def detect_language(text: str) -> Language:
+    """Hebrew letters anywhere make it Hebrew; otherwise Latin letters make it English; otherwise Hebrew."""
+    return _language_of(normalize(text))
+
+
+def _language_of(normalized: str) -> Language:
+    if has_hebrew(normalized):
+        return Language.HE
+    if has_latin(normalized):
+        return Language.EN
+    return Language.HE
+
+
+@cache
+def read_intent_data() -> Mapping[str, Any]:
+    """The parsed cue and reply file shipped inside this package (read once per process)."""
+    # Imported here: importlib.resources costs ~15 ms of imports that only the first call needs.
+    import json
+    from importlib import resources
+
+    text = resources.files(DATA_PACKAGE).joinpath(DATA_FILE).read_text(encoding="utf-8")
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{DATA_FILE}: expected a JSON object at the top level")
+    return data
+
+
+@cache
+def _engine() -> IntentEngine:
+    return IntentEngine.from_data(read_intent_data())
+
+
+# ----------------------------------------------------------------------------------------------- matching
+
+# "..." in a phrase lets this many unrelated words sit between its neighbours.
+MAX_GAP = 3
+# Hebrew proclitics stack in this order: ו, then ש/כש/לכש, then one of ב ל כ מ, then the article ה.
+# ("לכש" is the literary "when": "ולכשנפגש" is ו + לכש + נפגש.)
+_HEBREW_PREFIXES = frozenset(
+    conj + rel + prep + article
+    for conj in ("", "ו")
+    for rel in ("", "ש", "כש", "לכש")
+    for prep in ("", "ב", "ל", "כ", "מ")
+    for article in ("", "ה")
+) - {""}
+_LONGEST_PREFIX = max(map(len, _HEBREW_PREFIXES))
+# A stem left after cutting a prefix must keep this many letters, so "מהי" never reads as מ + "הי".
+_MIN_PREFIXED_STEM = 3
+_CACHE_LIMIT = 50_000
+
+Candidates = frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pattern:
+    """A keyword, phrase or command: a sequence of word sets, each optionally preceded by a gap."""
+
+    intent: Intent
+    elements: tuple[frozenset[str], ...]
+    gap_before: tuple[bool, ...]
+    displays: Mapping[str, str]  # word key -> spelling in intents.json, for the reported cue
+
+    def match(
+        self, words: Sequence[Candidates], start: int, gap_stops: frozenset[str] = frozenset()
+    ) -> tuple[int, ...] | None:
+        """Positions of each element when the pattern matches with its first word at `start`.
+
+        A "..." gap never skips a word of `gap_stops` (negators and reversers): "don't want ... messages"
+        must not read "I don't want to *stop* getting messages" as an opt-out.
+        """
+        return self._match_from(words, 0, start, gap_stops)
+
+    def _match_from(
+        self, words: Sequence[Candidates], element: int, position: int, gap_stops: frozenset[str]
+    ) -> tuple[int, ...] | None:
+        last = min(position + (MAX_GAP if self.gap_before[element] else 0), len(words) - 1)
+        for at in range(position, last + 1):
+            if at > position and not gap_stops.isdisjoint(words[at - 1]):
+                return None
+            if self.elements[element].isdisjoint(words[at]):
+                continue
+            if element + 1 == len(self.elements):
+                return (at,)
+            rest = self._match_from(words, element + 1, at + 1, gap_stops)
+            if rest is not None:
+                return (at, *rest)
+        return None
+
+    def cue(self, words: Sequence[Candidates], positions: Sequence[int]) -> str:
+        parts: list[str] = []
+        for element, at in enumerate(positions):
+            if self.gap_before[element] and at != positions[element - 1] + 1:
+                parts.append("…")
+            key = min(self.elements[element] & words[at])
+            parts.append(self.displays[key])
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    pattern: _Pattern
+    clause: int
+    positions: tuple[int, ...]
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        # Earliest cue first; at the same start the longer phrase is the better explanation.
+        return (self.clause, self.positions[0], -self.positions[-1])
+
+
+class _Lexicon:
+    """Every word the patterns use, and which of them a message token can stand for."""
+
+    def __init__(self, never_split: Iterable[str]) -> None:
+        self.displays: dict[str, str] = {}
+        self._exact_only: set[str] = set()
+        self._never_split = frozenset(map(squeeze, never_split))
+        self._all: dict[str, set[str]] = {}  # squeezed key -> word keys
+        self._prefixable: dict[str, set[str]] = {}
+        self._cache: dict[str, Candidates] = {}
+
+    def add(self, spelling: str, where: str) -> str:
+        exact_only = spelling.startswith("=")
+        words = [word for clause in tokenize(spelling.removeprefix("=")) for word in clause]
+        if len(words) != 1:
+            raise ValueError(f"{DATA_FILE}: {where}: {spelling!r} must be a single word")
+        key = words[0]
+        self.displays.setdefault(key, spelling.removeprefix("="))
+        if exact_only:
+            self._exact_only.add(key)
+        return key
+
+    def freeze(self) -> None:
+        for key in self.displays:
+            self._all.setdefault(squeeze(key), set()).add(key)
+            if _is_hebrew_word(key) and len(key) >= _MIN_PREFIXED_STEM and key not in self._exact_only:
+                self._prefixable.setdefault(squeeze(key), set()).add(key)
+
+    def candidates(self, token: str) -> Candidates:
+        known = self._cache.get(token)
+        if known is not None:
+            return known
+        found = self._lookup(token, self._all)
+        if _is_hebrew_word(token):
+            for size in range(1, self._longest_cut(token) + 1):
+                if token[:size] in _HEBREW_PREFIXES:
+                    found |= self._lookup(token[size:], self._prefixable)
+        result = frozenset(found)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[token] = result
+        return result
+
+    def _longest_cut(self, token: str) -> int:
+        """How many leading letters may be cut off as prefixes. Never into a never_split_prefix word, also
+        when that word carries prefixes of its own: "ומזמין" is ו + מזמין, never ומ + זמין."""
+        longest = min(_LONGEST_PREFIX, len(token) - _MIN_PREFIXED_STEM)
+        squeezed = squeeze(token)
+        if not any(word in squeezed for word in self._never_split):
+            return longest
+        for size in range(longest + 1):
+            if (size == 0 or token[:size] in _HEBREW_PREFIXES) and squeeze(token[size:]) in self._never_split:
+                return size
+        return longest
+
+    def _lookup(self, word: str, index: Mapping[str, set[str]]) -> set[str]:
+        # Doubled letters are a spelling choice in Hebrew (פנויה/פנוייה) but meaning in English (met/meet),
+        # so an English word only reaches the squeezed index when the lead stretched it ("hiii", "stopppp").
+        squeezed = squeeze(word)
+        if squeezed != word or _is_hebrew_word(word):
+            return set(index.get(squeezed, ()))
+        return {key for key in index.get(word, ()) if key == word}
+
+
+def _is_hebrew_word(word: str) -> bool:
+    return "\u05d0" <= word[0] <= "\u05ea"
+
+
+class IntentEngine:
+    """A compiled cue file. `detect_intent` uses the one shipped with the package; tests and tools can
+    compile an edited copy with `from_data`."""
+
+    def __init__(
+        self,
+        lexicon: _Lexicon,
+        *,
+        cues: Sequence[_Pattern],
+        unless: Sequence[_Pattern],
+        commands: Sequence[_Pattern],
+        clause_commands: Sequence[_Pattern],
+        negation: _Negation,
+        command_fillers: frozenset[str],
+        clause_openers: frozenset[str],
+        negatable: frozenset[Intent],
+    ) -> None:
+        self._lexicon = lexicon
+        self._cues = _index_by_first_word(cues)
+        self._unless = _index_by_first_word(unless)
+        self._commands = _index_by_first_word((*commands, *clause_commands))
+        self._clause_commands = _index_by_first_word(clause_commands)
+        self._command_words = frozenset(
+            key for pattern in (*commands, *clause_commands) for element in pattern.elements for key in element
+        )
+        self._negation = negation
+        self._gap_stops = negation.negators | negation.reversers
+        self._command_fillers = command_fillers
+        self._clause_openers = clause_openers
+        self._negatable = negatable
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> IntentEngine:
+        """Compile a parsed cue file; a malformed one raises ValueError naming the bad entry."""
+        return _Compiler(data).build()
+
+    def detect(self, text: str) -> IntentResult:
+        normalized = normalize(text)
+        language = _language_of(normalized)
+        clauses = [[self._lexicon.candidates(token) for token in clause] for clause in clauses_of(normalized)]
+        best: dict[Intent, tuple[tuple[int, int, int], str]] = {}
+        for order, pattern, words, positions in self._command_hits(clauses):
+            known = best.get(pattern.intent)
+            if known is None or order < known[0]:
+                best[pattern.intent] = (order, pattern.cue(words, positions))
+        for hit in self._hits(clauses):
+            known = best.get(hit.pattern.intent)
+            if known is None or hit.order < known[0]:
+                best[hit.pattern.intent] = (hit.order, hit.pattern.cue(clauses[hit.clause], hit.positions))
+        for intent in PRECEDENCE:
+            if intent in best:
+                return IntentResult(intent, language, best[intent][1])
+        return IntentResult(Intent.DEFAULT, language, None)
+
+    def _hits(self, clauses: Sequence[Sequence[Candidates]]) -> Iterator[_Hit]:
+        gap_stops = self._gap_stops
+        for number, words in enumerate(clauses):
+            cancelled: dict[Intent, set[int]] = {}
+            for hit in _find(self._unless, words, number, gap_stops):
+                cancelled.setdefault(hit.pattern.intent, set()).update(range(hit.positions[0], hit.positions[-1] + 1))
+            for hit in _find(self._cues, words, number, gap_stops):
+                if not cancelled.get(hit.pattern.intent, set()).isdisjoint(hit.positions):
+                    continue
+                if hit.pattern.intent in self._negatable and self._negation.negates(words, hit.positions[0]):
+                    continue
+                yield hit
+
+    def _command_hits(
+        self, clauses: Sequence[Sequence[Candidates]]
+    ) -> Iterator[tuple[tuple[int, int, int], _Pattern, Sequence[Candidates], tuple[int, ...]]]:
+        """Commands in a message that is nothing but commands ("STOP", "הסר", "start please", "START STOP"),
+        and clause commands in a stretch of a clause that is nothing but them ("hi, please stop", "stop I'm
+        not interested": a clause opener such as "I'm" starts a new stretch even without punctuation)."""
+        stretches: list[tuple[int, list[Candidates]]] = []
+        only_commands = True
+        for number, clause in enumerate(clauses):
+            for stretch, pure in self._stretches(clause):
+                if pure:
+                    stretches.append((number, stretch))
+                else:
+                    only_commands = False
+        if only_commands and stretches:
+            message = [word for _, stretch in stretches for word in stretch]
+            for pattern, positions in self._segment(message, self._commands):
+                yield (-1, positions[0], 0), pattern, message, positions
+            if len(stretches) == 1:
+                return  # the one stretch is the whole message, just read with every command
+        for number, stretch in stretches:
+            for pattern, positions in self._segment(stretch, self._clause_commands):
+                yield (number, -1, positions[0]), pattern, stretch, positions
+
+    def _stretches(self, clause: Sequence[Candidates]) -> Iterator[tuple[list[Candidates], bool]]:
+        """The clause cut before each clause opener, fillers dropped, each with whether it is all command words."""
+        stretch: list[Candidates] = []
+        pure = True
+        for word in clause:
+            if (stretch or not pure) and word and not self._clause_openers.isdisjoint(word):
+                yield stretch, pure
+                stretch, pure = [], True
+            if word and not self._command_fillers.isdisjoint(word):
+                continue
+            if not word or self._command_words.isdisjoint(word):
+                pure = False
+            elif pure:
+                stretch.append(word)
+        if stretch or not pure:
+            yield stretch, pure
+
+    def _segment(
+        self, words: Sequence[Candidates], index: Mapping[str, tuple[_Pattern, ...]]
+    ) -> list[tuple[_Pattern, tuple[int, ...]]]:
+        """The commands on any way to read all of `words` (command words only) as commands in a row."""
+        found = [(hit.pattern, hit.positions) for hit in _find(index, words, 0, frozenset())]
+        # A command is on a full reading when a reading from the start reaches it and one from its end finishes.
+        from_start = {0}
+        for _, positions in sorted(found, key=lambda item: item[1][0]):
+            if positions[0] in from_start:
+                from_start.add(positions[-1] + 1)
+        to_end = {len(words)}
+        for _, positions in sorted(found, key=lambda item: -item[1][0]):
+            if positions[-1] + 1 in to_end:
+                to_end.add(positions[0])
+        return [(pattern, at) for pattern, at in found if at[0] in from_start and at[-1] + 1 in to_end]
+
+
+@dataclass(frozen=True, slots=True)
+class _Negation:
+    """When a cue is negated: a negator right before it, or before it with only in_between words between.
+
+    Reversers ("stop", "miss", "להפסיק") turn "don't want" into "want", so a phrase's gap never skips one
+    (nor a negator): in "I don't want to stop getting listings" the "don't" belongs to "stop".
+    """
+
+    negators: frozenset[str]
+    in_between: frozenset[str]
+    inverted_subjects: frozenset[str]  # "can't *you* stop?": a negator right before its subject asks a question
+    reversers: frozenset[str]
+
+    def negates(self, words: Sequence[Candidates], start: int) -> bool:
+        before = start - 1
+        while before >= 0 and not self.in_between.isdisjoint(words[before]):
+            before -= 1
+        if before < 0 or self.negators.isdisjoint(words[before]):
+            return False
+        return self.inverted_subjects.isdisjoint(words[before + 1])
+
+
+def _index_by_first_word(patterns: Iterable[_Pattern]) -> dict[str, tuple[_Pattern, ...]]:
+    index: dict[str, list[_Pattern]] = {}
+    for pattern in patterns:
+        for key in pattern.elements[0]:
+            index.setdefault(key, []).append(pattern)
+    return {key: tuple(found) for key, found in index.items()}
+
+
+def _find(
+    index: Mapping[str, tuple[_Pattern, ...]], words: Sequence[Candidates], clause: int, gap_stops: frozenset[str]
+) -> Iterator[_Hit]:
+    for start, word in enumerate(words):
+        tried: set[int] = set()
+        for key in word:
+            for pattern in index.get(key, ()):
+                if id(pattern) in tried:
+                    continue
+                tried.add(id(pattern))
+                positions = pattern.match(words, start, gap_stops)
+                if positions is not None:
+                    yield _Hit(pattern, clause, positions)
+
+
+# ------------------------------------------------------------------------------------------- compilation
+
+
+_NEGATION_LISTS = ("negators", "in_between", "inverted_subjects", "reversers")
+
+
+class _Compiler:
+    """Validates intents.json with messages that name the bad entry, and builds the matcher."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+        hebrew = _section(data, "hebrew", "hebrew")
+        never_split = [_single_word(word) for word in _words(hebrew, "never_split_prefix", "hebrew")]
+        self._lexicon = _Lexicon(never_split)
+        self._classes: dict[tuple[Language, str], frozenset[str]] = {}
+
+    def build(self) -> IntentEngine:
+        cues: list[_Pattern] = []
+        unless: list[_Pattern] = []
+        commands: list[_Pattern] = []
+        clause_commands: list[_Pattern] = []
+        negation: dict[str, set[str]] = {name: set() for name in _NEGATION_LISTS}
+        fillers: set[str] = set()
+        openers: set[str] = set()
+        all_cues = _section(self._data, "cues", "")
+        for language in Language:
+            where = f"cues.{language}"
+            section = _section(all_cues, language, "cues")
+            for name, words in _section(section, "classes", where).items():
+                spellings = _string_list(words, f"{where}.classes.{name}")
+                keys = frozenset(self._lexicon.add(word, f"{where}.classes.{name}") for word in spellings)
+                self._classes[(language, name)] = keys
+            negation_section = _section(section, "negation", where)
+            for name in _NEGATION_LISTS:
+                negation[name] |= self._keys(negation_section, name, f"{where}.negation", language)
+            fillers |= self._keys(section, "command_fillers", where, language)
+            openers |= self._keys(section, "clause_openers", where, language)
+            intents = _section(section, "intents", where)
+            for intent in PRECEDENCE:
+                spec = _section(intents, intent, f"{where}.intents")
+                place = f"{where}.intents.{intent}"
+                cues += self._patterns(intent, language, spec, place, "keywords")
+                cues += self._patterns(intent, language, spec, place, "phrases")
+                unless += self._patterns(intent, language, spec, place, "unless")
+                commands += self._patterns(intent, language, spec, place, "commands", gaps=False)
+                clause_commands += self._patterns(intent, language, spec, place, "clause_commands", gaps=False)
+        self._lexicon.freeze()
+        negatable = frozenset(_intent(name) for name in _words(self._data, "negatable_intents", ""))
+        return IntentEngine(
+            self._lexicon,
+            cues=cues,
+            unless=unless,
+            commands=commands,
+            clause_commands=clause_commands,
+            negation=_Negation(**{name: frozenset(keys) for name, keys in negation.items()}),
+            command_fillers=frozenset(fillers),
+            clause_openers=frozenset(openers),
+            negatable=negatable,
+        )
+
+    def _patterns(
+        self, intent: Intent, language: Language, spec: Mapping[str, Any], place: str, kind: str, *, gaps: bool = True
+    ) -> list[_Pattern]:
+        return [
+            self._pattern(intent, language, text, f"{place}.{kind}", gaps=gaps) for text in _words(spec, kind, place)
+        ]
+
+    def _keys(self, section: Mapping[str, Any], name: str, where: str, language: Language) -> set[str]:
+        """The words of a word list, where '@name' stands for every word of classes.<name>."""
+        keys: set[str] = set()
+        for word in _words(section, name, where):
+            if word.startswith("@"):
+                found = self._classes.get((language, word[1:]))
+                if found is None:
+                    raise ValueError(f"{DATA_FILE}: {where}.{name}: unknown class {word!r}")
+                keys |= found
+            else:
+                keys.add(self._lexicon.add(word, f"{where}.{name}"))
+        return keys
+
+    def _pattern(self, intent: Intent, language: Language, text: str, where: str, *, gaps: bool = True) -> _Pattern:
+        elements: list[frozenset[str]] = []
+        gap_before: list[bool] = []
+        gap = False
+        for part in text.split():
+            if part == "...":
+                if not gaps or not elements or gap:
+                    raise ValueError(f"{DATA_FILE}: {where}: misplaced '...' in {text!r}")
+                gap = True
+                continue
+            for element in self._element(part, language, where, text):
+                elements.append(element)
+                gap_before.append(gap)
+                gap = False
+        if not elements or gap:
+            raise ValueError(f"{DATA_FILE}: {where}: {text!r} must start and end with a word")
+        return _Pattern(intent, tuple(elements), tuple(gap_before), self._lexicon.displays)
+
+    def _element(self, part: str, language: Language, where: str, text: str) -> list[frozenset[str]]:
+        if "|" not in part and not part.startswith("@"):
+            # A plain word may normalize to several ("opt-out" is "opt out"): each becomes an element.
+            words = [word for clause in tokenize(part.removeprefix("=")) for word in clause]
+            if not words:
+                raise ValueError(f"{DATA_FILE}: {where}: {part!r} in {text!r} has no letters")
+            if len(words) == 1:
+                return [frozenset({self._lexicon.add(part, where)})]
+            return [frozenset({self._lexicon.add(word, where)}) for word in words]
+        keys: set[str] = set()
+        for choice in part.split("|"):
+            if choice.startswith("@"):
+                found = self._classes.get((language, choice[1:]))
+                if found is None:
+                    raise ValueError(f"{DATA_FILE}: {where}: unknown class {choice!r} in {text!r}")
+                keys |= found
+            else:
+                keys.add(self._lexicon.add(choice, where))
+        return [frozenset(keys)]
+
+
+def _section(parent: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    value = parent.get(name)
+    if not isinstance(value, dict):
+        raise ValueError(f"{DATA_FILE}: {_join(where, name)} must be an object")
+    return value
+
+
+def _words(parent: Mapping[str, Any], name: str, where: str) -> list[str]:
+    return _string_list(parent.get(name, []), _join(where, name))
+
+
+def _string_list(value: object, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise ValueError(f"{DATA_FILE}: {where} must be a list of non-empty strings")
+    return [item.strip() for item in value]
+
+
+def _single_word(spelling: str) -> str:
+    words = [word for clause in tokenize(spelling) for word in clause]
+    if len(words) != 1:
+        raise ValueError(f"{DATA_FILE}: hebrew.never_split_prefix: {spelling!r} must be a single word")
+    return words[0]
+
+
+def _intent(name: str) -> Intent:
+    try:
+        return Intent(name)
+    except ValueError:
+        raise ValueError(f"{DATA_FILE}: negatable_intents: unknown intent {name!r}") from None
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+__all__ = [
+    "Intent",
+    "IntentEngine",
+    "IntentResult",
+    "Language",
+    "PRECEDENCE",
+    "detect_intent",
+    "detect_language",
+    "read_intent_data",
+]

@@ -1,0 +1,84 @@
+"""Turn a WhatsApp message into comparable tokens: the same word typed on any phone compares equal.
+
+Leads write Hebrew with or without niqqud, paste text that carries invisible direction marks, stretch
+words for emphasis ("היייי", "hiiii") and end words with final letters or not ("שלום" vs a mid-word
+"שלומ" after a suffix is cut). Matching runs on the output of `tokenize`, never on raw text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Invisible format characters that phones and copy-paste insert around mixed Hebrew/Latin text:
+# LRM, RLM, ALM, the embedding/override controls and the isolates. Zero-width (non-)joiners and the
+# BOM are dropped with them; a zero-width space still separates words.
+_DELETED_FORMAT = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200c\u200d\ufeff\u00ad"
+_SPACE_LIKE = "\u200b\u05be\u05c0\u05c6"  # zero-width space, maqaf, paseq, nun hafukha
+
+# Hebrew points: cantillation U+0591–U+05AF, vowels U+05B0–U+05BD, rafe, shin/sin dots, upper/lower
+# dots and qamats qatan. Sof pasuq (U+05C3) is punctuation and ends a clause instead.
+_HEBREW_MARKS = [*range(0x0591, 0x05BE), 0x05BF, 0x05C1, 0x05C2, 0x05C4, 0x05C5, 0x05C7]
+
+# Apostrophes and gershayim join what they sit in: "don't" → "dont", "צ׳יפס" → "ציפס", "ת״א" → "תא".
+_JOINING_QUOTES = "'\u2019\u2018\u02bc`\u05f3\u05f4\""
+
+_FINAL_LETTERS = {"ך": "כ", "ם": "מ", "ן": "נ", "ף": "פ", "ץ": "צ"}
+
+_TRANSLATION = str.maketrans(
+    {
+        **dict.fromkeys(map(ord, _DELETED_FORMAT)),
+        **dict.fromkeys(_HEBREW_MARKS),
+        **dict.fromkeys(map(ord, _JOINING_QUOTES)),
+        **dict.fromkeys(map(ord, _SPACE_LIKE), " "),
+        **{ord(final): plain for final, plain in _FINAL_LETTERS.items()},
+    }
+)
+
+# Three or more of the same letter are squeezed to two: "hiiii" → "hii", "goooood" → "good". Two are
+# kept because English spells with them ("good", "meeting"); the engine tries the fully squeezed form
+# ("hii" → "hi") as a fallback, which only a stretched word can reach.
+_STRETCHED = re.compile(r"([^\W\d_])\1{2,}")
+_DOUBLED = re.compile(r"([^\W\d_])\1+")
+
+# A clause ends at sentence punctuation or a line break; negation never reaches across one.
+_CLAUSE_BREAK = re.compile(r"[.,!?;:\n\r\u2026\u05c3\u061f\u060c]+")
+_WORD = re.compile(r"[^\W_]+")
+
+_HEBREW_LETTER = re.compile(r"[\u05d0-\u05ea]")
+_LATIN_LETTER = re.compile(r"[a-z\u00df-\u024f]")
+
+Clause = tuple[str, ...]
+
+
+def normalize(text: str) -> str:
+    """NFKC, no niqqud or direction marks, lower case, plain Hebrew letters, stretched letters squeezed.
+
+    Punctuation and spacing survive, so the result can still be split into clauses.
+    """
+    folded = unicodedata.normalize("NFKC", text).translate(_TRANSLATION).casefold()
+    return _STRETCHED.sub(r"\1\1", folded)
+
+
+def tokenize(text: str) -> tuple[Clause, ...]:
+    """The normalized words of `text`, grouped by clause; punctuation, emoji and symbols separate words."""
+    return clauses_of(normalize(text))
+
+
+def clauses_of(normalized: str) -> tuple[Clause, ...]:
+    """Split text that already went through `normalize` into clauses of words."""
+    clauses = (tuple(_WORD.findall(part)) for part in _CLAUSE_BREAK.split(normalized))
+    return tuple(clause for clause in clauses if clause)
+
+
+def squeeze(token: str) -> str:
+    """Every run of a repeated letter down to one letter: the key for stretched or doubled spellings."""
+    return _DOUBLED.sub(r"\1", token)
+
+
+def has_hebrew(normalized: str) -> bool:
+    return _HEBREW_LETTER.search(normalized) is not None
+
+
+def has_latin(normalized: str) -> bool:
+    return _LATIN_LETTER.search(normalized) is not None

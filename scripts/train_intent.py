@@ -1,0 +1,466 @@
+"""Train the intent classifier and write layers/whatsapp/whatsapp_crm/intent/data/intent_model.json.
+
+Run: `make train-intent` (installs scikit-learn in .venv-train from requirements-train.txt, never needed by
+`make test` or the layer). Deterministic: the same corpus, config and seed give the same file, byte for byte.
+
+1. Data: every JSONL file under tests/data/intent_corpus/train/ (the multi-author corpus, `author` kept)
+   plus tests/unit/intent/labelled_messages.jsonl (written by the engine's own authors, author "team").
+2. Features: `whatsapp_crm.intent.model.message_features` (the function the runtime scores with), scaled by
+   1/sqrt(n); with `stack_rules`, the rules engine's own reading as a one-hot feature too (off: it scored
+   lower leave-one-author-out). Each Hebrew-letter line is added again as skeleton features only.
+3. Model selection: leave one author out over w01..w08 (train on the other seven and the team's file,
+   predict the held-out author). Those out-of-fold probabilities also set the opt-out thresholds: above
+   the `clear` lines the engine opts out at once, above an `ask` line the responder asks the lead.
+4. The final model is fitted on everything and exported as int16 weights (base64) with the fingerprint of
+   its inputs, which tests/unit/intent/test_model.py recomputes to catch stale weights.
+
+`--report` prints the leave-one-author-out figures as Markdown without writing the model file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import math
+import re
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "layers" / "whatsapp"))
+
+from whatsapp_crm.intent.engine import Intent, OptOutCall, OptOutThresholds, rules_engine
+from whatsapp_crm.intent.model import FEATURE_VERSION, message_features, rule_feature
+from whatsapp_crm.intent.normalize import tokenize
+
+CORPUS = ROOT / "tests" / "data" / "intent_corpus" / "train"
+TEAM_FILE = ROOT / "tests" / "unit" / "intent" / "labelled_messages.jsonl"
+MODEL_FILE = ROOT / "layers" / "whatsapp" / "whatsapp_crm" / "intent" / "data" / "intent_model.json"
+TEAM = "team"
+
+# Everything that shapes the weights besides the data. Changing any of it makes the shipped file stale.
+TRAINING_CONFIG: dict[str, Any] = {
+    "seed": 20261206,
+    "C": 30.0,
+    "min_df": 2,
+    "max_iter": 3000,
+    "stack_rules": False,  # True: 0.874 decision accuracy leave-one-author-out, False: 0.910 (2026-12-06)
+    "class_weight": "balanced",
+    "language_C": 10.0,
+    "skeleton_copies": True,
+    # Opt-out thresholds from the out-of-fold probabilities: `clear` just above the most opt-out-like
+    # message that is not one (capped), `ask` low enough to reach this share of the real opt-outs.
+    "clear_margin": 0.002,
+    "short_words": 12,
+    "clear_cap": 0.995,
+    "ask_recall": 0.97,
+}
+CLASSES = tuple(intent.value for intent in Intent)
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    intent: str
+    author: str
+    lang_group: str
+
+
+def load_corpus(folder: Path = CORPUS) -> list[Example]:
+    examples = []
+    for path in sorted(folder.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                examples.append(Example(row["text"], row["intent"], row["author"], row.get("lang_group", "")))
+    return examples
+
+
+def load_team() -> list[Example]:
+    examples = []
+    for line in TEAM_FILE.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            examples.append(Example(row["text"], row["intent"], TEAM, row["language"]))
+    return examples
+
+
+def fingerprint(config: dict[str, Any] = TRAINING_CONFIG, corpus: Path = CORPUS, team: Path = TEAM_FILE) -> str:
+    """sha256 over the training config, the feature version and every training file (name and bytes)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"config": config, "features": FEATURE_VERSION}, sort_keys=True).encode())
+    for path in [*sorted(corpus.glob("*.jsonl")), team]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+Row = tuple[Counter[str], int, str | None]
+
+
+def featurize(examples: Sequence[Example], stack_rules: bool) -> list[Row]:
+    engine = rules_engine()
+    rows = []
+    for example in examples:
+        counts, size = message_features(tokenize(example.text))
+        rule = engine.detect(example.text).intent.value if stack_rules else None
+        rows.append((counts, size, rule))
+    return rows
+
+
+def skeleton_only(rows: Sequence[Row], examples: Sequence[Example]) -> tuple[list[Row], list[str]]:
+    """Each Hebrew-letter line again as the model would see it typed in Latin letters: only its consonant
+    skeleton features, so that they alone carry a Hebrew phrase typed in the other script."""
+    extra: list[Row] = []
+    labels: list[str] = []
+    for (counts, size, rule), example in zip(rows, examples, strict=True):
+        if any("\u05d0" <= letter <= "\u05ea" for letter in example.text):
+            kept = Counter({feature: count for feature, count in counts.items() if feature.startswith(("k", "zk:"))})
+            extra.append((kept, size, rule))
+            labels.append(example.intent)
+    return extra, labels
+
+
+def vocabulary(rows: Iterable[tuple[Counter[str], int, str | None]], min_df: int) -> list[str]:
+    documents: Counter[str] = Counter()
+    for counts, _, _ in rows:
+        documents.update(counts.keys())
+    return sorted(feature for feature, df in documents.items() if df >= min_df)
+
+
+def matrix(rows: Sequence[tuple[Counter[str], int, str | None]], features: Sequence[str]) -> Any:
+    from scipy.sparse import csr_matrix
+
+    column = {feature: at for at, feature in enumerate(features)}
+    data: list[float] = []
+    indices: list[int] = []
+    pointers = [0]
+    for counts, size, rule in rows:
+        scale = 1 / math.sqrt(size) if size else 0.0
+        for feature, count in counts.items():
+            at = column.get(feature)
+            if at is not None:
+                indices.append(at)
+                data.append(count * scale)
+        if rule is not None and rule_feature(rule) in column:
+            indices.append(column[rule_feature(rule)])
+            data.append(1.0)
+        pointers.append(len(indices))
+    return csr_matrix((data, indices, pointers), shape=(len(rows), len(features)))
+
+
+def fit(rows: Sequence[Row], examples: Sequence[Example], config: dict[str, Any]) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    labels = [example.intent for example in examples]
+    if config["skeleton_copies"]:
+        extra, extra_labels = skeleton_only(rows, examples)
+        rows, labels = [*rows, *extra], [*labels, *extra_labels]
+
+    features = vocabulary(rows, config["min_df"])
+    if config["stack_rules"]:
+        features = sorted({*features, *(rule_feature(name) for name in CLASSES)})
+    model = LogisticRegression(
+        C=config["C"], max_iter=config["max_iter"], random_state=config["seed"], class_weight=config["class_weight"]
+    )
+    model.fit(matrix(rows, features), labels)
+    return model, features
+
+
+def predict(model: Any, features: Sequence[str], rows: Sequence[tuple[Counter[str], int, str | None]]) -> Any:
+    import numpy as np
+
+    probabilities = model.predict_proba(matrix(rows, features))
+    order = [list(model.classes_).index(name) for name in CLASSES]
+    return np.asarray(probabilities)[:, order]
+
+
+def leave_one_author_out(
+    corpus: Sequence[Example], team: Sequence[Example], config: dict[str, Any]
+) -> tuple[list[Example], Any]:
+    """Out-of-fold probabilities for every corpus line: each author predicted by a model that never saw them."""
+    import numpy as np
+
+    rows = featurize(corpus, config["stack_rules"])
+    team_rows = featurize(team, config["stack_rules"])
+    from joblib import Parallel, delayed
+
+    authors = sorted({example.author for example in corpus})
+
+    def fold(author: str) -> tuple[list[int], Any]:
+        train = [at for at, example in enumerate(corpus) if example.author != author]
+        test = [at for at, example in enumerate(corpus) if example.author == author]
+        model, features = fit([rows[at] for at in train] + team_rows, [corpus[at] for at in train] + [*team], config)
+        return test, predict(model, features, [rows[at] for at in test])
+
+    out_of_fold = np.zeros((len(corpus), len(CLASSES)))
+    for test, probabilities in Parallel(n_jobs=2, backend="loky")(delayed(fold)(a) for a in authors):
+        out_of_fold[test] = probabilities
+    return list(corpus), out_of_fold
+
+
+def thresholds(examples: Sequence[Example], probabilities: Any, config: dict[str, Any]) -> dict[str, float | int]:
+    """The opt-out decision's thresholds from out-of-fold probabilities. Each "clear" line sits just above
+    the most opt-out-like message that is not one (for any message, capped; for short one-clause
+    messages). The two "ask" lines (the rules reading an opt-out or not) are the pair, from a grid, that
+    asks the fewest other messages while still reaching `ask_recall` of the real opt-outs (removed or
+    asked)."""
+    column = CLASSES.index(Intent.OPT_OUT.value)
+    limit = config["short_words"]
+    others, short_others = [], [0.5]
+    for example, p in zip(examples, probabilities, strict=True):
+        if example.intent != Intent.OPT_OUT.value:
+            others.append(p[column])
+            if _short(example.text, limit):
+                short_others.append(p[column])
+    clear = float(min(config["clear_cap"], max(others) + config["clear_margin"]))
+    clear_short = float(min(clear, max(short_others) + config["clear_margin"]))
+    import numpy as np
+
+    readings = [rules_engine().read(example.text) for example in examples]
+    p_opt_out = np.array([float(p[column]) for p in probabilities])
+    real = np.array([example.intent == Intent.OPT_OUT.value for example in examples])
+    by_rules = np.array([reading.result.intent is Intent.OPT_OUT for reading in readings])
+    short = np.array([_short(example.text, limit) for example in examples])
+    undecided = ~((p_opt_out >= clear) | (short & (p_opt_out >= clear_short)))
+    best: tuple[int, float, float] | None = None
+    grid = [round(0.01 * step, 2) for step in range(1, 100)]
+    for ask in grid:
+        for against in grid:
+            reached = undecided & (p_opt_out >= np.where(by_rules, ask, against))
+            honoured = int((~undecided & real).sum() + (reached & real).sum())
+            needless = int((reached & ~real).sum())  # whole-message commands become clear, never needless here
+            if honoured >= config["ask_recall"] * real.sum() and (best is None or needless < best[0]):
+                best = (needless, ask, against)
+    assert best is not None, "no ask threshold reaches ask_recall"
+    return {
+        "clear": round(clear, 4),
+        "clear_short": round(clear_short, 4),
+        "short_words": limit,
+        "ask": min(best[1], clear_short),
+        "ask_against_rules": min(best[2], clear_short),
+    }
+
+
+def _short(text: str, limit: int) -> bool:
+    clauses = tokenize(text)
+    return len(clauses) == 1 and len(clauses[0]) <= limit
+
+
+def decisions(
+    examples: Sequence[Example], probabilities: Any, cuts: dict[str, Any], readings: Sequence[Any] | None = None
+) -> list[OptOutCall]:
+    """What the runtime's OptOutThresholds.decide makes of each out-of-fold probability."""
+    column = CLASSES.index(Intent.OPT_OUT.value)
+    rules = rules_engine()
+    decide = OptOutThresholds(**cuts).decide
+    calls = []
+    for at, (example, p) in enumerate(zip(examples, probabilities, strict=True)):
+        reading = readings[at] if readings is not None else rules.read(example.text)
+        calls.append(decide(float(p[column]), tokenize(example.text), reading))
+    return calls
+
+
+def _layer(coefficients: Any, intercepts: Any, features: Sequence[str]) -> dict[str, Any]:
+    """One linear layer as stored: features with a non-zero weight, int16 weights (base64) and their scale."""
+    import numpy as np
+
+    keep = np.abs(coefficients).max(axis=1) > 0
+    kept = [feature for feature, flag in zip(features, keep, strict=True) if flag]
+    weights = coefficients[keep]
+    scale = float(np.abs(weights).max()) / 32767
+    quantized = np.round(weights / scale).astype("<i2")
+    return {
+        "bias": [round(float(value), 6) for value in intercepts],
+        "scale": scale,
+        "features": "\n".join(kept),
+        "weights": base64.b64encode(quantized.tobytes()).decode("ascii"),
+    }
+
+
+def export(
+    intents: tuple[Any, list[str]], language: tuple[Any, list[str]], config: dict[str, Any], extra: dict[str, Any]
+) -> dict[str, Any]:
+    import numpy as np
+
+    model, features = intents
+    order = [list(model.classes_).index(name) for name in CLASSES]
+    language_model, language_features = language
+    # Binary: one column, positive means Hebrew typed in Latin letters.
+    sign = 1.0 if list(language_model.classes_) == ["en", "he"] else -1.0
+    return {
+        "about": "Intent classifier weights, written by `make train-intent` (scripts/train_intent.py): do not edit.",
+        "fingerprint": fingerprint(config),
+        "feature_version": FEATURE_VERSION,
+        "config": config,
+        "classes": list(CLASSES),
+        **extra,
+        "intents": _layer(np.asarray(model.coef_)[order].T, np.asarray(model.intercept_)[order], features),
+        "language": _layer(
+            sign * np.asarray(language_model.coef_).T, sign * np.asarray(language_model.intercept_), language_features
+        ),
+    }
+
+
+# ------------------------------------------------------------------------------- language of Latin letters
+
+_HEBREW_LETTER = re.compile("[\u05d0-\u05ea]")
+_LATIN_LETTER = re.compile("[A-Za-z]")
+
+
+def language_examples(corpus: Sequence[Example], team: Sequence[Example]) -> list[tuple[Example, str]]:
+    """Who should get a Hebrew reply, for training the he/en reader of Latin-letter text.
+
+    Hebrew letters: he (their consonant skeletons teach the Hebrew words typed in Latin letters). Latin
+    letters only: the corpus's "en" lines and the team's lines are en; its "mixed" lines are he when most of
+    their words never occur in an English line (Hebrew typed in Latin letters), else en (English with a
+    Hebrew word or two: "todah", "mashkanta").
+    """
+    english_words = {
+        word
+        for example in [*corpus, *team]
+        if example.lang_group == "en" and not _HEBREW_LETTER.search(example.text)
+        for clause in tokenize(example.text)
+        for word in clause
+    }
+    labelled = []
+    for example in [*corpus, *team]:
+        if _HEBREW_LETTER.search(example.text):
+            labelled.append((example, "he"))
+        elif not _LATIN_LETTER.search(example.text):
+            continue
+        elif example.author == TEAM or example.lang_group == "en":
+            labelled.append((example, "en"))
+        else:
+            words = [word for clause in tokenize(example.text) for word in clause]
+            english = sum(word in english_words for word in words)
+            labelled.append((example, "en" if english * 2 > len(words) else "he"))
+    return labelled
+
+
+def fit_language(labelled: Sequence[tuple[Example, str]], config: dict[str, Any]) -> tuple[Any, list[str]]:
+    from sklearn.linear_model import LogisticRegression
+
+    rows = featurize([example for example, _ in labelled], stack_rules=False)
+    features = vocabulary(rows, config["min_df"])
+    model = LogisticRegression(
+        C=config["language_C"], max_iter=config["max_iter"], random_state=config["seed"], class_weight="balanced"
+    )
+    model.fit(matrix(rows, features), [label for _, label in labelled])
+    return model, features
+
+
+def language_report(labelled: Sequence[tuple[Example, str]], config: dict[str, Any]) -> str:
+    """Leave one author out for the he/en reader, on the Latin-letter lines only."""
+    right: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for author in sorted({example.author for example, _ in labelled} - {TEAM}):
+        model, features = fit_language([item for item in labelled if item[0].author != author], config)
+        held = [item for item in labelled if item[0].author == author and not _HEBREW_LETTER.search(item[0].text)]
+        if not held:
+            continue
+        predicted = model.predict(matrix(featurize([e for e, _ in held], False), features))
+        for (_, label), guess in zip(held, predicted, strict=True):
+            total[f"{author} {label}"] += 1
+            right[f"{author} {label}"] += label == guess
+    cells = ", ".join(f"{key} {right[key]}/{total[key]}" for key in sorted(total))
+    return f"Reply language of Latin-letter lines, leave one author out (author, wanted language): {cells}"
+
+
+def parity_checks(intents: tuple[Any, list[str]], examples: Sequence[Example]) -> list[dict[str, Any]]:
+    """scikit-learn's probabilities for every 50th training line: the plain-Python scorer must agree
+    (tests/unit/intent/test_model.py), or training and scoring compute different features."""
+    model, features = intents
+    chosen = list(examples[::50])
+    probabilities = predict(model, features, featurize(chosen, TRAINING_CONFIG["stack_rules"]))
+    return [
+        {"text": example.text, "probabilities": [round(float(p), 4) for p in row]}
+        for example, row in zip(chosen, probabilities, strict=True)
+    ]
+
+
+def _check_endianness() -> None:
+    assert array("h", [1]).tobytes() == b"\x01\x00", "the model file is little-endian"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", action="store_true", help="print leave-one-author-out figures only")
+    args = parser.parse_args(argv)
+    _check_endianness()
+    config = dict(TRAINING_CONFIG)
+    corpus, team = load_corpus(), load_team()
+    examples, out_of_fold = leave_one_author_out(corpus, team, config)
+    cuts = thresholds(examples, out_of_fold, config)
+    print(loao_report(examples, out_of_fold, cuts))
+    if args.report:
+        return 0
+    labelled = language_examples(corpus, team)
+    print(language_report(labelled, config))
+    rows = featurize([*corpus, *team], config["stack_rules"])
+    intents = fit(rows, [*corpus, *team], config)
+    checks = parity_checks(intents, [*corpus, *team])
+    data = export(intents, fit_language(labelled, config), config, {"opt_out_thresholds": cuts, "checks": checks})
+    MODEL_FILE.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"\nwrote {MODEL_FILE.relative_to(ROOT)}: {data['intents']['features'].count(chr(10)) + 1} features")
+    return 0
+
+
+def loao_report(examples: Sequence[Example], probabilities: Any, cuts: dict[str, Any]) -> str:
+    """Leave-one-author-out figures per held-out author, as Markdown: accuracy of the best reading (argmax),
+    and the engine's decision (an ask is right on a real opt-out only), with the opt-out figures."""
+    calls = decisions(examples, probabilities, cuts)
+    lines = [
+        "| held-out author | lines | accuracy (argmax) | accuracy (decision) | opt-outs removed at once |"
+        " opt-outs asked | false opt-outs | asks on other messages |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = list(zip(examples, probabilities, calls, strict=True))
+    groups: dict[str, list[Any]] = {}
+    for row in rows:
+        groups.setdefault(row[0].author, []).append(row)
+    opt_out = Intent.OPT_OUT.value
+    for name, members in [*sorted(groups.items()), ("all", rows)]:
+        argmax = sum(CLASSES[int(p.argmax())] == e.intent for e, p, _ in members)
+        right = sum(_decision_right(e, p, call) for e, p, call in members)
+        real = [call for e, _, call in members if e.intent == opt_out]
+        removed = sum(call is OptOutCall.CLEAR for call in real)
+        asked = sum(call is OptOutCall.ASK for call in real)
+        false = sum(call is OptOutCall.CLEAR for e, _, call in members if e.intent != opt_out)
+        needless = sum(call is OptOutCall.ASK for e, _, call in members if e.intent != opt_out)
+        lines.append(
+            f"| {name} | {len(members)} | {argmax / len(members):.3f} | {right / len(members):.3f} "
+            f"| {removed}/{len(real)} | {asked} | {false} | {needless} |"
+        )
+    by_group: dict[str, list[bool]] = {}
+    for e, p, call in rows:
+        by_group.setdefault(e.lang_group, []).append(_decision_right(e, p, call))
+    lines.append("")
+    lines.append(
+        "Decision accuracy per language group: "
+        + ", ".join(f"{g} {sum(v) / len(v):.3f} ({len(v)})" for g, v in sorted(by_group.items()))
+    )
+    lines.append(f"Opt-out thresholds from these probabilities: {cuts}")
+    return "\n".join(lines)
+
+
+def _decision_right(example: Example, p: Any, call: OptOutCall) -> bool:
+    """As bench/bench_intent.py counts: an ask is right on a real opt-out only; otherwise the intent decides
+    (opt-out when clear, else the best other reading)."""
+    opt_out = Intent.OPT_OUT.value
+    if call is OptOutCall.ASK:
+        return example.intent == opt_out
+    if call is OptOutCall.CLEAR:
+        return example.intent == opt_out
+    others = [(value, name) for name, value in zip(CLASSES, p, strict=True) if name != opt_out]
+    return max(others)[1] == example.intent
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

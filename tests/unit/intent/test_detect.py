@@ -1,0 +1,80 @@
+"""The whole engine (rules + learned model): what a lead's message gets, by category of the issue.
+
+The sentences here are made up for these tests; the engine's accuracy is measured on text by writers who
+never saw it (bench/bench_intent.py, docs/performance.md), not here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from whatsapp_crm.intent import Intent, IntentResult, Language, detect_intent, detect_language
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["הסר", "STOP", "תורידו אותי מהרשימה בבקשה", "please remove me from your list", "unsubscribe"],
+)
+def test_a_clear_opt_out_is_an_opt_out_at_once(text: str) -> None:
+    # Given a lead who plainly asks to be removed
+    result = detect_intent(text)
+    # Then it is an opt-out the engine is sure of: no question needed
+    assert (result.intent, result.confirm_opt_out) == (Intent.OPT_OUT, False)
+    assert result.confidence > 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "אפשר לקבוע פגישה מחר בערב?",
+        "can you call me back this afternoon?",
+        "כמה עולה הדירה ברחוב הרצל?",
+        "שלום",
+    ],
+)
+def test_an_ordinary_message_is_never_an_opt_out_nor_a_question_about_one(text: str) -> None:
+    result = detect_intent(text)
+    assert result.intent is not Intent.OPT_OUT
+    assert result.confirm_opt_out is False
+
+
+def test_when_the_engine_asks_its_intent_is_the_best_reading_other_than_opt_out() -> None:
+    # Given every message that the engine is unsure about among a few borderline phrasings
+    borderline = [
+        "stop sending me rentals, I only buy",
+        "מספיק עם הדירות בחולון",
+        "I might unsubscribe if the price stays",
+        "תפסיקו",
+        "enough already",
+    ]
+    for text in borderline:
+        result = detect_intent(text)
+        # Then an unsure result never says opt_out, so a caller that ignores the flag silences no one
+        if result.confirm_opt_out:
+            assert result.intent is not Intent.OPT_OUT, text
+        assert 0.0 < result.confidence <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("ma kore achi, efshar lirot et hadira machar?", Language.HE),
+        ("titoridu oti mehareshima bevakasha", Language.HE),
+        ("Can we see the apartment tomorrow?", Language.EN),
+        ("Hi, how much is the arnona there?", Language.EN),
+        ("שלום, is the flat still on the market?", Language.HE),
+        ("🙂", Language.HE),
+    ],
+)
+def test_hebrew_typed_in_latin_letters_gets_a_hebrew_reply(text: str, language: Language) -> None:
+    # Given a message in Latin letters that is Hebrew ("ma kore") or English
+    # Then the reply language follows the lead's language, not the script alone
+    assert detect_intent(text).language is language
+    assert detect_language(text) is language
+
+
+def test_the_result_carries_intent_language_cue_confidence_and_the_ask_flag() -> None:
+    result = detect_intent("Please STOP")
+    assert isinstance(result, IntentResult)
+    assert (result.intent, result.language, result.cue) == (Intent.OPT_OUT, Language.EN, "stop")
+    assert detect_intent("🙂") == IntentResult(Intent.DEFAULT, Language.HE, None, 1.0, False)

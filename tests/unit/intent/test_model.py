@@ -1,0 +1,100 @@
+"""The learned half of the engine: its shipped weights match the corpus and are scored as they were trained."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from whatsapp_crm.intent.engine import read_model_data, rules_engine
+from whatsapp_crm.intent.model import FEATURE_VERSION, LinearIntentModel, message_features, skeleton, word_features
+from whatsapp_crm.intent.normalize import tokenize
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _training_script() -> ModuleType:
+    """scripts/train_intent.py, imported without scikit-learn (it imports that only to train)."""
+    spec = importlib.util.spec_from_file_location("train_intent", ROOT / "scripts" / "train_intent.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("train_intent", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+TRAINING = _training_script()
+
+
+def test_the_shipped_weights_were_trained_on_the_corpus_and_config_as_they_are_now() -> None:
+    # Given the model file and the training inputs in the repository
+    data = read_model_data()
+    # Then the file records the fingerprint of exactly these inputs (else: run `make train-intent`)
+    assert data["fingerprint"] == TRAINING.fingerprint(), "stale weights: run `make train-intent` and commit"
+    assert data["feature_version"] == FEATURE_VERSION
+    assert data["config"] == TRAINING.TRAINING_CONFIG
+
+
+def test_an_edited_corpus_line_makes_the_weights_stale(tmp_path: Path) -> None:
+    # Given a copy of the corpus with one label changed
+    corpus = tmp_path / "train"
+    shutil.copytree(TRAINING.CORPUS, corpus)
+    first = sorted(corpus.glob("*.jsonl"))[0]
+    first.write_text(first.read_text(encoding="utf-8").replace('"opt_out"', '"default"', 1), encoding="utf-8")
+    # Then its fingerprint no longer matches the shipped weights; a changed config neither
+    assert TRAINING.fingerprint(corpus=corpus) != read_model_data()["fingerprint"]
+    assert TRAINING.fingerprint({**TRAINING.TRAINING_CONFIG, "C": 1.0}) != read_model_data()["fingerprint"]
+
+
+def test_plain_python_scoring_agrees_with_scikit_learn_on_the_recorded_lines() -> None:
+    # Given the probabilities scikit-learn gave some training lines when the weights were written
+    data = read_model_data()
+    model = LinearIntentModel.from_data(data)
+    checks: list[dict[str, Any]] = data["checks"]
+    assert len(checks) >= 20
+    for check in checks:
+        # When the runtime scores the same text (with the rules' reading stacked, as in training)
+        rule = rules_engine().detect(check["text"]).intent.value
+        scores = model.scores(tokenize(check["text"]), rule)
+        # Then every probability agrees to within the int16 rounding of the weights
+        assert scores.probabilities == pytest.approx(check["probabilities"], abs=0.01), check["text"]
+
+
+def test_the_model_file_is_small_and_names_its_classes_and_thresholds() -> None:
+    data = read_model_data()
+    size = (ROOT / "layers/whatsapp/whatsapp_crm/intent/data/intent_model.json").stat().st_size
+    assert size < 5_000_000
+    assert data["classes"] == ["opt_out", "opt_in", "meeting", "availability", "greeting", "default"]
+    assert 0 < data["opt_out_thresholds"]["ask"] <= data["opt_out_thresholds"]["clear"] < 1
+
+
+@pytest.mark.parametrize(
+    ("latin", "hebrew"),
+    [("titoridu oti", "תורידו אותי"), ("nikba pgisha", "נקבע פגישה"), ("boker tov", "בוקר טוב"), ("todah", "תודה")],
+)
+def test_hebrew_typed_in_latin_letters_shares_a_skeleton_with_hebrew_letters(latin: str, hebrew: str) -> None:
+    # Given the same Hebrew words typed in either script
+    def bones(text: str) -> list[str]:
+        return [skeleton(word) for clause in tokenize(text) for word in clause]
+
+    # Then their consonant skeletons are equal, so what the model learned from one reaches the other
+    assert bones(latin) == bones(hebrew)
+
+
+def test_word_features_carry_a_stem_through_prefixes_and_typos() -> None:
+    # "ותורידו" and "תורידו" share most n-grams; so do "unsubscribe" and its misspelling
+    assert len(set(word_features("ותורידו")) & set(word_features("תורידו"))) >= 10
+    assert len(set(word_features("unsubscibe")) & set(word_features("unsubscribe"))) >= 10
+
+
+def test_the_number_of_features_grows_linearly_with_the_text() -> None:
+    # Given a message and the same message repeated 40 times
+    once = tokenize("שלום, אפשר לקבוע פגישה מחר? call me 🙂")
+    many = tokenize(" ".join(["שלום, אפשר לקבוע פגישה מחר? call me 🙂"] * 40))
+    # Then it has at most 40 times the features (plus the last clause's marks)
+    assert message_features(many)[1] <= 40 * message_features(once)[1] + 20
