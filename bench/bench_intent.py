@@ -33,6 +33,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from _common import LAYER, ROOT, ensure_paths, median_ms
@@ -131,9 +132,9 @@ def accuracy_report(lines: Sequence[Line], engines: dict[str, Callable[[str], De
 
     row("**accuracy**", _accuracy)
     for author in _groups(lines, lambda line: line.author):
-        row(f"author {author}", lambda pairs, a=author: _accuracy([p for p in pairs if p[0].author == a]))
+        row(f"author {author}", partial(_accuracy_where, "author", author))
     for group in _groups(lines, lambda line: line.lang_group):
-        row(f"language {group}", lambda pairs, g=group: _accuracy([p for p in pairs if p[0].lang_group == g]))
+        row(f"language {group}", partial(_accuracy_where, "lang_group", group))
     row("hard negatives", lambda pairs: _accuracy([p for p in pairs if p[0].hard_negative]))
     opt_out = Intent.OPT_OUT.value
     row("opt-out recall (removed at once)", lambda pairs: _opt_out_recall(pairs, asked_too=False))
@@ -161,6 +162,10 @@ def accuracy_report(lines: Sequence[Line], engines: dict[str, Callable[[str], De
         for label in LABELS:
             out.append(f"| {label} | " + " | ".join(str(counts[(label, column)]) for column in columns) + " |")
     return "\n".join(out)
+
+
+def _accuracy_where(field: str, value: str, pairs: Sequence[tuple[Line, Decision]]) -> str:
+    return _accuracy([pair for pair in pairs if getattr(pair[0], field) == value])
 
 
 def _opt_out_recall(pairs: Sequence[tuple[Line, Decision]], *, asked_too: bool) -> str:
@@ -196,6 +201,11 @@ def previous_throughput(texts: list[str]) -> float:
     return len(texts) / min(runs)
 
 
+def _detect_all(engine: IntentDetector, texts: list[str]) -> None:
+    for text in texts:
+        engine.detect(text)
+
+
 def throughput(texts: list[str]) -> tuple[float, float]:
     """Detections per CPU-second: a fresh engine (every word new to its caches), then warm (best of five)."""
     from whatsapp_crm.intent.engine import IntentEngine, OptOutThresholds
@@ -206,7 +216,7 @@ def throughput(texts: list[str]) -> tuple[float, float]:
     cold = []
     for _ in range(5):
         fresh = IntentDetector(IntentEngine.from_data(cue_data), LinearIntentModel.from_data(model_data), cuts)
-        cold.append(cpu_seconds(lambda engine=fresh: [engine.detect(text) for text in texts]))
+        cold.append(cpu_seconds(partial(_detect_all, fresh, texts)))
     warm_engine = IntentDetector(IntentEngine.from_data(cue_data), LinearIntentModel.from_data(model_data), cuts)
     for text in texts:
         warm_engine.detect(text)
@@ -298,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval", nargs="+", type=Path, metavar="FOLDER", help="corpus folders (or JSONL files)")
     parser.add_argument("--errors", action="store_true", help="also list this engine's misread lines")
     args = parser.parse_args(argv)
-    engines = {"previous engine (75749ac)": previous, "this engine": current}
+    engines: dict[str, Callable[[str], Decision]] = {"previous engine (75749ac)": previous, "this engine": current}
     if args.eval:
         lines = load_folders(args.eval)
         print(f"## Intent accuracy on {', '.join(str(folder) for folder in args.eval)}\n")
