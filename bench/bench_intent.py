@@ -124,7 +124,8 @@ def _groups(lines: Sequence[Line], key: Callable[[Line], str]) -> list[str]:
 def accuracy_report(lines: Sequence[Line], engines: dict[str, Callable[[str], Decision]]) -> str:
     decided = {name: [(line, engine(line.text)) for line in lines] for name, engine in engines.items()}
     names = list(engines)
-    out = [f"{len(lines)} lines, {len(_groups(lines, lambda line: line.author))} authors", ""]
+    authors = len(_groups(lines, lambda line: line.author))
+    out = [f"{len(lines)} lines, {authors} author{'' if authors == 1 else 's'}", ""]
     out += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
     def row(title: str, cell: Callable[[list[tuple[Line, Decision]]], str]) -> None:

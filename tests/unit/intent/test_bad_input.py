@@ -35,7 +35,7 @@ def _is_a_label(result: IntentResult) -> bool:
     return isinstance(result.intent, Intent) and isinstance(result.language, Language) and 0 <= result.confidence <= 1
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=_alphabet, max_size=MAX_TEXT))
 def test_any_text_up_to_whatsapps_limit_gets_a_label_and_no_exception(text: str) -> None:
     assert _is_a_label(detect_intent(text))
