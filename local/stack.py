@@ -235,6 +235,7 @@ class LocalStack:
     def _graph_overrides(self, env: dict[str, str]) -> dict[str, str]:
         """Point the functions that talk to Graph at the simulator, with the number it plays."""
         from local.meta_payloads import DEMO_PHONE_NUMBER_ID
+        from local.template_catalogue import DEFAULT_WABA_ID
 
         overrides: dict[str, str] = {}
         if self.simulator is not None and "GRAPH_API_BASE_URL" in env:
@@ -244,6 +245,12 @@ class LocalStack:
             fallback = DEMO_PHONE_NUMBER_ID if self.simulator is not None else ""
             overrides["WHATSAPP_PHONE_NUMBER_ID"] = (
                 os.environ.get("WHATSAPP_PHONE_NUMBER_ID") or env["WHATSAPP_PHONE_NUMBER_ID"] or fallback
+            )
+        if "WHATSAPP_BUSINESS_ACCOUNT_ID" in env:
+            # Likewise the simulator's template catalogue belongs to the demo WABA.
+            waba_fallback = DEFAULT_WABA_ID if self.simulator is not None else ""
+            overrides["WHATSAPP_BUSINESS_ACCOUNT_ID"] = (
+                os.environ.get("WHATSAPP_BUSINESS_ACCOUNT_ID") or env["WHATSAPP_BUSINESS_ACCOUNT_ID"] or waba_fallback
             )
         if _real_graph() and os.environ.get("GRAPH_API_BASE_URL") and "GRAPH_API_BASE_URL" in env:
             overrides["GRAPH_API_BASE_URL"] = os.environ["GRAPH_API_BASE_URL"]

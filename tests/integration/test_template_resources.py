@@ -5,6 +5,7 @@ queue, least-privilege functions, and the names other parts (and external tests)
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -60,6 +61,19 @@ def test_every_function_reads_the_contract_environment() -> None:
         assert environment["GRAPH_API_VERSION"] == {"Ref": "GraphApiVersion"}
     assert TEMPLATE["Parameters"]["GraphApiVersion"]["Default"] == "v22.0"
     assert "INBOUND_QUEUE_URL" in _function_environment("WebhookFunction")
+
+
+def test_the_waba_id_has_no_default_so_a_deploy_without_it_is_refused() -> None:
+    # Given the template's WhatsAppBusinessAccountId (the templates are listed from it)
+    parameter = TEMPLATE["Parameters"]["WhatsAppBusinessAccountId"]
+    # Then CloudFormation refuses a deploy that does not give it, and accepts digits only
+    assert "Default" not in parameter
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("102290129340398")
+    assert not pattern.fullmatch("")
+    assert not pattern.fullmatch("WABA 1022")
+    # And the send API (templates are checked before sending) reads it from its environment
+    assert _function_environment("SendFunction")["WHATSAPP_BUSINESS_ACCOUNT_ID"] == {"Ref": "WhatsAppBusinessAccountId"}
 
 
 def test_the_functions_run_python_3_13_on_arm64() -> None:
