@@ -12,7 +12,7 @@ SAM := $(TOOLS)/bin/sam
 export PYENV_VERSION ?= 3.13.0:3.12.1:3.11.7
 
 .PHONY: help venv tools train-intent lint typecheck validate browser test-unit test-integration test-e2e test-reliability test build run demo \
-	bench replay clean
+	bench replay clean deploy secret verify-token smoke test-fast
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,20 @@ BUILD_DIR ?= .aws-sam/build
 build: tools ## sam build (python3.13, arm64), then compile the artifacts to .pyc
 	SAM_CLI_TELEMETRY=0 $(SAM) build --build-dir $(BUILD_DIR)
 	$(TOOLS)/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD_DIR)
+
+# Deploying: ENV names an environment of samconfig.toml (dev, prod). The scripts run with .venv-tools' Python,
+# whose boto3 (the SAM CLI's) is all they need: no AWS CLI. README: Deploy.
+ENV ?= dev
+PARAMS ?=
+DEPLOY_ARGS := --env $(ENV) $(if $(DRY_RUN),--dry-run) $(if $(GUIDED),--guided)
+deploy: tools ## Check the parameters and credentials, then sam build + sam deploy (ENV=dev|prod, PARAMS="Name=value ...")
+	$(TOOLS)/bin/python scripts/deploy.py $(DEPLOY_ARGS) --params '$(PARAMS)' --sam $(SAM) --build '$(MAKE) --no-print-directory build'
+
+secret: tools ## Put the access token, app secret and verify token into the stack's secret (env or no-echo prompt)
+	$(TOOLS)/bin/python scripts/put_secret.py --env $(ENV)
+
+verify-token: tools ## Print the deployed stack's verify token (for Meta's webhook settings)
+	@$(TOOLS)/bin/python scripts/put_secret.py --env $(ENV) --show-verify-token
 
 # The port is 3000 unless LOCAL_STACK_PORT says otherwise (`make run LOCAL_STACK_PORT=3001`).
 run: venv ## Run the whole service locally (no AWS, no Docker)
