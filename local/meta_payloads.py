@@ -135,3 +135,27 @@ def status(
 
 def status_value(statuses: list[dict[str, Any]], phone_number_id: str = DEMO_PHONE_NUMBER_ID) -> dict[str, Any]:
     return {"messaging_product": "whatsapp", "metadata": metadata(phone_number_id), "statuses": statuses}
+
+
+def template_status_update(
+    name: str,
+    language: str,
+    event: str,
+    *,
+    template_id: int | str,
+    at: int | None = None,
+    reason: str | None = None,
+    waba_id: str = DEMO_WABA_ID,
+) -> dict[str, Any]:
+    """A whole `message_template_status_update` webhook: `entry.time` is when the status changed."""
+    value: dict[str, Any] = {
+        "event": event,
+        "message_template_id": template_id,
+        "message_template_name": name,
+        "message_template_language": language,
+        "reason": reason if reason is not None else "NONE",
+    }
+    document = envelope(value, field="message_template_status_update")
+    document["entry"][0]["id"] = waba_id
+    document["entry"][0]["time"] = at if at is not None else int(time.time())
+    return document

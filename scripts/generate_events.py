@@ -184,6 +184,18 @@ HTTP_EVENTS: list[HttpEventSpec] = [
     HttpEventSpec("conversation_messages", "ConversationsFunction", "GET", f"/conversations/{LEAD}/messages?limit=50"),
     HttpEventSpec("conversation_mark_read", "ConversationsFunction", "POST", f"/conversations/{LEAD}/read"),
     HttpEventSpec("health", "ConversationsFunction", "GET", "/health"),
+    HttpEventSpec("templates_list", "TemplatesFunction", "GET", "/templates?status=APPROVED"),
+    HttpEventSpec("templates_refresh", "TemplatesFunction", "GET", "/templates?refresh=true"),
+    HttpEventSpec(
+        "webhook_post_template_status",
+        "WebhookFunction",
+        "POST",
+        "/webhook",
+        lambda settings: meta.wire_bytes(
+            meta.template_status_update("property_update", "he", "PAUSED", template_id=1003, at=settings.epoch)
+        ),
+        _webhook_headers,
+    ),
     HttpEventSpec("inbox_page", "InboxFunction", "GET", "/inbox"),
     HttpEventSpec("inbox_config", "InboxFunction", "GET", "/inbox/config.json"),
 ]
@@ -313,7 +325,25 @@ def generate(settings: Settings | None = None, template: dict[str, Any] | None =
     responder = sqs_event(template, settings)
     if responder is not None:
         files["responder_sqs_fifo_batch.json"] = json.dumps(responder, indent=2, ensure_ascii=False) + "\n"
+    if "TemplatesFunction" in template.get("Resources", {}):
+        schedule = schedule_event("TemplatesFunction", settings)
+        files["templates_sync_schedule.json"] = json.dumps(schedule, indent=2, ensure_ascii=False) + "\n"
     return files
+
+
+def schedule_event(function: str, settings: Settings) -> dict[str, Any]:
+    """What EventBridge's schedule hands the function (a `Schedule` event of the template)."""
+    return {
+        "version": "0",
+        "id": hashlib.sha1(function.encode()).hexdigest()[:8] + "-0000-4000-8000-000000000000",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": _iso(settings.epoch),
+        "region": "il-central-1",
+        "resources": [f"arn:aws:events:il-central-1:123456789012:rule/whatsapp-crm-{function}Sync"],
+        "detail": {},
+    }
 
 
 def skipped(template: dict[str, Any] | None = None) -> list[str]:

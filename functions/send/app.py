@@ -32,6 +32,7 @@ from whatsapp_crm.outbound import (
 from whatsapp_crm.ratelimit import RateCounter, RateLimitedError
 from whatsapp_crm.send_models import AnyMessage, SendRequest
 from whatsapp_crm.settings import SendSettings, load
+from whatsapp_crm.templates import TemplateCatalogue, TemplateMismatchError
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, body_type=SendRequest)
@@ -74,6 +75,13 @@ def _dynamo_refusals(table_name: str) -> RefusalCounter:
 
 
 @cache
+def _dynamo_templates(table_name: str) -> TemplateCatalogue:
+    from whatsapp_crm.store.templates import DynamoTemplateStore
+
+    return DynamoTemplateStore(table_name)
+
+
+@cache
 def _graph_client(access_token: str, settings: SendSettings) -> MessageSender:
     # Keyed by the token too: a rotated secret (read through a 5-minute cache) gets a fresh client.
     from whatsapp_crm.graph.client import GraphClient
@@ -98,6 +106,11 @@ def _limiter() -> RateCounter:
 def _refusals() -> RefusalCounter:
     refusals = _injected("refusals")
     return refusals if refusals is not None else _dynamo_refusals(_settings().table_name)
+
+
+def _templates() -> TemplateCatalogue:
+    templates = _injected("templates")
+    return templates if templates is not None else _dynamo_templates(_settings().table_name)
 
 
 def _sender() -> MessageSender:
@@ -127,7 +140,10 @@ def _clock() -> Clock:
         201: body_doc("Meta accepted the message (delivery is reported later by status webhooks)", SendAcceptedBody),
         400: error_doc("validation_error: the body or `to` is invalid (`field` names it)"),
         409: error_doc("recipient_opted_out"),
-        422: error_doc("outside_customer_service_window: send a template (also Meta's 131047)"),
+        422: error_doc(
+            "outside_customer_service_window: send a template (also Meta's 131047); template_mismatch: the "
+            "template is unknown in that language, not APPROVED, or given other parameters (`differences`)"
+        ),
         429: error_doc("rate_limited: see Retry-After (ours, or Meta's 130429/131056)"),
         502: error_doc("whatsapp_error: Meta refused the request (graph_error says why)"),
         503: error_doc("whatsapp_unavailable: Meta kept failing after retries"),
@@ -143,6 +159,7 @@ def send(message: Annotated[SendRequest, Body(description="Meta's send object")]
         limiter=_limiter(),
         clock=_clock(),
         refusals=_refusals(),
+        templates=_templates(),
     )
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=1)
     if not accepted.recorded:
@@ -189,6 +206,18 @@ def _window_closed(error: WindowClosedError) -> Response[str]:
     )
 
 
+@app.exception_handler(TemplateMismatchError)
+def _template_mismatch(error: TemplateMismatchError) -> Response[str]:
+    metrics.add_metric(name="SendsRefusedTemplateMismatch", unit=MetricUnit.Count, value=1)
+    return error_response(
+        422,
+        "template_mismatch",
+        str(error),
+        template={"name": error.name, "language": error.language, "status": error.status},
+        differences=[difference.as_json() for difference in error.differences],
+    )
+
+
 @app.exception_handler(RateLimitedError)
 def _rate_limited(error: RateLimitedError) -> Response[str]:
     metrics.add_metric(name="SendsRateLimited", unit=MetricUnit.Count, value=1)
@@ -214,9 +243,10 @@ def handle(
     sender: MessageSender | None = None,
     clock: Clock | None = None,
     limiter: RateCounter | None = None,
+    templates: TemplateCatalogue | None = None,
 ) -> dict[str, Any]:
     """Entry point for tests and the local stack: same routing with ports handed in."""
-    app.append_context(store=store, sender=sender, clock=clock, limiter=limiter)
+    app.append_context(store=store, sender=sender, clock=clock, limiter=limiter, templates=templates)
     try:
         return lambda_handler(event, context)
     finally:

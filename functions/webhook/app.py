@@ -92,6 +92,17 @@ def _publish(report: IngestReport) -> None:
         metrics.add_metric(name=f"Statuses{outcome.title()}", unit=MetricUnit.Count, value=count)
     if report.unusable_parts:
         metrics.add_metric(name="ParseErrors", unit=MetricUnit.Count, value=report.unusable_parts)
+    if report.template_updates:
+        metrics.add_metric(name="TemplateStatusUpdates", unit=MetricUnit.Count, value=report.template_updates)
+    if report.skipped_template_updates:
+        metrics.add_metric(
+            name="TemplateStatusUpdatesSkipped", unit=MetricUnit.Count, value=len(report.skipped_template_updates)
+        )
+    for skipped in report.skipped_template_updates:
+        logger.warning(
+            "template status update skipped: a template the cache does not hold (or an older event)",
+            extra={"template": skipped.name, "language": skipped.language, "event": skipped.event},
+        )
     for error in report.value_errors:
         logger.warning("Meta reported an error in a webhook", extra={"graph_code": error.code, "title": error.title})
     logger.info(
@@ -101,6 +112,7 @@ def _publish(report: IngestReport) -> None:
             "duplicate_messages": report.duplicate_messages,
             "statuses": report.statuses,
             "preferences": report.preferences,
+            "template_updates": report.template_updates,
             "unusable_parts": report.unusable_parts,
             "ignored_fields": report.ignored_fields,
         },

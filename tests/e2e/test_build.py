@@ -14,7 +14,7 @@ from e2e.harness import clean_environment
 from local.template import ROOT
 
 TOOLS = ROOT / ".venv-tools"
-FUNCTIONS = ("WebhookFunction", "ResponderFunction", "SendFunction", "ConversationsFunction")
+FUNCTIONS = ("WebhookFunction", "ResponderFunction", "SendFunction", "ConversationsFunction", "TemplatesFunction")
 
 
 def test_make_build_from_a_clean_clone_ships_arm64_code_compiled_to_bytecode(tmp_path: Path) -> None:

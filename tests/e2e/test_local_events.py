@@ -116,5 +116,10 @@ def test_readmes_sam_local_invoke_lines_name_every_event_with_its_function() -> 
         if "Records" in event:
             assert function == "ResponderFunction"
             continue
+        if event.get("detail-type") == "Scheduled Event":
+            # An EventBridge schedule: the function whose Schedule event it stands for.
+            schedules = load_template()["Resources"][function]["Properties"]["Events"].values()
+            assert any(schedule["Type"] == "Schedule" for schedule in schedules), name
+            continue
         found = find_route(table, event["requestContext"]["http"]["method"], event["rawPath"])
         assert found is not None and found[0].function == function, name

@@ -87,3 +87,24 @@ class ApiClient:
 
     def health(self, **ports: Any) -> ApiResult:
         return self._invoke("ConversationsFunction", http_api_event("GET", "/health"), **ports)
+
+    def templates(self, query: str = "", **ports: Any) -> ApiResult:
+        return self._invoke("TemplatesFunction", http_api_event("GET", "/templates", query=query), **ports)
+
+    def scheduled_template_sync(self, **ports: Any) -> dict[str, Any]:
+        """The EventBridge schedule's event, as Lambda hands it to TemplatesFunction."""
+        self._function_env("TemplatesFunction", **self._graph_fake.environment(), **self.overrides)
+        module = load_function_module("TemplatesFunction")
+        event = {
+            "version": "0",
+            "id": "5b0f6e8f-5ca4-4c4c-9b4e-2d1c7a1e0b11",
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": "2026-12-06T10:00:00Z",
+            "region": "eu-west-1",
+            "resources": ["arn:aws:events:eu-west-1:123456789012:rule/TemplatesSync"],
+            "detail": {},
+        }
+        result: dict[str, Any] = module.handle(event, lambda_context("TemplatesFunction"), **ports)
+        return result

@@ -19,8 +19,9 @@ from local.defaults import LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN
 from local.graph_simulator import GraphSimulator
 from local.handlers import handler_name, load_function_module
 from local.http_api import find_route, routes
-from local.meta_payloads import DEMO_PHONE_NUMBER_ID
+from local.meta_payloads import DEMO_PHONE_NUMBER_ID, DEMO_WABA_ID
 from local.template import ROOT, load_template
+from local.template_catalogue import default_catalogue
 
 EVENTS = ROOT / "events"
 HTTP_EVENTS = sorted(path.name for path in EVENTS.glob("*.json") if "routeKey" in path.read_text(encoding="utf-8"))
@@ -30,6 +31,9 @@ EXPECTED = {
     "webhook_post_button_reply.json": 200,
     "webhook_post_status.json": 200,
     "webhook_post_bad_signature.json": 403,
+    "webhook_post_template_status.json": 200,
+    "templates_list.json": 200,
+    "templates_refresh.json": 200,
 }
 
 
@@ -41,8 +45,10 @@ def _invoke(
         WHATSAPP_APP_SECRET=LOCAL_APP_SECRET,
         WHATSAPP_VERIFY_TOKEN=LOCAL_VERIFY_TOKEN,
         WHATSAPP_PHONE_NUMBER_ID=DEMO_PHONE_NUMBER_ID,
+        WHATSAPP_BUSINESS_ACCOUNT_ID=DEMO_WABA_ID,
         **graph_fake.environment(),
     )
+    graph_fake.set_templates(default_catalogue())
     module = load_function_module(logical_id)
     handler = getattr(module, handler_name(logical_id))
     return handler(event, lambda_context(logical_id))
@@ -76,3 +82,11 @@ def test_the_responder_batch_is_processed_without_a_failed_record(
         pytest.skip("ResponderFunction is not in template.yaml yet")
     response = _invoke(function_env, graph_fake, "ResponderFunction", json.loads(path.read_text(encoding="utf-8")))
     assert response == {"batchItemFailures": []}
+
+
+def test_the_template_sync_schedule_event_syncs_the_cache(
+    aws: Any, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator
+) -> None:
+    event = json.loads((EVENTS / "templates_sync_schedule.json").read_text(encoding="utf-8"))
+    response = _invoke(function_env, graph_fake, "TemplatesFunction", event)
+    assert response["synced"] is True and response["listed"] == len(default_catalogue())

@@ -22,7 +22,11 @@ def test_it_documents_every_route_with_our_error_shape_not_powertools_default() 
         ("GET", "/conversations/{wa_id}/messages"),
         ("POST", "/conversations/{wa_id}/read"),
         ("GET", "/health"),
+        ("GET", "/templates"),
     }
+    templates = operations[("GET", "/templates")]
+    assert {p["name"] for p in templates["parameters"]} == {"refresh", "status", "name"}
+    assert set(templates["responses"]) == {"200", "400", "429", "502", "503"}
     send = operations[("POST", "/messages")]["responses"]
     assert set(send) == {"201", "400", "409", "422", "429", "502", "503"}
     assert send["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}

@@ -32,6 +32,7 @@ EXPECTED_PROTECTED = {
     ("GET", "/conversations/{wa_id}/messages"),
     ("POST", "/conversations/{wa_id}/read"),
     ("GET", "/health"),
+    ("GET", "/templates"),
 }
 
 

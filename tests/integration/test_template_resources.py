@@ -124,8 +124,15 @@ def test_the_http_api_is_throttled_by_default() -> None:
 EXPECTED_ACTIONS = {
     "WebhookFunction": {"dynamodb:PutItem", "dynamodb:UpdateItem"},
     "ResponderFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "sqs:ChangeMessageVisibility"},
-    "SendFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+    "SendFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
     "ConversationsFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+    "TemplatesFunction": {
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    },
 }
 
 
@@ -164,3 +171,31 @@ def test_the_read_function_may_only_reset_a_leads_unread_count() -> None:
     (update,) = statements
     allowed = update["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]
     assert "unread_count" in allowed and "text" not in allowed and "opted_out" not in allowed
+
+
+def _statement(logical_id: str, sid: str) -> dict[str, Any]:
+    return next(
+        statement
+        for policy in _properties(logical_id)["Policies"]
+        for statement in policy.get("Statement", [])
+        if statement.get("Sid") == sid
+    )
+
+
+def test_the_template_cache_is_all_the_template_function_may_write_and_sends_may_query() -> None:
+    cache = _statement("TemplatesFunction", "TemplateCache")
+    assert cache["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [
+        "TEMPLATES",
+        "RATE#template_sync#*",
+    ]
+    reads = _statement("SendFunction", "TemplateCacheReads")
+    assert reads["Action"] == ["dynamodb:Query"]
+    assert reads["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["TEMPLATES"]
+
+
+def test_templates_are_synced_on_the_schedule_parameter() -> None:
+    (schedule,) = [e for e in _properties("TemplatesFunction")["Events"].values() if e["Type"] == "Schedule"]
+    assert schedule["Properties"]["Schedule"] == {"Fn::Sub": "rate(${TemplateSyncMinutes} minutes)"}
+    # "rate(1 minutes)" is not a valid expression: the parameter keeps the plural true, and the budget.
+    assert TEMPLATE["Parameters"]["TemplateSyncMinutes"]["MinValue"] >= 2
+    assert _function_environment("TemplatesFunction")["TEMPLATE_SYNC_MINUTES"] == {"Ref": "TemplateSyncMinutes"}

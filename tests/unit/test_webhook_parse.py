@@ -158,10 +158,19 @@ def test_value_level_errors_are_collected() -> None:
 
 
 def test_unknown_fields_are_ignored_not_failed() -> None:
-    document = meta.envelope({"event": "APPROVED", "message_template_id": 1}, field="message_template_status_update")
+    document = meta.envelope({"new_score": "GREEN"}, field="message_template_quality_update")
     notification = _parse(document)
-    assert notification.ignored_fields == ["message_template_status_update"]
+    assert notification.ignored_fields == ["message_template_quality_update"]
     assert notification.messages == [] and notification.unusable_parts == 0
+
+
+def test_a_template_status_update_is_read_with_its_account_and_time() -> None:
+    document = meta.template_status_update("property_update", "he", "PAUSED", template_id=1003, at=1_765_000_000)
+    notification = _parse(document)
+    (event,) = notification.template_updates
+    assert (event.waba_id, event.time) == (meta.DEMO_WABA_ID, 1_765_000_000)
+    assert event.value["message_template_name"] == "property_update"
+    assert notification.ignored_fields == [] and notification.unusable_parts == 0
 
 
 @pytest.mark.parametrize("field", [[], {"name": "messages"}, None, 7])

@@ -27,11 +27,20 @@ class FieldProblem(_Body):
     message: str
 
 
+class TemplateDifference(_Body):
+    field: str = Field(
+        description="template.name, template.language.code, template.status, template.components.body..."
+    )
+    message: str
+    expected: Any = None
+    given: Any = None
+
+
 class ErrorDetail(_Body):
     code: str = Field(
         description="validation_error, not_found, recipient_opted_out, outside_customer_service_window, "
-        "rate_limited, whatsapp_error, whatsapp_unavailable, temporarily_unavailable, configuration_error, "
-        "internal_error"
+        "template_mismatch, rate_limited, whatsapp_error, whatsapp_unavailable, temporarily_unavailable, "
+        "configuration_error, internal_error"
     )
     message: str
     field: str | None = Field(default=None, description="validation_error: the offending field, e.g. text.body")
@@ -40,6 +49,9 @@ class ErrorDetail(_Body):
     retry_after_seconds: int | None = Field(default=None, description="rate_limited: same as Retry-After")
     scope: str | None = Field(default=None, description="rate_limited: recipient, number or whatsapp")
     graph_error: GraphErrorBody | None = Field(default=None, description="Present whenever Meta answered")
+    differences: list[TemplateDifference] | None = Field(
+        default=None, description="template_mismatch: each way the send differs from the template Meta holds"
+    )
 
 
 class ErrorBody(_Body):
@@ -185,3 +197,38 @@ class HealthBody(_Body):
     checks: HealthChecks
     last_24h: Last24h
     last_activity: str | None
+
+
+# --- GET /templates ------------------------------------------------------------------------------
+
+
+class TemplateButton(_Body):
+    index: str = Field(description="The button's index in a send's button component")
+    sub_type: str = Field(description="url, quick_reply, copy_code, flow, phone_number, ...")
+    parameters: int = Field(description="Parameters a send must give (a quick reply's payload is optional)")
+
+
+class TemplateParametersBody(_Body):
+    header: int | list[str] | None = Field(
+        description="null: no header; a count (positional), or the parameter names of a NAMED template"
+    )
+    header_format: str | None = Field(description="TEXT, IMAGE, VIDEO, DOCUMENT or LOCATION (media: 1 parameter)")
+    body: int | list[str]
+    buttons: list[TemplateButton]
+
+
+class TemplateEntry(_Body):
+    name: str
+    language: str
+    status: str = Field(description="APPROVED, PENDING, REJECTED, PAUSED, DISABLED, ... (only APPROVED can be sent)")
+    category: str | None = Field(description="MARKETING, UTILITY or AUTHENTICATION")
+    parameter_format: str = Field(description="POSITIONAL ({{1}}) or NAMED ({{first_name}})")
+    parameters: TemplateParametersBody
+    id: str | None = Field(description="Meta's template id")
+    status_at: str = Field(description="When the status was last known true (a sync, or Meta's status webhook)")
+
+
+class TemplatesBody(_Body):
+    templates: list[TemplateEntry]
+    synced_at: str | None = Field(description="When Graph was last listed in full (null: never)")
+    last_error: str | None = Field(default=None, description="Why the last sync failed, if it did")

@@ -26,6 +26,7 @@ from whatsapp_crm.records import (
     StatusUpdate,
 )
 from whatsapp_crm.signature import SignatureVerdict, verify
+from whatsapp_crm.templates import TemplateStatusUpdate, status_update_from_event
 from whatsapp_crm.webhook.models import GraphErrorInfo, InboundMessage, MessageType, StatusKind
 from whatsapp_crm.webhook.parse import (
     InboundEvent,
@@ -51,6 +52,7 @@ class ConversationWriter(Protocol):
     def record_inbound(self, record: InboundRecord) -> bool: ...
     def record_status(self, update: StatusUpdate) -> StatusOutcome: ...
     def record_preference(self, change: PreferenceChange) -> bool: ...
+    def record_template_status(self, update: TemplateStatusUpdate) -> bool: ...
 
 
 class InboundSink(Protocol):
@@ -76,6 +78,8 @@ class IngestReport:
     duplicate_messages: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     preferences: int = 0
+    template_updates: int = 0
+    skipped_template_updates: list[TemplateStatusUpdate] = field(default_factory=list)
     unusable_parts: int = 0
     ignored_fields: list[str] = field(default_factory=list)
     value_errors: list[GraphErrorInfo] = field(default_factory=list)
@@ -241,6 +245,17 @@ def record_notification(
         change = preference_change(preference_event, received_at)
         if change is not None and store.record_preference(change):
             report.preferences += 1
+    for template_event in notification.template_updates:
+        template_update = status_update_from_event(
+            template_event.waba_id, template_event.value, template_event.time, received_at
+        )
+        if template_update is None:
+            report.unusable_parts += 1
+        elif store.record_template_status(template_update):
+            report.template_updates += 1
+        else:
+            # A template the cache never saw (the next sync lists it), or an event older than the cache.
+            report.skipped_template_updates.append(template_update)
     return report
 
 

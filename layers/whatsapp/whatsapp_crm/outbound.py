@@ -26,6 +26,7 @@ from whatsapp_crm.ratelimit import RateCounter, RateLimit, acquire
 from whatsapp_crm.records import OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.send_models import (
     AnyMessage,
+    TemplateMessage,
     media_id,
     meta_payload,
     preview,
@@ -33,6 +34,7 @@ from whatsapp_crm.send_models import (
     reply_to,
     requires_open_window,
 )
+from whatsapp_crm.templates import TemplateCatalogue, check_template
 
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
@@ -129,6 +131,7 @@ def send_message(
     limiter: RateCounter,
     clock: Clock,
     refusals: RefusalCounter | None = None,
+    templates: TemplateCatalogue | None = None,
 ) -> SendAccepted:
     try:
         recipient = normalize_phone(message.to, policy.default_region)
@@ -137,6 +140,9 @@ def send_message(
     lead = store.get_lead(recipient.wa_id)
     now = clock()
     _check_rules(message, lead, now)
+    # Before the rate limits: a template Meta would refuse must not spend the lead's or the number's budget.
+    if templates is not None and isinstance(message, TemplateMessage):
+        check_template(message.template, templates)
     # The window is per business number, so reply from the number the lead last wrote to.
     phone_number_id = str((lead or {}).get("last_phone_number_id") or policy.default_phone_number_id)
     if not phone_number_id:

@@ -31,6 +31,8 @@ class GraphSettings(_EnvModel):
     graph_api_base_url: NonEmpty = "https://graph.facebook.com"
     graph_api_version: NonEmpty = "v22.0"
     whatsapp_phone_number_id: str = ""
+    # The WhatsApp Business Account (WABA) id: templates are listed per account, not per number.
+    whatsapp_business_account_id: str = ""
     default_phone_region: Annotated[str, Field(min_length=2, max_length=2)] = "IL"
 
 
@@ -91,6 +93,20 @@ class ConversationsSettings(TableSettings, SecretSettings, GraphSettings):
     graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
     # The responder's takeover period, so the read API can say until when the bot stays silent.
     human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12
+
+
+class TemplatesSettings(TableSettings, SecretSettings, GraphSettings):
+    """GET /templates and the scheduled template sync. Graph's management calls are budgeted per hour."""
+
+    template_sync_minutes: Annotated[int, Field(ge=5, le=1440)] = 15
+    # No two syncs (scheduled or ?refresh=true) start closer together than this.
+    template_refresh_min_seconds: Annotated[int, Field(ge=0, le=3600)] = 60
+    # Our share of Meta's ~200 management calls per hour per WABA; WhatsApp Manager and other tools use the rest.
+    template_sync_calls_per_hour: Annotated[int, Field(ge=1, le=200)] = 60
+    graph_connect_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
+    graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 8.0
+    graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
+    graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
 
 
 class InboxSettings(_EnvModel):

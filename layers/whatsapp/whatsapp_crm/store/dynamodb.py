@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer
@@ -29,6 +29,9 @@ from whatsapp_crm.records import (
     StatusUpdate,
 )
 from whatsapp_crm.store import keys
+
+if TYPE_CHECKING:
+    from whatsapp_crm.templates import TemplateStatusUpdate
 
 # Counters outlive the 24-hour health window by a margin; DynamoDB's TTL sweeper deletes them later.
 STATS_RETENTION = timedelta(days=3)
@@ -593,6 +596,12 @@ class DynamoConversationStore(DynamoTable):
         raise StoreUnavailableError("lead update kept failing its condition")
 
     # --- opt-out state -----------------------------------------------------------------------
+
+    def record_template_status(self, update: TemplateStatusUpdate) -> bool:
+        """A `message_template_status_update` moves the cached template (store/templates.py)."""
+        from whatsapp_crm.store.templates import apply_template_status
+
+        return apply_template_status(self.client, self.table_name, update)
 
     def record_preference(self, change: PreferenceChange) -> bool:
         """Set or clear the lead's opt-out. Returns False when a newer change is already recorded."""

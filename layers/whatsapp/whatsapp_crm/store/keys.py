@@ -5,6 +5,8 @@ lead              LEAD#<wa_id>           LEAD          LEADS               <last
 message           MSG#<wamid>            MSG           THREAD#<wa_id>      <timestamp>#<wamid>
 reply claim       MSG#<wamid>            REPLY         -                   -
 hourly counters   STATS#<yyyy-mm-ddThh>  SHARD#<n>     -                   -
+template          TEMPLATES              T#<name>#<lang> -                 -
+template sync     TEMPLATES              SYNC          -                   -
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ LEADS_BY_ACTIVITY = "LEADS"
 GSI1 = "GSI1"
 STATS_SHARDS = 8
 TTL_ATTRIBUTE = "expires_at"
+TEMPLATES_PK = "TEMPLATES"
+TEMPLATE_SK_PREFIX = "T#"
+TEMPLATE_SYNC_SK = "SYNC"
 
 
 def lead_pk(wa_id: str) -> str:
@@ -52,3 +57,12 @@ _SHARD_NAMES = tuple(f"SHARD#{shard}" for shard in range(STATS_SHARDS))
 def stats_shard(discriminator: str) -> str:
     """Spread one hour's counter writes over several items so no single item becomes hot."""
     return _SHARD_NAMES[zlib.crc32(discriminator.encode("utf-8")) % STATS_SHARDS]
+
+
+def template_sk(name: str, language: str) -> str:
+    return f"{TEMPLATE_SK_PREFIX}{name}#{language}"
+
+
+def template_name_prefix(name: str) -> str:
+    """Every language of one template (names are [a-z0-9_]+, so no name is a prefix of another's key)."""
+    return f"{TEMPLATE_SK_PREFIX}{name}#"

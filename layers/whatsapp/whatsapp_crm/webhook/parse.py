@@ -56,11 +56,21 @@ class PreferenceEvent:
     metadata: Metadata
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateStatusEvent:
+    """A `message_template_status_update` change: `entry.id` is the WABA, `entry.time` when it happened."""
+
+    waba_id: str | None
+    time: int | None
+    value: dict[str, Any]
+
+
 @dataclass(slots=True)
 class Notification:
     messages: list[InboundEvent] = field(default_factory=list)
     statuses: list[StatusEvent] = field(default_factory=list)
     preferences: list[PreferenceEvent] = field(default_factory=list)
+    template_updates: list[TemplateStatusEvent] = field(default_factory=list)
     value_errors: list[GraphErrorInfo] = field(default_factory=list)
     ignored_fields: list[str] = field(default_factory=list)
     unusable_parts: int = 0
@@ -232,6 +242,17 @@ def _collect_value(value: dict[str, Any], into: Notification) -> None:
 
 
 _HANDLED_FIELDS = frozenset({"messages", "user_preferences"})
+TEMPLATE_STATUS_FIELD = "message_template_status_update"
+
+
+def _template_event(entry: dict[str, Any], value: dict[str, Any]) -> TemplateStatusEvent:
+    waba_id = entry.get("id")
+    time = entry.get("time")
+    return TemplateStatusEvent(
+        waba_id=str(waba_id) if isinstance(waba_id, str | int) and not isinstance(waba_id, bool) else None,
+        time=time if isinstance(time, int) and not isinstance(time, bool) else None,
+        value=value,
+    )
 
 
 def parse_notification(document: dict[str, Any]) -> Notification:
@@ -250,6 +271,9 @@ def parse_notification(document: dict[str, Any]) -> Notification:
                 notification.unusable_parts += 1
                 continue
             field_name = change.get("field")
+            if field_name == TEMPLATE_STATUS_FIELD:
+                notification.template_updates.append(_template_event(entry, change["value"]))
+                continue
             if not isinstance(field_name, str) or field_name not in _HANDLED_FIELDS:
                 notification.ignored_fields.append(str(field_name))
                 continue

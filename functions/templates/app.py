@@ -1,0 +1,223 @@
+"""TemplatesFunction: GET /templates (the account's message templates as the cache holds them, refreshed from
+Graph on `?refresh=true` or when never synced) and the scheduled sync (an EventBridge schedule event).
+
+Thin by design: query validation, one domain call (whatsapp_crm.templates), the HTTP mapping of its refusals.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from whatsapp_crm.api_errors import install_error_handlers, rate_limited
+from whatsapp_crm.api_models import TemplatesBody, body_doc, error_doc
+from whatsapp_crm.clock import Clock, utc_now
+from whatsapp_crm.credentials import load_credentials
+from whatsapp_crm.errors import ConfigurationError
+from whatsapp_crm.graph.errors import GraphAPIError
+from whatsapp_crm.http_responses import json_response
+from whatsapp_crm.observability import MetricUnit, logger, metrics, tracer
+from whatsapp_crm.ratelimit import RateCounter, RateLimitedError
+from whatsapp_crm.settings import TemplatesSettings, load
+from whatsapp_crm.templates import (
+    RefreshThrottledError,
+    SyncPolicy,
+    SyncReport,
+    TemplatePageSource,
+    TemplateStore,
+    sync_templates,
+)
+
+app = APIGatewayHttpResolver(enable_validation=True)
+install_error_handlers(app)
+
+Refresh = Annotated[
+    Literal["true", "false"] | None,
+    Query(description="true: list Graph now (at most once a minute; 429 with Retry-After otherwise)"),
+]
+StatusFilter = Annotated[
+    str | None, Query(pattern=r"^[A-Z_]{1,32}$", description="Only templates with this status, e.g. APPROVED")
+]
+NameFilter = Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,512}$", description="Only this template name")]
+
+
+def _settings() -> TemplatesSettings:
+    return load(TemplatesSettings)
+
+
+def _policy(settings: TemplatesSettings) -> SyncPolicy:
+    if not settings.whatsapp_business_account_id:
+        raise ConfigurationError("no WHATSAPP_BUSINESS_ACCOUNT_ID to list templates of")
+    return SyncPolicy(
+        waba_id=settings.whatsapp_business_account_id,
+        calls_per_hour=settings.template_sync_calls_per_hour,
+        min_interval_seconds=settings.template_refresh_min_seconds,
+    )
+
+
+@cache
+def _dynamo_store(table_name: str) -> TemplateStore:
+    from whatsapp_crm.store.templates import DynamoTemplateStore
+
+    return DynamoTemplateStore(table_name)
+
+
+@cache
+def _dynamo_counter(table_name: str) -> RateCounter:
+    from whatsapp_crm.store.rate_counters import DynamoRateCounter
+
+    return DynamoRateCounter(table_name)
+
+
+@cache
+def _graph_client(access_token: str, settings: TemplatesSettings) -> TemplatePageSource:
+    from whatsapp_crm.graph.client import GraphClient
+
+    return GraphClient.from_settings(access_token, settings)
+
+
+_ports: dict[str, Any] = {}
+
+
+def _store() -> TemplateStore:
+    store = _ports.get("store")
+    return store if store is not None else _dynamo_store(_settings().table_name)
+
+
+def _limiter() -> RateCounter:
+    limiter = _ports.get("limiter")
+    return limiter if limiter is not None else _dynamo_counter(_settings().table_name)
+
+
+def _source() -> TemplatePageSource:
+    source = _ports.get("source")
+    if source is not None:
+        return source
+    settings = _settings()
+    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
+
+
+def _clock() -> Clock:
+    clock = _ports.get("clock")
+    return clock if clock is not None else utc_now
+
+
+def _sync() -> SyncReport:
+    report = sync_templates(_source(), _store(), policy=_policy(_settings()), limiter=_limiter(), clock=_clock())
+    metrics.add_metric(name="TemplatesSynced", unit=MetricUnit.Count, value=report.listed)
+    logger.info(
+        "templates synced",
+        extra={
+            "listed": report.listed,
+            "written": report.written,
+            "removed": report.removed,
+            "pages": report.pages,
+            "skipped": report.skipped,
+        },
+    )
+    return report
+
+
+@app.get(
+    "/templates",
+    summary="The account's message templates, as Meta holds them",
+    description=(
+        "Synced from Graph (GET /{waba-id}/message_templates) on a schedule and on ?refresh=true, cached in "
+        "DynamoDB; Meta's template status webhooks update the cache at once. POST /messages refuses a template "
+        "that differs from its entry here (422 template_mismatch)."
+    ),
+    tags=["templates"],
+    operation_id="listTemplates",
+    responses={
+        200: body_doc("The cached templates and when Graph was last listed", TemplatesBody),
+        400: error_doc("validation_error: a query parameter is invalid"),
+        429: error_doc("rate_limited: a refresh ran moments ago, or the hourly Graph budget is spent"),
+        502: error_doc("whatsapp_error: Meta refused the listing (graph_error says why)"),
+        503: error_doc("whatsapp_unavailable: Meta kept failing after retries"),
+    },
+)
+def list_templates(refresh: Refresh = None, status: StatusFilter = None, name: NameFilter = None) -> Response[str]:
+    store = _store()
+    state = store.sync_state()
+    if refresh == "true" or state is None or state.synced_at is None:
+        _sync()
+        state = store.sync_state()
+    templates = [
+        template.as_json()
+        for template in store.all_templates()
+        if (status is None or template.status == status) and (name is None or template.name == name)
+    ]
+    body = TemplatesBody.model_validate(
+        {
+            "templates": templates,
+            "synced_at": state.synced_at if state else None,
+            "last_error": (state.last_error or None) if state else None,
+        }
+    )
+    return json_response(200, body.model_dump(mode="json"))
+
+
+@app.exception_handler(RefreshThrottledError)
+def _throttled(error: RefreshThrottledError) -> Response[str]:
+    return rate_limited(str(error), error.retry_after_seconds, scope="templates")
+
+
+@app.exception_handler(RateLimitedError)
+def _budget_spent(error: RateLimitedError) -> Response[str]:
+    return rate_limited(
+        f"the hourly budget of {error.limit} Graph template calls is spent",
+        error.retry_after_seconds,
+        scope="templates",
+    )
+
+
+def scheduled_sync() -> dict[str, Any]:
+    """The schedule's run: a failure is logged and counted, never raised (the next run tries again, and
+    EventBridge's own retries would only spend the management budget twice)."""
+    try:
+        report = _sync()
+    except RefreshThrottledError:
+        logger.info("template sync skipped: another sync ran moments ago")
+        return {"synced": False, "reason": "throttled"}
+    except RateLimitedError:
+        logger.warning("template sync skipped: the hourly Graph budget is spent")
+        return {"synced": False, "reason": "budget"}
+    except GraphAPIError as error:
+        metrics.add_metric(name="TemplateSyncFailures", unit=MetricUnit.Count, value=1)
+        logger.warning("template sync failed; the cache is kept as it was", extra={"graph_error": error.as_dict()})
+        return {"synced": False, "reason": "graph_error", "graph_error": error.as_dict()}
+    return {"synced": True, "listed": report.listed, "written": report.written, "removed": report.removed}
+
+
+def _is_schedule(event: dict[str, Any]) -> bool:
+    return event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event"
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if _is_schedule(event):
+        return scheduled_sync()
+    return app.resolve(event, context)
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    store: TemplateStore | None = None,
+    source: TemplatePageSource | None = None,
+    limiter: RateCounter | None = None,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """Entry point for tests and the local stack: same routing with ports handed in."""
+    _ports.update(store=store, source=source, limiter=limiter, clock=clock)
+    try:
+        return lambda_handler(event, context)
+    finally:
+        _ports.clear()
