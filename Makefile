@@ -94,6 +94,13 @@ secret: tools ## Put the access token, app secret and verify token into the stac
 verify-token: tools ## Print the deployed stack's verify token (for Meta's webhook settings)
 	@$(TOOLS)/bin/python scripts/put_secret.py --env $(ENV) --show-verify-token
 
+# TO=+972... adds a real template send (TEMPLATE=hello_world LANGUAGE=en_US unless given).
+URL ?=
+TO ?=
+SMOKE_ARGS := --env $(ENV) --url '$(URL)' --to '$(TO)' $(if $(TEMPLATE),--template '$(TEMPLATE)') $(if $(LANGUAGE),--language '$(LANGUAGE)')
+smoke: tools ## Check a stack end to end: handshake, signed webhook, /health, read, opt-in send (URL=... or ENV=, TO=+972...)
+	$(TOOLS)/bin/python scripts/smoke.py $(SMOKE_ARGS)
+
 # The port is 3000 unless LOCAL_STACK_PORT says otherwise (`make run LOCAL_STACK_PORT=3001`).
 run: venv ## Run the whole service locally (no AWS, no Docker)
 	$(PY) -m local

@@ -42,6 +42,8 @@ from local.runtime import FunctionPool, FunctionSpec, Invocation, function_specs
 from local.template import ROOT, TEMPLATE_PATH, CreatedResources, create_resources, load_template
 
 DEMO_LEAD = "972525551234"
+# The Try list's second lead (the first is events/' DEMO_LEAD).
+SECOND_LEAD = "972525550002"
 _MOTO_READY = re.compile(r"Running on (http://[\d.]+:\d+)")
 
 
@@ -414,11 +416,18 @@ class LocalStack:
             query = f"hub.mode=subscribe&hub.verify_token={verify_token()}&hub.challenge=42"
             commands.append(f"  curl -sS '{url}/webhook?{query}'")
         if self._has_route("POST", "/webhook"):
+            # Each lead once: a second message of the same intent within AutoReplyCooldownMinutes gets no reply.
             commands.append(
-                f"  {python} scripts/sign_webhook.py --url {url}/webhook --from {DEMO_LEAD} "
-                + shlex.quote("--text=שלום, אפשר לקבוע פגישה מחר?")
+                f"  {python} scripts/sign_webhook.py --url {url}/webhook events/webhook_post_text_he.json"
+                "   # a lead asks for a meeting (re-stamped to now)"
             )
-            commands.append(f"  {python} scripts/sign_webhook.py --url {url}/webhook events/webhook_post_text_he.json")
+            commands.append(
+                f"  {python} scripts/sign_webhook.py --url {url}/webhook --from {SECOND_LEAD} "
+                + shlex.quote("--text=Hi, is the apartment still available?")
+                + "   # another lead, in English"
+            )
+            if self.simulator is not None:
+                commands.append(f"  curl -sS {url}/_local/graph/requests   # the auto-replies, as Meta received them")
         if self._has_route("POST", "/messages"):
             body = json.dumps(
                 {"to": f"+{DEMO_LEAD}", "type": "text", "text": {"body": "שלום! מה שלומך?"}}, ensure_ascii=False
@@ -428,7 +437,7 @@ class LocalStack:
                 "   # after the lead wrote: free text needs the 24-hour window"
             )
         if self._has_route("GET", "/conversations/{wa_id}/messages"):
-            commands.append(f"  curl -sS {url}/conversations/{DEMO_LEAD}/messages")
+            commands.append(f"  curl -sS {url}/conversations/{DEMO_LEAD}/messages   # the conversation, both ways")
         if self._has_route("GET", "/health"):
             commands.append(f"  curl -sS {url}/health")
         port = "" if self.api.port == DEFAULT_PORT else f"{PORT_ENV}={self.api.port} "

@@ -153,6 +153,24 @@ _DEFAULT = [
         "MARKETING",
         [{"type": "BODY", "text": "בית פתוח ב{{1}} ביום {{2}}"}],
     ),
+    # Meta's sample template, which every new WhatsApp Business Account has (`make smoke TO=...` sends it).
+    _template(
+        "1009",
+        "hello_world",
+        "en_US",
+        "APPROVED",
+        "UTILITY",
+        [
+            {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+            {
+                "type": "BODY",
+                "text": "Welcome and congratulations!! This message demonstrates your ability to send a "
+                "WhatsApp message notification from the Cloud API, hosted by Meta. Thank you for taking the time "
+                "to test with us.",
+            },
+            {"type": "FOOTER", "text": "WhatsApp Business Platform sample message"},
+        ],
+    ),
 ]
 
 

@@ -6,9 +6,11 @@
     python scripts/sign_webhook.py --from 972525551234 --text "שלום"         # a text message, built here
     python scripts/sign_webhook.py --curl --text "hi"                        # print, do not send
 
-A document is re-encoded in Meta's wire form (ASCII JSON, \\uXXXX escapes, \\/) before signing unless
---as-is; an API Gateway event from events/ is sent with its body bytes unchanged. The secret is the local
-stack's (local/defaults.py, or WHATSAPP_APP_SECRET), so this is for the local stack only.
+Every message's and status's timestamp is re-stamped to now unless --keep-timestamp: events/ hold fixed
+dates, and the responder does not answer a message older than 24 hours. The document (or the body of an API
+Gateway event from events/) is then re-encoded in Meta's wire form (ASCII JSON, \\uXXXX escapes, \\/) and
+signed; --as-is signs the file's bytes unchanged (its timestamps too). The secret is the local stack's
+(local/defaults.py, or WHATSAPP_APP_SECRET), so this is for the local stack only.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import base64
 import json
 import shlex
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -35,13 +38,29 @@ use_layers()
 from local import meta_payloads as meta
 
 
-def body_from_file(path: Path, as_is: bool) -> bytes:
+def body_from_file(path: Path, as_is: bool, keep_timestamp: bool = False, now: int | None = None) -> bytes:
     raw = path.read_bytes()
     document: Any = json.loads(raw)
     if isinstance(document, dict) and document.get("version") == "2.0" and "body" in document:
         body = str(document["body"])
-        return base64.b64decode(body) if document.get("isBase64Encoded") else body.encode("utf-8")
-    return raw if as_is else meta.wire_bytes(document)
+        raw = base64.b64decode(body) if document.get("isBase64Encoded") else body.encode("utf-8")
+        document = json.loads(raw)
+    if as_is:
+        return raw
+    if not keep_timestamp:
+        restamp(document, int(time.time()) if now is None else now)
+    return meta.wire_bytes(document)
+
+
+def restamp(document: Any, now: int) -> None:
+    """Date every message and status of a webhook document `now` (Meta's seconds since the epoch, as text)."""
+    entries = document.get("entry", []) if isinstance(document, dict) else []
+    for entry in entries:
+        for change in entry.get("changes", []) if isinstance(entry, dict) else []:
+            value = change.get("value", {}) if isinstance(change, dict) else {}
+            for item in [*value.get("messages", []), *value.get("statuses", [])]:
+                if isinstance(item, dict) and "timestamp" in item:
+                    item["timestamp"] = str(now)
 
 
 def text_body(wa_id: str, text: str, name: str | None) -> bytes:
@@ -74,14 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="Lead", help="the lead's profile name (with --text)")
     parser.add_argument("--url", default=f"{default_base_url()}/webhook", help="where to POST")
     parser.add_argument("--secret", default=None, help="app secret (default: the local stack's)")
-    parser.add_argument("--as-is", action="store_true", help="sign the file's bytes unchanged")
+    parser.add_argument("--as-is", action="store_true", help="sign the file's bytes unchanged (timestamps too)")
+    parser.add_argument(
+        "--keep-timestamp", action="store_true", help="keep the file's timestamps (default: re-stamp them to now)"
+    )
     parser.add_argument("--bad-signature", action="store_true", help="sign with a wrong secret (expect 403)")
     parser.add_argument("--curl", action="store_true", help="print a curl command instead of sending")
     args = parser.parse_args(argv)
     if (args.file is None) == (args.text is None):
         parser.error("give either a FILE or --text")
     body = (
-        body_from_file(args.file, args.as_is) if args.file is not None else text_body(args.wa_id, args.text, args.name)
+        body_from_file(args.file, args.as_is, args.keep_timestamp)
+        if args.file is not None
+        else text_body(args.wa_id, args.text, args.name)
     )
     secret = args.secret or app_secret()
     headers = meta.signed_headers(body, "not-" + secret if args.bad_signature else secret)

@@ -274,3 +274,148 @@ def test_secret_in_a_terminal_asks_without_echoing(moto_endpoint: str, deployed:
     assert "System-user access token" in shown and "(Enter keeps the current one)" in shown
     for value in (ACCESS_TOKEN, APP_SECRET, deployed["generated"]):
         assert value not in shown
+
+
+# -- make smoke against a deployed stack --------------------------------------------------------------------
+
+
+class FakeApi:
+    """API Gateway and the functions as `make smoke` sees them: the webhook checks the verify token and Meta's
+    signature; every other route refuses a request whose SigV4 signature botocore does not reproduce."""
+
+    def __init__(self, app_secret: str, verify_token: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.app_secret, self.verify_token = app_secret, verify_token
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.signed_scopes: list[str] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def _answer(self, status: int, body: Any) -> None:
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _route(self, method: str) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, answer = api.handle(method, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                self._answer(status, answer)
+
+            def do_GET(self) -> None:
+                self._route("GET")
+
+            def do_POST(self) -> None:
+                self._route("POST")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sigv4_valid(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+
+        authorization = headers.get("authorization", "")
+        fields = dict(part.strip().split("=", 1) for part in authorization.removeprefix("AWS4-HMAC-SHA256 ").split(","))
+        if "Credential" not in fields:
+            return False
+        access_key, day, region, service, _ = fields["Credential"].split("/")
+        self.signed_scopes.append(f"{region}/{service}")
+        signed = {name: headers[name] for name in fields["SignedHeaders"].split(";")}
+        request = AWSRequest(method=method, url=self.url + path, data=body or None, headers=signed)
+        request.context["timestamp"] = headers["x-amz-date"]
+        signer = SigV4Auth(Credentials(access_key, "testing", headers.get("x-amz-security-token")), service, region)
+        expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+        return bool(expected == fields["Signature"])
+
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        from urllib.parse import parse_qs, urlsplit
+
+        from whatsapp_crm.signature import sign
+
+        parts = urlsplit(path)
+        if parts.path == "/webhook" and method == "GET":
+            query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+            if query.get("hub.verify_token") != self.verify_token:
+                return 403, {"error": {"code": "verification_failed", "message": "verify token mismatch"}}
+            return 200, query["hub.challenge"].encode()
+        if parts.path == "/webhook":
+            if headers.get("x-hub-signature-256") != sign(body, self.app_secret):
+                return 403, {"error": {"code": "signature_mismatch", "message": "bad signature"}}
+            for entry in json.loads(body)["entry"]:
+                for change in entry["changes"]:
+                    for message in change["value"].get("messages", []):
+                        self.messages.setdefault(message["from"], []).append({"id": message["id"], "status": None})
+            return 200, {"status": "ok"}
+        if not self.sigv4_valid(method, path, headers, body):
+            return 403, {"message": "Forbidden"}
+        if parts.path == "/health":
+            checks = {"table": {"ok": True}, "secret": {"ok": bool(self.app_secret)}}
+            return 200, {"status": "healthy" if all(c["ok"] for c in checks.values()) else "degraded", "checks": checks}
+        if parts.path == "/messages":
+            to = json.loads(body)["to"].lstrip("+")
+            message_id = f"wamid.OUT{len(self.messages)}"
+            self.messages.setdefault(to, []).append({"id": message_id, "status": "sent"})
+            return 200, {"message_id": message_id, "wa_id": to, "status": "accepted"}
+        wa_id = parts.path.split("/")[2]
+        return 200, {"wa_id": wa_id, "messages": self.messages.get(wa_id, [])}
+
+
+@pytest.fixture
+def api(deployed: dict[str, Any], moto_endpoint: str) -> Iterator[FakeApi]:
+    """The deployed stack's API, its secret filled, its ApiBaseUrl an output of the stack."""
+    import boto3
+
+    secret = {"access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": deployed["generated"]}
+    deployed["secrets"].put_secret_value(SecretId=deployed["arn"], SecretString=json.dumps(secret))
+    fake = FakeApi(APP_SECRET, deployed["generated"])
+    cloudformation = boto3.client("cloudformation", region_name="il-central-1", endpoint_url=moto_endpoint)
+    body = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"WhatsAppSecretArn": {"Value": deployed["arn"]}, "ApiBaseUrl": {"Value": fake.url}},
+    }
+    cloudformation.update_stack(StackName="whatsapp-crm-dev", TemplateBody=json.dumps(body))
+    yield fake
+    fake.server.shutdown()
+
+
+def test_smoke_against_the_deployed_stack_signs_with_sigv4_and_reads_its_secret(
+    moto_endpoint: str, api: FakeApi
+) -> None:
+    # When make smoke runs against the dev stack (URL, verify token and app secret from the stack)
+    result = _make("smoke", "ENV=dev", "TO=+972525550003", env=_environment(moto_endpoint))
+    # Then every check passes, one line each
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = [line.split()[:2] for line in result.stdout.splitlines() if line.startswith(("ok", "FAIL", "skip"))]
+    assert checks == [["ok", "handshake"], ["ok", "webhook"], ["ok", "health"], ["ok", "read"], ["ok", "send"]]
+    # And the API calls were SigV4 for execute-api in the stack's region (the fake refuses any other)
+    assert api.signed_scopes and set(api.signed_scopes) == {"il-central-1/execute-api"}
+    # And no secret value was printed
+    for value in (ACCESS_TOKEN, APP_SECRET, api.verify_token):
+        assert value not in result.stdout + result.stderr
+
+
+def test_smoke_says_what_to_do_when_the_secret_does_not_match(
+    moto_endpoint: str, api: FakeApi, deployed: dict[str, Any]
+) -> None:
+    # Given a stack whose functions hold another app secret and verify token than its secret (not refreshed)
+    api.app_secret, api.verify_token = uuid.uuid4().hex, "another-token"
+    result = _make("smoke", "ENV=dev", env=_environment(moto_endpoint))
+    # Then the failing checks say so and what to run, and make smoke fails (the script exits 1)
+    assert result.returncode != 0 and "Error 1" in result.stderr
+    lines = result.stdout.splitlines()
+    handshake = next(i for i, line in enumerate(lines) if line.startswith("FAIL  handshake"))
+    assert "make verify-token" in lines[handshake + 1]
+    webhook = next(i for i, line in enumerate(lines) if line.startswith("FAIL  webhook"))
+    assert "make secret" in lines[webhook + 1]
+    assert any(line.startswith("ok    health") for line in lines)
+    assert any(line.startswith("skip  send") for line in lines)

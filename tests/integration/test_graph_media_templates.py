@@ -170,12 +170,12 @@ class TestTemplateCatalogue:
 
     def test_pages_follow_the_after_cursor_until_there_is_no_next(self, catalogue_fake: GraphSimulator) -> None:
         with GraphClient(TEST_ACCESS_TOKEN, base_url=catalogue_fake.base_url) as client:
-            pages = [client.list_templates(DEFAULT_WABA_ID, limit=3)]
+            pages = [client.list_templates(DEFAULT_WABA_ID, limit=4)]
             while pages[-1].after:
-                pages.append(client.list_templates(DEFAULT_WABA_ID, limit=3, after=pages[-1].after))
+                pages.append(client.list_templates(DEFAULT_WABA_ID, limit=4, after=pages[-1].after))
         names = [(t["name"], t["language"]) for page in pages for t in page.templates]
         assert names == [(t["name"], t["language"]) for t in default_catalogue()]
-        assert [len(page.templates) for page in pages] == [3, 3, 2]
+        assert [len(page.templates) for page in pages] == [4, 4, 1]
         first = catalogue_fake.recorded()[0]
         assert "fields=id%2Cname%2Clanguage%2Cstatus%2Ccategory%2Cparameter_format%2Ccomponents" in first.path
         assert set(pages[0].templates[0]) == {
