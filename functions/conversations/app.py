@@ -186,12 +186,16 @@ def mark_read(wa_id: WaId) -> Response[str]:
     "/health",
     summary="Service health",
     description=(
-        "Figures of the last 24 hours from the table's hourly counters. Degraded when the table or the "
-        "secret cannot be read, or when the last hour's send error rate passes the threshold."
+        "Figures of the last 24 hours from the table's hourly counters. 503 (unhealthy) when the table or "
+        "the secret cannot be read, so status checks and load balancers can read the code; 200 otherwise, "
+        "with status degraded when the last hour's send error rate passes the threshold."
     ),
     tags=["health"],
     operation_id="getHealth",
-    responses={200: body_doc("Health, healthy or degraded", HealthBody)},
+    responses={
+        200: body_doc("Healthy or degraded", HealthBody),
+        503: body_doc("Unhealthy: the table or the secret cannot be read", HealthBody),
+    },
 )
 def health() -> Response[str]:
     settings = _settings()
@@ -209,7 +213,7 @@ def health() -> Response[str]:
             error_rate_threshold=settings.health_error_rate_threshold, min_sends=settings.health_min_sends
         ),
     )
-    return json_response(200, report.model_dump(mode="json"))
+    return json_response(503 if report.status == "unhealthy" else 200, report.model_dump(mode="json"))
 
 
 @app.exception_handler(InvalidCursorError)

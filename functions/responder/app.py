@@ -13,12 +13,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Json
+from pydantic import ValidationError
 
 from whatsapp_crm.clock import Clock, utc_now
 from whatsapp_crm.credentials import load_credentials
-from whatsapp_crm.errors import QueueUnavailableError
+from whatsapp_crm.errors import ConfigurationError, QueueUnavailableError
 from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.json_text import MalformedPayloadError, decode_json
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics
 from whatsapp_crm.respond import (
     CredentialsRejectedError,
@@ -32,12 +33,10 @@ from whatsapp_crm.respond import (
 from whatsapp_crm.settings import ResponderSettings, load
 from whatsapp_crm.sqs.redelivery import delays_for_failures
 
-
-class InboundQueueRecord(SqsRecordModel):
-    body: Json[QueuedInbound]  # the hand-off, parsed from the record body
-
-
-processor = SqsFifoPartialProcessor(model=InboundQueueRecord, skip_group_on_error=True)
+# Records are parsed inside the record handler, never by the processor: Powertools parses a failed
+# group's later records outside its try (skip_group_on_error), so one unparseable record used to fail
+# the whole batch. The body is read with the webhook's own decoder (whatsapp_crm.json_text).
+processor = SqsFifoPartialProcessor(model=SqsRecordModel, skip_group_on_error=True)
 # Report failures item by item even when all failed: Lambda's Errors metric then means a real crash.
 processor.raise_on_entire_batch_failure = False
 
@@ -69,6 +68,15 @@ def _graph_client(access_token: str, settings: ResponderSettings) -> ReplySender
     from whatsapp_crm.graph.client import GraphClient
 
     return GraphClient.from_settings(access_token, settings)
+
+
+@cache
+def _dead_letter_forward(queue_url: str) -> Any:
+    from whatsapp_crm.sqs.redelivery import SqsDeadLetterForward
+
+    if not queue_url:
+        raise ConfigurationError("INBOUND_DEAD_LETTER_QUEUE_URL is not set")
+    return SqsDeadLetterForward(queue_url)
 
 
 @cache
@@ -110,8 +118,11 @@ class _Batch:
     def _time_left(self) -> float:
         return self.context.get_remaining_time_in_millis() / 1000
 
-    def handle_record(self, record: InboundQueueRecord) -> str:
-        queued = record.body
+    def handle_record(self, record: SqsRecordModel) -> str:
+        try:
+            queued = QueuedInbound.model_validate(decode_json(str(record.body)))
+        except (MalformedPayloadError, ValidationError) as error:
+            return self._set_aside(record, error)
         logger.append_keys(wamid=queued.wamid, lead=mask_phone(queued.wa_id))
         try:
             report = respond(
@@ -149,6 +160,25 @@ class _Batch:
         logger.info("auto-reply handled", extra=report.log_fields())
         return report.outcome.value
 
+    def _set_aside(self, record: SqsRecordModel, error: Exception) -> str:
+        """A record that will never parse goes to the dead-letter queue now, alone; its group carries on.
+        If SQS does not take it, the record fails and comes back (then the queue's redrive moves it)."""
+        reason = error.reason if isinstance(error, MalformedPayloadError) else "not_a_queued_inbound_message"
+        forward = _injected.get("dead_letters") or _dead_letter_forward(_settings().inbound_dead_letter_queue_url)
+        forward.forward(
+            str(record.body),
+            record.attributes.MessageGroupId or "unparseable",
+            record.attributes.MessageDeduplicationId or record.messageId,
+            reason,
+        )
+        metrics.add_metric(name="UnparseableRecords", unit=MetricUnit.Count, value=1)
+        # The type of the problem only: the body may hold a lead's words.
+        logger.error(
+            "queue record cannot be parsed; moved to the dead-letter queue",
+            extra={"reason": reason, "error_type": type(error).__name__, "sqs_message_id": record.messageId},
+        )
+        return "dead_lettered"
+
     def defer_failed_groups(self, event: dict[str, Any], response: dict[str, Any]) -> None:
         if not self.delay_by_group:
             return
@@ -179,9 +209,10 @@ def handle(
     sender: ReplySender | None = None,
     clock: Clock | None = None,
     redelivery: Any | None = None,
+    dead_letters: Any | None = None,
 ) -> dict[str, Any]:
     """Entry point for tests and the local stack: the same processing with ports handed in."""
-    _injected.update(store=store, sender=sender, clock=clock, redelivery=redelivery)
+    _injected.update(store=store, sender=sender, clock=clock, redelivery=redelivery, dead_letters=dead_letters)
     try:
         return lambda_handler(event, context)
     finally:

@@ -16,6 +16,7 @@ from whatsapp_crm.errors import ConfigurationError, QueueUnavailableError, Store
 from whatsapp_crm.http_responses import error_response, json_response
 from whatsapp_crm.ingest import (
     ConversationWriter,
+    DeadLetterSink,
     InboundSink,
     IngestReport,
     PayloadTooLargeError,
@@ -61,6 +62,21 @@ def _sqs_queue(queue_url: str) -> InboundSink:
     return SqsInboundQueue(queue_url)
 
 
+def _dead_letters() -> DeadLetterSink | None:
+    injected = app.context.get("dead_letters")
+    if injected is not None:
+        return injected
+    queue_url = _settings().webhook_dead_letter_queue_url
+    return _sqs_dead_letters(queue_url) if queue_url else None
+
+
+@cache
+def _sqs_dead_letters(queue_url: str) -> DeadLetterSink:
+    from whatsapp_crm.sqs.dead_letters import SqsDeadLetters
+
+    return SqsDeadLetters(queue_url)
+
+
 @app.get("/webhook")
 def handshake() -> Response[str]:
     verify_token = load_credentials(_settings()).verify_token.get_secret_value()
@@ -80,7 +96,7 @@ def receive() -> Response[str]:
     app_secret = load_credentials(settings).app_secret.get_secret_value()
     notification = authenticate(body, header(event.headers), app_secret, max_body_bytes=settings.max_body_bytes)
     logger.set_correlation_id(notification.correlation_id)
-    report = record_notification(notification, _store(), _queue())
+    report = record_notification(notification, _store(), _queue(), dead_letters=_dead_letters())
     _publish(report)
     return json_response(200, {"status": "ok"})
 
@@ -103,6 +119,19 @@ def _publish(report: IngestReport) -> None:
             "template status update skipped: a template the cache does not hold (or an older event)",
             extra={"template": skipped.name, "language": skipped.language, "event": skipped.event},
         )
+    if report.unstorable:
+        metrics.add_metric(name="UnstorableParts", unit=MetricUnit.Count, value=len(report.unstorable))
+    for part, dead_letter_id in zip(report.unstorable, report.dead_letter_ids, strict=True):
+        # What and why, never the content: the dead letter holds the part itself.
+        logger.error(
+            "a part DynamoDB cannot store was set aside in the dead-letter queue",
+            extra={
+                "kind": part.kind,
+                "reason": part.reason,
+                "part_bytes": len(part.raw_json.encode("utf-8")),
+                "dead_letter_id": dead_letter_id,
+            },
+        )
     for error in report.value_errors:
         logger.warning("Meta reported an error in a webhook", extra={"graph_code": error.code, "title": error.title})
     logger.info(
@@ -114,6 +143,7 @@ def _publish(report: IngestReport) -> None:
             "preferences": report.preferences,
             "template_updates": report.template_updates,
             "unusable_parts": report.unusable_parts,
+            "unstorable_parts": len(report.unstorable),
             "ignored_fields": report.ignored_fields,
         },
     )
@@ -177,9 +207,10 @@ def handle(
     *,
     store: ConversationWriter | None = None,
     queue: InboundSink | None = None,
+    dead_letters: DeadLetterSink | None = None,
 ) -> dict[str, Any]:
     """Entry point for tests and the local stack: same routing with ports handed in."""
-    app.append_context(store=store, queue=queue)
+    app.append_context(store=store, queue=queue, dead_letters=dead_letters)
     try:
         return lambda_handler(event, context)
     finally:

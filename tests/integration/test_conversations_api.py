@@ -400,25 +400,33 @@ class TestHealth:
     ) -> None:
         api.overrides.update(HEALTH_ERROR_RATE_THRESHOLD="0.2", HEALTH_MIN_SENDS="1")
         self._sequence(api, webhook, graph_fake)
-        report = api.health().json()
+        result = api.health()
+        # Then the service still works, so the code is 200 and the body says degraded (issue 10)
+        assert result.status == 200
+        report = result.json()
         assert report["status"] == "degraded"
         assert report["checks"]["error_rate"]["ok"] is False
         assert report["checks"]["error_rate"]["threshold"] == 0.2
 
-    def test_an_unreadable_secret_is_degraded(self, api: ApiClient) -> None:
+    def test_an_unreadable_secret_is_unhealthy_503(self, api: ApiClient) -> None:
         # Given no env overrides, and the deployed secret still missing its access token
         api.overrides.update(WHATSAPP_ACCESS_TOKEN="", WHATSAPP_APP_SECRET="", WHATSAPP_VERIFY_TOKEN="")
-        report = api.health().json()
-        assert report["status"] == "degraded"
+        result = api.health()
+        # Then status checks and load balancers see it in the code (issue 10), and the body says why
+        assert result.status == 503
+        report = result.json()
+        assert report["status"] == "unhealthy"
         assert report["checks"]["secret"] == {
             "ok": False,
             "detail": "the WhatsApp secret cannot be read or is incomplete",
         }
         assert report["checks"]["table"]["ok"] is True
 
-    def test_an_unreadable_table_is_degraded(self, api: ApiClient) -> None:
+    def test_an_unreadable_table_is_unhealthy_503(self, api: ApiClient) -> None:
         api.overrides.update(TABLE_NAME="no-such-table")
-        report = api.health().json()
-        assert report["status"] == "degraded"
+        result = api.health()
+        assert result.status == 503
+        report = result.json()
+        assert report["status"] == "unhealthy"
         assert report["checks"]["table"]["ok"] is False
         assert report["last_24h"]["received"] == 0

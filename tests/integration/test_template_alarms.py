@@ -218,12 +218,27 @@ def test_a_responder_crash_raises_an_alarm() -> None:
     ids=["dead-letters", "token-errors", "responder-errors"],
 )
 def test_each_alarm_notifies_the_operations_topic_that_on_call_subscribes_to(namespace: str, metric_name: str) -> None:
-    # Given the alarm (its exact series is checked above)
-    [alarm] = _alarms_on(namespace, metric_name)
-    # Then going into ALARM publishes to an SNS topic of this stack
-    [action] = alarm["AlarmActions"]
-    assert set(action) == {"Ref"}
-    topic = action["Ref"]
-    assert RESOURCES[topic]["Type"] == "AWS::SNS::Topic"
-    # And the stack outputs that topic, so an operator can subscribe an address or a pager to it
-    assert {"Ref": topic} in [output["Value"] for output in TEMPLATE["Outputs"].values()]
+    # Given the alarms on that metric (their exact series are checked above)
+    alarms = _alarms_on(namespace, metric_name)
+    assert alarms
+    for alarm in alarms:
+        # Then going into ALARM publishes to an SNS topic of this stack
+        [action] = alarm["AlarmActions"]
+        assert set(action) == {"Ref"}
+        topic = action["Ref"]
+        assert RESOURCES[topic]["Type"] == "AWS::SNS::Topic"
+        # And the stack outputs that topic, so an operator can subscribe an address or a pager to it
+        assert {"Ref": topic} in [output["Value"] for output in TEMPLATE["Outputs"].values()]
+
+
+def test_a_webhook_part_set_aside_as_unstorable_raises_an_alarm() -> None:
+    # Given the queue the webhook sets unstorable parts aside on (issue 10)
+    environment = RESOURCES["WebhookFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["WEBHOOK_DEAD_LETTER_QUEUE_URL"] == {"Ref": "WebhookDeadLetterQueue"}
+    # When one part lands there, then an alarm on that queue's visible messages fires
+    [alarm] = [
+        alarm
+        for alarm in _alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        if _dimensions(alarm) == {"QueueName": {"Fn::GetAtt": ["WebhookDeadLetterQueue", "QueueName"]}}
+    ]
+    _fires_on_the_first_occurrence(alarm)

@@ -320,3 +320,84 @@ def test_any_send_body_is_a_clear_4xx_or_a_real_send(
         assert 400 <= answer.status < 500
         assert answer.error["code"] and answer.error["message"]
         assert len(graph_fake.sent_messages()) == sends_before
+
+
+# --- issue 10: values at Meta's and DynamoDB's limits ----------------------------------------------------------
+
+# Meta's Unix seconds at and around the calendar's ends and the plausible range (2009 .. a day after receipt).
+EXTREME_SECONDS = st.one_of(
+    st.sampled_from([0, 1, 1_230_767_999, 253_402_250_000, 253_402_300_799]),
+    st.integers(min_value=int(time.time()) + 2 * 86_400, max_value=253_402_300_799),
+    st.integers(min_value=0, max_value=1_230_767_999),
+)
+# Strings over DynamoDB's key limits (2,048 bytes partition, 1,024 sort) and its 400 KB item limit.
+OVERSIZED = st.one_of(
+    st.sampled_from([1_025, 2_049, 3_000]).map(lambda size: "A" * size),
+    st.sampled_from([700, 1_100]).map(lambda size: "ש" * size),  # 2 bytes each in UTF-8
+    st.just("x" * 300_000),
+)
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES // 3))
+@given(
+    timestamp=st.one_of(st.none(), EXTREME_SECONDS),
+    field=st.sampled_from(["id", "from", "text", "none"]),
+    oversized=OVERSIZED,
+)
+def test_extreme_timestamps_and_oversized_strings_never_cost_the_good_part_or_a_read(
+    webhook: Webhook,
+    function_env: Callable[..., dict[str, str]],
+    graph_fake: GraphSimulator,
+    timestamp: int | None,
+    field: str,
+    oversized: str,
+) -> None:
+    from integration.api_client import ApiClient
+
+    # Given one POST: a good message, and one with an extreme timestamp and/or an oversized id, sender or text
+    good = meta.text_message(LEADS[0], "שלום", wamid=webhook.wamid())
+    odd = meta.text_message(LEADS[1], "היי", wamid=webhook.wamid())
+    if timestamp is not None:
+        odd["timestamp"] = str(timestamp)
+    if field == "text":
+        odd["text"] = {"body": oversized}
+    elif field != "none":
+        odd[field] = oversized
+    body = meta.wire_bytes(meta.envelope(meta.message_value([odd, good])))
+
+    # When it arrives signed, twice
+    first, second = webhook.post(body), webhook.post(body)
+
+    # Then both answers are 200 (never a 5xx Meta would retry for a week), the good message is stored once,
+    # and every read of the stored conversations still answers
+    assert (_status_of(first), _status_of(second)) == (200, 200), (first, second)
+    assert [item["wamid"] for item in webhook.items() if item.get("wamid") == good["id"]] == [good["id"]]
+    webhook.assert_no_partial_write()
+    api = ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    listed = api.conversations("limit=100")
+    assert listed.status == 200, listed.body
+    for conversation in listed.json()["conversations"]:
+        assert api.messages(conversation["wa_id"]).status in (200, 400)
+    function_env("WebhookFunction")
+
+
+# Sender ids Meta might send that are no phone number: emoji, symbols, letters, long digit runs, other scripts'
+# digits, business-scoped user ids.
+NON_PHONE_SENDERS = st.one_of(
+    st.text(st.characters(categories=["So", "Lo", "Nd", "Po", "Zs"]), min_size=1, max_size=40),
+    st.integers(min_value=16, max_value=300).map(lambda size: "9" * size),
+    st.text(st.sampled_from("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹"), min_size=8, max_size=15),
+    st.from_regex(r"IL\.[0-9]{10,25}", fullmatch=True),
+)
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES // 3))
+@given(sender_id=NON_PHONE_SENDERS)
+def test_a_non_phone_sender_id_is_stored_and_never_a_5xx(webhook: Webhook, sender_id: str) -> None:
+    # Given a greeting whose sender id is no phone number
+    message = meta.text_message(sender_id, "שלום", wamid=webhook.wamid())
+    # When it arrives signed
+    answer = webhook.post(meta.wire_bytes(meta.envelope(meta.message_value([message]))))
+    # Then it is acknowledged and stored with its lead (the responder never claims it: test_edges_numbers.py)
+    assert _status_of(answer) == 200, answer
+    webhook.assert_no_partial_write()

@@ -103,18 +103,18 @@ def test_yesterdays_failures_do_not_degrade_today() -> None:
     assert report["last_24h"]["error_rate"] == 0.5
 
 
-def test_an_unreadable_table_is_degraded_with_zero_figures() -> None:
+def test_an_unreadable_table_is_unhealthy_with_zero_figures() -> None:
     report = _check(FakeStore(broken=True))
-    assert report["status"] == "degraded"
+    assert report["status"] == "unhealthy"
     assert report["checks"]["table"]["ok"] is False
     assert report["last_24h"] == {"received": 0, "sent": 0, "failed": 0, "error_rate": 0.0}
 
 
-def test_an_unreadable_secret_is_degraded_without_saying_what_is_in_it() -> None:
+def test_an_unreadable_secret_is_unhealthy_without_saying_what_is_in_it() -> None:
     def broken_secret() -> None:
         raise ConfigurationError("access_token=EAAGsecretvalue is malformed")
 
     report = _check(FakeStore(), broken_secret)
-    assert report["status"] == "degraded"
+    assert report["status"] == "unhealthy"
     assert report["checks"]["secret"]["ok"] is False
     assert "EAAG" not in str(report)

@@ -192,8 +192,14 @@ class Last24h(_Body):
     error_rate: float = Field(description="failed / (accepted + refused) over the last 24 hourly buckets")
 
 
+HealthStatus = Literal["healthy", "degraded", "unhealthy"]
+
+
 class HealthBody(_Body):
-    status: Literal["healthy", "degraded"]
+    status: HealthStatus = Field(
+        description="healthy (200); degraded (200): the last hour's send error rate passed the threshold; "
+        "unhealthy (503): the table or the WhatsApp secret cannot be read"
+    )
     checks: HealthChecks
     last_24h: Last24h
     last_activity: str | None

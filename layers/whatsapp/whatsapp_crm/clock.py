@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 Clock = Callable[[], datetime]
@@ -40,3 +40,48 @@ def parse_iso(value: str) -> datetime:
     if len(value) != 20 or not value.endswith("Z"):
         raise ValueError(f"not an ISO 8601 UTC second: {value!r}")
     return datetime.fromisoformat(value[:-1]).replace(tzinfo=UTC)
+
+
+# Meta's timestamps are trusted only inside these bounds: WhatsApp did not exist before 2009, and a
+# message cannot have been written more than a day after we received it (clocks drift by seconds).
+# Outside them the value is kept as Meta sent it (the raw message) but the window and the timelines run
+# from when we received it, so one absurd value can neither overflow date arithmetic nor pin a lead's
+# timeline in the year 9999.
+EARLIEST_PLAUSIBLE_UNIX = 1_230_768_000  # 2009-01-01T00:00:00Z
+FUTURE_SKEW_SECONDS = 24 * 3600
+
+
+def is_plausible_unix(seconds: int, received_unix: int) -> bool:
+    return EARLIEST_PLAUSIBLE_UNIX <= seconds <= received_unix + FUTURE_SKEW_SECONDS
+
+
+def plausible_unix(seconds: int | None, received_unix: int) -> int:
+    """Meta's Unix seconds when plausible, else the moment we received them."""
+    if seconds is not None and is_plausible_unix(seconds, received_unix):
+        return seconds
+    return received_unix
+
+
+def unix_from_iso(value: str) -> int:
+    return int(parse_iso(value).timestamp())
+
+
+def parse_iso_or_none(value: object) -> datetime | None:
+    """A stored moment read back, or None when it is not one of ours (a read never fails on one item)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
+def shifted_iso(value: object, delta: timedelta) -> str | None:
+    """`value + delta` as ISO, or None when `value` is not a stored moment or the sum leaves the calendar."""
+    moment = parse_iso_or_none(value)
+    if moment is None:
+        return None
+    try:
+        return iso(moment + delta)
+    except OverflowError:
+        return None

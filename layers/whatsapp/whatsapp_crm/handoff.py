@@ -7,11 +7,14 @@ responder's own claim covers the rest).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from whatsapp_crm.clock import is_plausible_unix, parse_iso_or_none, plausible_unix
 
 
 class QueuedInbound(BaseModel):
@@ -25,6 +28,15 @@ class QueuedInbound(BaseModel):
     timestamp: int  # Meta's Unix seconds
     received_at: str
     message: dict[str, Any]  # the message object exactly as Meta sent it
+
+    @property
+    def sent_unix(self) -> int:
+        """When the lead wrote: `timestamp`, unless it is implausible (a record queued before the webhook
+        checked Meta's timestamps), then when the webhook received it."""
+        received = parse_iso_or_none(self.received_at)
+        if received is None:
+            return self.timestamp if is_plausible_unix(self.timestamp, int(time.time())) else int(time.time())
+        return plausible_unix(self.timestamp, int(received.timestamp()))
 
 
 # Not frozen: frozen's per-field object.__setattr__ is a measurable share of the webhook's CPU (see

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from whatsapp_crm.api_models import Check, ErrorRateCheck, HealthBody, HealthChecks, Last24h
+from whatsapp_crm.api_models import Check, ErrorRateCheck, HealthBody, HealthChecks, HealthStatus, Last24h
 from whatsapp_crm.clock import Clock, iso
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.graph.errors import GraphAPIError, RateLimitError
@@ -118,9 +118,11 @@ def check_health(
     rate = ErrorRateCheck(
         ok=rate_ok, last_hour=hour_rate, sent_last_hour=round(sent_hour, 2), threshold=policy.error_rate_threshold
     )
-    healthy = table.ok and secret.ok and rate.ok
+    # Unhealthy: the service cannot do its work (no table, no usable secret). Degraded: it works, but the
+    # last hour's sends fail too often (Meta refuses them), which a person must look at.
+    status: HealthStatus = "unhealthy" if not (table.ok and secret.ok) else "healthy" if rate.ok else "degraded"
     return HealthBody(
-        status="healthy" if healthy else "degraded",
+        status=status,
         checks=HealthChecks(table=table, secret=secret, error_rate=rate),
         last_24h=Last24h(
             received=total.received,

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Protocol
 
-from whatsapp_crm.clock import Clock, iso, iso_from_unix, utc_now, utc_now_iso
+from whatsapp_crm.clock import Clock, iso, iso_from_unix, plausible_unix, unix_from_iso, utc_now, utc_now_iso
+from whatsapp_crm.errors import ConfigurationError, UnstorableError
 from whatsapp_crm.graph.errors import MarketingOptOutError, error_class_for
 from whatsapp_crm.handoff import Handoff, handoff
 from whatsapp_crm.records import (
@@ -59,6 +60,23 @@ class InboundSink(Protocol):
     def enqueue(self, messages: Sequence[Handoff]) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class UnstorablePart:
+    """A message, status or preference DynamoDB refused for good, kept whole for a person to look at."""
+
+    kind: str  # message, status, preference
+    reason: str  # DynamoDB's error code
+    raw_json: str  # the part exactly as Meta sent it (its JSON, compact)
+    phone_number_id: str
+    received_at: str
+
+
+class DeadLetterSink(Protocol):
+    def set_aside(self, part: UnstorablePart) -> str:
+        """Keep the part durably; returns an id to find it by (logged, never the content)."""
+        ...
+
+
 class SignatureRejectedError(Exception):
     def __init__(self, verdict: SignatureVerdict) -> None:
         super().__init__(f"webhook signature {verdict.value}")
@@ -81,6 +99,9 @@ class IngestReport:
     template_updates: int = 0
     skipped_template_updates: list[TemplateStatusUpdate] = field(default_factory=list)
     unusable_parts: int = 0
+    # DynamoDB refused them for good: each is in the dead letter (`dead_letter_ids`), the rest went on.
+    unstorable: list[UnstorablePart] = field(default_factory=list)
+    dead_letter_ids: list[str] = field(default_factory=list)
     ignored_fields: list[str] = field(default_factory=list)
     value_errors: list[GraphErrorInfo] = field(default_factory=list)
 
@@ -112,17 +133,26 @@ def _preview(message: InboundMessage, text: str | None) -> str:
     return f"[{_TYPE_NAMES[message.type]}]"
 
 
+def _moment(meta_seconds: int | None, received_at: str) -> tuple[int, str]:
+    """Meta's timestamp as (Unix seconds, ISO) when plausible, else the moment we received it."""
+    received_unix = unix_from_iso(received_at)
+    seconds = plausible_unix(meta_seconds, received_unix)
+    return seconds, received_at if seconds == received_unix else iso_from_unix(seconds)
+
+
 def inbound_record(event: InboundEvent, received_at: str) -> InboundRecord:
     message = event.message
     media = message.media
     text = message.text_content
     error = _first_error(message.errors)
+    seconds, timestamp = _moment(message.timestamp, received_at)
     return InboundRecord(
         wamid=message.id,
         wa_id=message.from_,
         phone_number_id=event.metadata.phone_number_id,
         message_type=_TYPE_NAMES[message.type],
-        timestamp=iso_from_unix(message.timestamp),
+        timestamp=timestamp,
+        meta_timestamp=None if seconds == message.timestamp else message.timestamp,
         received_at=received_at,
         raw_json=_compact_json(event.raw),
         profile_name=event.profile_name,
@@ -142,7 +172,8 @@ def _handoff(event: InboundEvent, received_at: str, message_json: str) -> Handof
         phone_number_id=event.metadata.phone_number_id,
         display_phone_number=event.metadata.display_phone_number,
         profile_name=event.profile_name,
-        timestamp=event.message.timestamp,
+        # The responder's window runs from here: the plausible moment, never Meta's year 9999.
+        timestamp=_moment(event.message.timestamp, received_at)[0],
         received_at=received_at,
         message_json=message_json,
     )
@@ -165,7 +196,7 @@ def status_update(event: StatusEvent, received_at: str) -> StatusUpdate | None:
         wamid=status.id,
         status=_STATUS_NAMES[kind],
         rank=rank,
-        timestamp=iso_from_unix(status.timestamp),
+        timestamp=_moment(status.timestamp, received_at)[1],
         received_at=received_at,
         recipient_wa_id=status.recipient_id,
         phone_number_id=event.metadata.phone_number_id,
@@ -183,7 +214,8 @@ def preference_change(event: PreferenceEvent, received_at: str) -> PreferenceCha
     return PreferenceChange(
         wa_id=preference.wa_id,
         opted_out=choice == "stop",
-        timestamp=iso_from_unix(preference.timestamp) if preference.timestamp else received_at,
+        # An opt change dated in the far future would outrank every later one: received_at instead.
+        timestamp=_moment(preference.timestamp, received_at)[1],
         detail=preference.detail,
         source=f"user_preferences:{preference.category or 'unknown'}",
     )
@@ -200,13 +232,72 @@ def _marketing_stop(update: StatusUpdate) -> PreferenceChange | None:
     return PreferenceChange.stopped_marketing(update.recipient_wa_id, update.timestamp, error.code)
 
 
+def _set_aside(
+    report: IngestReport,
+    dead_letters: DeadLetterSink | None,
+    kind: str,
+    error: UnstorableError,
+    raw: object,
+    phone_number_id: str,
+    received_at: str,
+) -> None:
+    if dead_letters is None:
+        raise ConfigurationError("no dead-letter queue for a part DynamoDB cannot store")
+    part = UnstorablePart(kind, error.reason, _compact_json(raw), phone_number_id, received_at)
+    report.dead_letter_ids.append(dead_letters.set_aside(part))
+    report.unstorable.append(part)
+
+
+def _record_status(
+    event: StatusEvent,
+    store: ConversationWriter,
+    report: IngestReport,
+    dead_letters: DeadLetterSink | None,
+    received_at: str,
+) -> None:
+    update = status_update(event, received_at)
+    if update is None:
+        report.count_status("unknown")
+        return
+    try:
+        report.count_status(_OUTCOME_NAMES[store.record_status(update)])
+        stop = _marketing_stop(update)
+        if stop is not None and store.record_preference(stop):
+            report.preferences += 1
+    except UnstorableError as error:
+        raw = event.raw if event.raw is not None else event.status.model_dump(mode="json")
+        _set_aside(report, dead_letters, "status", error, raw, update.phone_number_id, received_at)
+
+
+def _record_preference(
+    event: PreferenceEvent,
+    store: ConversationWriter,
+    report: IngestReport,
+    dead_letters: DeadLetterSink | None,
+    received_at: str,
+) -> None:
+    change = preference_change(event, received_at)
+    try:
+        if change is not None and store.record_preference(change):
+            report.preferences += 1
+    except UnstorableError as error:
+        raw = event.raw or event.preference.model_dump(mode="json")
+        _set_aside(report, dead_letters, "preference", error, raw, event.metadata.phone_number_id, received_at)
+
+
 def record_notification(
-    notification: Notification, store: ConversationWriter, queue: InboundSink, clock: Clock = utc_now
+    notification: Notification,
+    store: ConversationWriter,
+    queue: InboundSink,
+    clock: Clock = utc_now,
+    dead_letters: DeadLetterSink | None = None,
 ) -> IngestReport:
     """Store every message once, enqueue every message (duplicates too), apply statuses and preferences.
 
     Raises StoreUnavailableError / QueueUnavailableError when anything was not durably handled, so the
     caller answers 5xx and Meta redelivers; every write here is idempotent, so redelivery is safe.
+    A part DynamoDB refuses for good (UnstorableError) is set aside in `dead_letters` and never queued;
+    the rest of the delivery carries on, so one such part costs neither the others nor a week of retries.
     """
     # The real clock takes the cached path; an injected one (tests) is formatted as it is.
     received_at = utc_now_iso() if clock is utc_now else iso(clock())
@@ -223,7 +314,12 @@ def record_notification(
             # Nothing storable (a number like 1e400 that no JSON holds): skip the part, never a 5xx for it.
             report.unusable_parts += 1
             continue
-        if store.record_inbound(record):
+        try:
+            stored = store.record_inbound(record)
+        except UnstorableError as error:
+            _set_aside(report, dead_letters, "message", error, event.raw, record.phone_number_id, received_at)
+            continue
+        if stored:
             report.new_messages += 1
         else:
             report.duplicate_messages += 1
@@ -233,18 +329,9 @@ def record_notification(
     # responder's claim keep it from being answered twice.
     queue.enqueue(handoffs)
     for status_event in notification.statuses:
-        update = status_update(status_event, received_at)
-        if update is None:
-            report.count_status("unknown")
-            continue
-        report.count_status(_OUTCOME_NAMES[store.record_status(update)])
-        stop = _marketing_stop(update)
-        if stop is not None and store.record_preference(stop):
-            report.preferences += 1
+        _record_status(status_event, store, report, dead_letters, received_at)
     for preference_event in notification.preferences:
-        change = preference_change(preference_event, received_at)
-        if change is not None and store.record_preference(change):
-            report.preferences += 1
+        _record_preference(preference_event, store, report, dead_letters, received_at)
     for template_event in notification.template_updates:
         template_update = status_update_from_event(
             template_event.waba_id, template_event.value, template_event.time, received_at
@@ -278,7 +365,8 @@ def receive_webhook(
     *,
     max_body_bytes: int,
     clock: Clock = utc_now,
+    dead_letters: DeadLetterSink | None = None,
 ) -> IngestReport:
     """The whole POST /webhook use case: authenticate, then record."""
     notification = authenticate(body, signature_header, app_secret, max_body_bytes=max_body_bytes)
-    return record_notification(notification, store, queue, clock)
+    return record_notification(notification, store, queue, clock, dead_letters)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from whatsapp_crm.clock import Clock, iso, parse_iso
+from whatsapp_crm.clock import FUTURE_SKEW_SECONDS, Clock, iso, parse_iso_or_none, shifted_iso
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.graph.errors import GraphAPIError, MarketingOptOutError
 from whatsapp_crm.health import RefusalCounter, counts_as_refused
@@ -99,16 +99,23 @@ class SendAccepted:
     status: str = "accepted"
 
 
-def window_closes_at(last_inbound_at: str | None) -> str | None:
-    if not last_inbound_at:
+def _window_start(last_inbound_at: object, now: datetime | None) -> datetime | None:
+    """The lead's last message as a usable window start: a stored value that is not a moment, or one
+    implausibly far in the future (written before the webhook checked Meta's timestamps), opens nothing."""
+    start = parse_iso_or_none(last_inbound_at)
+    if start is None or (now is not None and start.timestamp() > now.timestamp() + FUTURE_SKEW_SECONDS):
         return None
-    return iso(parse_iso(last_inbound_at) + CUSTOMER_SERVICE_WINDOW)
+    return start
+
+
+def window_closes_at(last_inbound_at: str | None, now: datetime | None = None) -> str | None:
+    start = _window_start(last_inbound_at, now)
+    return shifted_iso(iso(start), CUSTOMER_SERVICE_WINDOW) if start is not None else None
 
 
 def window_is_open(last_inbound_at: str | None, now: datetime) -> bool:
-    if not last_inbound_at:
-        return False
-    return now < parse_iso(last_inbound_at) + CUSTOMER_SERVICE_WINDOW
+    closes_at = window_closes_at(last_inbound_at, now)
+    return closes_at is not None and iso(now) < closes_at
 
 
 def _check_rules(message: AnyMessage, lead: Mapping[str, Any] | None, now: datetime) -> None:

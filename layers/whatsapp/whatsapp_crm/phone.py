@@ -63,9 +63,10 @@ def _international_digits(compact: str) -> str | None:
 def normalize_phone(raw: str, default_region: str = "IL") -> NormalizedPhone:
     """Normalize any accepted spelling of a number; a leading single 0 is national in `default_region`.
 
-    Rejects what cannot possibly be a number (letters, wrong length for the country, unknown country code).
-    Deliberately does not reject numbers phonenumbers merely does not know to be assigned
-    (is_valid_number): its ranges lag behind new mobile and VoIP prefixes, and Meta is the real judge.
+    Rejects what cannot possibly be a number (letters, wrong length for the country, unknown country code,
+    and a number that is neither known to phonenumbers nor of a mobile number's length in its country).
+    Deliberately does not require is_valid_number alone: its ranges lag behind new mobile and VoIP
+    prefixes, and Meta is the real judge.
     """
     if not isinstance(raw, str):
         raise InvalidPhoneNumberError("not a string")
@@ -87,10 +88,25 @@ def normalize_phone(raw: str, default_region: str = "IL") -> NormalizedPhone:
     verdict = phonenumbers.is_possible_number_with_reason(parsed)
     if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
         raise InvalidPhoneNumberError(_REASONS.get(verdict, "not a possible number"))
+    if not _possible_for_its_region(parsed):
+        raise InvalidPhoneNumberError("impossible length for its country")
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if len(e164) - 1 > _MAX_E164_DIGITS:
         raise InvalidPhoneNumberError("too long")
     return NormalizedPhone(e164=e164, wa_id=e164[1:])
+
+
+def _possible_for_its_region(parsed: phonenumbers.PhoneNumber) -> bool:
+    """A number phonenumbers knows to be assigned, or one of a mobile number's length in its country.
+
+    `is_possible_number` alone accepts any length some number type of the country has: in Israel that lets
+    through `05255512` (8 digits, a landline's length, with a mobile prefix) and `052555123456`. A mobile
+    length still accepts mobile ranges newer than phonenumbers' metadata, which Meta then judges.
+    """
+    if phonenumbers.is_valid_number(parsed):
+        return True
+    mobile = phonenumbers.is_possible_number_for_type_with_reason(parsed, phonenumbers.PhoneNumberType.MOBILE)
+    return bool(mobile == phonenumbers.ValidationResult.IS_POSSIBLE)
 
 
 def _parse_failure(error: phonenumbers.NumberParseException) -> str:

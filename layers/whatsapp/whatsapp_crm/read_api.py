@@ -16,7 +16,7 @@ import hmac
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from whatsapp_crm.api_models import (
@@ -30,7 +30,7 @@ from whatsapp_crm.api_models import (
     ReadReceipt,
     StatusEntry,
 )
-from whatsapp_crm.clock import iso, parse_iso
+from whatsapp_crm.clock import shifted_iso, utc_now
 from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.outbound import window_closes_at
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
@@ -147,17 +147,27 @@ class CursorSigner:
 # --- views ---------------------------------------------------------------------------------------
 
 
+# Views never trust a stored item's shape: one odd value (written by an older version, by hand, or at
+# the calendar's ends) must not turn a whole page into a 500. Each reader below degrades to None/0.
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _count(value: Any) -> int:
+    return max(0, value) if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _takeover_until(last_human_outbound_at: str | None, takeover: timedelta) -> str | None:
     if not last_human_outbound_at or takeover <= timedelta(0):
         return None
-    return iso(parse_iso(last_human_outbound_at) + takeover)
+    return shifted_iso(last_human_outbound_at, takeover)
 
 
-def conversation_summary(lead: Mapping[str, Any], takeover: timedelta = DEFAULT_TAKEOVER) -> ConversationSummary:
+def conversation_summary(
+    lead: Mapping[str, Any], takeover: timedelta = DEFAULT_TAKEOVER, now: datetime | None = None
+) -> ConversationSummary:
     # The responder records the lead's latest meeting request (slot, time, status) on the lead.
     meeting = lead.get("meeting_request")
     last_human = _text(lead.get("last_human_outbound_at"))
@@ -167,10 +177,10 @@ def conversation_summary(lead: Mapping[str, Any], takeover: timedelta = DEFAULT_
         lead_id=_text(lead.get("lead_id")),
         last_message_at=_text(lead.get("last_message_at")),
         last_message_preview=_text(lead.get("last_message_preview")),
-        unread_count=max(0, int(lead.get("unread_count") or 0)),
+        unread_count=_count(lead.get("unread_count")),
         awaits_response=bool(lead.get("awaits_response")),
         opted_out=bool(lead.get("opted_out")),
-        window_expires_at=window_closes_at(_text(lead.get("last_inbound_at"))),
+        window_expires_at=window_closes_at(_text(lead.get("last_inbound_at")), now or utc_now()),
         meeting=meeting if isinstance(meeting, dict) else None,
         last_human_outbound_at=last_human,
         human_takeover_until=_takeover_until(last_human, takeover),
@@ -198,7 +208,7 @@ def _sent_request(item: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     try:
         document = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return document if isinstance(document, dict) else {}
 
@@ -230,7 +240,7 @@ def message_view(item: Mapping[str, Any]) -> MessageView:
         direction=direction,
         type=_text(item.get("message_type")) or "unknown",
         text=_text(item.get("text")),
-        timestamp=str(item.get("timestamp") or ""),
+        timestamp=_text(item.get("timestamp")) or "",
         status=_text(item.get("status")) if direction == "outbound" else None,
         status_history=_status_history(item),
         error=error if isinstance(error, dict) else None,
@@ -272,8 +282,11 @@ def list_conversations(
 ) -> ConversationsPage:
     page = store.list_leads(limit, _after(signer, cursor, CONVERSATIONS_ROUTE, ""))
     next_cursor = signer.issue(CONVERSATIONS_ROUTE, "", page.next_position) if page.next_position else None
+    now = utc_now()
     return ConversationsPage(
-        conversations=[conversation_summary(lead, takeover) for lead in page.items if lead.get("wa_id")],
+        conversations=[
+            conversation_summary(lead, takeover, now) for lead in page.items if isinstance(lead.get("wa_id"), str)
+        ],
         next_cursor=next_cursor,
     )
 
@@ -333,4 +346,4 @@ def mark_conversation_read(
                 status="failed",
                 graph_error=GraphErrorBody.model_validate(details) if details else None,
             )
-    return ReadBody(wa_id=wa_id, unread_count=int(remaining.get("unread_count") or 0), read_receipt=receipt)
+    return ReadBody(wa_id=wa_id, unread_count=_count(remaining.get("unread_count")), read_receipt=receipt)

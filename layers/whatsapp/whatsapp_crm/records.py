@@ -54,10 +54,11 @@ class InboundRecord:
     wa_id: str
     phone_number_id: str
     message_type: str
-    timestamp: str  # Meta's, ISO 8601 UTC: the 24-hour window runs from here
+    timestamp: str  # Meta's, ISO 8601 UTC (received_at when Meta's is implausible): the 24-hour window runs from here
     received_at: str
     raw_json: str
     profile_name: str | None = None
+    meta_timestamp: int | None = None  # Meta's own value, only when it was too implausible to use
     text: str | None = None
     media_id: str | None = None
     mime_type: str | None = None

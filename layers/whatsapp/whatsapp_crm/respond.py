@@ -53,6 +53,7 @@ from whatsapp_crm.intent.reply_plans import (
     plan_slot_reoffer,
 )
 from whatsapp_crm.observability import logger, mask_phone
+from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.records import MessageError, OutboundRecord, PreferenceChange, SentBy
 from whatsapp_crm.responder_records import (
     CALLBACK_PREFIX,
@@ -102,6 +103,7 @@ class ReplyOutcome(StrEnum):
     COOLDOWN = "cooldown"
     SUPERSEDED = "superseded"  # a newer opt-in/opt-out was already recorded for the lead
     FAILED = "failed"  # Meta refused the reply for good; recorded on the message
+    NOT_A_PHONE_NUMBER = "not_a_phone_number"  # the sender id cannot be a number to reply to (stored only)
 
 
 class ReplyStore(Protocol):
@@ -282,9 +284,25 @@ def _unanswerable(
     business_numbers = {queued.display_phone_number, queued.phone_number_id}
     if queued.wa_id in business_numbers:
         return ReplyOutcome.OWN_MESSAGE
-    if now - datetime.fromtimestamp(message.timestamp, UTC) > window:
+    if not _is_phone_number(queued.wa_id):
+        return ReplyOutcome.NOT_A_PHONE_NUMBER
+    if now - datetime.fromtimestamp(queued.sent_unix, UTC) > window:
         return ReplyOutcome.OUTSIDE_WINDOW
     return None
+
+
+def _is_phone_number(wa_id: str) -> bool:
+    """Checked before any claim: a reply to an id that is no number (an emoji, 200 digits, Arabic-Indic
+    digits) fails while building the request, after the claim was taken, and used to leave it in progress."""
+    try:
+        normalize_phone(wa_id)
+    except InvalidPhoneNumberError as error:
+        logger.warning(
+            "sender id is not a phone number; stored, never answered",
+            extra={"error_type": type(error).__name__, "reason": error.reason, "sender_id_length": len(wa_id)},
+        )
+        return False
+    return True
 
 
 def _inquiry_fields(inquiry: Inquiry) -> dict[str, Any]:
@@ -311,7 +329,7 @@ class _Context:
 
     @property
     def message_time(self) -> str:
-        return iso_from_unix(self.queued.timestamp)
+        return iso_from_unix(self.queued.sent_unix)
 
 
 def _within(moment: str | None, period: timedelta, now: datetime) -> bool:

@@ -48,6 +48,8 @@ class SecretSettings(_EnvModel):
 
 class WebhookSettings(TableSettings, SecretSettings):
     inbound_queue_url: NonEmpty
+    # Parts DynamoDB refuses for good go here whole (a standard queue); needed only when that happens.
+    webhook_dead_letter_queue_url: str = ""
     max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024
 
 
@@ -55,6 +57,8 @@ class ResponderSettings(TableSettings, SecretSettings, GraphSettings):
     """The auto-reply Lambda. Graph timeouts are tight because SQS, not the client, is the patient retrier."""
 
     inbound_queue_url: NonEmpty
+    # Where a record that cannot be parsed goes at once, alone (its group carries on).
+    inbound_dead_letter_queue_url: str = ""
     mark_as_read: bool = True
     auto_reply_cooldown_minutes: Annotated[int, Field(ge=0, le=24 * 60)] = 30
     human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12

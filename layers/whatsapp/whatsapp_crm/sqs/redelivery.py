@@ -67,3 +67,31 @@ class SqsRedelivery:
             if response.get("Failed"):
                 codes = sorted({str(failure.get("Code")) for failure in response["Failed"]})
                 raise QueueUnavailableError(f"SQS kept {len(response['Failed'])} messages visible: {codes}")
+
+
+class SqsDeadLetterForward:
+    """Moves one record to the inbound dead-letter queue at once, for a record no retry can help (it does
+    not parse): waiting for maxReceiveCount would hold its lead's group for five visibility timeouts."""
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
+        return self._client
+
+    def forward(self, body: str, group_id: str, deduplication_id: str, reason: str) -> None:
+        """Send the record's body unchanged, with why it was set aside; QueueUnavailableError if SQS refused."""
+        try:
+            self.client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=body,
+                MessageGroupId=group_id,
+                MessageDeduplicationId=deduplication_id,
+                MessageAttributes={"dead_letter_reason": {"DataType": "String", "StringValue": reason}},
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise QueueUnavailableError(f"SQS refused the dead letter: {type(error).__name__}") from error

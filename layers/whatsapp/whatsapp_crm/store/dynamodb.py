@@ -17,8 +17,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from whatsapp_crm.clock import parse_iso
-from whatsapp_crm.errors import StoreUnavailableError
+from whatsapp_crm.clock import FUTURE_SKEW_SECONDS, parse_iso, shifted_iso
+from whatsapp_crm.errors import StoreUnavailableError, UnstorableError
 from whatsapp_crm.records import (
     InboundRecord,
     OutboundRecord,
@@ -92,12 +92,28 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def _unstorable(error: ClientError) -> UnstorableError | None:
+    """A refusal no retry can change: ValidationException (item over 400 KB, a key over 2048/1024 bytes,
+    an empty or invalid attribute), also inside a cancelled transaction (reason code ValidationError)."""
+    code = _error_code(error)
+    if code == "ValidationException":
+        return UnstorableError(code)
+    if code == "TransactionCanceledException":
+        reasons = {str(reason.get("Code")) for reason in error.response.get("CancellationReasons") or []}
+        if "ValidationError" in reasons:
+            return UnstorableError("ValidationError")
+    return None
+
+
 @contextmanager
 def _store_errors() -> Iterator[None]:
-    """Anything DynamoDB did not confirm becomes StoreUnavailableError (the webhook answers 500)."""
+    """Anything DynamoDB did not confirm becomes StoreUnavailableError (the webhook answers 500), except a
+    refusal for good, which is UnstorableError."""
     try:
         yield
     except ClientError as error:
+        if (permanent := _unstorable(error)) is not None:
+            raise permanent from error
         raise StoreUnavailableError(f"DynamoDB refused the request: {_error_code(error)}") from error
     except BotoCoreError as error:
         raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
@@ -202,6 +218,12 @@ def message_key(wamid: str) -> dict[str, str]:
 
 
 @lru_cache(maxsize=64)
+def _horizon(at: str) -> str:
+    """The latest moment a stored timeline value may plausibly hold when an event arrives at `at`."""
+    return shifted_iso(at, timedelta(seconds=FUTURE_SKEW_SECONDS)) or "9999-12-31T23:59:59Z"
+
+
+@lru_cache(maxsize=64)
 def _stats_expiry(hour: str) -> str:
     return str(int((parse_iso(f"{hour}:00:00Z") + STATS_RETENTION).timestamp()))
 
@@ -275,7 +297,9 @@ def _lead_expression(timeline: str, with_name: bool) -> tuple[str, dict[str, str
     if timeline in (_LeadTimeline.FULL, _LeadTimeline.INBOUND_ONLY):
         assignments += ["#last_in = :ts", "#last_in_id = :wamid"]
         names |= {"#last_in": "last_inbound_at", "#last_in_id": "last_inbound_wamid"}
-        condition = "(attribute_not_exists(#last_in) OR #last_in < :ts)"
+        # `> :horizon`: a moment implausibly far ahead (stored before the webhook checked Meta's
+        # timestamps) must not pin the lead's timeline for ever; the next real message replaces it.
+        condition = "(attribute_not_exists(#last_in) OR #last_in < :ts OR #last_in > :horizon)"
     if timeline == _LeadTimeline.FULL:
         assignments += ["#last = :ts", "#preview = :preview", "#dir = :in", "#gpk = :leads", "#gsk = :gsk"]
         names |= {
@@ -285,7 +309,7 @@ def _lead_expression(timeline: str, with_name: bool) -> tuple[str, dict[str, str
             "#gpk": "GSI1PK",
             "#gsk": "GSI1SK",
         }
-        condition = f"{condition} AND (attribute_not_exists(#last) OR #last <= :ts)"
+        condition = f"{condition} AND (attribute_not_exists(#last) OR #last <= :ts OR #last > :horizon)"
     return "SET " + ", ".join(assignments) + " ADD #unread :one", names, condition
 
 
@@ -386,6 +410,8 @@ class DynamoConversationStore(DynamoTable):
             item["mime_type"] = {"S": record.mime_type}
         if record.reply_to is not None:
             item["reply_to"] = {"S": record.reply_to}
+        if record.meta_timestamp is not None:
+            item["meta_timestamp"] = {"N": str(record.meta_timestamp)}
         if record.errors:
             item["error"] = to_attribute(record.errors[0].as_item())
         return {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}
@@ -404,6 +430,7 @@ class DynamoConversationStore(DynamoTable):
             values[":name"] = {"S": record.profile_name}
         if timeline != _LeadTimeline.COUNT_ONLY:
             values[":wamid"] = {"S": record.wamid}
+            values[":horizon"] = {"S": _horizon(record.received_at)}
         if timeline == _LeadTimeline.FULL:
             values[":preview"] = {"S": record.preview}
             values[":in"] = {"S": "inbound"}
@@ -434,6 +461,8 @@ class DynamoConversationStore(DynamoTable):
             except ClientError as error:
                 failed = _cancelled_items(error)
                 if failed is None:
+                    if (permanent := _unstorable(error)) is not None:
+                        raise permanent from error
                     raise StoreUnavailableError(f"DynamoDB refused the message: {_error_code(error)}") from error
             except BotoCoreError as error:
                 raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
@@ -496,6 +525,8 @@ class DynamoConversationStore(DynamoTable):
             return StatusOutcome.APPLIED
         except ClientError as error:
             if _error_code(error) != "ConditionalCheckFailedException" and _cancelled_items(error) != {0}:
+                if (permanent := _unstorable(error)) is not None:
+                    raise permanent from error
                 raise StoreUnavailableError(f"DynamoDB refused the status: {_error_code(error)}") from error
         except BotoCoreError as error:
             raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
@@ -564,9 +595,10 @@ class DynamoConversationStore(DynamoTable):
             update.set("last_message_direction", "outbound")
             update.set("GSI1PK", keys.LEADS_BY_ACTIVITY)
             update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id))
-            condition = "attribute_not_exists(#m) OR #m <= :since"
+            condition = "attribute_not_exists(#m) OR #m <= :since OR #m > :horizon"
             update.names["#m"] = "last_message_at"
             update.values[":since"] = to_attribute(record.timestamp)
+            update.values[":horizon"] = to_attribute(_horizon(record.timestamp))
         return update.request(self.table_name, lead_key(record.wa_id), condition)
 
     def record_outbound(self, record: OutboundRecord) -> bool:

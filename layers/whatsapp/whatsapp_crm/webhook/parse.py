@@ -7,14 +7,13 @@ one odd item never costs the rest of the batch (and never causes a 5xx that Meta
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import from_json
 
+from whatsapp_crm.json_text import MalformedPayloadError as MalformedPayloadError
+from whatsapp_crm.json_text import decode_json
 from whatsapp_crm.webhook.models import (
     GraphErrorInfo,
     InboundMessage,
@@ -24,14 +23,6 @@ from whatsapp_crm.webhook.models import (
 )
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
-
-
-class MalformedPayloadError(ValueError):
-    """The body is not a JSON whatsapp_business_account object. `reason` is safe to return to the caller."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 # Events are not frozen: frozen's per-field object.__setattr__ costs more than the rest of building one, for
@@ -48,12 +39,14 @@ class InboundEvent:
 class StatusEvent:
     status: MessageStatus
     metadata: Metadata
+    raw: dict[str, Any] | None = None  # as Meta sent it, for the dead letter if it can never be stored
 
 
 @dataclass(frozen=True, slots=True)
 class PreferenceEvent:
     preference: UserPreference
     metadata: Metadata
+    raw: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,83 +78,10 @@ class Notification:
         return None
 
 
-def _reject_constant(name: str) -> Any:
-    raise MalformedPayloadError(f"body is not strict JSON ({name} is not allowed)")
-
-
-# Built once: json.loads with any keyword argument constructs a new decoder (and scanner) per call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-# A surrogate can only enter through a `\uD800`-`\uDFFF` escape (strict UTF-8 has none); Meta escapes
-# every emoji as a surrogate pair, which json.loads joins, so only a lone half survives the parse.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _without_lone_surrogates(text: str) -> str:
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
-def _replace_lone_surrogates(document: dict[str, Any]) -> None:
-    """U+FFFD for every lone surrogate, in keys and values: DynamoDB and SQS only carry valid UTF-8.
-
-    Iterative, because the body may nest as deep as the JSON parser allowed.
-    """
-    pending: list[dict[str, Any] | list[Any]] = [document]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, dict):
-            for key in [key for key in node if _LONE_SURROGATE.search(key)]:
-                node[_without_lone_surrogates(key)] = node.pop(key)
-            slots: Any = node.items()
-        else:
-            slots = enumerate(node)
-        for slot, value in list(slots):
-            if isinstance(value, str):
-                if _LONE_SURROGATE.search(value):
-                    node[slot] = _without_lone_surrogates(value)
-            elif isinstance(value, dict | list):
-                pending.append(value)
-
-
-def _decode_with_json(body: bytes) -> Any:
-    """The reference decoder: Python's json, with its precise errors, and lone surrogates repaired."""
-    try:
-        text = body.decode("utf-8")
-        document = _DECODER.decode(text)
-    except UnicodeDecodeError:
-        raise MalformedPayloadError("body is not valid UTF-8") from None
-    except json.JSONDecodeError:
-        raise MalformedPayloadError("body is not valid JSON") from None
-    except MalformedPayloadError:
-        raise  # NaN/Infinity, refused with its own reason
-    except ValueError:
-        # Python refuses integers of more than 4300 digits (CVE-2020-10735); no WhatsApp field has one.
-        raise MalformedPayloadError("body holds a number too long to read") from None
-    except RecursionError:
-        raise MalformedPayloadError("body nests too deeply") from None
-    if isinstance(document, dict) and _SURROGATE_ESCAPE.search(text):
-        _replace_lone_surrogates(document)
-    return document
-
-
 def decode_body(body: bytes) -> dict[str, Any]:
-    """Strict JSON (UTF-8, no NaN/Infinity, bounded depth) whose top level is a WhatsApp object.
-
-    pydantic's JSON parser (jiter) decodes a body in about 60% of json's time, and refuses everything
-    json would refuse or have to repair: invalid UTF-8, NaN/Infinity, lone surrogate escapes, integers
-    over 4300 digits, and nesting deeper than 200. So what it accepts json would decode to the same
-    document, and everything else takes json's path.
-    Depth there is bounded by the C parser's own recursion guard (RecursionError); nothing downstream
-    recurses into message content (raw objects are stored as text). A lone UTF-16 surrogate (half an
-    emoji) becomes U+FFFD: it cannot be stored, and refusing the body would make Meta redeliver it for
-    a week.
-    """
-    try:
-        document = from_json(body, allow_inf_nan=False, cache_strings="keys")
-    except ValueError:
-        document = _decode_with_json(body)
+    """Strict JSON (whatsapp_crm.json_text, the decoder the responder shares) whose top level is a
+    WhatsApp object."""
+    document = decode_json(body)
     if not isinstance(document, dict):
         raise MalformedPayloadError("body is not a JSON object")
     if document.get("object") != WHATSAPP_OBJECT:
@@ -213,7 +133,7 @@ def _collect_statuses(raws: list[Any], metadata: Metadata, into: Notification) -
         if status is None:
             into.unusable_parts += 1
             continue
-        into.statuses.append(StatusEvent(status, metadata))
+        into.statuses.append(StatusEvent(status, metadata, raw))
 
 
 def _collect_value(value: dict[str, Any], into: Notification) -> None:
@@ -233,7 +153,7 @@ def _collect_value(value: dict[str, Any], into: Notification) -> None:
             if preference is None:
                 into.unusable_parts += 1
             else:
-                into.preferences.append(PreferenceEvent(preference, metadata))
+                into.preferences.append(PreferenceEvent(preference, metadata, raw))
     if raws := _as_list(value.get("errors")):
         for raw in raws:
             error = _validated(GraphErrorInfo, raw)
