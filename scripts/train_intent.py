@@ -8,13 +8,17 @@ Run: `make train-intent` (installs scikit-learn in .venv-train from requirements
 2. Features: `whatsapp_crm.intent.model.message_features` (the function the runtime scores with), scaled by
    1/sqrt(n); with `stack_rules`, the rules engine's own reading as a one-hot feature too (off: it scored
    lower leave-one-author-out). Each Hebrew-letter line is added again as skeleton features only.
-3. Model selection: leave one author out over w01..w08 (train on the other seven and the team's file,
-   predict the held-out author). Those out-of-fold probabilities also set the opt-out thresholds: above
-   the `clear` lines the engine opts out at once, above an `ask` line the responder asks the lead.
+3. Model selection: leave one author out over the corpus's writers (train on the others and the team's
+   file, predict the held-out author). Those out-of-fold probabilities also set the opt-out thresholds:
+   above the `clear` lines the engine opts out at once, above an `ask` line the responder asks the lead.
+   The report decides each held-out author's lines with thresholds set from the other authors' out-of-fold
+   probabilities only (`nested_decisions`): no author sets its own threshold. The shipped thresholds are
+   set from every author's.
 4. The final model is fitted on everything and exported as int16 weights (base64) with the fingerprint of
    its inputs, which tests/unit/intent/test_model.py recomputes to catch stale weights.
 
-`--report` prints the leave-one-author-out figures as Markdown without writing the model file.
+`--report` prints the leave-one-author-out figures as Markdown without writing the model file;
+`--report --set C=10` tries another value of TRAINING_CONFIG the same way (model selection).
 """
 
 from __future__ import annotations
@@ -205,7 +209,9 @@ def leave_one_author_out(
     return list(corpus), out_of_fold
 
 
-def thresholds(examples: Sequence[Example], probabilities: Any, config: dict[str, Any]) -> dict[str, float | int]:
+def thresholds(
+    examples: Sequence[Example], probabilities: Any, config: dict[str, Any], readings: Sequence[Any] | None = None
+) -> dict[str, float | int]:
     """The opt-out decision's thresholds from out-of-fold probabilities. Each "clear" line sits just above
     the most opt-out-like message that is not one (for any message, capped; for short one-clause
     messages). The two "ask" lines (the rules reading an opt-out or not) are the pair, from a grid, that
@@ -223,7 +229,8 @@ def thresholds(examples: Sequence[Example], probabilities: Any, config: dict[str
     clear_short = float(min(clear, max(short_others) + config["clear_margin"]))
     import numpy as np
 
-    readings = [rules_engine().read(example.text) for example in examples]
+    if readings is None:
+        readings = [rules_engine().read(example.text) for example in examples]
     p_opt_out = np.array([float(p[column]) for p in probabilities])
     real = np.array([example.intent == Intent.OPT_OUT.value for example in examples])
     by_rules = np.array([reading.result.intent is Intent.OPT_OUT for reading in readings])
@@ -265,6 +272,28 @@ def decisions(
         reading = readings[at] if readings is not None else rules.read(example.text)
         calls.append(decide(float(p[column]), tokenize(example.text), reading))
     return calls
+
+
+def nested_decisions(
+    examples: Sequence[Example], probabilities: Any, config: dict[str, Any]
+) -> tuple[list[OptOutCall], dict[str, dict[str, Any]]]:
+    """Each held-out author's lines decided with thresholds set from the other authors' out-of-fold
+    probabilities only, so no author ever sets its own threshold (what the leave-one-author-out figures
+    report). Returns the decisions and each author's thresholds."""
+    readings = [rules_engine().read(example.text) for example in examples]
+    calls: list[OptOutCall] = [OptOutCall.NO] * len(examples)
+    cuts_by_author: dict[str, dict[str, Any]] = {}
+    for author in sorted({example.author for example in examples}):
+        others = [at for at, example in enumerate(examples) if example.author != author]
+        held = [at for at, example in enumerate(examples) if example.author == author]
+        cuts = thresholds(
+            [examples[at] for at in others], probabilities[others], config, [readings[at] for at in others]
+        )
+        cuts_by_author[author] = cuts
+        held_calls = decisions([examples[at] for at in held], probabilities[held], cuts, [readings[at] for at in held])
+        for at, call in zip(held, held_calls, strict=True):
+            calls[at] = call
+    return calls, cuts_by_author
 
 
 def _layer(coefficients: Any, intercepts: Any, features: Sequence[str]) -> dict[str, Any]:
@@ -392,13 +421,27 @@ def _check_endianness() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="print leave-one-author-out figures only")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="with --report: try another training config value (C=10); the shipped config is TRAINING_CONFIG",
+    )
     args = parser.parse_args(argv)
     _check_endianness()
     config = dict(TRAINING_CONFIG)
+    if args.set and not args.report:
+        parser.error("--set only with --report: change TRAINING_CONFIG to ship another config")
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in config:
+            parser.error(f"--set: unknown config key {key!r}")
+        config[key] = json.loads(value)
     corpus, team = load_corpus(), load_team()
     examples, out_of_fold = leave_one_author_out(corpus, team, config)
     cuts = thresholds(examples, out_of_fold, config)
-    print(loao_report(examples, out_of_fold, cuts))
+    print(loao_report(examples, out_of_fold, cuts, config))
     if args.report:
         return 0
     labelled = language_examples(corpus, team)
@@ -412,10 +455,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def loao_report(examples: Sequence[Example], probabilities: Any, cuts: dict[str, Any]) -> str:
+def loao_report(examples: Sequence[Example], probabilities: Any, cuts: dict[str, Any], config: dict[str, Any]) -> str:
     """Leave-one-author-out figures per held-out author, as Markdown: accuracy of the best reading (argmax),
-    and the engine's decision (an ask is right on a real opt-out only), with the opt-out figures."""
-    calls = decisions(examples, probabilities, cuts)
+    and the engine's decision (an ask is right on a real opt-out only) with thresholds the held-out author
+    did not help to set (`nested_decisions`), with the opt-out figures."""
+    calls, cuts_by_author = nested_decisions(examples, probabilities, config)
     lines = [
         "| held-out author | lines | accuracy (argmax) | accuracy (decision) | opt-outs removed at once |"
         " opt-outs asked | false opt-outs | asks on other messages |",
@@ -446,8 +490,32 @@ def loao_report(examples: Sequence[Example], probabilities: Any, cuts: dict[str,
         "Decision accuracy per language group: "
         + ", ".join(f"{g} {sum(v) / len(v):.3f} ({len(v)})" for g, v in sorted(by_group.items()))
     )
-    lines.append(f"Opt-out thresholds from these probabilities: {cuts}")
+    lines.append(
+        "Decision accuracy per held-out author and language group: "
+        + "; ".join(
+            f"{author} "
+            + ", ".join(
+                f"{group} {sum(ok) / len(ok):.3f} ({len(ok)})"
+                for group, ok in sorted(_by(rows, author, lambda e: e.lang_group).items())
+            )
+            for author in sorted(groups)
+        )
+    )
+    clear = sorted(float(c["clear"]) for c in cuts_by_author.values())
+    ask = sorted(float(c["ask"]) for c in cuts_by_author.values())
+    lines.append(
+        f"Nested thresholds (set without the held-out author): clear {clear[0]}–{clear[-1]}, ask {ask[0]}–{ask[-1]}"
+    )
+    lines.append(f"Opt-out thresholds shipped (set from every author's out-of-fold probabilities): {cuts}")
     return "\n".join(lines)
+
+
+def _by(rows: Sequence[Any], author: str, key: Any) -> dict[str, list[bool]]:
+    found: dict[str, list[bool]] = {}
+    for e, p, call in rows:
+        if e.author == author:
+            found.setdefault(key(e), []).append(_decision_right(e, p, call))
+    return found
 
 
 def _decision_right(example: Example, p: Any, call: OptOutCall) -> bool:

@@ -326,6 +326,15 @@ class _Lexicon:
             if _is_hebrew_word(key) and len(key) >= _MIN_PREFIXED_STEM and key not in self._exact_only:
                 self._prefixable.setdefault(squeeze(key), set()).add(key)
 
+    def words_of(self, clause: Sequence[str]) -> list[Candidates]:
+        """`candidates` of each token of a clause (the cache read inline: this runs on every word)."""
+        cache = self._cache
+        found = []
+        for token in clause:
+            known = cache.get(token)
+            found.append(self.candidates(token) if known is None else known)
+        return found
+
     def candidates(self, token: str) -> Candidates:
         known = self._cache.get(token)
         if known is not None:
@@ -384,10 +393,10 @@ class IntentEngine:
         negatable: frozenset[Intent],
     ) -> None:
         self._lexicon = lexicon
-        self._cues = _index_by_first_word(cues)
-        self._unless = _index_by_first_word(unless)
-        self._commands = _index_by_first_word((*commands, *clause_commands))
-        self._clause_commands = _index_by_first_word(clause_commands)
+        self._cues = _FirstWordIndex(cues)
+        self._unless = _FirstWordIndex(unless)
+        self._commands = _FirstWordIndex((*commands, *clause_commands))
+        self._clause_commands = _FirstWordIndex(clause_commands)
         self._command_words = frozenset(
             key for pattern in (*commands, *clause_commands) for element in pattern.elements for key in element
         )
@@ -413,7 +422,7 @@ class IntentEngine:
     def read_normalized(self, normalized: str, tokens: Sequence[Sequence[str]]) -> RulesReading:
         """`read` for a text already through `normalize`, with its `clauses_of`."""
         language = _language_of(normalized)
-        clauses = [[self._lexicon.candidates(token) for token in clause] for clause in tokens]
+        clauses = [self._lexicon.words_of(clause) for clause in tokens]
         best: dict[Intent, tuple[tuple[int, int, int], str, bool]] = {}
         for order, pattern, words, positions in self._command_hits(clauses):
             known = best.get(pattern.intent)
@@ -432,11 +441,14 @@ class IntentEngine:
     def _hits(self, clauses: Sequence[Sequence[Candidates]]) -> Iterator[_Hit]:
         gap_stops = self._gap_stops
         for number, words in enumerate(clauses):
+            if not any(words):
+                continue  # no word of the cue file: nothing to find
             cancelled: dict[Intent, set[int]] = {}
             for hit in _find(self._unless, words, number, gap_stops):
                 cancelled.setdefault(hit.pattern.intent, set()).update(range(hit.positions[0], hit.positions[-1] + 1))
             for hit in _find(self._cues, words, number, gap_stops):
-                if not cancelled.get(hit.pattern.intent, set()).isdisjoint(hit.positions):
+                covered = cancelled.get(hit.pattern.intent) if cancelled else None
+                if covered is not None and not covered.isdisjoint(hit.positions):
                     continue
                 if hit.pattern.intent in self._negatable and self._negation.negates(words, hit.positions[0]):
                     continue
@@ -483,9 +495,7 @@ class IntentEngine:
         if stretch or not pure:
             yield stretch, pure
 
-    def _segment(
-        self, words: Sequence[Candidates], index: Mapping[str, tuple[_Pattern, ...]]
-    ) -> list[tuple[_Pattern, tuple[int, ...]]]:
+    def _segment(self, words: Sequence[Candidates], index: _FirstWordIndex) -> list[tuple[_Pattern, tuple[int, ...]]]:
         """The commands on any way to read all of `words` (command words only) as commands in a row."""
         found = [(hit.pattern, hit.positions) for hit in _find(index, words, 0, frozenset())]
         # A command is on a full reading when a reading from the start reaches it and one from its end finishes.
@@ -522,27 +532,49 @@ class _Negation:
         return self.inverted_subjects.isdisjoint(words[before + 1])
 
 
-def _index_by_first_word(patterns: Iterable[_Pattern]) -> dict[str, tuple[_Pattern, ...]]:
-    index: dict[str, list[_Pattern]] = {}
-    for pattern in patterns:
-        for key in pattern.elements[0]:
-            index.setdefault(key, []).append(pattern)
-    return {key: tuple(found) for key, found in index.items()}
+class _FirstWordIndex:
+    """Patterns by their first word; for a token's candidate set, the distinct patterns that can start at
+    it, in the order its keys list them. Cached per candidate set: most tokens start no pattern, and the
+    same few candidate sets recur in every message."""
+
+    __slots__ = ("by_key", "_starting")
+
+    def __init__(self, patterns: Iterable[_Pattern]) -> None:
+        by_key: dict[str, list[_Pattern]] = {}
+        for pattern in patterns:
+            for key in pattern.elements[0]:
+                by_key.setdefault(key, []).append(pattern)
+        self.by_key: Mapping[str, tuple[_Pattern, ...]] = {key: tuple(found) for key, found in by_key.items()}
+        self._starting: dict[Candidates, tuple[_Pattern, ...]] = {}
+
+    def starting(self, word: Candidates) -> tuple[_Pattern, ...]:
+        found = self._starting.get(word)
+        if found is None:
+            distinct: dict[int, _Pattern] = {}
+            for key in word:
+                for pattern in self.by_key.get(key, ()):
+                    distinct.setdefault(id(pattern), pattern)
+            found = tuple(distinct.values())
+            if len(self._starting) >= _CACHE_LIMIT:
+                self._starting.clear()
+            self._starting[word] = found
+        return found
 
 
 def _find(
-    index: Mapping[str, tuple[_Pattern, ...]], words: Sequence[Candidates], clause: int, gap_stops: frozenset[str]
+    index: _FirstWordIndex, words: Sequence[Candidates], clause: int, gap_stops: frozenset[str]
 ) -> Iterator[_Hit]:
     for start, word in enumerate(words):
-        tried: set[int] = set()
-        for key in word:
-            for pattern in index.get(key, ()):
-                if id(pattern) in tried:
-                    continue
-                tried.add(id(pattern))
-                positions = pattern.match(words, start, gap_stops)
-                if positions is not None:
-                    yield _Hit(pattern, clause, positions)
+        if not word:
+            continue
+        for pattern in index.starting(word):
+            if len(pattern.elements) == 1:
+                # A one-word pattern found through its only word has matched (the index is keyed by it).
+                yield _Hit(pattern, clause, (start,))
+                continue
+            positions = pattern.match(words, start, gap_stops)
+            if positions is not None:
+                yield _Hit(pattern, clause, positions)
 
 
 # ------------------------------------------------------------------------------------------- compilation

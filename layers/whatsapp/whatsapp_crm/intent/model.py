@@ -202,24 +202,46 @@ class _LinearScorer:
 
     def logits(self, clauses: Sequence[Sequence[str]], extra: Sequence[float] | None = None) -> list[float]:
         """bias + (sum of the features' weights) / sqrt(number of features) + extra: what `message_features`
-        and the training matrix define, summed from cached shares."""
+        and the training matrix define, summed from cached shares (`reference_logits` is the plain sum, and
+        a unit test holds the two equal on the corpus)."""
+        # The hot path of every detection: dictionary hits inlined, one pass, no generator.
+        words, rows = self._words, self._rows
         shares: list[tuple[float, ...]] = []
+        append = shares.append
         count = 0
         for clause in clauses:
             for word in clause:
-                share = self._word(word)
-                shares.append(share.own)
+                share = words.get(word) or self._word(word)
+                append(share.own)
                 count += share.own_count
-            for pair in pair_features(clause):
-                shares.append(self._pair(pair))
-                count += 1
+            for first, second in zip(clause, clause[1:], strict=False):
+                pair = f"p:{first} {second}"  # pair_features, inlined
+                append(rows.get(pair) or self._pair(pair))
+            count += max(len(clause) - 1, 0)
         if len(clauses) > 1:
             for word in clauses[-1]:
-                share = self._word(word)
-                shares.append(share.last)
+                share = words.get(word) or self._word(word)
+                append(share.last)
                 count += share.last_count
-        norm = 1 / math.sqrt(count) if count else 0.0
-        totals = [sum(column) for column in zip(*shares, strict=True)] if shares else self._zero
+        if not shares:
+            return [b + e for b, e in zip(self._bias, extra or self._zero, strict=True)]
+        norm = 1 / math.sqrt(count)
+        totals = map(sum, zip(*shares, strict=True))
+        if extra is None:
+            return [b + t * norm for b, t in zip(self._bias, totals, strict=True)]
+        return [b + t * norm + e for b, t, e in zip(self._bias, totals, extra, strict=True)]
+
+    def reference_logits(self, clauses: Sequence[Sequence[str]], extra: Sequence[float] | None = None) -> list[float]:
+        """`logits` computed the plain way, straight from `message_features` (what training defines)."""
+        counts, size = message_features(clauses)
+        index, weights, width = self._index, self._weights, self.width
+        totals = [0] * width  # exact: the int16 weights summed as integers, scaled once
+        for feature, count in counts.items():
+            offset = index.get(feature)
+            if offset is not None:
+                for column in range(width):
+                    totals[column] += count * weights[offset + column]
+        norm = self._scale / math.sqrt(size) if size else 0.0
         extra = extra or self._zero
         return [b + t * norm + e for b, t, e in zip(self._bias, totals, extra, strict=True)]
 
@@ -243,7 +265,8 @@ class LinearIntentModel:
         self.metadata = metadata
         self._intents = intents
         self._language = language
-        self._rules = {name: intents.row(rule_feature(name)) or (0.0,) * intents.width for name in self.classes}
+        # The stacked rule rows; none when the model was trained without them (then nothing is added).
+        self._rules = {name: row for name in self.classes if (row := intents.row(rule_feature(name))) is not None}
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> LinearIntentModel:
@@ -261,7 +284,7 @@ class LinearIntentModel:
         top = max(logits)
         exps = [math.exp(value - top) for value in logits]
         whole = sum(exps)
-        return Scores(self.classes, tuple(value / whole for value in exps))
+        return Scores(self.classes, tuple([value / whole for value in exps]))
 
     def latin_text_is_hebrew(self, clauses: Sequence[Sequence[str]]) -> bool:
         """Whether a message in Latin letters is Hebrew typed in them ("ma kore achi") rather than English."""
