@@ -10,9 +10,10 @@ from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from whatsapp_crm import idempotency
 from whatsapp_crm.api_errors import TEMPLATE_HINT, install_error_handlers, invalid_field, rate_limited
 from whatsapp_crm.api_models import SendAcceptedBody, body_doc, error_doc
 from whatsapp_crm.clock import Clock, utc_now
@@ -121,6 +122,18 @@ def _sender() -> MessageSender:
     return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
 
 
+def _keys() -> idempotency.IdempotencyStore:
+    keys = _injected("keys")
+    return keys if keys is not None else _dynamo_keys(_settings().table_name)
+
+
+@cache
+def _dynamo_keys(table_name: str) -> idempotency.IdempotencyStore:
+    from whatsapp_crm.store.idempotency import DynamoIdempotencyStore
+
+    return DynamoIdempotencyStore(table_name)
+
+
 def _clock() -> Clock:
     clock = _injected("clock")
     return clock if clock is not None else utc_now
@@ -138,19 +151,49 @@ def _clock() -> Clock:
     operation_id="sendMessage",
     responses={
         201: body_doc("Meta accepted the message (delivery is reported later by status webhooks)", SendAcceptedBody),
-        400: error_doc("validation_error: the body or `to` is invalid (`field` names it)"),
-        409: error_doc("recipient_opted_out"),
+        400: error_doc("validation_error: the body, `to` or the Idempotency-Key is invalid (`field` names it)"),
+        409: error_doc(
+            "recipient_opted_out; or idempotency_key_in_use: the key's first request is still running or its "
+            "outcome is awaited (see Retry-After)"
+        ),
         422: error_doc(
             "outside_customer_service_window: send a template (also Meta's 131047); template_mismatch: the "
-            "template is unknown in that language, not APPROVED, or given other parameters (`differences`)"
+            "template is unknown in that language, not APPROVED, or given other parameters (`differences`); "
+            "idempotency_key_reused: the key came with another body in the last 24 hours"
         ),
         429: error_doc("rate_limited: see Retry-After (ours, or Meta's 130429/131056)"),
         502: error_doc("whatsapp_error: Meta refused the request (graph_error says why)"),
         503: error_doc("whatsapp_unavailable: Meta kept failing after retries"),
     },
 )
-def send(message: Annotated[SendRequest, Body(description="Meta's send object")]) -> Response[str]:
+def send(
+    message: Annotated[SendRequest, Body(description="Meta's send object")],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x20-\x7e]+$",
+            description="Any unique string (a UUID): a retry with the same key and body within 24 hours gets "
+            "the first answer and never a second send; the same key with another body is 422",
+        ),
+    ] = None,
+) -> Response[str]:
     outgoing: AnyMessage = message
+    if idempotency_key is None:
+        return _accepted(_send(outgoing, None), replayed=False)
+    body = message.model_dump(mode="json", exclude_unset=True)
+    started = idempotency.begin(idempotency_key, body, _keys(), _clock())
+    if isinstance(started, idempotency.IdempotentAnswer):
+        logger.info("idempotent replay: answered from the first request with this key")
+        metrics.add_metric(name="IdempotentReplays", unit=MetricUnit.Count, value=1)
+        return _accepted(started.body, replayed=True)
+    answer = idempotency.run(started, lambda attempt: _send(outgoing, attempt))
+    return _accepted(answer.body, replayed=False)
+
+
+def _send(outgoing: AnyMessage, attempt: idempotency.Attempt | None) -> dict[str, Any]:
     accepted = send_message(
         outgoing,
         policy=_policy(_settings()),
@@ -160,6 +203,8 @@ def send(message: Annotated[SendRequest, Body(description="Meta's send object")]
         clock=_clock(),
         refusals=_refusals(),
         templates=_templates(),
+        callback=attempt.callback if attempt else None,
+        before_send=attempt.before_send if attempt else None,
     )
     metrics.add_metric(name="MessagesSent", unit=MetricUnit.Count, value=1)
     if not accepted.recorded:
@@ -174,7 +219,28 @@ def send(message: Annotated[SendRequest, Body(description="Meta's send object")]
         to=accepted.to,
         message_status=accepted.message_status,
     )
-    return json_response(201, body.model_dump(mode="json", exclude_none=True))
+    return body.model_dump(mode="json", exclude_none=True)
+
+
+def _accepted(body: dict[str, Any], *, replayed: bool) -> Response[str]:
+    # Stripe's header: the answer is the first request's, nothing was sent this time.
+    return json_response(201, body, headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+@app.exception_handler(idempotency.IdempotencyKeyReusedError)
+def _key_reused(error: idempotency.IdempotencyKeyReusedError) -> Response[str]:
+    return error_response(422, "idempotency_key_reused", str(error), field="Idempotency-Key")
+
+
+@app.exception_handler(idempotency.IdempotencyKeyInUseError)
+def _key_in_use(error: idempotency.IdempotencyKeyInUseError) -> Response[str]:
+    return error_response(
+        409,
+        "idempotency_key_in_use",
+        str(error),
+        headers={"Retry-After": str(error.retry_after_seconds)},
+        retry_after_seconds=error.retry_after_seconds,
+    )
 
 
 @app.exception_handler(InvalidRecipientError)
@@ -244,9 +310,10 @@ def handle(
     clock: Clock | None = None,
     limiter: RateCounter | None = None,
     templates: TemplateCatalogue | None = None,
+    keys: idempotency.IdempotencyStore | None = None,
 ) -> dict[str, Any]:
     """Entry point for tests and the local stack: same routing with ports handed in."""
-    app.append_context(store=store, sender=sender, clock=clock, limiter=limiter, templates=templates)
+    app.append_context(store=store, sender=sender, clock=clock, limiter=limiter, templates=templates, keys=keys)
     try:
         return lambda_handler(event, context)
     finally:

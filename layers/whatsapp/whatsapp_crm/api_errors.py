@@ -95,12 +95,14 @@ def field_path(loc: Sequence[Any], root: Any = None) -> str:
 
 def error_field(error: Mapping[str, Any], root: Any = None) -> str:
     """The field a pydantic error is about; an unknown union tag points at that object's `type`."""
-    path = field_path(error.get("loc", ()), root)
+    loc = error.get("loc", ())
+    if loc and loc[0] in ("query", "path", "header"):
+        root = None  # the body's type says nothing about a parameter's name (a header is not a union tag)
+    path = field_path(loc, root)
     if error.get("type") == "union_tag_invalid":
         return f"{path}.type" if path else "type"
     if path:
         return path
-    loc = error.get("loc", ())
     return str(loc[0]) if loc else "body"
 
 

@@ -40,7 +40,7 @@ class ErrorDetail(_Body):
     code: str = Field(
         description="validation_error, not_found, recipient_opted_out, outside_customer_service_window, "
         "template_mismatch, rate_limited, whatsapp_error, whatsapp_unavailable, temporarily_unavailable, "
-        "configuration_error, internal_error"
+        "configuration_error, internal_error, idempotency_key_reused, idempotency_key_in_use"
     )
     message: str
     field: str | None = Field(default=None, description="validation_error: the offending field, e.g. text.body")

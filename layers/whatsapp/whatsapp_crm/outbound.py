@@ -11,7 +11,7 @@ Graph errors propagate unchanged: the handler maps each class to one HTTP answer
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -139,7 +139,11 @@ def send_message(
     clock: Clock,
     refusals: RefusalCounter | None = None,
     templates: TemplateCatalogue | None = None,
+    callback: str | None = None,
+    before_send: Callable[[str], None] | None = None,
 ) -> SendAccepted:
+    """The rules, the Graph call and the record. `callback` is the `biz_opaque_callback_data` to send when the
+    caller set none (an idempotent send's evidence); `before_send(wa_id)` runs right before the Graph call."""
     try:
         recipient = normalize_phone(message.to, policy.default_region)
     except InvalidPhoneNumberError as error:
@@ -163,6 +167,10 @@ def send_message(
         now,
     )
     payload = meta_payload(message, recipient.e164)
+    if callback is not None and "biz_opaque_callback_data" not in payload:
+        payload["biz_opaque_callback_data"] = callback
+    if before_send is not None:
+        before_send(recipient.wa_id)
     try:
         result = sender.send_message(phone_number_id, payload)
     except GraphAPIError as error:
@@ -184,6 +192,7 @@ def send_message(
         message_status=result.message_status,
         lead_id=message.lead_id,
         awaits_response=False,
+        callback=payload.get("biz_opaque_callback_data"),
     )
     recorded = _record(store, record)
     return SendAccepted(

@@ -107,6 +107,7 @@ class OutboundRecord:
     lead_id: str | None = None
     # None leaves the lead's flag alone; a human send clears it, an auto-reply sets it per intent.
     awaits_response: bool | None = None
+    callback: str | None = None  # biz_opaque_callback_data as sent (Meta echoes it in status webhooks)
 
 
 class StatusOutcome(StrEnum):

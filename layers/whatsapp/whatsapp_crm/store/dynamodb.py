@@ -569,6 +569,7 @@ class DynamoConversationStore(DynamoTable):
             .set("media_id", record.media_id)
             .set("request", record.request_json)
             .set("message_status", record.message_status)
+            .set("biz_opaque_callback_data", record.callback)
             # A status webhook may have created this item already; its status must survive the merge.
             .set_if_absent("status", "accepted")
             .set_if_absent("status_rank", 0)
