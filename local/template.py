@@ -165,6 +165,47 @@ def _create_queue(client: Any, name: str, properties: dict[str, Any]) -> tuple[s
     return str(url), str(arn)
 
 
+def _create_bucket(client: Any, name: str, properties: dict[str, Any], parameters: dict[str, str]) -> None:
+    """The bucket with the properties that change what the code sees: encryption, public access, retention."""
+    region = client.meta.region_name
+    request: dict[str, Any] = {"Bucket": name}
+    if region != "us-east-1":
+        request["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    client.create_bucket(**request)
+    encryption = properties.get("BucketEncryption")
+    if encryption:
+        # CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
+        rules = [
+            {
+                "ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"],
+                "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
+            }
+            for rule in encryption["ServerSideEncryptionConfiguration"]
+        ]
+        client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+    if properties.get("PublicAccessBlockConfiguration"):
+        client.put_public_access_block(
+            Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
+        )
+    lifecycle: list[dict[str, Any]] = []
+    for rule in (properties.get("LifecycleConfiguration") or {}).get("Rules", []):
+        days = rule.get("ExpirationInDays")
+        if isinstance(days, dict) and "Ref" in days:
+            days = parameters[days["Ref"]]
+        if days is None:
+            continue
+        rules.append(
+            {
+                "ID": rule.get("Id", "rule"),
+                "Status": rule["Status"],
+                "Filter": {"Prefix": ""},
+                "Expiration": {"Days": int(days)},
+            }
+        )
+    if lifecycle:
+        client.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": lifecycle})
+
+
 def _dependency_order(resources: dict[str, dict[str, Any]]) -> list[str]:
     """Queues referenced by another queue's RedrivePolicy first (a DLQ before its source)."""
 
@@ -200,7 +241,7 @@ def create_resources(
     template: dict[str, Any] | None = None,
     secret_values: dict[str, str] | None = None,
 ) -> CreatedResources:
-    """Create every table, queue and secret of the template, names prefixed to keep runs apart."""
+    """Create every table, queue, bucket and secret of the template, names prefixed to keep runs apart."""
     template = template or load_template()
     created = CreatedResources()
     dynamodb = session.client("dynamodb")
@@ -217,6 +258,16 @@ def create_resources(
         created.refs[logical_id] = url
         created.attributes[(logical_id, "Arn")] = arn
         created.attributes[(logical_id, "QueueName")] = name + (".fifo" if properties.get("FifoQueue") else "")
+    buckets = resources_of_type(template, "AWS::S3::Bucket")
+    if buckets:
+        s3 = session.client("s3")
+        parameters = {name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()}
+        for logical_id, resource in buckets.items():
+            # Bucket names are global, lower case and at most 63 characters.
+            name = f"{prefix}-{logical_id}".lower()[:63]
+            _create_bucket(s3, name, resource.get("Properties", {}), parameters)
+            created.refs[logical_id] = name
+            created.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
     secrets = session.client("secretsmanager")
     for logical_id in resources_of_type(template, "AWS::SecretsManager::Secret"):
         name = f"{prefix}-{logical_id}"

@@ -47,6 +47,8 @@ INBOUND_WAMID = "wamid.HBgMOTcyNTI1NTUxMjM0FQIAEhgUM0FFQjVDNTJBRDQ4QjJDNjAwMDAA"
 OUTBOUND_WAMID = "wamid.HBgMOTcyNTI1NTUxMjM0FQIAERgSQjI0RkI2MUQ0RTlGRDlFQzk4AA=="
 TAP_WAMID = "wamid.HBgMOTcyNTI1NTUxMjM0FQIAEhgUM0FFQjVDNTJBRDQ4QjJDNjAwMDEA"
 OTHER_WAMID = "wamid.HBgMOTcyNTQ1NTUwMDAwFQIAEhgUM0FFQjhGMjE5QTE3RDA1NzAwMDAA"
+PHOTO_WAMID = "wamid.HBgMOTcyNTI1NTUxMjM0FQIAEhgUM0FFQjVDNTJBRDQ4QjJDNjAwMDIA"
+MEDIA_ID = "1013859600285441"
 API_HOST = "abc123defg.execute-api.eu-west-1.amazonaws.com"
 
 
@@ -196,6 +198,15 @@ HTTP_EVENTS: list[HttpEventSpec] = [
         ),
         _webhook_headers,
     ),
+    HttpEventSpec("conversation_media", "MediaFunction", "GET", f"/conversations/{LEAD}/media/{MEDIA_ID}"),
+    HttpEventSpec(
+        "media_upload",
+        "MediaFunction",
+        "POST",
+        "/media?filename=brochure.pdf",
+        lambda _settings: b"%PDF-1.7\n" + b"Gefen project brochure" * 20 + b"\n%%EOF",
+        lambda _settings, _body: {"content-type": "application/pdf"},
+    ),
     HttpEventSpec("inbox_page", "InboxFunction", "GET", "/inbox"),
     HttpEventSpec("inbox_config", "InboxFunction", "GET", "/inbox/config.json"),
 ]
@@ -307,6 +318,47 @@ def sqs_event(template: dict[str, Any], settings: Settings) -> dict[str, Any] | 
     return {"Records": records}
 
 
+def media_sqs_event(template: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    """A media queue batch for MediaFunction: the archive request the responder makes for a lead's photo."""
+    from whatsapp_crm.media_archive import archive_request
+
+    if "MediaFunction" not in template.get("Resources", {}):
+        return None
+    photo = {
+        "from": LEAD,
+        "id": PHOTO_WAMID,
+        "timestamp": str(settings.epoch),
+        "type": "image",
+        "image": {"id": MEDIA_ID, "mime_type": "image/jpeg", "caption": "תלוש שכר"},
+    }
+    request = archive_request(PHOTO_WAMID, LEAD, meta.DEMO_PHONE_NUMBER_ID, photo)
+    assert request is not None
+    body = request.model_dump_json(exclude_none=True)
+    source = SqsSource(
+        function="MediaFunction",
+        event_name="Archive",
+        queue_url="",
+        queue_arn="arn:aws:sqs:eu-west-1:123456789012:whatsapp-crm-MediaQueue",
+        batch_size=5,
+        batching_window_seconds=0,
+        report_batch_item_failures=True,
+    )
+    sent_ms = str((settings.epoch + 2) * 1000)
+    message = {
+        "MessageId": "6d1f0a2e-5b7c-4e3d-8a9b-000000000001",
+        "ReceiptHandle": "AQEBlocalmedia" + "x" * 40,
+        "MD5OfBody": hashlib.md5(body.encode()).hexdigest(),  # SQS's own checksum, not security
+        "Body": body,
+        "Attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": sent_ms,
+            "SenderId": "AROAEXAMPLE:ResponderFunction",
+            "ApproximateFirstReceiveTimestamp": str(int(sent_ms) + 20),
+        },
+    }
+    return {"Records": [lambda_record(message, source)]}
+
+
 def _iso(epoch: int) -> str:
     import time
 
@@ -325,6 +377,9 @@ def generate(settings: Settings | None = None, template: dict[str, Any] | None =
     responder = sqs_event(template, settings)
     if responder is not None:
         files["responder_sqs_fifo_batch.json"] = json.dumps(responder, indent=2, ensure_ascii=False) + "\n"
+    archive = media_sqs_event(template, settings)
+    if archive is not None:
+        files["media_sqs_archive_batch.json"] = json.dumps(archive, indent=2, ensure_ascii=False) + "\n"
     if "TemplatesFunction" in template.get("Resources", {}):
         schedule = schedule_event("TemplatesFunction", settings)
         files["templates_sync_schedule.json"] = json.dumps(schedule, indent=2, ensure_ascii=False) + "\n"

@@ -31,7 +31,7 @@ use_layers()
 from local.handlers import load_function_module
 
 OUTPUT = ROOT / "docs" / "openapi.json"
-API_FUNCTIONS = ("SendFunction", "ConversationsFunction", "TemplatesFunction")
+API_FUNCTIONS = ("SendFunction", "ConversationsFunction", "TemplatesFunction", "MediaFunction")
 TITLE = "WhatsApp CRM bridge: send and read API"
 VERSION = "1.0.0"
 DESCRIPTION = (

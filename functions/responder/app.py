@@ -20,6 +20,7 @@ from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError, QueueUnavailableError
 from whatsapp_crm.handoff import QueuedInbound
 from whatsapp_crm.json_text import MalformedPayloadError, decode_json
+from whatsapp_crm.media_archive import ArchiveRequests, request_archive
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics
 from whatsapp_crm.respond import (
     CredentialsRejectedError,
@@ -79,6 +80,20 @@ def _dead_letter_forward(queue_url: str) -> Any:
     return SqsDeadLetterForward(queue_url)
 
 
+def _sqs_media_queue(queue_url: str) -> ArchiveRequests:
+    from whatsapp_crm.sqs.media_queue import SqsMediaQueue
+
+    return SqsMediaQueue(queue_url)
+
+
+def _media_requests() -> ArchiveRequests | None:
+    injected = _injected.get("media_requests")
+    if injected is not None:
+        return injected
+    queue_url = _settings().media_queue_url
+    return _sqs_media_queue(queue_url) if queue_url else None
+
+
 @cache
 def _redelivery(queue_url: str) -> Any:
     from whatsapp_crm.sqs.redelivery import SqsRedelivery
@@ -113,6 +128,7 @@ class _Batch:
         self.sender = _sender()
         self.policy = _policy(_settings())
         self.clock = _clock()
+        self.media_requests = _media_requests()
         self.delay_by_group: dict[str, int] = {}
 
     def _time_left(self) -> float:
@@ -125,6 +141,10 @@ class _Batch:
             return self._set_aside(record, error)
         logger.append_keys(wamid=queued.wamid, lead=mask_phone(queued.wa_id))
         try:
+            # First, and whatever the reply decides: what the lead sent is kept (the archiver is idempotent,
+            # so a retried record asking again costs nothing).
+            if self.media_requests is not None:
+                request_archive(queued.wamid, queued.wa_id, queued.phone_number_id, queued.message, self.media_requests)
             report = respond(
                 queued,
                 store=self.store,
@@ -210,9 +230,17 @@ def handle(
     clock: Clock | None = None,
     redelivery: Any | None = None,
     dead_letters: Any | None = None,
+    media_requests: ArchiveRequests | None = None,
 ) -> dict[str, Any]:
     """Entry point for tests and the local stack: the same processing with ports handed in."""
-    _injected.update(store=store, sender=sender, clock=clock, redelivery=redelivery, dead_letters=dead_letters)
+    _injected.update(
+        store=store,
+        sender=sender,
+        clock=clock,
+        redelivery=redelivery,
+        dead_letters=dead_letters,
+        media_requests=media_requests,
+    )
     try:
         return lambda_handler(event, context)
     finally:

@@ -114,7 +114,9 @@ def test_readmes_sam_local_invoke_lines_name_every_event_with_its_function() -> 
     for name, function in listed.items():
         event = _event(name)
         if "Records" in event:
-            assert function == "ResponderFunction"
+            # An SQS batch: the function whose SQS event reads that queue.
+            sources = load_template()["Resources"][function]["Properties"]["Events"].values()
+            assert any(source["Type"] == "SQS" for source in sources), name
             continue
         if event.get("detail-type") == "Scheduled Event":
             # An EventBridge schedule: the function whose Schedule event it stands for.

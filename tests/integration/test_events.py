@@ -34,6 +34,8 @@ EXPECTED = {
     "webhook_post_template_status.json": 200,
     "templates_list.json": 200,
     "templates_refresh.json": 200,
+    "media_upload.json": 201,
+    "conversation_media.json": 404,
 }
 
 
@@ -90,3 +92,11 @@ def test_the_template_sync_schedule_event_syncs_the_cache(
     event = json.loads((EVENTS / "templates_sync_schedule.json").read_text(encoding="utf-8"))
     response = _invoke(function_env, graph_fake, "TemplatesFunction", event)
     assert response["synced"] is True and response["listed"] == len(default_catalogue())
+
+
+def test_the_media_archive_batch_is_processed_without_a_failed_record(
+    aws: Any, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator
+) -> None:
+    # The event's media id is unknown to this simulator: the archiver records it unavailable, never a failure.
+    event = json.loads((EVENTS / "media_sqs_archive_batch.json").read_text(encoding="utf-8"))
+    assert _invoke(function_env, graph_fake, "MediaFunction", event) == {"batchItemFailures": []}

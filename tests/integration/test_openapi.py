@@ -23,7 +23,11 @@ def test_it_documents_every_route_with_our_error_shape_not_powertools_default() 
         ("POST", "/conversations/{wa_id}/read"),
         ("GET", "/health"),
         ("GET", "/templates"),
+        ("GET", "/conversations/{wa_id}/media/{media_id}"),
+        ("POST", "/media"),
     }
+    upload = operations[("POST", "/media")]["responses"]
+    assert set(upload) == {"201", "400", "413", "415", "502", "503"}
     templates = operations[("GET", "/templates")]
     assert {p["name"] for p in templates["parameters"]} == {"refresh", "status", "name"}
     assert set(templates["responses"]) == {"200", "400", "429", "502", "503"}

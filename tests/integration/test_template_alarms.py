@@ -184,6 +184,17 @@ def test_a_message_in_the_dead_letter_queue_raises_an_alarm() -> None:
     _fires_on_the_first_occurrence(alarm)
 
 
+def test_a_media_request_in_the_media_dead_letter_queue_raises_an_alarm() -> None:
+    redrive = RESOURCES["MediaQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]
+    (dead_letter_queue, _) = redrive["Fn::GetAtt"]
+    [alarm] = [
+        alarm
+        for alarm in _alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        if _dimensions(alarm) == {"QueueName": {"Fn::GetAtt": [dead_letter_queue, "QueueName"]}}
+    ]
+    _fires_on_the_first_occurrence(alarm)
+
+
 def test_the_token_alarm_watches_the_series_the_responder_emits_when_meta_rejects_the_token() -> None:
     # Given the responder deployed with the template's service name and namespace
     # When Meta answers 190 (the access token is invalid or expired)

@@ -25,6 +25,7 @@ AGENT_ROUTES = {
     ("GET", "/conversations/{wa_id}/messages"),
     ("POST", "/conversations/{wa_id}/read"),
     ("POST", "/messages"),
+    ("GET", "/conversations/{wa_id}/media/{media_id}"),
 }
 EXPECTED_PROTECTED = {
     ("POST", "/messages"),
@@ -33,6 +34,8 @@ EXPECTED_PROTECTED = {
     ("POST", "/conversations/{wa_id}/read"),
     ("GET", "/health"),
     ("GET", "/templates"),
+    ("GET", "/conversations/{wa_id}/media/{media_id}"),
+    ("POST", "/media"),
 }
 
 

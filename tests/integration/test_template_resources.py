@@ -131,6 +131,7 @@ EXPECTED_ACTIONS = {
         "sqs:ChangeMessageVisibility",
         "sqs:SendMessage",
     },
+    "MediaFunction": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject", "s3:GetObject"},
     "SendFunction": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
     "ConversationsFunction": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
     "TemplatesFunction": {
@@ -158,7 +159,14 @@ def test_only_the_webhook_may_enqueue_and_only_read_access_reaches_the_secret() 
         for logical_id in EXPECTED_ACTIONS
         if any("SQSSendMessagePolicy" in policy for policy in _properties(logical_id)["Policies"])
     ]
-    assert senders == ["WebhookFunction"]
+    assert sorted(senders) == ["ResponderFunction", "WebhookFunction"]
+    # The responder may only hand media messages to the archiver, never feed the inbound queue
+    (responder_queue,) = [
+        policy["SQSSendMessagePolicy"]
+        for policy in _properties("ResponderFunction")["Policies"]
+        if "SQSSendMessagePolicy" in policy
+    ]
+    assert responder_queue == {"QueueName": {"Fn::GetAtt": ["MediaQueue", "QueueName"]}}
     for logical_id in EXPECTED_ACTIONS:
         (secret_policy,) = [
             policy["AWSSecretsManagerGetSecretValuePolicy"]
@@ -206,3 +214,31 @@ def test_templates_are_synced_on_the_schedule_parameter() -> None:
     # "rate(1 minutes)" is not a valid expression: the parameter keeps the plural true, and the budget.
     assert TEMPLATE["Parameters"]["TemplateSyncMinutes"]["MinValue"] >= 2
     assert _function_environment("TemplatesFunction")["TEMPLATE_SYNC_MINUTES"] == {"Ref": "TemplateSyncMinutes"}
+
+
+def test_the_media_bucket_is_private_encrypted_tls_only_and_expires_files() -> None:
+    bucket = _properties("MediaBucket")
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "MediaRetentionDays"}
+    (deny,) = _properties("MediaBucketPolicy")["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert RESOURCES["MediaBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_the_archiver_gives_up_on_the_queues_last_attempt_and_outlives_its_timeout() -> None:
+    queue = _properties("MediaQueue")
+    environment = _function_environment("MediaFunction")
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == environment["MEDIA_ARCHIVE_ATTEMPTS"]
+    assert queue["VisibilityTimeout"] >= 6 * _properties("MediaFunction")["Timeout"]
+    assert environment["MEDIA_MAX_BYTES"] == {"Ref": "MediaMaxBytes"}
+    assert environment["MEDIA_BUCKET"] == {"Ref": "MediaBucket"}
+    media = _statement("MediaFunction", "MediaObjects")
+    assert media["Resource"] == {"Fn::Sub": "${MediaBucket.Arn}/*"}

@@ -124,6 +124,21 @@ class OfferedButton(_Body):
     title: str
 
 
+class MediaView(_Body):
+    id: str | None = Field(description="The media id: GET /conversations/{wa_id}/media/{id} downloads the file")
+    mime_type: str | None = Field(description="As Meta labels it (a label only; files are served as attachments)")
+    size: int | None = Field(description="Bytes, once archived")
+    sha256: str | None = Field(description="Hex; checked against Meta's before the file was kept")
+    caption: str | None = None
+    filename: str | None = None
+    status: Literal["pending", "archived", "unavailable"]
+    reason: str | None = Field(
+        default=None,
+        description="unavailable: too_large, empty, gone_at_meta, meta_download_failed, checksum_mismatch, "
+        "type_mismatch, not_kept (an outbound file sent by link, never held here)",
+    )
+
+
 class MessageView(_Body):
     id: str = Field(description="wamid")
     direction: Literal["inbound", "outbound"]
@@ -144,6 +159,7 @@ class MessageView(_Body):
         default_factory=list, description="Reply buttons this message offered (e.g. meeting slots)"
     )
     template_name: str | None = Field(default=None, description="Template sends: the template's name")
+    media: MediaView | None = Field(default=None, description="Image, document, audio, video and sticker messages")
 
 
 class MessagesPage(_Body):
@@ -238,3 +254,15 @@ class TemplatesBody(_Body):
     templates: list[TemplateEntry]
     synced_at: str | None = Field(description="When Graph was last listed in full (null: never)")
     last_error: str | None = Field(default=None, description="Why the last sync failed, if it did")
+
+
+# --- POST /media ---------------------------------------------------------------------------------
+
+
+class UploadBody(_Body):
+    media_id: str = Field(description='Send it as image/document/audio/video/sticker {"id": ...} (30 days at Meta)')
+    mime_type: str
+    size: int = Field(description="Bytes")
+    sha256: str = Field(description="Hex")
+    filename: str | None = None
+    kind: str = Field(description="The message type it can be sent as: image, document, audio, video or sticker")

@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from whatsapp_crm.api_models import (
     ConversationsPage,
     ConversationSummary,
     GraphErrorBody,
+    MediaView,
     MessagesPage,
     MessageView,
     OfferedButton,
@@ -32,6 +33,8 @@ from whatsapp_crm.api_models import (
 )
 from whatsapp_crm.clock import shifted_iso, utc_now
 from whatsapp_crm.graph.errors import GraphAPIError
+from whatsapp_crm.media_archive import MEDIA_KINDS
+from whatsapp_crm.media_types import normalize_sha256
 from whatsapp_crm.outbound import window_closes_at
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.records import StatusRank
@@ -81,6 +84,7 @@ class ConversationReader(Protocol):
     def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page: ...
     def get_lead(self, wa_id: str) -> dict[str, Any] | None: ...
     def reset_unread(self, wa_id: str, seen_wamid: str | None, at: str) -> bool: ...
+    def media_records(self, media_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 
 class ReadReceiptSender(Protocol):
@@ -230,15 +234,53 @@ def _template_name(request: Mapping[str, Any]) -> str | None:
     return _text(template.get("name")) if isinstance(template, dict) else None
 
 
+def _raw_message(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The message object as Meta delivered it (inbound messages), or {}."""
+    raw = item.get("raw")
+    if not isinstance(raw, str) or not raw:
+        return {}
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _media_view(item: Mapping[str, Any], kind: str, message: Mapping[str, Any], inbound: bool) -> MediaView | None:
+    """What the thread says about a media message's file: Meta's fields, then the archive's outcome."""
+    if kind not in MEDIA_KINDS:
+        return None
+    content = message.get(kind)
+    media: Mapping[str, Any] = content if isinstance(content, dict) else {}
+    media_id = _text(item.get("media_id")) or _text(media.get("id"))
+    status = _text(item.get("media_status"))
+    reason = _text(item.get("media_reason"))
+    if status not in ("pending", "archived", "unavailable"):
+        # Inbound: waiting for the archiver. Outbound sent by link (or by an id uploaded elsewhere): never here.
+        status, reason = ("pending", None) if inbound and media_id else ("unavailable", reason or "not_kept")
+    size = item.get("media_size")
+    return MediaView(
+        id=media_id,
+        mime_type=_text(item.get("media_mime_type")) or _text(item.get("mime_type")) or _text(media.get("mime_type")),
+        size=size if isinstance(size, int) else None,
+        sha256=_text(item.get("media_sha256")) or normalize_sha256(_text(media.get("sha256"))),
+        caption=_text(media.get("caption")),
+        filename=_text(media.get("filename")),
+        status=status,
+        reason=reason,
+    )
+
+
 def message_view(item: Mapping[str, Any]) -> MessageView:
     direction = "inbound" if item.get("direction") == "inbound" else "outbound"
     error = item.get("error")
     request = _sent_request(item) if direction == "outbound" else {}
+    kind = _text(item.get("message_type")) or "unknown"
     sent_by = _text(item.get("sent_by")) if direction == "outbound" else None
     return MessageView(
         id=str(item.get("wamid") or str(item.get("PK", "")).removeprefix("MSG#")),
         direction=direction,
-        type=_text(item.get("message_type")) or "unknown",
+        type=kind,
         text=_text(item.get("text")),
         timestamp=_text(item.get("timestamp")) or "",
         status=_text(item.get("status")) if direction == "outbound" else None,
@@ -251,6 +293,9 @@ def message_view(item: Mapping[str, Any]) -> MessageView:
         sent_by=sent_by if sent_by in ("human", "auto_reply") else None,
         buttons=_offered_buttons(request),
         template_name=_template_name(request),
+        media=_media_view(
+            item, kind, request if direction == "outbound" else _raw_message(item), direction == "inbound"
+        ),
     )
 
 
@@ -301,7 +346,31 @@ def list_messages(
     if not page.items and after is None and store.get_lead(wa_id) is None:
         raise LeadNotFoundError()
     next_cursor = signer.issue(MESSAGES_ROUTE, wa_id, page.next_position) if page.next_position else None
-    return MessagesPage(wa_id=wa_id, messages=[message_view(item) for item in page.items], next_cursor=next_cursor)
+    return MessagesPage(wa_id=wa_id, messages=_with_sent_files(store, page.items), next_cursor=next_cursor)
+
+
+def _with_sent_files(store: ConversationReader, items: Sequence[Mapping[str, Any]]) -> list[MessageView]:
+    """Outbound files sent by the id POST /media gave are kept in the bucket: one BatchGetItem per page
+    finds which (the send path itself never waits for this)."""
+    sent = {
+        str(item["media_id"])
+        for item in items
+        if item.get("direction") != "inbound" and item.get("media_id") and not item.get("media_status")
+    }
+    uploads = store.media_records(sorted(sent)) if sent else {}
+    views = []
+    for item in items:
+        upload = uploads.get(str(item.get("media_id"))) if item.get("direction") != "inbound" else None
+        if upload is not None and upload.get("origin") == "upload":
+            item = {
+                **item,
+                "media_status": upload.get("status"),
+                "media_size": upload.get("size"),
+                "media_sha256": upload.get("sha256"),
+                "media_mime_type": upload.get("mime_type"),
+            }
+        views.append(message_view(item))
+    return views
 
 
 def _reset(store: ConversationReader, wa_id: str, at: str) -> Mapping[str, Any]:

@@ -69,6 +69,8 @@ class ResponderSettings(TableSettings, SecretSettings, GraphSettings):
     graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 6.0
     graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
     graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
+    # Where media messages are handed to the archiver (MediaFunction); empty: nothing is archived.
+    media_queue_url: str = ""
     # How long after an unanswered Graph call a retry waits for Meta's status webhook before resending.
     reply_evidence_wait_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
 
@@ -109,6 +111,23 @@ class TemplatesSettings(TableSettings, SecretSettings, GraphSettings):
     template_sync_calls_per_hour: Annotated[int, Field(ge=1, le=200)] = 60
     graph_connect_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
     graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 8.0
+    graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
+    graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
+
+
+class MediaSettings(TableSettings, SecretSettings, GraphSettings):
+    """The media archive (from the media queue), the file route and uploads."""
+
+    media_bucket: NonEmpty
+    # The largest file kept (bytes): Meta's largest media are 100 MB documents.
+    media_max_bytes: Annotated[int, Field(ge=1, le=100_000_000)] = 100_000_000
+    media_retention_days: Annotated[int, Field(ge=1)] = 365
+    # POST /media: Lambda's 6 MB synchronous payload holds about 4.5 MB of file once base64-encoded.
+    media_upload_max_bytes: Annotated[int, Field(ge=1, le=100_000_000)] = 4_500_000
+    # The media queue's maxReceiveCount: the last attempt marks a file unavailable instead of retrying.
+    media_archive_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    graph_connect_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
+    graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 20.0
     graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2
     graph_max_retry_seconds: Annotated[float, Field(ge=0, le=10)] = 2.0
 

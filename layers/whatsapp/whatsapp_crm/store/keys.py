@@ -7,6 +7,7 @@ reply claim       MSG#<wamid>            REPLY         -                   -
 hourly counters   STATS#<yyyy-mm-ddThh>  SHARD#<n>     -                   -
 template          TEMPLATES              T#<name>#<lang> -                 -
 template sync     TEMPLATES              SYNC          -                   -
+media file        MEDIA#<media_id>       MEDIA         -                   -
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ LEADS_BY_ACTIVITY = "LEADS"
 GSI1 = "GSI1"
 STATS_SHARDS = 8
 TTL_ATTRIBUTE = "expires_at"
+MEDIA_SK = "MEDIA"
 TEMPLATES_PK = "TEMPLATES"
 TEMPLATE_SK_PREFIX = "T#"
 TEMPLATE_SYNC_SK = "SYNC"
@@ -66,3 +68,7 @@ def template_sk(name: str, language: str) -> str:
 def template_name_prefix(name: str) -> str:
     """Every language of one template (names are [a-z0-9_]+, so no name is a prefix of another's key)."""
     return f"{TEMPLATE_SK_PREFIX}{name}#"
+
+
+def media_pk(media_id: str) -> str:
+    return f"MEDIA#{media_id}"

@@ -72,6 +72,21 @@ class DynamoApiStore(DynamoConversationStore):
     def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page:
         return self._page(keys.thread_pk(wa_id), keys.MESSAGE_SK, limit, after)
 
+    def media_records(self, media_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The MEDIA# items of these ids (at most a page's worth: one BatchGetItem of up to 100 keys)."""
+        found: dict[str, dict[str, Any]] = {}
+        pending = [{"PK": {"S": keys.media_pk(media_id)}, "SK": {"S": keys.MEDIA_SK}} for media_id in media_ids[:100]]
+        with _store_errors():
+            for _ in range(5):
+                if not pending:
+                    break
+                answer = self.client.batch_get_item(RequestItems={self.table_name: {"Keys": pending}})
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    plain = from_item(item)
+                    found[str(plain.get("media_id"))] = plain
+                pending = answer.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+        return found
+
     # --- unread ----------------------------------------------------------------------------------
 
     def reset_unread(self, wa_id: str, seen_wamid: str | None, at: str) -> bool:

@@ -1,0 +1,276 @@
+"""MediaFunction: archives what leads send (records of the media queue, fed by the responder) and answers
+GET /conversations/{wa_id}/media/{media_id} with a 15-minute link to the archived file.
+
+Thin by design: batch parsing and path validation, one domain call (whatsapp_crm.media_archive), the HTTP
+mapping of its refusals.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import Json
+
+from whatsapp_crm.api_errors import install_error_handlers, invalid_field, not_found
+from whatsapp_crm.api_models import UploadBody, body_doc, error_doc
+from whatsapp_crm.clock import Clock, utc_now
+from whatsapp_crm.credentials import load_credentials
+from whatsapp_crm.errors import ConfigurationError
+from whatsapp_crm.http_responses import error_response, json_response
+from whatsapp_crm.media_archive import (
+    ArchivePolicy,
+    ArchiveRequest,
+    DownloadLinks,
+    MediaLedger,
+    MediaNotArchivedError,
+    MediaNotFoundError,
+    MediaObjects,
+    MediaSource,
+    archive_media,
+    download_link,
+)
+from whatsapp_crm.media_upload import MediaUploader, UploadRefusedError, header, read_upload, upload_media
+from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
+from whatsapp_crm.read_api import InvalidWaIdError, resolve_wa_id
+from whatsapp_crm.settings import MediaSettings, load
+from whatsapp_crm.signature import raw_body
+
+app = APIGatewayHttpResolver(enable_validation=True)
+install_error_handlers(app)
+
+WaId = Annotated[str, Path(min_length=1, max_length=64, description="The lead's WhatsApp id (international digits)")]
+MediaId = Annotated[str, Path(pattern=r"^[0-9]{1,64}$", description="The media id shown in the thread's `media.id`")]
+
+
+class MediaQueueRecord(SqsRecordModel):
+    body: Json[ArchiveRequest]
+
+
+processor = BatchProcessor(event_type=EventType.SQS, model=MediaQueueRecord)
+# Report failures item by item even when all failed: Lambda's Errors metric then means a real crash.
+processor.raise_on_entire_batch_failure = False
+
+_ports: dict[str, Any] = {}
+
+
+def _settings() -> MediaSettings:
+    return load(MediaSettings)
+
+
+@cache
+def _dynamo_ledger(table_name: str) -> MediaLedger:
+    from whatsapp_crm.store.media import DynamoMediaLedger
+
+    return DynamoMediaLedger(table_name)
+
+
+@cache
+def _s3_objects(bucket: str) -> Any:
+    from whatsapp_crm.store.media_objects import S3MediaObjects
+
+    return S3MediaObjects(bucket)
+
+
+@cache
+def _graph_client(access_token: str, settings: MediaSettings) -> MediaSource:
+    from whatsapp_crm.graph.client import GraphClient
+
+    return GraphClient.from_settings(access_token, settings)
+
+
+def _ledger() -> MediaLedger:
+    ledger = _ports.get("ledger")
+    return ledger if ledger is not None else _dynamo_ledger(_settings().table_name)
+
+
+def _objects() -> Any:
+    objects = _ports.get("objects")
+    return objects if objects is not None else _s3_objects(_settings().media_bucket)
+
+
+def _uploader() -> MediaUploader:
+    uploader = _ports.get("source")
+    if uploader is not None:
+        return uploader
+    settings = _settings()
+    client: MediaUploader = _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)  # type: ignore[assignment]
+    return client
+
+
+def _source() -> MediaSource:
+    source = _ports.get("source")
+    if source is not None:
+        return source
+    settings = _settings()
+    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
+
+
+def _clock() -> Clock:
+    clock = _ports.get("clock")
+    return clock if clock is not None else utc_now
+
+
+# --- the archive ---------------------------------------------------------------------------------------
+
+
+def _archive_record(record: MediaQueueRecord) -> str:
+    request = record.body
+    settings = _settings()
+    objects: MediaObjects = _objects()
+    outcome = archive_media(
+        request,
+        source=_source(),
+        objects=objects,
+        ledger=_ledger(),
+        policy=ArchivePolicy(max_bytes=settings.media_max_bytes),
+        clock=_clock(),
+        last_attempt=int(record.attributes.ApproximateReceiveCount) >= settings.media_archive_attempts,
+    )
+    fields = {"media_id": request.media_id, "wamid": request.wamid, "lead": mask_phone(request.wa_id)}
+    if outcome is None:
+        logger.info("media already archived (a redelivered request)", extra=fields)
+        return "already_done"
+    metrics.add_metric(
+        name="MediaArchived" if outcome.reason is None else "MediaUnavailable", unit=MetricUnit.Count, value=1
+    )
+    logger.info(
+        "media archived" if outcome.reason is None else "media unavailable",
+        extra={**fields, "status": outcome.status.value, "reason": outcome.reason, "size": outcome.size},
+    )
+    return outcome.status.value
+
+
+# --- the file route ------------------------------------------------------------------------------------
+
+
+@app.get(
+    "/conversations/<wa_id>/media/<media_id>",
+    summary="Download a file of a conversation",
+    description=(
+        "302 to a link valid 15 minutes to the archived file (never Meta's URL or our token). A lead's file is "
+        "found only under that lead; a file an agent uploaded (POST /media) under any lead."
+    ),
+    tags=["conversations"],
+    operation_id="getConversationMedia",
+    responses={
+        302: {"description": "Location: the presigned link (15 minutes), served as an attachment"},
+        400: error_doc("validation_error: {wa_id} or {media_id} is not usable"),
+        404: error_doc("not_found: no such file in this conversation"),
+        409: error_doc("media_not_archived: still `pending`, or `unavailable` (`reason` says why)"),
+    },
+)
+def media_file(wa_id: WaId, media_id: MediaId) -> Response[str]:
+    lead = resolve_wa_id(wa_id, _settings().default_phone_region)
+    links: DownloadLinks = _objects()
+    url = download_link(lead, media_id, ledger=_ledger(), objects=links)
+    return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"}, body="")
+
+
+@app.exception_handler(InvalidWaIdError)
+def _invalid_wa_id(error: InvalidWaIdError) -> Response[str]:
+    return invalid_field("wa_id", str(error))
+
+
+@app.exception_handler(MediaNotFoundError)
+def _no_media(error: MediaNotFoundError) -> Response[str]:
+    return not_found("no such file in this conversation")
+
+
+@app.exception_handler(MediaNotArchivedError)
+def _not_archived(error: MediaNotArchivedError) -> Response[str]:
+    return error_response(
+        409, "media_not_archived", f"the file is {error.status}", media_status=error.status, reason=error.reason
+    )
+
+
+# --- uploads -------------------------------------------------------------------------------------------
+
+
+@app.post(
+    "/media",
+    summary="Upload a file to send",
+    description=(
+        "The file as multipart/form-data (a part named `file`, with its Content-Type and filename) or as the raw "
+        "body with its Content-Type (`?filename=` names it). Checked against Meta's media rules, uploaded to "
+        'WhatsApp and kept in the media bucket; send it with POST /messages and `{"id": media_id}` '
+        "(valid 30 days at Meta). API Gateway and Lambda carry at most about 6 MB of body (base64 included)."
+    ),
+    tags=["media"],
+    operation_id="uploadMedia",
+    responses={
+        201: body_doc("WhatsApp holds the file; send it by this id", UploadBody),
+        400: error_doc("empty_file, or validation_error: no `file` part, a bad query parameter"),
+        413: error_doc("file_too_large: over Meta's limit for its kind (`limit_bytes`)"),
+        415: error_doc("unsupported_media_type (`accepted` lists Meta's types), or content_mismatch"),
+        502: error_doc("whatsapp_error: Meta refused the upload (graph_error says why)"),
+        503: error_doc("whatsapp_unavailable: Meta kept failing after retries"),
+    },
+)
+def upload(
+    filename: Annotated[str | None, Query(max_length=240, description="The file's name (raw bodies)")] = None,
+    phone_number_id: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9]{1,32}$", description="The business number to upload for (default: the stack's)"),
+    ] = None,
+) -> Response[str]:
+    settings = _settings()
+    number = phone_number_id or settings.whatsapp_phone_number_id
+    if not number:
+        raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_ID to upload media for")
+    event = app.current_event
+    body = raw_body(event.body, bool(event.is_base64_encoded))
+    result = upload_media(
+        read_upload(body, header(event.headers, "content-type"), filename),
+        phone_number_id=number,
+        uploader=_uploader(),
+        objects=_objects(),
+        ledger=_ledger(),
+        max_bytes=settings.media_upload_max_bytes,
+        clock=_clock(),
+    )
+    metrics.add_metric(name="MediaUploaded", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "media uploaded", extra={"media_id": result.media_id, "mime_type": result.mime_type, "size": result.size}
+    )
+    return json_response(201, UploadBody.model_validate(result.as_json()).model_dump(mode="json"))
+
+
+@app.exception_handler(UploadRefusedError)
+def _refused(error: UploadRefusedError) -> Response[str]:
+    metrics.add_metric(name="MediaUploadsRefused", unit=MetricUnit.Count, value=1)
+    return error_response(error.status, error.code, str(error), **error.details)
+
+
+# --- entry points ---------------------------------------------------------------------------------------
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        return dict(process_partial_response(event, _archive_record, processor, context))
+    return app.resolve(event, context)
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    ledger: MediaLedger | None = None,
+    objects: Any | None = None,
+    source: MediaSource | None = None,
+    clock: Clock | None = None,
+) -> dict[str, Any]:
+    """Entry point for tests and the local stack: same routing with ports handed in."""
+    _ports.update(ledger=ledger, objects=objects, source=source, clock=clock)
+    try:
+        return lambda_handler(event, context)
+    finally:
+        _ports.clear()
