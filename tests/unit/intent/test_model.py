@@ -92,6 +92,17 @@ def test_word_features_carry_a_stem_through_prefixes_and_typos() -> None:
     assert len(set(word_features("unsubscibe")) & set(word_features("unsubscribe"))) >= 10
 
 
+@pytest.mark.parametrize(("glued", "bare"), [("ותורידו", "תורידו"), ("מהרשימה", "רשימה"), ("שתתקשרו", "תתקשרו")])
+def test_a_hebrew_word_behind_glued_prefixes_shares_its_start_with_the_bare_word(glued: str, bare: str) -> None:
+    # Given a word with one or two prefixes glued on, and the same word bare
+    def starts(word: str) -> set[str]:
+        return {feature.removeprefix("s") for feature in word_features(word) if feature.startswith("s<")}
+
+    # Then the glued word also carries the bare word's first letters from the word boundary ("<תור")
+    assert {f"<{bare[:2]}", f"<{bare[:3]}", f"<{bare[:4]}"} <= starts(glued)
+    assert {f"<{bare[:2]}", f"<{bare[:3]}"} <= set(word_features(bare))
+
+
 def test_the_number_of_features_grows_linearly_with_the_text() -> None:
     # Given a message and the same message repeated 40 times
     once = tokenize("שלום, אפשר לקבוע פגישה מחר? call me 🙂")

@@ -423,19 +423,20 @@ class IntentEngine:
         """`read` for a text already through `normalize`, with its `clauses_of`."""
         language = _language_of(normalized)
         clauses = [self._lexicon.words_of(clause) for clause in tokens]
-        best: dict[Intent, tuple[tuple[int, int, int], str, bool]] = {}
+        # Per intent, its earliest hit: (order, pattern, words, positions, by a whole-message command).
+        best: dict[Intent, tuple[tuple[int, int, int], _Pattern, Sequence[Candidates], tuple[int, ...], bool]] = {}
         for order, pattern, words, positions in self._command_hits(clauses):
             known = best.get(pattern.intent)
             if known is None or order < known[0]:
-                best[pattern.intent] = (order, pattern.cue(words, positions), order[0] == _WHOLE_MESSAGE)
+                best[pattern.intent] = (order, pattern, words, positions, order[0] == _WHOLE_MESSAGE)
         for hit in self._hits(clauses):
             known = best.get(hit.pattern.intent)
             if known is None or hit.order < known[0]:
-                best[hit.pattern.intent] = (hit.order, hit.pattern.cue(clauses[hit.clause], hit.positions), False)
+                best[hit.pattern.intent] = (hit.order, hit.pattern, clauses[hit.clause], hit.positions, False)
         for intent in PRECEDENCE:
             if intent in best:
-                _, cue, by_command = best[intent]
-                return RulesReading(IntentResult(intent, language, cue), by_command)
+                _, pattern, words, positions, by_command = best[intent]
+                return RulesReading(IntentResult(intent, language, pattern.cue(words, positions)), by_command)
         return RulesReading(IntentResult(Intent.DEFAULT, language, None), False)
 
     def _hits(self, clauses: Sequence[Sequence[Candidates]]) -> Iterator[_Hit]:
@@ -538,6 +539,8 @@ class _FirstWordIndex:
     same few candidate sets recur in every message."""
 
     __slots__ = ("by_key", "_starting")
+    # What `_find` needs of a pattern: the pattern, its length, and whether its words must be adjacent.
+    Entry = tuple[_Pattern, int, bool]
 
     def __init__(self, patterns: Iterable[_Pattern]) -> None:
         by_key: dict[str, list[_Pattern]] = {}
@@ -545,16 +548,18 @@ class _FirstWordIndex:
             for key in pattern.elements[0]:
                 by_key.setdefault(key, []).append(pattern)
         self.by_key: Mapping[str, tuple[_Pattern, ...]] = {key: tuple(found) for key, found in by_key.items()}
-        self._starting: dict[Candidates, tuple[_Pattern, ...]] = {}
+        self._starting: dict[Candidates, tuple[_FirstWordIndex.Entry, ...]] = {}
 
-    def starting(self, word: Candidates) -> tuple[_Pattern, ...]:
+    def starting(self, word: Candidates) -> tuple[_FirstWordIndex.Entry, ...]:
         found = self._starting.get(word)
         if found is None:
             distinct: dict[int, _Pattern] = {}
             for key in word:
                 for pattern in self.by_key.get(key, ()):
                     distinct.setdefault(id(pattern), pattern)
-            found = tuple(distinct.values())
+            found = tuple(
+                (pattern, len(pattern.elements), not any(pattern.gap_before)) for pattern in distinct.values()
+            )
             if len(self._starting) >= _CACHE_LIMIT:
                 self._starting.clear()
             self._starting[word] = found
@@ -567,14 +572,21 @@ def _find(
     for start, word in enumerate(words):
         if not word:
             continue
-        for pattern in index.starting(word):
-            if len(pattern.elements) == 1:
-                # A one-word pattern found through its only word has matched (the index is keyed by it).
+        for pattern, size, adjacent in index.starting(word):
+            # The pattern's first word is here (the index is keyed by it): a one-word pattern has matched,
+            # a phrase without gaps needs only its next words in the next places, others are searched.
+            if size == 1:
                 yield _Hit(pattern, clause, (start,))
-                continue
-            positions = pattern.match(words, start, gap_stops)
-            if positions is not None:
-                yield _Hit(pattern, clause, positions)
+            elif adjacent:
+                end = start + size
+                if end <= len(words) and all(
+                    not element.isdisjoint(words[at]) for at, element in enumerate(pattern.elements[1:], start + 1)
+                ):
+                    yield _Hit(pattern, clause, tuple(range(start, end)))
+            else:
+                positions = pattern.match(words, start, gap_stops)
+                if positions is not None:
+                    yield _Hit(pattern, clause, positions)
 
 
 # ------------------------------------------------------------------------------------------- compilation

@@ -27,7 +27,7 @@ from typing import Any
 
 # Bumped whenever the features below change: weights trained on other features are stale (a unit test
 # compares this with the number recorded in the model file).
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2  # 2: Hebrew words' starts without their glued prefixes (`word_features`)
 # Character n-grams of each word with a boundary mark on both sides ("<הסר>"): 2 to 5 letters.
 NGRAM_SIZES = (2, 3, 4, 5)
 RULE_PREFIX = "rule:"
@@ -49,6 +49,8 @@ _SKELETON = str.maketrans(
     }
 )
 SKELETON_SIZES = (2, 3, 4)
+_HEBREW_PROCLITICS = "ושהבלכמ"
+STEM_START_SIZES = (3, 4, 5)
 
 
 def skeleton(word: str) -> str:
@@ -63,12 +65,23 @@ def skeleton(word: str) -> str:
 
 
 def word_features(word: str) -> list[str]:
-    """The features one word contributes: itself, its character n-grams with boundary marks, and the
-    same for its consonant skeleton."""
+    """The features one word contributes: itself, its character n-grams with boundary marks, for a Hebrew
+    word the start of its stem behind one or two glued prefixes, and its consonant skeleton's n-grams."""
     padded = f"<{word}>"
     features = [f"w:{word}"]
     for size in NGRAM_SIZES:
         features.extend(padded[at : at + size] for at in range(len(padded) - size + 1))
+    if word and "\u05d0" <= word[0] <= "\u05ea":
+        # Hebrew glues ו ש ה ב ל כ מ to the next word ("ותורידו", "מהרשימה"): the word's start again without
+        # one, then two, of them ("s<תור"), so the stem's first letters meet the same word written bare.
+        stem = word
+        for _ in range(2):
+            if len(stem) <= 3 or stem[0] not in _HEBREW_PROCLITICS:
+                break
+            stem = stem[1:]
+            padded_stem = f"<{stem}"
+            features.extend("s" + padded_stem[:size] for size in STEM_START_SIZES if size <= len(padded_stem))
+            features.append(f"s:{stem}")
     bones = skeleton(word)
     if bones:
         padded = f"<{bones}>"
@@ -192,9 +205,10 @@ class _LinearScorer:
         return known
 
     def _pair(self, pair: str) -> tuple[float, ...]:
+        """A word pair's row, or () when the model does not know the pair (most pairs): nothing to add."""
         known = self._rows.get(pair)
         if known is None:
-            known = self.row(pair) or self._zero
+            known = self.row(pair) or ()
             if len(self._rows) >= _CACHE_LIMIT:
                 self._rows.clear()
             self._rows[pair] = known
@@ -216,7 +230,11 @@ class _LinearScorer:
                 count += share.own_count
             for first, second in zip(clause, clause[1:], strict=False):
                 pair = f"p:{first} {second}"  # pair_features, inlined
-                append(rows.get(pair) or self._pair(pair))
+                row = rows.get(pair)
+                if row is None:
+                    row = self._pair(pair)
+                if row:  # an unknown pair adds 0 to the sum (but counts in n)
+                    append(row)
             count += max(len(clause) - 1, 0)
         if len(clauses) > 1:
             for word in clauses[-1]:

@@ -34,6 +34,11 @@ _TRANSLATION = str.maketrans(
         **{ord(final): plain for final, plain in _FINAL_LETTERS.items()},
     }
 )
+# The same folding, cheaper: str.translate looks up every character of a Hebrew text in a dict, so the
+# characters most texts lack are translated only when present, and the final letters (in most Hebrew
+# texts) are replaced one by one. Equivalent because no character is mapped onto one that is mapped again.
+_RARE_TRANSLATION = {key: value for key, value in _TRANSLATION.items() if chr(key) not in _FINAL_LETTERS}
+_RARE = re.compile("[" + re.escape("".join(map(chr, _RARE_TRANSLATION))) + "]")
 
 # Three or more of the same letter are squeezed to two: "hiiii" → "hii", "goooood" → "good". Two are
 # kept because English spells with them ("good", "meeting"); the engine tries the fully squeezed form
@@ -56,8 +61,13 @@ def normalize(text: str) -> str:
 
     Punctuation and spacing survive, so the result can still be split into clauses.
     """
-    folded = unicodedata.normalize("NFKC", text).translate(_TRANSLATION).casefold()
-    return _STRETCHED.sub(r"\1\1", folded)
+    folded = unicodedata.normalize("NFKC", text)
+    if _RARE.search(folded) is not None:
+        folded = folded.translate(_RARE_TRANSLATION)
+    for final, plain in _FINAL_LETTERS.items():
+        if final in folded:
+            folded = folded.replace(final, plain)
+    return _STRETCHED.sub(r"\1\1", folded.casefold())
 
 
 def tokenize(text: str) -> tuple[Clause, ...]:
@@ -67,8 +77,12 @@ def tokenize(text: str) -> tuple[Clause, ...]:
 
 def clauses_of(normalized: str) -> tuple[Clause, ...]:
     """Split text that already went through `normalize` into clauses of words."""
-    clauses = (tuple(_WORD.findall(part)) for part in _CLAUSE_BREAK.split(normalized))
-    return tuple(clause for clause in clauses if clause)
+    clauses = []
+    for part in _CLAUSE_BREAK.split(normalized):
+        words = _WORD.findall(part)
+        if words:
+            clauses.append(tuple(words))
+    return tuple(clauses)
 
 
 def squeeze(token: str) -> str:
