@@ -60,8 +60,11 @@ validate: tools ## sam validate --lint (cfn-lint included)
 test-unit: venv ## Unit tests: pure, no network, about 10 seconds (the edit loop)
 	$(PY) -m pytest tests/unit -m unit -q
 
-test-integration: venv ## Integration tests: real handlers on moto's server, the Graph fake, template.yaml
+test-integration: venv tools ## Integration tests: real handlers on moto's server, the Graph fake, template.yaml
 	$(PY) -m pytest tests/integration -m integration
+
+test-fast: venv tools ## Unit + integration tests: the edit loop before a commit (a few minutes)
+	$(PY) -m pytest tests/unit tests/integration -m "unit or integration"
 
 test-e2e: venv tools ## End to end: the local stack, the build, the README's commands
 	$(PY) -m pytest tests/e2e -m e2e

@@ -330,10 +330,13 @@ class Dispatcher:
 
 
 class Progress:
-    """One line on stderr: a bar on a terminal, a line per tenth otherwise."""
+    """One line on stderr: a bar on a terminal, a line per tenth otherwise. `phase_line`, when given, gets one
+    line per phase (the day generated, each concurrency level, the drain, the checks), even when quiet: the
+    short replay in `make test` reports through it past pytest's output capture."""
 
-    def __init__(self, quiet: bool = False) -> None:
+    def __init__(self, quiet: bool = False, phase_line: Callable[[str], None] | None = None) -> None:
         self.quiet = quiet
+        self.phase_line = phase_line
         self.tty = sys.stderr.isatty()
         self._lock = threading.Lock()
         self.label = ""
@@ -394,6 +397,12 @@ class Progress:
             sys.stderr.write(f"  {text}\n")
             sys.stderr.flush()
 
+    def phase(self, text: str) -> None:
+        """A phase began or ended: a note, and one line to `phase_line`."""
+        self.note(text)
+        if self.phase_line is not None:
+            self.phase_line(f"replay: {text}")
+
 
 # --- draining -----------------------------------------------------------------------------------------------
 
@@ -447,6 +456,7 @@ def drain(stack: Stack, timeout: float, progress: Progress) -> float:
     sqs = stack.client("sqs")
     queue_url = stack.resource("InboundQueue")
     started = time.monotonic()
+    last_phase_line = started
     settled = 0
     while time.monotonic() - started < timeout:
         attributes = sqs.get_queue_attributes(
@@ -465,10 +475,16 @@ def drain(stack: Stack, timeout: float, progress: Progress) -> float:
         delivered = len(stack.deliveries())
         quiet = visible == 0 and in_flight == 0 and unanswered == 0 and delivered >= owed
         settled = settled + 1 if quiet else 0
-        progress.note(
+        state = (
             f"draining {time.monotonic() - started:5.0f}s: queue {visible} waiting, {in_flight} in flight; "
             f"Graph {unanswered} unanswered; status webhooks {delivered}/{owed}"
         )
+        # A phase line every half minute: retried records come back only after the visibility timeout.
+        if time.monotonic() - last_phase_line >= 30:
+            progress.phase(state)
+            last_phase_line = time.monotonic()
+        else:
+            progress.note(state)
         if settled >= 3:
             return time.monotonic() - started
         time.sleep(2.0 if quiet else 3.0)
@@ -1024,16 +1040,20 @@ def _fire(
         progress.begin(f"concurrency {concurrency:>3}", len(chunk))
         seconds = dispatcher.run(chunk, concurrency)
         progress.end()
+        progress.phase(
+            f"fired {len(chunk):,} webhooks at concurrency {concurrency} in {seconds:.0f} s "
+            f"({progress.retries:,} retries, {progress.errors_5xx:,} 5xx)"
+        )
         latencies = [attempt.ms for delivery in chunk for attempt in delivery.attempts]
         phases.append(PhaseStats(concurrency, len(chunk), len(latencies), seconds, latencies))
     return deliveries, phases
 
 
-def run(options: ReplayOptions) -> Report:
-    progress = Progress(options.quiet)
+def run(options: ReplayOptions, phase_line: Callable[[str], None] | None = None) -> Report:
+    progress = Progress(options.quiet, phase_line)
     started_at = datetime.now().astimezone().isoformat(timespec="seconds")
     day = generate_day(options.n, options.leads, seed=options.seed, app_secret=LOCAL_APP_SECRET)
-    progress.note(f"generated {len(day.webhooks):,} webhooks for {len(day.leads)} leads")
+    progress.phase(f"generated {len(day.webhooks):,} webhooks for {len(day.leads)} leads; starting the local stack")
     with tempfile.TemporaryDirectory(prefix="replay-") as workdir, _stack(options, Path(workdir)) as (stack, meters):
         if options.visibility_timeout is not None:
             stack.client("sqs").set_queue_attributes(
@@ -1042,11 +1062,17 @@ def run(options: ReplayOptions) -> Report:
             )
         with RssSampler(stack.info.get("pid")) as rss:
             deliveries, phases = _fire(day, stack, options, progress)
+            progress.phase("draining: the queue, retried records and status webhooks")
             drain_seconds = drain(stack, options.drain_timeout, progress)
+            progress.phase(f"drained in {drain_seconds:.0f} s; checking what the stack stored and sent")
         truth = read_truth(stack)
         faults = dict(stack.info.get("faults") or {})
         faults_on = bool(faults.get("aws_rate") or faults.get("graph_rate"))
         checks, audit = run_checks(day, deliveries, truth, faults_on)
+        failed = [check.name for check in checks if not check.ok]
+        progress.phase(
+            f"{len(checks) - len(failed)} of {len(checks)} checks passed" + (f"; failed: {failed}" if failed else "")
+        )
         time.sleep(1.5)  # the workers write their meters every second
         meter_summary = summarize_meters(meters)
     return Report(
@@ -1121,9 +1147,13 @@ def parse_arguments(argv: Sequence[str] | None) -> ReplayOptions:
     )
 
 
-def main(argv: Sequence[str] | None = None, print_table: Callable[[str], None] = print) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    print_table: Callable[[str], None] = print,
+    phase_line: Callable[[str], None] | None = None,
+) -> int:
     options = parse_arguments(argv)
-    report = run(options)
+    report = run(options, phase_line)
     print_table(report.table())
     if options.json_path is not None:
         options.json_path.parent.mkdir(parents=True, exist_ok=True)

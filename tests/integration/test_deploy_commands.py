@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -419,3 +420,62 @@ def test_smoke_says_what_to_do_when_the_secret_does_not_match(
     assert "make secret" in lines[webhook + 1]
     assert any(line.startswith("ok    health") for line in lines)
     assert any(line.startswith("skip  send") for line in lines)
+
+
+@pytest.fixture
+def dev_stack_removed_after(moto_endpoint: str) -> Iterator[None]:
+    """The stand-in deploy creates whatsapp-crm-dev in the session's moto: the other tests expect none."""
+    import boto3
+
+    yield
+    boto3.client("cloudformation", region_name="il-central-1", endpoint_url=moto_endpoint).delete_stack(
+        StackName="whatsapp-crm-dev"
+    )
+
+
+@pytest.mark.usefixtures("dev_stack_removed_after")
+def test_deploy_runs_the_build_then_sam_deploy_then_prints_the_outputs_and_next_steps(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a stand-in for the SAM CLI that records its arguments and creates the stack as sam deploy would
+    import sys
+
+    calls = tmp_path / "calls.jsonl"
+    sam = tmp_path / "sam"
+    sam.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys, boto3\n"
+        f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "boto3.client('cloudformation', region_name='il-central-1').create_stack(\n"
+        "    StackName='whatsapp-crm-dev', TemplateBody=json.dumps({\n"
+        "        'Resources': {'Topic': {'Type': 'AWS::SNS::Topic'}},\n"
+        "        'Outputs': {'WebhookUrl': {'Value': 'https://abc.execute-api.il-central-1.amazonaws.com/webhook'}}}))\n",
+        encoding="utf-8",
+    )
+    sam.chmod(0o755)
+    build = f"touch {tmp_path / 'built'}"
+    # When make deploy's script runs its non-dry path
+    command = [str(TOOLS_PYTHON), str(ROOT / "scripts" / "deploy.py"), "--env", "dev", "--sam", str(sam)]
+    command += ["--build", build, "--params", " ".join(f"{k}={v}" for k, v in SAMPLES.items())]
+    result = subprocess.run(
+        command, cwd=ROOT, env=_environment(moto_endpoint), stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+    # Then it built, deployed once with every value, and printed the stack's outputs and what to do next
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "built").exists()
+    (deploy_arguments,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert deploy_arguments[:3] == ["deploy", "--config-env", "dev"]
+    assert "WhatsAppBusinessAccountId=102290129340398" in deploy_arguments
+    assert "WebhookUrl               https://abc.execute-api.il-central-1.amazonaws.com/webhook" in result.stdout
+    assert "make secret ENV=dev" in result.stdout and "make smoke ENV=dev" in result.stdout
+
+
+def test_deploy_stops_when_sam_deploy_fails(moto_endpoint: str) -> None:
+    command = [str(TOOLS_PYTHON), str(ROOT / "scripts" / "deploy.py"), "--env", "dev", "--sam", "false"]
+    command += ["--build", "true", "--params", " ".join(f"{k}={v}" for k, v in SAMPLES.items())]
+    result = subprocess.run(
+        command, cwd=ROOT, env=_environment(moto_endpoint), stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "error: false deploy failed (its output is above)" in result.stderr
+    assert "make secret" not in result.stdout

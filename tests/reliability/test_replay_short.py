@@ -9,7 +9,10 @@ return within the test's time; the responder's 90-second claim lease is unchange
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from bench import replay
 
@@ -25,13 +28,30 @@ SHORT_DAY = [
 ]  # fmt: skip
 
 
-def test_a_short_day_with_faults_loses_nothing_and_replies_once(tmp_path: Path) -> None:
+def _phase_lines(config: pytest.Config) -> Callable[[str], None] | None:
+    """Write each replay phase to the terminal as it happens (past pytest's capture): the short day takes
+    minutes, and `make test` would otherwise print nothing meanwhile."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if terminal is None or capture is None:
+        return None
+
+    def write(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            terminal.write(f"\n  {line}", flush=True)
+
+    return write
+
+
+def test_a_short_day_with_faults_loses_nothing_and_replies_once(tmp_path: Path, pytestconfig: pytest.Config) -> None:
     # Given the local stack with 10% of AWS attempts and Graph sends failing
     printed: list[str] = []
     report = tmp_path / "replay-report.json"
 
     # When a short day of webhooks is fired at it, retried like Meta, and the queue drained
-    exit_code = replay.main([*SHORT_DAY, "--json", str(report)], print_table=printed.append)
+    exit_code = replay.main(
+        [*SHORT_DAY, "--json", str(report)], print_table=printed.append, phase_line=_phase_lines(pytestconfig)
+    )
 
     # Then every check passes: nothing lost or stored twice, one reply per eligible message, statuses right
     # (on failure the report's explained_failures hold each failing message's stored timeline)

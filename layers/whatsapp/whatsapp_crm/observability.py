@@ -6,6 +6,7 @@ Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and POWERTO
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -16,6 +17,16 @@ if TYPE_CHECKING:
 
 logger = Logger()
 metrics = Metrics()
+
+
+def quiet_empty_metrics_warning() -> None:
+    """Reads (GET /conversations, /health) publish no metric of their own, and that is expected: Powertools
+    then warns on every invocation, a line per request in CloudWatch (and 89 in one test run). Its
+    documentation gives this filter for functions that do not publish metrics every time."""
+    warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+
+
+quiet_empty_metrics_warning()
 
 # `tracer` is provided lazily by __getattr__ below.
 __all__ = ["MetricUnit", "logger", "mask_phone", "metrics"]
