@@ -229,7 +229,7 @@ def test_secret_before_the_stack_exists_says_to_deploy_first(moto_endpoint: str)
 
 
 def _converse(command: list[str], env: dict[str, str], answers: list[str], timeout: float = 60) -> tuple[int, str]:
-    """Run `command` on a terminal of its own, answer each prompt (a line ending in ': '), return what it showed."""
+    """Run `command` on a terminal of its own, answer each prompt (ending in ': ' or ' = '), return what it showed."""
     terminal, child_side = pty.openpty()
     # A new session with the pty as stdin: getpass turns the echo off on it, as on a user's terminal.
     process = subprocess.Popen(
@@ -252,7 +252,7 @@ def _converse(command: list[str], env: dict[str, str], answers: list[str], timeo
         if not chunk:
             break
         shown += chunk
-        if pending and shown.rstrip(b" ").endswith(b":"):
+        if pending and shown.rstrip(b" ").endswith((b":", b"=")):
             os.write(terminal, pending.pop(0).encode() + b"\n")
     code = process.wait(timeout=30)
     os.close(terminal)
@@ -433,11 +433,8 @@ def dev_stack_removed_after(moto_endpoint: str) -> Iterator[None]:
     )
 
 
-@pytest.mark.usefixtures("dev_stack_removed_after")
-def test_deploy_runs_the_build_then_sam_deploy_then_prints_the_outputs_and_next_steps(
-    moto_endpoint: str, tmp_path: Path
-) -> None:
-    # Given a stand-in for the SAM CLI that records its arguments and creates the stack as sam deploy would
+def _stand_in_sam(tmp_path: Path) -> tuple[Path, Path]:
+    """An executable that records its arguments (one JSON line per call) and creates whatsapp-crm-dev in moto."""
     import sys
 
     calls = tmp_path / "calls.jsonl"
@@ -453,6 +450,15 @@ def test_deploy_runs_the_build_then_sam_deploy_then_prints_the_outputs_and_next_
         encoding="utf-8",
     )
     sam.chmod(0o755)
+    return sam, calls
+
+
+@pytest.mark.usefixtures("dev_stack_removed_after")
+def test_deploy_runs_the_build_then_sam_deploy_then_prints_the_outputs_and_next_steps(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a stand-in for the SAM CLI that records its arguments and creates the stack as sam deploy would
+    sam, calls = _stand_in_sam(tmp_path)
     build = f"touch {tmp_path / 'built'}"
     # When make deploy's script runs its non-dry path
     command = [str(TOOLS_PYTHON), str(ROOT / "scripts" / "deploy.py"), "--env", "dev", "--sam", str(sam)]
@@ -479,3 +485,26 @@ def test_deploy_stops_when_sam_deploy_fails(moto_endpoint: str) -> None:
     assert result.returncode == 1
     assert "error: false deploy failed (its output is above)" in result.stderr
     assert "make secret" not in result.stdout
+
+
+@pytest.mark.usefixtures("dev_stack_removed_after")
+def test_a_first_deploy_in_a_terminal_asks_for_the_required_values_then_runs_guided(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    # Given a terminal, no stack yet and no required value anywhere
+    sam, calls = _stand_in_sam(tmp_path)
+    command = [str(TOOLS_PYTHON), str(ROOT / "scripts" / "deploy.py"), "--env", "dev", "--sam", str(sam)]
+    required = _required_parameters()
+    answers = ["WABA-1"] + [SAMPLES[name] for name in required]
+    # When the user answers each question, the first one wrongly
+    code, shown = _converse([*command, "--build", "true"], _environment(moto_endpoint), answers)
+    # Then each required parameter was asked with its description, the wrong value refused with the reason
+    assert code == 0, shown
+    for name in required:
+        assert f"{name} = " in shown
+    assert "must match ^[0-9]+$" in shown and "try again" in shown
+    # And the first deploy is guided (SAM asks the rest and saves them), carrying the answers
+    (deploy_arguments,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert "--guided" in deploy_arguments
+    for name in required:
+        assert f"{name}={SAMPLES[name]}" in deploy_arguments
