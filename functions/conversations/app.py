@@ -133,8 +133,15 @@ def _wa_id(raw: str) -> str:
     responses={200: body_doc("One page of conversations", ConversationsPage), 400: _INVALID},
 )
 def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
-    takeover = timedelta(hours=_settings().human_takeover_hours)
-    page = list_conversations(_reader(), _signer(), limit=limit, cursor=cursor, takeover=takeover)
+    settings = _settings()
+    page = list_conversations(
+        _reader(),
+        _signer(),
+        limit=limit,
+        cursor=cursor,
+        takeover=timedelta(hours=settings.human_takeover_hours),
+        default_phone_number_id=settings.whatsapp_phone_number_id,
+    )
     return json_response(200, page.model_dump(mode="json"))
 
 

@@ -45,9 +45,17 @@ class Stack:
         answer = http("POST", self.url + "/webhook", body, meta.signed_headers(body, LOCAL_APP_SECRET))
         assert answer.status == 200, answer.body
 
-    def lead_writes(self, wa_id: str, text: str, *, name: str = "דנה כהן", age_seconds: int = 0) -> None:
+    def lead_writes(
+        self,
+        wa_id: str,
+        text: str,
+        *,
+        name: str = "דנה כהן",
+        age_seconds: int = 0,
+        phone_number_id: str = meta.DEMO_PHONE_NUMBER_ID,
+    ) -> None:
         message = meta.text_message(wa_id, text, timestamp=int(time.time()) - age_seconds)
-        self.post_webhook(meta.envelope(meta.message_value([message], name=name)))
+        self.post_webhook(meta.envelope(meta.message_value([message], name=name, phone_number_id=phone_number_id)))
 
     def sends_to(self, wa_id: str) -> list[dict[str, Any]]:
         """Messages the Graph simulator took for this lead (read receipts and typing indicators left out)."""
@@ -664,3 +672,44 @@ def test_media_shows_as_a_thumbnail_or_says_why_it_cannot(stack: Stack, inbox: I
     assert str(picture.get_attribute("src")).startswith("blob:")
     assert picture.get_attribute("alt") == "תמונה"
     page.locator(".media-missing", has_text="נמחק בתום תקופת השמירה").wait_for()
+
+
+def test_the_lead_list_filters_by_business_number_once_there_are_two(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    # Given leads with the demo number only, the page offers no number filter
+    first = new_lead()
+    stack.lead_writes(first, "שלום, ראיתי את המודעה", name="ליד ראשון")
+    inbox.lead(first).wait_for()
+    numbers = {
+        lead["phone_number_id"] for lead in http("GET", stack.url + "/conversations?limit=100").json()["conversations"]
+    }
+    if numbers == {meta.DEMO_PHONE_NUMBER_ID}:
+        assert page.locator("#number-filter-field").is_hidden()
+    # When a lead writes to a second number the business owns
+    second_number = "109876543210987"
+    second = new_lead()
+    stack.lead_writes(second, "היי, מה המחיר?", name="ליד שני", phone_number_id=second_number)
+    inbox.lead(second).wait_for()
+    # Then the filter appears, lists both numbers, and keeps only that number's leads (through live updates)
+    field = page.locator("#number-filter-field")
+    field.wait_for(state="visible")
+    options = page.locator("#number-filter option").evaluate_all("(all) => all.map((o) => o.value)")
+    assert meta.DEMO_PHONE_NUMBER_ID in options and second_number in options and options[0] == ""
+    page.locator("#number-filter").select_option(second_number)
+    inbox.lead(first).wait_for(state="detached")
+    assert inbox.lead(second).is_visible()
+    third = new_lead()
+    stack.lead_writes(third, "שלום", name="ליד שלישי")
+    stack.lead_writes(second, "עוד שאלה", name="ליד שני", phone_number_id=second_number)
+    page.locator(f'.lead[data-wa-id="{second}"] .lead-preview', has_text="עוד שאלה").wait_for()
+    assert inbox.lead(third).count() == 0
+    assert page.locator("#number-filter").input_value() == second_number
+    inbox.screenshot("inbox-number-filter-desktop")
+    page.set_viewport_size(PHONE)
+    inbox.screenshot("inbox-number-filter-phone")
+    inbox.no_horizontal_overflow()
+    page.set_viewport_size(DESKTOP)
+    # And "all numbers" brings every lead back
+    page.locator("#number-filter").select_option("")
+    inbox.lead(first).wait_for()
+    inbox.lead(third).wait_for()

@@ -31,6 +31,16 @@ def test_an_agents_send_starts_a_takeover_the_page_can_show() -> None:
     assert conversation_summary(lead, timedelta(0)).human_takeover_until is None
 
 
+def test_each_lead_names_the_business_number_its_conversation_is_with() -> None:
+    # Given a lead who wrote to the second number, and one the business only ever messaged
+    wrote = {"wa_id": "972525551234", "last_phone_number_id": "222000222"}
+    never_wrote = {"wa_id": "972525551235"}
+    # Then the first is with the number it wrote to, the second with the number sends fall back to
+    assert conversation_summary(wrote, default_phone_number_id="111000111").phone_number_id == "222000222"
+    assert conversation_summary(never_wrote, default_phone_number_id="111000111").phone_number_id == "111000111"
+    assert conversation_summary(never_wrote).phone_number_id is None
+
+
 def test_an_auto_reply_shows_the_slots_it_offered() -> None:
     item = {
         "wamid": "wamid.OUT1",

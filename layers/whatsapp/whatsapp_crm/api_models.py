@@ -107,6 +107,11 @@ class ConversationSummary(_Body):
         description="Until when the bot stays silent because an agent took the conversation over "
         "(last_human_outbound_at + HumanTakeoverHours); in the past once the bot may answer again",
     )
+    phone_number_id: str | None = Field(
+        default=None,
+        description="The business number (Meta's phone number id) the conversation is with: the one the lead "
+        "last wrote to, which POST /messages sends from; WhatsAppPhoneNumberId for a lead who never wrote",
+    )
 
 
 class ConversationsPage(_Body):

@@ -170,7 +170,10 @@ def _takeover_until(last_human_outbound_at: str | None, takeover: timedelta) -> 
 
 
 def conversation_summary(
-    lead: Mapping[str, Any], takeover: timedelta = DEFAULT_TAKEOVER, now: datetime | None = None
+    lead: Mapping[str, Any],
+    takeover: timedelta = DEFAULT_TAKEOVER,
+    now: datetime | None = None,
+    default_phone_number_id: str | None = None,
 ) -> ConversationSummary:
     # The responder records the lead's latest meeting request (slot, time, status) on the lead.
     meeting = lead.get("meeting_request")
@@ -188,6 +191,9 @@ def conversation_summary(
         meeting=meeting if isinstance(meeting, dict) else None,
         last_human_outbound_at=last_human,
         human_takeover_until=_takeover_until(last_human, takeover),
+        # The business number the conversation is with: the one the lead last wrote to (sends go from it),
+        # else the number sends fall back to.
+        phone_number_id=_text(lead.get("last_phone_number_id")) or default_phone_number_id or None,
     )
 
 
@@ -324,13 +330,16 @@ def list_conversations(
     limit: int,
     cursor: str | None,
     takeover: timedelta = DEFAULT_TAKEOVER,
+    default_phone_number_id: str | None = None,
 ) -> ConversationsPage:
     page = store.list_leads(limit, _after(signer, cursor, CONVERSATIONS_ROUTE, ""))
     next_cursor = signer.issue(CONVERSATIONS_ROUTE, "", page.next_position) if page.next_position else None
     now = utc_now()
     return ConversationsPage(
         conversations=[
-            conversation_summary(lead, takeover, now) for lead in page.items if isinstance(lead.get("wa_id"), str)
+            conversation_summary(lead, takeover, now, default_phone_number_id)
+            for lead in page.items
+            if isinstance(lead.get("wa_id"), str)
         ],
         next_cursor=next_cursor,
     )
