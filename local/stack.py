@@ -202,13 +202,17 @@ class LocalStack:
         self.created = create_resources(session, f"local-{uuid.uuid4().hex[:6]}", self.template, secret)
         if not _real_graph():
             from local.graph_simulator import GraphSimulator
+            from local.template_catalogue import default_catalogue
 
+            # A WABA with templates (approved, in review, paused; positional, named, media header): GET
+            # /templates and the inbox's picker list them, and template sends are checked as Meta checks them.
             self.simulator = GraphSimulator(
                 access_token=LOCAL_ACCESS_TOKEN,
                 host=self.options.host,
                 webhook_url=f"{self.api.url}/webhook" if self._has_route("POST", "/webhook") else None,
                 app_secret=app_secret() if self._has_route("POST", "/webhook") else None,
                 status_delay=self.options.status_delay,
+                templates=default_catalogue(),
             ).start()
             from local.faults import FaultConfig, configure_simulator
 

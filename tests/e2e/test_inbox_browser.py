@@ -259,17 +259,33 @@ def test_a_template_goes_out_after_the_window(stack: Stack, inbox: Inbox) -> Non
     inbox.no_horizontal_overflow()
     inbox.screenshot("phone-template-picker")
     page.set_viewport_size(DESKTOP)
-    page.locator("#template-name").fill("viewing_reminder")
-    page.locator("#template-language").select_option("he")
-    page.locator(".template-param-value").first.fill("דנה")
+    # The picker lists GET /templates: approved templates only, grouped by language.
+    picker = page.locator("#template-name")
+    picker.locator("option", has_text="property_update").wait_for(state="attached")
+    groups = picker.locator("optgroup").evaluate_all(
+        "(all) => all.map((g) => [g.label, [...g.querySelectorAll('option')].map((o) => o.textContent)])"
+    )
+    assert groups[0][0].startswith("עברית"), groups
+    hebrew = groups[0][1]
+    assert {"viewing_reminder", "property_update", "mortgage_documents"} <= set(hebrew)
+    listed = {name for _, names in groups for name in names}
+    assert not {"new_project_launch", "price_drop_alert", "open_house_invite"} & listed, "only APPROVED ones"
+    assert any(label.startswith("אנגלית") and "viewing_reminder" in names for label, names in groups)
+    # A positional template: one labelled field per {{n}}.
+    picker.select_option("property_update|he")
+    page.get_by_label("גוף ההודעה {{1}}").fill("דנה")
+    page.get_by_label("גוף ההודעה {{2}}").fill("הרצל 10")
+    inbox.screenshot("desktop-template-picker")
     page.locator("#send-template").click()
 
     page.locator("#toast", has_text="ההודעה נשלחה").wait_for()
-    page.locator(".msg-template", has_text="viewing_reminder").wait_for()
+    page.locator(".msg-template", has_text="property_update").wait_for()
     sent = eventually("the template at the simulator", lambda: [b for b in stack.sends_to(wa_id) if b.get("template")])
-    assert sent[0]["template"]["name"] == "viewing_reminder"
+    assert sent[0]["template"]["name"] == "property_update"
     assert sent[0]["template"]["language"]["code"] == "he"
-    assert sent[0]["template"]["components"][0]["parameters"] == [{"type": "text", "text": "דנה"}]
+    assert sent[0]["template"]["components"] == [
+        {"type": "body", "parameters": [{"type": "text", "text": "דנה"}, {"type": "text", "text": "הרצל 10"}]}
+    ]
 
 
 def test_an_opted_out_lead_cannot_be_messaged(stack: Stack, inbox: Inbox) -> None:
@@ -713,3 +729,108 @@ def test_the_lead_list_filters_by_business_number_once_there_are_two(stack: Stac
     page.locator("#number-filter").select_option("")
     inbox.lead(first).wait_for()
     inbox.lead(third).wait_for()
+
+
+def _closed_window_lead(stack: Stack, inbox: Inbox) -> str:
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, "מעוניין בדירה", age_seconds=25 * 3600)
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    inbox.page.locator("#template-name option", has_text="mortgage_documents").wait_for(state="attached")
+    return wa_id
+
+
+def test_a_named_template_is_sent_with_its_parameter_names(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = _closed_window_lead(stack, inbox)
+    page.locator("#template-name").select_option("mortgage_documents|he")
+    # NAMED parameters: a field labelled with each name, the header's and the body's.
+    labels = page.locator("#template-params label span").all_inner_texts()
+    assert labels == ["כותרת project_name", "גוף ההודעה first_name", "גוף ההודעה document_list", "גוף ההודעה due_date"]
+    page.get_by_label("כותרת project_name").fill("הגפן")
+    page.get_by_label("גוף ההודעה first_name").fill("דנה")
+    page.get_by_label("גוף ההודעה document_list").fill("תלושי שכר")
+    # An empty field is named in words, and nothing is sent.
+    page.locator("#send-template").click()
+    page.locator("#send-error", has_text="due_date").wait_for()
+    page.get_by_label("גוף ההודעה due_date").fill("יום חמישי")
+    page.locator("#send-template").click()
+    page.locator("#toast", has_text="ההודעה נשלחה").wait_for()
+    sent = eventually("the template at the simulator", lambda: [b for b in stack.sends_to(wa_id) if b.get("template")])
+    assert sent[0]["template"]["components"] == [
+        {"type": "header", "parameters": [{"type": "text", "text": "הגפן", "parameter_name": "project_name"}]},
+        {
+            "type": "body",
+            "parameters": [
+                {"type": "text", "text": "דנה", "parameter_name": "first_name"},
+                {"type": "text", "text": "תלושי שכר", "parameter_name": "document_list"},
+                {"type": "text", "text": "יום חמישי", "parameter_name": "due_date"},
+            ],
+        },
+    ]
+
+
+def test_a_template_that_no_longer_matches_is_explained_in_words(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    inbox.expected_statuses.add(422)
+
+    # Given a page that listed property_update with one body parameter (the catalogue changed since)
+    def stale(route: Any) -> None:
+        answer = route.fetch()
+        document = answer.json()
+        for template in document["templates"]:
+            if template["name"] == "property_update":
+                template["parameters"]["body"] = 1
+        route.fulfill(response=answer, json=document)
+
+    page.route(re.compile(re.escape(stack.url) + r"/templates(\?.*)?$"), stale)
+    wa_id = _closed_window_lead(stack, inbox)
+    page.locator("#template-name").select_option("property_update|he")
+    assert page.locator(".template-param-value").count() == 1
+    page.get_by_label("גוף ההודעה {{1}}").fill("דנה")
+    # When the agent sends it, the API's 422 template_mismatch is shown in words naming what differs
+    page.locator("#send-template").click()
+    error = page.locator("#send-error")
+    error.wait_for()
+    text = error.inner_text()
+    assert "property_update" in text and "אינה תואמת" in text
+    assert "גוף ההודעה מקבל 2 פרמטרים, נשלחו 1" in text
+    assert not [b for b in stack.sends_to(wa_id) if b.get("template")], "nothing was sent"
+    inbox.screenshot("desktop-template-mismatch")
+
+
+def test_a_send_retried_after_a_lost_answer_goes_out_once(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, "שלום")
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    keys: list[str | None] = []
+
+    # The first POST reaches the API (and Meta), but its answer is lost on the way back to the browser.
+    def lose_first_answer(route: Any) -> None:
+        keys.append(route.request.headers.get("idempotency-key"))
+        answer = route.fetch()
+        if len(keys) == 1:
+            route.abort("connectionreset")
+        else:
+            route.fulfill(response=answer)
+
+    page.route(re.compile(re.escape(stack.url) + r"/messages$"), lose_first_answer)
+    page.locator("#message-text").fill("הדירה עדיין פנויה")
+    page.locator("#send-text").click()
+    page.locator("#send-error", has_text="לא תישלח פעמיים").wait_for()
+    assert page.locator("#message-text").input_value() == "הדירה עדיין פנויה", "the text is kept for the retry"
+    # The agent presses send again (twice, quickly): the same key, and Meta gets the message once.
+    page.locator("#send-text").dblclick()
+    page.locator("#toast", has_text="ההודעה נשלחה").wait_for()
+    assert len(keys) == 2 and keys[0] and keys[0] == keys[1], keys
+    texts = [b for b in stack.sends_to(wa_id) if b.get("text", {}).get("body") == "הדירה עדיין פנויה"]
+    assert len(texts) == 1, texts
+    # A new message gets a new key.
+    page.locator("#message-text").fill("אשמח לתאם סיור")
+    page.locator("#send-text").click()
+    page.locator("#toast", has_text="ההודעה נשלחה").wait_for()
+    assert len(keys) == 3 and keys[2] and keys[2] != keys[0], keys
+    # The lost answer is the browser's own console error, not the page's.
+    inbox.errors[:] = [error for error in inbox.errors if "ERR_CONNECTION_RESET" not in error]

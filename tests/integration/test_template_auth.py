@@ -26,6 +26,7 @@ AGENT_ROUTES = {
     ("POST", "/conversations/{wa_id}/read"),
     ("POST", "/messages"),
     ("GET", "/conversations/{wa_id}/media/{media_id}"),
+    ("GET", "/templates"),
 }
 EXPECTED_PROTECTED = {
     ("POST", "/messages"),

@@ -77,7 +77,7 @@ def test_the_app_client_is_public_and_only_does_the_code_flow_back_to_the_page(w
 def test_the_agents_api_takes_the_pools_tokens_from_the_pages_origin_only(with_jwt: dict[str, Any]) -> None:
     api = with_jwt["AgentApi"]["Properties"]
     assert api["CorsConfiguration"]["AllowOrigins"] == [PAGE_ORIGIN]
-    assert api["CorsConfiguration"]["AllowHeaders"] == ["authorization", "content-type"]
+    assert api["CorsConfiguration"]["AllowHeaders"] == ["authorization", "content-type", "idempotency-key"]
     assert "retry-after" in api["CorsConfiguration"]["ExposeHeaders"]
     assert api["Auth"]["DefaultAuthorizer"] == "AgentJwtAuthorizer"
 

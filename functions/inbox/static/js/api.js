@@ -13,8 +13,8 @@ export class ApiError extends Error {
 }
 
 export function createApi({ baseUrl = "", token = async () => null } = {}) {
-  async function call(method, path, body) {
-    const headers = { Accept: "application/json" };
+  async function call(method, path, body, extraHeaders = {}) {
+    const headers = { Accept: "application/json", ...extraHeaders };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const bearer = await token();
     if (bearer) headers.Authorization = `Bearer ${bearer}`;
@@ -55,7 +55,9 @@ export function createApi({ baseUrl = "", token = async () => null } = {}) {
       return call("GET", `${lead(waId)}/messages?${query}`);
     },
     markRead: (waId) => call("POST", `${lead(waId)}/read`),
-    send: (message) => call("POST", "/messages", message),
+    /** POST /messages with the attempt's Idempotency-Key: the same key and body are answered once. */
+    send: (message, idempotencyKey) =>
+      call("POST", "/messages", message, idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {}),
     templates: () => call("GET", "/templates"),
     /** A media file as a blob URL (the API answers with a redirect to a short-lived link). */
     media: async (waId, mediaId) => {

@@ -1,5 +1,7 @@
 // Words, numbers and times as an Israeli agent reads them. Pure functions: tested in the browser suite.
 
+import { mismatchText } from "./templates.js";
+
 const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069\u200B\u2060\uFEFF\u061C\u200E\u200F]/g;
 
 /** A display name without bidi overrides, isolates or invisible characters; null when nothing is left. */
@@ -113,7 +115,15 @@ export function errorText(error) {
   const graphTitle = detail.graph_error && detail.graph_error.title ? detail.graph_error.title : null;
   switch (detail.code || error.code) {
     case "network":
-      return "אין חיבור לשרת. ההודעה לא נשלחה; בדקו את החיבור ונסו שוב.";
+      return "אין חיבור לשרת, ולא ידוע אם ההודעה יצאה. לחצו שוב על שליחה כשהחיבור יחזור: ההודעה לא תישלח פעמיים.";
+    case "idempotency_key_in_use":
+      return `ההודעה עדיין בשליחה (ממתינים לאישור מ-WhatsApp). אפשר ללחוץ שוב בעוד ${secondsIn(
+        detail.retry_after_seconds || error.retryAfter || 5,
+      )}; היא לא תישלח פעמיים.`;
+    case "idempotency_key_reused":
+      return "ההודעה השתנתה בזמן השליחה החוזרת. לחצו שוב על שליחה.";
+    case "template_mismatch":
+      return mismatchText(detail);
     case "rate_limited": {
       const wait = detail.retry_after_seconds || error.retryAfter;
       const who = detail.scope === "recipient" ? "לליד הזה" : detail.scope === "number" ? "מהמספר העסקי" : "ב-WhatsApp";

@@ -15,6 +15,7 @@ import {
   timeLeft,
 } from "./format.js";
 import { Poller } from "./poller.js";
+import { approvedByLanguage, buildTemplate, parameterFields, pickerOptions, templateKey } from "./templates.js";
 
 const LEAD_PAGE = 100;
 const THREAD_PAGE = 50;
@@ -58,6 +59,11 @@ export class Inbox {
     this.messageRows = new Map();
     this.mediaUrls = new Map();
     this.sending = false;
+    // The Idempotency-Key of the send being attempted, kept for as long as the same message is retried.
+    this.attempt = null;
+    this.templates = new Map();
+    this.templatesLoaded = null;
+    this.templateFields = [];
     this.lastInbound = new Map();
     this.poller = new Poller(() => this.refresh(), { onState: (state) => this.connection(state) });
   }
@@ -101,7 +107,8 @@ export class Inbox {
       if (!$("template-form").hidden) this.sendTemplate();
       else this.sendText();
     });
-    $("add-param").addEventListener("click", () => this.addParam(""));
+    $("template-name").addEventListener("change", () => this.renderTemplateFields());
+    $("reload-templates").addEventListener("click", () => this.loadTemplates());
   }
 
   listKeys(event) {
@@ -559,7 +566,7 @@ export class Inbox {
     show($("opted-out"), optedOut);
     show($("free-text"), !optedOut && windowOpen);
     show($("template-form"), !optedOut && !windowOpen && Boolean(lead));
-    if (!optedOut && !windowOpen && lead && $("template-params").children.length === 0) this.addParam("");
+    if (!optedOut && !windowOpen && lead && !this.templatesLoaded) this.loadTemplates();
     this.renderComposerState();
     this.renderCharCount();
   }
@@ -609,27 +616,56 @@ export class Inbox {
     $("char-count").textContent = `${length} / ${TEXT_LIMIT}`;
   }
 
-  addParam(value) {
-    const container = $("template-params");
-    const index = container.children.length + 1;
-    const input = h("input", { type: "text", dir: "auto", value, class: "template-param-value" });
-    input.value = value;
-    const remove = h("button", { type: "button", class: "secondary", "aria-label": `הסרת פרמטר ${index}` }, "הסרה");
-    const row = h(
-      "div",
-      { class: "template-param" },
-      h("label", { class: "field" }, h("span", {}, `פרמטר {{${index}}}`), input),
-      remove,
-    );
-    remove.addEventListener("click", () => {
-      row.remove();
-      [...container.children].forEach((child, position) => {
-        child.querySelector("span").textContent = `פרמטר {{${position + 1}}}`;
-        child.querySelector("button").setAttribute("aria-label", `הסרת פרמטר ${position + 1}`);
+  loadTemplates() {
+    const help = $("template-help");
+    help.textContent = "טוען את רשימת התבניות…";
+    this.templatesLoaded = this.api
+      .templates()
+      .then((answer) => {
+        const groups = approvedByLanguage(answer && answer.templates);
+        this.templates = new Map(groups.flatMap(([, list]) => list.map((template) => [templateKey(template), template])));
+        const select = $("template-name");
+        const chosen = select.value;
+        fill(select, pickerOptions(groups));
+        select.value = this.templates.has(chosen) ? chosen : "";
+        help.textContent = groups.length
+          ? "רק תבניות שאושרו ב-WhatsApp Manager, לפי שפה."
+          : "אין תבניות מאושרות. צרו תבנית ב-WhatsApp Manager והמתינו לאישור.";
+        this.renderTemplateFields();
+      })
+      .catch((error) => {
+        this.templatesLoaded = null;
+        help.textContent = `לא ניתן לטעון את רשימת התבניות: ${errorText(error)}`;
       });
-    });
-    container.append(row);
-    return input;
+    return this.templatesLoaded;
+  }
+
+  renderTemplateFields() {
+    const template = this.templates.get($("template-name").value);
+    const container = $("template-params");
+    const previous = new Map(
+      [...container.querySelectorAll(".template-param-value")].map((input) => [input.dataset.field, input.value]),
+    );
+    this.templateFields = template ? parameterFields(template) : [];
+    fill(
+      container,
+      template && this.templateFields.length === 0 ? h("p", { class: "help" }, "התבנית אינה מקבלת פרמטרים.") : null,
+      this.templateFields.map((field, position) => {
+        const id = `template-param-${position}`;
+        const key = `${templateKey(template)}:${field.component}:${field.index || ""}:${field.label}`;
+        const media = field.component === "header" && field.kind !== "text";
+        const input = h("input", {
+          id,
+          type: media ? "url" : "text",
+          dir: media ? "ltr" : "auto",
+          class: "template-param-value",
+          autocomplete: "off",
+          dataset: { field: key },
+        });
+        input.value = previous.get(key) || "";
+        return h("div", { class: "template-param" }, h("label", { class: "field", for: id }, h("span", {}, field.label), input));
+      }),
+    );
   }
 
   showError(text) {
@@ -646,12 +682,23 @@ export class Inbox {
     buttons.forEach((button) => {
       button.disabled = true;
     });
+    const body = { to: this.selected, ...message };
+    // One key per message: a retry of the same message (after a lost connection, say) reuses it, so the
+    // server answers it once; another message, or the same text sent again after success, gets a new one.
+    const fingerprint = JSON.stringify(body);
+    if (!this.attempt || this.attempt.fingerprint !== fingerprint) {
+      this.attempt = { fingerprint, key: crypto.randomUUID() };
+    }
     try {
-      await this.api.send({ to: this.selected, ...message });
+      await this.api.send(body, this.attempt.key);
+      this.attempt = null;
       onSuccess();
       this.toast("ההודעה נשלחה · הבוט הושתק והשיחה בטיפולך");
       this.poller.now();
     } catch (error) {
+      if (error.code === "idempotency_key_reused") this.attempt = null;
+      // The catalogue changed since the page listed it: list it again, so the fields match what Meta has.
+      if (error.code === "template_mismatch") this.loadTemplates();
       this.showError(errorText(error));
       this.poller.now();
     } finally {
@@ -681,25 +728,26 @@ export class Inbox {
   }
 
   sendTemplate() {
-    const name = $("template-name").value.trim();
-    if (!/^[a-z0-9_]{1,512}$/.test(name)) {
-      this.showError("שם התבנית חסר או לא תקין: אותיות לטיניות קטנות, ספרות וקו תחתון בלבד.");
+    const template = this.templates.get($("template-name").value);
+    if (!template) {
+      this.showError("בחרו תבנית מהרשימה.");
       $("template-name").focus();
       return;
     }
-    const values = [...document.querySelectorAll(".template-param-value")].map((input) => input.value);
-    const template = { name, language: { code: $("template-language").value } };
-    const filled = values.filter((value) => value.trim() !== "");
-    if (filled.length !== values.length && filled.length > 0) {
-      this.showError("יש פרמטר ריק: מלאו אותו או הסירו אותו.");
+    const inputs = [...document.querySelectorAll(".template-param-value")];
+    let built;
+    try {
+      built = buildTemplate(template, this.templateFields, inputs.map((input) => input.value));
+    } catch (problem) {
+      this.showError(problem.message);
+      const empty = inputs.find((input) => !input.value.trim());
+      if (empty) empty.focus();
       return;
     }
-    if (filled.length) {
-      template.components = [{ type: "body", parameters: filled.map((text) => ({ type: "text", text })) }];
-    }
-    this.submit({ type: "template", template }, () => {
-      $("template-params").replaceChildren();
-      this.addParam("");
+    this.submit({ type: "template", template: built }, () => {
+      inputs.forEach((input) => {
+        input.value = "";
+      });
     });
   }
 
