@@ -55,10 +55,34 @@ def _config() -> PageConfig | None:
         return None
 
 
+_media_origin: list[str | None] = []
+
+
+def _thumbnail_origin() -> str | None:
+    """The media bucket's link origin, found once per instance (signing a link is local, no request)."""
+    if not _media_origin:
+        bucket = load(InboxSettings).media_bucket
+        if not bucket:
+            return None
+        from whatsapp_crm.store.media_objects import S3MediaObjects
+
+        origin = S3MediaObjects(bucket).download_origin()
+        if origin is None:
+            logger.warning("the media bucket's link origin cannot be found; thumbnails will not load")
+            return None
+        _media_origin.append(origin)
+    return _media_origin[0]
+
+
 def _response(
     status: int, body: bytes, content_type: str, config: PageConfig | None, extra: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    headers = {"Content-Type": content_type, "Cache-Control": "no-cache", **security_headers(config), **(extra or {})}
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": "no-cache",
+        **security_headers(config, _thumbnail_origin()),
+        **(extra or {}),
+    }
     if content_type.startswith(_TEXT_TYPES):
         return {"statusCode": status, "headers": headers, "body": body.decode("utf-8"), "isBase64Encoded": False}
     return {"statusCode": status, "headers": headers, "body": base64.b64encode(body).decode(), "isBase64Encoded": True}

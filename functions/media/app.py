@@ -24,6 +24,7 @@ from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError
 from whatsapp_crm.http_responses import error_response, json_response
 from whatsapp_crm.media_archive import (
+    DOWNLOAD_URL_SECONDS,
     ArchivePolicy,
     ArchiveRequest,
     DownloadLinks,
@@ -153,12 +154,15 @@ def _archive_record(record: MediaQueueRecord) -> str:
     "/conversations/<wa_id>/media/<media_id>",
     summary="Download a file of a conversation",
     description=(
-        "302 to a link valid 15 minutes to the archived file (never Meta's URL or our token). A lead's file is "
-        "found only under that lead; a file an agent uploaded (POST /media) under any lead."
+        "302 to a link valid 15 minutes to the archived file (never Meta's URL or our token); with "
+        "`Accept: application/json`, 200 with that link as `url` (and `expires_in` seconds), for pages that "
+        "call with a bearer token. A lead's file is found only under that lead; a file an agent uploaded "
+        "(POST /media) under any lead."
     ),
     tags=["conversations"],
     operation_id="getConversationMedia",
     responses={
+        200: {"description": "With Accept: application/json: {url, expires_in}, the same link"},
         302: {"description": "Location: the presigned link (15 minutes), served as an attachment"},
         400: error_doc("validation_error: {wa_id} or {media_id} is not usable"),
         404: error_doc("not_found: no such file in this conversation"),
@@ -169,6 +173,10 @@ def media_file(wa_id: WaId, media_id: MediaId) -> Response[str]:
     lead = resolve_wa_id(wa_id, _settings().default_phone_region)
     links: DownloadLinks = _objects()
     url = download_link(lead, media_id, ledger=_ledger(), objects=links)
+    # A browser page signed in with a bearer token cannot follow the redirect with an <img>: it asks for
+    # the link itself (Accept: application/json) and loads the file from it.
+    if "application/json" in (header(app.current_event.headers, "accept") or ""):
+        return json_response(200, {"url": url, "expires_in": DOWNLOAD_URL_SECONDS}, {"Cache-Control": "no-store"})
     return Response(status_code=302, headers={"Location": url, "Cache-Control": "no-store"}, body="")
 
 

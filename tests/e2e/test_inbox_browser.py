@@ -6,6 +6,8 @@ and a Hebrew thread at desktop and phone width land in .local/screenshots/.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import random
 import re
@@ -21,7 +23,7 @@ import pytest
 from e2e.browser import DESKTOP, PHONE, chromium
 from e2e.harness import StackProcess, clean_environment, eventually, free_port, http
 from local import meta_payloads as meta
-from local.defaults import LOCAL_APP_SECRET
+from local.defaults import LOCAL_ACCESS_TOKEN, LOCAL_APP_SECRET
 from local.template import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -67,6 +69,34 @@ class Stack:
             and str(record["body"].get("to", "")).lstrip("+") == wa_id
             and record.get("status") == 200
         ]
+
+    def media_origin(self) -> str:
+        return str(http("GET", self.url + "/_local/info").json()["aws_endpoint"]).rstrip("/")
+
+    def lead_sends_file(self, wa_id: str, kind: str, content: bytes, mime_type: str, **fields: str) -> str:
+        """A file the lead sends: held by the Graph simulator as Meta would, then named in an inbound webhook."""
+        import requests
+
+        graph = http("GET", self.url + "/_local/info").json()["graph"]
+        held = requests.post(
+            f"{graph}/v22.0/{meta.DEMO_PHONE_NUMBER_ID}/media",
+            headers={"Authorization": f"Bearer {LOCAL_ACCESS_TOKEN}"},
+            data={"messaging_product": "whatsapp", "type": mime_type},
+            files={"file": (fields.get("filename") or f"file.{kind}", content, mime_type)},
+            timeout=10,
+        )
+        assert held.status_code == 200, held.text
+        media_id = str(held.json()["id"])
+        sha256 = hashlib.sha256(content).hexdigest()
+        message = {
+            "from": wa_id,
+            "id": meta.new_wamid(),
+            "timestamp": str(int(time.time())),
+            "type": kind,
+            kind: {"id": media_id, "mime_type": mime_type, "sha256": sha256, **fields},
+        }
+        self.post_webhook(meta.envelope(meta.message_value([message], name="דנה כהן")))
+        return media_id
 
     def send(self, wa_id: str, text: str) -> int:
         body = json.dumps({"to": wa_id, "type": "text", "text": {"body": text}}).encode()
@@ -141,7 +171,9 @@ def inbox(stack: Stack, browser: Any) -> Iterator[Inbox]:
     yield opened
     page.close()
     assert not opened.unexpected_errors(), f"the page logged errors: {opened.errors}"
-    outside = [url for url in opened.requests if not url.startswith(stack.url + "/")]
+    # The one other origin: the media bucket's presigned links (moto's S3 here), for thumbnails.
+    media = stack.media_origin() + "/"
+    outside = [url for url in opened.requests if not url.startswith((stack.url + "/", media, "data:"))]
     assert not outside, f"the page reached another origin: {outside}"
 
 
@@ -677,15 +709,13 @@ def test_media_shows_as_a_thumbnail_or_says_why_it_cannot(stack: Stack, inbox: I
         route.fulfill(response=served, json=document)
 
     page.route(re.compile(re.escape(f"{stack.url}/conversations/{wa_id}/messages") + r"(\?.*)?$"), with_media)
-    page.route(
-        f"{stack.url}/conversations/{wa_id}/media/1111",
-        lambda route: route.fulfill(status=200, content_type="image/png", body=_png()),
-    )
+    link = {"url": "data:image/png;base64," + base64.b64encode(_png()).decode(), "expires_in": 900}
+    page.route(f"{stack.url}/conversations/{wa_id}/media/1111", lambda route: route.fulfill(json=link))
     inbox.open(wa_id)
     picture = page.locator(".msg-media img")
     picture.wait_for()
     page.wait_for_function("() => document.querySelector('.msg-media img').naturalWidth > 0")
-    assert str(picture.get_attribute("src")).startswith("blob:")
+    assert str(picture.get_attribute("src")).startswith("data:image/png")
     assert picture.get_attribute("alt") == "תמונה"
     page.locator(".media-missing", has_text="נמחק בתום תקופת השמירה").wait_for()
 
@@ -834,3 +864,95 @@ def test_a_send_retried_after_a_lost_answer_goes_out_once(stack: Stack, inbox: I
     assert len(keys) == 3 and keys[2] and keys[2] != keys[0], keys
     # The lost answer is the browser's own console error, not the page's.
     inbox.errors[:] = [error for error in inbox.errors if "ERR_CONNECTION_RESET" not in error]
+
+
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def test_a_leads_photo_and_document_come_through_the_media_route_and_an_agent_attaches_a_file(
+    stack: Stack, inbox: Inbox
+) -> None:
+    page = inbox.page
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, "שולחת תמונות וחוזה")
+    # Given a lead who sends a photo and a PDF (archived to the media bucket off the webhook's path)
+    stack.lead_sends_file(wa_id, "image", _png(64, 48), "image/png", caption="הסלון")
+    stack.lead_sends_file(wa_id, "document", PDF, "application/pdf", filename="חוזה שכירות.pdf")
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    # Then the photo is a thumbnail loaded from the route's presigned link (moto's S3 here), which the
+    # page's policy allows because InboxFunction derived that origin from the bucket
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.msg-in .msg-media img'); return i && i.naturalWidth === 64; }"
+    )
+    picture = page.locator(".msg-in .msg-media img")
+    origin = stack.media_origin()
+    assert str(picture.get_attribute("src")).startswith(origin + "/") and "X-Amz-Signature" in str(
+        picture.get_attribute("src")
+    )
+    assert picture.get_attribute("alt") == "הסלון"
+    headers = http("GET", stack.url + "/inbox").headers
+    policy = next(value for name, value in headers.items() if name.lower() == "content-security-policy")
+    img_src = next(part for part in policy.split(";") if part.strip().startswith("img-src"))
+    assert origin in img_src
+    # And the document is a download link with its name and size
+    document = page.locator(".msg-in .media-link")
+    document.wait_for()
+    assert "חוזה שכירות.pdf" in document.inner_text()
+    assert page.locator(".msg-in .media-size").inner_text().strip() == f"· {len(PDF)} B"
+    page.wait_for_function(
+        "(origin) => document.querySelector('.msg-in .media-link').href.startsWith(origin + '/')", arg=origin
+    )
+    href = str(document.get_attribute("href"))
+    assert href.startswith(origin + "/")
+    downloaded = http("GET", href)
+    assert downloaded.status == 200 and downloaded.body == PDF
+
+    # When the agent attaches a picture, writes a caption and sends
+    photo = _png(32, 32)
+    page.locator("#attach-file").set_input_files({"name": "מטבח.png", "mimeType": "image/png", "buffer": photo})
+    page.locator("#attachment", has_text="מטבח.png").wait_for()
+    page.locator("#message-text").fill("המטבח אחרי השיפוץ")
+    inbox.screenshot("desktop-attachment")
+    page.locator("#send-text").click()
+    page.locator("#toast", has_text="ההודעה נשלחה").wait_for()
+    # Then it went out by media id with the caption, and the thread shows it as a thumbnail of our own file
+    sent = eventually(
+        "the image at the simulator", lambda: [b for b in stack.sends_to(wa_id) if b.get("type") == "image"] or None
+    )
+    assert sent[0]["image"]["caption"] == "המטבח אחרי השיפוץ" and sent[0]["image"]["id"].isdigit()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.msg-out .msg-media img'); return i && i.naturalWidth === 32; }"
+    )
+    assert page.locator("#attachment").is_hidden() and page.locator("#message-text").input_value() == ""
+    inbox.screenshot("desktop-thread-media")
+    page.set_viewport_size(PHONE)
+    inbox.no_horizontal_overflow()
+    inbox.screenshot("phone-thread-media")
+    page.set_viewport_size(DESKTOP)
+
+    # And files WhatsApp would refuse are explained in words, with nothing sent
+    inbox.expected_statuses.update({400, 413, 415})
+    refusals = [
+        (
+            {"name": "setup.exe", "mimeType": "application/x-msdownload", "buffer": b"MZ" + bytes(200)},
+            "לא מקבל קבצים מהסוג",
+        ),
+        (
+            {"name": "חוזה.pdf", "mimeType": "application/pdf", "buffer": b"MZ" + bytes(200)},
+            "תוכן הקובץ אינו application/pdf",
+        ),
+        ({"name": "ריק.pdf", "mimeType": "application/pdf", "buffer": b""}, "הקובץ ריק"),
+        (
+            {"name": "ענק.png", "mimeType": "image/png", "buffer": _png() + bytes(4_600_000)},
+            "הקובץ גדול מדי (4.6 MB): אפשר לשלוח עד 4.5 MB",
+        ),
+    ]
+    before = len(stack.sends_to(wa_id))
+    for file, words in refusals:
+        page.locator("#attach-file").set_input_files(file)
+        page.locator("#send-text").click()
+        page.locator("#send-error", has_text=words).wait_for()
+        page.locator("#attachment-remove").click()
+    inbox.screenshot("desktop-attachment-refused")
+    assert len(stack.sends_to(wa_id)) == before

@@ -95,12 +95,13 @@ class Pipeline:
         assert self.archiver_runs()["batchItemFailures"] == []
         return wamid
 
-    def file(self, wa_id: str, media_id: str) -> Any:
+    def file(self, wa_id: str, media_id: str, headers: dict[str, str] | None = None) -> Any:
         self.function_env("MediaFunction", **self.overrides)
         module = load_function_module("MediaFunction")
         event = http_api_event(
             "GET",
             f"/conversations/{wa_id}/media/{media_id}",
+            headers=headers,
             path_parameters={"wa_id": wa_id, "media_id": media_id},
             route_key="GET /conversations/{wa_id}/media/{media_id}",
         )
@@ -186,6 +187,20 @@ class TestArchive:
         assert "filename*=UTF-8''" in query["response-content-disposition"][0]
         downloaded = requests.get(location, timeout=10)
         assert downloaded.status_code == 200 and downloaded.content == PDF
+
+    def test_a_page_with_a_bearer_token_gets_the_link_itself_as_json(
+        self, pipeline: Pipeline, graph_fake: GraphSimulator
+    ) -> None:
+        # Given an archived image, when the inbox asks for it with Accept: application/json
+        media_id = graph_fake.add_media(PNG, "image/png", phone_number_id=meta.DEMO_PHONE_NUMBER_ID)
+        pipeline.archive("image", media_id, mime_type="image/png")
+        answer = pipeline.file(LEAD, media_id, {"Accept": "application/json"})
+        # Then it gets the same 15-minute link as a JSON body, which loads the file
+        assert answer.status == 200 and answer.headers["cache-control"] == "no-store"
+        document = json.loads(answer.body)
+        assert document["expires_in"] == 900
+        assert parse_qs(urlsplit(document["url"]).query)["X-Amz-Expires"] == ["900"]
+        assert requests.get(document["url"], timeout=10).content == PNG
 
     def test_another_leads_file_is_404_as_if_it_did_not_exist(
         self, pipeline: Pipeline, graph_fake: GraphSimulator

@@ -27,6 +27,7 @@ AGENT_ROUTES = {
     ("POST", "/messages"),
     ("GET", "/conversations/{wa_id}/media/{media_id}"),
     ("GET", "/templates"),
+    ("POST", "/media"),
 }
 EXPECTED_PROTECTED = {
     ("POST", "/messages"),

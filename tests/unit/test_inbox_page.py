@@ -110,3 +110,30 @@ def test_the_page_files_are_plain_modules_with_no_build_step() -> None:
     assert not (inbox_dir / "package.json").exists() and not (ROOT / "package.json").exists()
     html = (STATIC / "index.html").read_text(encoding="utf-8")
     assert '<script type="module" src="/inbox/js/main.js"></script>' in html
+
+
+def test_thumbnails_may_load_from_the_media_buckets_link_origin_and_nowhere_else() -> None:
+    import boto3
+
+    from whatsapp_crm.store.media_objects import _CLIENT_CONFIG, S3MediaObjects
+
+    # Given the bucket's links as the media route signs them (signing is local: no request is made)
+    credentials = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret"}
+    in_aws = boto3.client("s3", region_name="il-central-1", config=_CLIENT_CONFIG, **credentials)
+    on_moto = boto3.client(
+        "s3", region_name="il-central-1", endpoint_url="http://127.0.0.1:5123", config=_CLIENT_CONFIG, **credentials
+    )
+    aws_origin = S3MediaObjects("stack-mediabucket-1a2b", in_aws).download_origin()
+    moto_origin = S3MediaObjects("stack-mediabucket-1a2b", on_moto).download_origin()
+    # Then the origin is the one a presigned link of that bucket has
+    assert aws_origin is not None and aws_origin.startswith("https://stack-mediabucket-1a2b.s3.")
+    assert aws_origin.endswith(".amazonaws.com") and aws_origin.count("/") == 2
+    assert moto_origin == "http://127.0.0.1:5123"
+    # And the policy lets images (and audio/video) load from it, and nothing else talk to it
+    policy = content_security_policy(page_config(_settings(), lambda name: {}), aws_origin)
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["img-src"] == f"'self' blob: data: {aws_origin}"
+    assert directives["media-src"] == f"'self' blob: {aws_origin}"
+    assert aws_origin not in directives["connect-src"]
+    # A value that is not an origin is never written into the policy
+    assert "evil" not in content_security_policy(None, "https://x.example; script-src evil")

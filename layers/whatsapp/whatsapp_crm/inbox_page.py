@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -90,6 +91,9 @@ def page_config(settings: InboxSettings, read_parameter: Callable[[str], Mapping
     )
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
 def _origin(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc:
@@ -97,8 +101,10 @@ def _origin(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def content_security_policy(config: PageConfig | None) -> str:
-    """This origin only, plus the API's and the sign-in service's origins for fetch()."""
+def content_security_policy(config: PageConfig | None, media_origin: str | None = None) -> str:
+    """This origin only, plus the API's and the sign-in service's origins for fetch(), and the media bucket's
+    for the thumbnails the page loads from its 15-minute links."""
+    media = f" {media_origin}" if media_origin and _ORIGIN.fullmatch(media_origin) else ""
     connect = ["'self'"]
     if config is not None:
         for url in (config.api_base_url, config.cognito.domain if config.cognito else ""):
@@ -110,9 +116,9 @@ def content_security_policy(config: PageConfig | None) -> str:
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            # Media thumbnails arrive as blobs fetched with the agent's token.
-            "img-src 'self' blob: data:",
-            "media-src 'self' blob:",
+            # Thumbnails load from the media route's presigned links (the bucket's origin).
+            f"img-src 'self' blob: data:{media}",
+            f"media-src 'self' blob:{media}",
             f"connect-src {' '.join(connect)}",
             "manifest-src 'self'",
             "base-uri 'none'",
@@ -122,9 +128,9 @@ def content_security_policy(config: PageConfig | None) -> str:
     )
 
 
-def security_headers(config: PageConfig | None) -> dict[str, str]:
+def security_headers(config: PageConfig | None, media_origin: str | None = None) -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(config),
+        "Content-Security-Policy": content_security_policy(config, media_origin),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",
         "X-Frame-Options": "DENY",

@@ -144,6 +144,8 @@ class InboxSettings(_EnvModel):
     business_timezone: NonEmpty = "Asia/Jerusalem"
     human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12
     config_max_age_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+    # The private media bucket: its presigned links' origin is allowed as an image source (thumbnails).
+    media_bucket: str = ""
 
 
 def _environment() -> dict[str, str]:

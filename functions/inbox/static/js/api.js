@@ -14,8 +14,9 @@ export class ApiError extends Error {
 
 export function createApi({ baseUrl = "", token = async () => null } = {}) {
   async function call(method, path, body, extraHeaders = {}) {
+    const raw = body instanceof Blob;
     const headers = { Accept: "application/json", ...extraHeaders };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (body !== undefined && !raw) headers["Content-Type"] = "application/json";
     const bearer = await token();
     if (bearer) headers.Authorization = `Bearer ${bearer}`;
     let response;
@@ -23,7 +24,7 @@ export function createApi({ baseUrl = "", token = async () => null } = {}) {
       response = await fetch(baseUrl + path, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        body: body === undefined || raw ? body : JSON.stringify(body),
         cache: "no-store",
         credentials: "omit",
       });
@@ -59,17 +60,12 @@ export function createApi({ baseUrl = "", token = async () => null } = {}) {
     send: (message, idempotencyKey) =>
       call("POST", "/messages", message, idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {}),
     templates: () => call("GET", "/templates"),
-    /** A media file as a blob URL (the API answers with a redirect to a short-lived link). */
-    media: async (waId, mediaId) => {
-      const headers = {};
-      const bearer = await token();
-      if (bearer) headers.Authorization = `Bearer ${bearer}`;
-      const response = await fetch(`${baseUrl}${lead(waId)}/media/${encodeURIComponent(mediaId)}`, {
-        headers,
-        credentials: "omit",
-      });
-      if (!response.ok) throw new ApiError(response.status, null, null);
-      return URL.createObjectURL(await response.blob());
-    },
+    /** The archived file's 15-minute link ({url, expires_in}): the route answers it as JSON when asked. */
+    mediaLink: (waId, mediaId) => call("GET", `${lead(waId)}/media/${encodeURIComponent(mediaId)}`),
+    /** POST /media with the file as the raw body: {media_id, kind, mime_type, size, filename}. */
+    upload: (file) =>
+      call("POST", `/media?${new URLSearchParams({ filename: file.name || "file" })}`, file, {
+        "Content-Type": file.type || "application/octet-stream",
+      }),
   };
 }

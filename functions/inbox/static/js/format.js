@@ -110,6 +110,15 @@ export const STATUSES = {
 };
 
 /** Every API refusal in words an agent can act on. */
+/** Bytes as an agent reads them: 48 KB, 1.2 MB (decimal, as Meta's limits are written). */
+export function fileSize(bytes) {
+  if (!Number.isFinite(bytes) || bytes < 0) return "";
+  if (bytes < 1000) return `${bytes} B`;
+  if (bytes < 1000 * 1000) return `${Math.round(bytes / 1000)} KB`;
+  const mb = bytes / (1000 * 1000);
+  return `${mb < 10 ? mb.toFixed(1) : Math.round(mb)} MB`;
+}
+
 export function errorText(error) {
   const detail = error && error.body && error.body.error ? error.body.error : {};
   const graphTitle = detail.graph_error && detail.graph_error.title ? detail.graph_error.title : null;
@@ -124,6 +133,14 @@ export function errorText(error) {
       return "ההודעה השתנתה בזמן השליחה החוזרת. לחצו שוב על שליחה.";
     case "template_mismatch":
       return mismatchText(detail);
+    case "file_too_large":
+      return `הקובץ גדול מדי (${fileSize(detail.size)}): אפשר לשלוח עד ${fileSize(detail.limit_bytes)} לקובץ מסוג זה.`;
+    case "unsupported_media_type":
+      return "WhatsApp לא מקבל קבצים מהסוג הזה. אפשר לשלוח תמונה (JPEG, PNG), מסמך (PDF, Word, Excel, PowerPoint, טקסט), סרטון MP4 או הקלטה.";
+    case "content_mismatch":
+      return `תוכן הקובץ אינו ${detail.mime_type || "מהסוג"} ששמו מציג. שמרו אותו מחדש בפורמט הנכון ונסו שוב.`;
+    case "empty_file":
+      return "הקובץ ריק. בחרו קובץ אחר.";
     case "rate_limited": {
       const wait = detail.retry_after_seconds || error.retryAfter;
       const who = detail.scope === "recipient" ? "לליד הזה" : detail.scope === "number" ? "מהמספר העסקי" : "ב-WhatsApp";
@@ -152,6 +169,7 @@ export function errorText(error) {
     case "configuration_error":
       return `השירות אינו מוגדר עד הסוף: ${detail.message || ""}`;
     default:
+      if (error.status === 413) return "הקובץ גדול מדי לשליחה דרך המערכת (עד כ-4.5 MB).";
       return `השליחה נכשלה${detail.message ? `: ${detail.message}` : ""}${error.status ? ` (HTTP ${error.status})` : ""}.`;
   }
 }

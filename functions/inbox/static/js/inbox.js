@@ -10,6 +10,7 @@ import {
   dayOf,
   displayNumber,
   errorText,
+  fileSize,
   shortWhen,
   slotWhen,
   timeLeft,
@@ -33,6 +34,10 @@ const MEDIA_UNAVAILABLE = {
   not_kept: "לא נשמר אצלנו",
 };
 const MEDIA_WORDS = { image: "תמונה", video: "סרטון", audio: "הקלטה", document: "מסמך", sticker: "מדבקה" };
+// A link is asked for again this long before its 15 minutes are over.
+const LINK_MARGIN_MS = 60_000;
+// What a caption may go with (Meta: audio and stickers take none).
+const CAPTIONED = new Set(["image", "video", "document"]);
 
 function isFuture(iso, now = new Date()) {
   return Boolean(iso) && new Date(iso).getTime() > now.getTime();
@@ -57,7 +62,8 @@ export class Inbox {
     this.threadCursor = null;
     this.threadLoadedFor = null;
     this.messageRows = new Map();
-    this.mediaUrls = new Map();
+    this.mediaLinks = new Map();
+    this.attachment = null;
     this.sending = false;
     // The Idempotency-Key of the send being attempted, kept for as long as the same message is retried.
     this.attempt = null;
@@ -108,6 +114,8 @@ export class Inbox {
       else this.sendText();
     });
     $("template-name").addEventListener("change", () => this.renderTemplateFields());
+    $("attach-file").addEventListener("change", () => this.chooseAttachment());
+    $("attachment-remove").addEventListener("click", () => this.clearAttachment());
     $("reload-templates").addEventListener("click", () => this.loadTemplates());
   }
 
@@ -486,38 +494,90 @@ export class Inbox {
       return h("p", { class: "msg-media media-missing" }, `${word} (${why})`);
     }
     if (message.type === "image" || message.type === "sticker") {
-      const image = h("img", { alt: media.caption || word, loading: "lazy", decoding: "async" });
-      this.loadMedia(message, media, image);
+      const image = h("img", { alt: media.caption || word, loading: "lazy", decoding: "async", referrerpolicy: "no-referrer" });
+      this.loadImage(media, image);
       return h("figure", { class: "msg-media" }, image);
     }
+    // Documents, voice notes and videos: a download link with the file's name and size.
     const name = media.filename || word;
-    const link = h("a", { href: "#", class: "media-link", dir: "auto" }, `📎 ${name}`);
+    const size = fileSize(media.size);
+    const link = h(
+      "a",
+      { href: "#", class: "media-link", rel: "noopener noreferrer" },
+      "📎 ",
+      h("bdi", { dir: "auto" }, name),
+    );
+    link.setAttribute("aria-label", `הורדת ${word}: ${name}${size ? `, ${size}` : ""}`);
     link.addEventListener("click", async (event) => {
+      if (this.freshLink(media.id)) return; // the href is a live link: let the browser download it
       event.preventDefault();
       try {
-        const url = await this.mediaUrl(message, media);
-        window.open(url, "_blank", "noopener");
+        const url = await this.mediaLink(media.id);
+        link.href = url;
+        location.assign(url);
       } catch (error) {
-        this.toast(`לא ניתן לפתוח את הקובץ: ${errorText(error)}`);
+        this.toast(`לא ניתן להוריד את הקובץ: ${this.mediaError(error)}`);
       }
     });
-    return h("p", { class: "msg-media" }, link);
+    this.mediaLink(media.id)
+      .then((url) => {
+        link.href = url;
+      })
+      .catch(() => {});
+    const sizeText = size ? h("span", { class: "media-size" }, " · ", h("bdi", { dir: "ltr" }, size)) : null;
+    return h("p", { class: "msg-media" }, link, sizeText);
   }
 
-  async mediaUrl(message, media) {
-    if (!this.mediaUrls.has(media.id)) this.mediaUrls.set(media.id, this.api.media(this.selected, media.id));
-    return this.mediaUrls.get(media.id);
+  freshLink(mediaId) {
+    const known = this.mediaLinks.get(mediaId);
+    return Boolean(known && known.url && known.until > Date.now());
   }
 
-  loadMedia(message, media, image) {
-    this.mediaUrl(message, media)
+  /** The file's presigned link, asked once and again when it is about to expire. */
+  mediaLink(mediaId) {
+    const known = this.mediaLinks.get(mediaId);
+    if (known && (known.pending || known.until > Date.now())) return known.pending || Promise.resolve(known.url);
+    const waId = this.selected;
+    const pending = this.api.mediaLink(waId, mediaId).then(
+      (answer) => {
+        const seconds = Number(answer && answer.expires_in) || 60;
+        this.mediaLinks.set(mediaId, { url: answer.url, until: Date.now() + seconds * 1000 - LINK_MARGIN_MS });
+        return answer.url;
+      },
+      (error) => {
+        this.mediaLinks.delete(mediaId);
+        throw error;
+      },
+    );
+    this.mediaLinks.set(mediaId, { pending });
+    return pending;
+  }
+
+  mediaError(error) {
+    if (error && error.code === "media_not_archived") return "הקובץ עוד לא נשמר או שאינו זמין";
+    if (error && error.code === "not_found") return "הקובץ לא נמצא";
+    return errorText(error);
+  }
+
+  loadImage(media, image) {
+    this.mediaLink(media.id)
       .then((url) => {
         image.src = url;
       })
-      .catch(() => {
-        this.mediaUrls.delete(media.id);
-        image.replaceWith(h("span", { class: "media-missing" }, "התמונה אינה זמינה"));
+      .catch((error) => {
+        image.replaceWith(h("span", { class: "media-missing" }, `התמונה אינה זמינה (${this.mediaError(error)})`));
       });
+    // A link that expired while the thread stayed open: ask for a new one once.
+    image.addEventListener(
+      "error",
+      () => {
+        this.mediaLinks.delete(media.id);
+        this.mediaLink(media.id).then((url) => {
+          image.src = url;
+        }, () => {});
+      },
+      { once: true },
+    );
   }
 
   messageMeta(message) {
@@ -709,9 +769,33 @@ export class Inbox {
     }
   }
 
+  chooseAttachment() {
+    const input = $("attach-file");
+    const file = input.files && input.files[0];
+    this.attachment = file ? { file, uploaded: null } : null;
+    this.renderAttachment();
+  }
+
+  clearAttachment() {
+    this.attachment = null;
+    $("attach-file").value = "";
+    this.renderAttachment();
+  }
+
+  renderAttachment() {
+    const file = this.attachment && this.attachment.file;
+    show($("attachment"), Boolean(file));
+    $("attachment-name").textContent = file ? `${file.name} · ${fileSize(file.size)}` : "";
+    $("message-text").placeholder = file ? "כיתוב לקובץ (לא חובה)…" : "כתבו הודעה…";
+  }
+
   sendText() {
     const field = $("message-text");
     const body = field.value;
+    if (this.attachment) {
+      this.sendAttachment(body);
+      return;
+    }
     if (!body.trim()) {
       this.showError("כתבו הודעה לפני השליחה.");
       field.focus();
@@ -724,6 +808,39 @@ export class Inbox {
     this.submit({ type: "text", text: { body } }, () => {
       field.value = "";
       this.renderCharCount();
+    });
+  }
+
+  /** POST /media (once per chosen file), then the message by its media id, the text as its caption. */
+  async sendAttachment(caption) {
+    if (this.sending) return;
+    const attachment = this.attachment;
+    if (!attachment.uploaded) {
+      this.sending = true;
+      this.showError("");
+      $("send-text").disabled = true;
+      this.announce("מעלה את הקובץ…");
+      try {
+        attachment.uploaded = await this.api.upload(attachment.file);
+      } catch (error) {
+        this.showError(`הקובץ לא נשלח: ${errorText(error)}`);
+        return;
+      } finally {
+        this.sending = false;
+        $("send-text").disabled = false;
+      }
+    }
+    const uploaded = attachment.uploaded;
+    const kind = uploaded.kind;
+    const content = { id: uploaded.media_id };
+    if (caption.trim() && CAPTIONED.has(kind)) content.caption = caption.trim().slice(0, 1024);
+    if (kind === "document") content.filename = uploaded.filename || attachment.file.name;
+    this.submit({ type: kind, [kind]: content }, () => {
+      this.clearAttachment();
+      if (content.caption) {
+        $("message-text").value = "";
+        this.renderCharCount();
+      }
     });
   }
 

@@ -60,6 +60,22 @@ class S3MediaObjects:
         except (ClientError, BotoCoreError) as error:
             raise StoreUnavailableError(f"S3 refused the media object: {type(error).__name__}") from error
 
+    def download_origin(self) -> str | None:
+        """Where this bucket's download links point (scheme://host[:port]), found by signing one: the bucket's
+        virtual host in AWS, the endpoint's on moto. Signing is local (no request); None when it cannot be."""
+        from urllib.parse import urlsplit
+
+        try:
+            url = str(
+                self.client.generate_presigned_url(
+                    "get_object", Params={"Bucket": self.bucket, "Key": "origin"}, ExpiresIn=60
+                )
+            )
+        except (ClientError, BotoCoreError):
+            return None
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("https", "http") and parts.netloc else None
+
     def download_url(self, key: str, *, seconds: int, content_type: str, filename: str | None = None) -> str:
         """A presigned GET valid `seconds`; the response is labelled and offered as an attachment."""
         return str(
