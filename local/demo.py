@@ -4,7 +4,10 @@
 2. the auto-reply reaches the Graph simulator (read through the stack's /_local/graph/requests) and its
    status webhooks come back: sent ✓, delivered ✓✓, read ✓✓ (blue);
 3. the lead taps the first offered slot (a button_reply webhook quoting the reply);
-4. the conversation is printed as GET /conversations/{wa_id}/messages returns it.
+4. the lead sends a photo of a pay slip: the archiver keeps it in the media bucket (moto's S3) and the file
+   route hands out a 15-minute link whose bytes match Meta's sha256;
+5. the agent uploads a brochure (POST /media) and sends it by its media id (POST /messages);
+6. the conversation is printed as GET /conversations/{wa_id}/messages returns it.
 
 Hebrew is printed for the terminal at hand (local/terminal_text.py): logical order inside Unicode isolates
 where the terminal does BiDi itself, visual order where it does not; `--bidi` overrides the guess.
@@ -31,6 +34,9 @@ from local.runtime import use_layers
 from local.terminal_text import BidiMode, choose_mode, display_width, render
 
 GREETING = "שלום, אפשר לקבוע פגישה מחר?"
+PHOTO_CAPTION = "תלוש שכר"
+BROCHURE_NAME = "פרוספקט הגפן.pdf"
+BROCHURE_CAPTION = "מצורף הפרוספקט של פרויקט הגפן"
 LEAD_NAME = "דנה"
 TICKS = {"accepted": "🕓", "sent": "✓", "delivered": "✓✓", "read": "✓✓", "failed": "✗"}
 
@@ -48,6 +54,14 @@ class Http:
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
         return self._call(urllib.request.Request(self.base_url + path, data=body, headers=headers, method="POST"))
+
+    def download(self, path: str) -> tuple[int, bytes, str]:
+        """GET following redirects (the file route's 302 to a presigned link): status, bytes, final URL."""
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=30) as response:
+                return response.status, response.read(), response.geturl()
+        except urllib.error.HTTPError as refused:
+            return refused.code, refused.read(), path
 
     def _call(self, request: urllib.request.Request) -> tuple[int, Any]:
         try:
@@ -92,11 +106,13 @@ class Demo:
         self.out = out
         self.wa_id = "97252" + "".join(random.choice("0123456789") for _ in range(7))
         self.width = min(78, shutil.get_terminal_size((78, 24)).columns - 2)
+        self.functions: list[str] = []
 
     # -- talking to the stack ----------------------------------------------------------------------------
 
     def check_stack(self) -> dict[str, Any]:
         status, info = self.http.get("/_local/info")
+        self.functions = list(info.get("functions", [])) if isinstance(info, dict) else []
         if status != 200 or not isinstance(info, dict):
             raise DemoError(f"{self.http.base_url} is not the local stack (GET /_local/info -> {status})")
         if not info.get("simulator"):
@@ -141,6 +157,89 @@ class Demo:
 
         return wait_for("the status webhooks", probe, self.timeout)
 
+    def media_of(self, wamid: str) -> dict[str, Any] | None:
+        """The thread's `media` of one message once the archiver decided (archived or unavailable)."""
+        status, document = self.http.get(f"/conversations/{self.wa_id}/messages")
+        if status != 200:
+            return None
+        for message in document.get("messages", []):
+            media = message.get("media") or {}
+            if message.get("id") == wamid and media.get("status") in ("archived", "unavailable"):
+                return dict(media)
+        return None
+
+    def photo_archived(self) -> None:
+        from local.media_samples import sha256_hex
+
+        status, added = self.http.post("/_local/graph/media?sample=photo", b"", {})
+        if status != 200:
+            raise DemoError(f"POST /_local/graph/media -> {status} {added}")
+        self.out("")
+        self.out(f"{LEAD_NAME} sends a photo of her pay slip for the mortgage check:")
+        wamid = self.meta.new_wamid()
+        photo: dict[str, Any] = {
+            "from": self.wa_id,
+            "id": wamid,
+            "timestamp": str(int(time.time())),
+            "type": "image",
+            "image": {
+                "id": added["media_id"],
+                "mime_type": "image/jpeg",
+                "sha256": added["sha256"],
+                "caption": PHOTO_CAPTION,
+            },
+        }
+        self.send_webhook(photo)
+        self.bubble(f"[📷 {PHOTO_CAPTION}]", inbound=True)
+        media = wait_for("the photo archived (is MediaFunction failing? see the stack's log)",
+                         lambda: self.media_of(wamid), self.timeout)  # fmt: skip
+        if media.get("status") != "archived":
+            raise DemoError(f"the photo was not archived: {media.get('reason')}")
+        path = f"/conversations/{self.wa_id}/media/{media['id']}"
+        status, content, final_url = self.http.download(path)
+        same = status == 200 and sha256_hex(content) == media.get("sha256") == added["sha256"]
+        verdict = "✓ matches Meta's" if same else "✗ DOES NOT MATCH"
+        digest = str(media["sha256"])[:12]
+        self.out(self.indent(f"archived: {media['mime_type']}, {media['size']} bytes, sha256 {digest}… {verdict}"))
+        self.out(self.indent(f"GET {path} → 302 → a 15-minute link into the media bucket ({len(content)} bytes)"))
+        if not same or "X-Amz-Expires=900" not in final_url:
+            raise DemoError("the archived photo could not be downloaded through the file route")
+
+    def brochure_sent(self) -> None:
+        from local.media_samples import BROCHURE
+
+        boundary = "demo-" + "".join(random.choice("0123456789abcdef") for _ in range(16))
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="gefen-brochure.pdf"\r\n'
+                "Content-Type: application/pdf\r\n\r\n"
+            ).encode()
+            + BROCHURE
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        status, uploaded = self.http.post("/media", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        if status != 201:
+            raise DemoError(f"POST /media -> {status} {uploaded}")
+        self.out("")
+        self.out(f"The agent uploads a brochure: POST /media → 201, media_id {uploaded['media_id']}")
+        message = {
+            "to": f"+{self.wa_id}",
+            "type": "document",
+            "document": {"id": uploaded["media_id"], "filename": BROCHURE_NAME, "caption": BROCHURE_CAPTION},
+        }
+        status, sent = self.http.post(
+            "/messages", json.dumps(message, ensure_ascii=False).encode(), {"Content-Type": "application/json"}
+        )
+        if status != 201:
+            raise DemoError(f"POST /messages (the brochure) -> {status} {sent}")
+
+        def at_meta() -> dict[str, Any] | None:
+            return next((r for r in self.graph_sends() if r["body"].get("type") == "document"), None)
+
+        record = wait_for("the brochure at the simulator", at_meta, self.timeout)
+        self.show_send(record["body"], "the agent's brochure")
+        self.wait_for_ticks(_wamid(record))
+
     # -- the story ---------------------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -165,6 +264,9 @@ class Demo:
             confirmation = self.reply_to(tap["id"])
             self.show_send(confirmation["body"], "confirmation")
             self.wait_for_ticks(_wamid(confirmation))
+        if "MediaFunction" in self.functions:
+            self.photo_archived()
+            self.brochure_sent()
         self.print_thread()
 
     def print_thread(self) -> None:
@@ -181,6 +283,9 @@ class Demo:
         for message in oldest_first(document.get("messages", [])):
             inbound = message.get("direction") == "inbound"
             text = message.get("text") or f"[{message.get('type')}]"
+            media = message.get("media") or {}
+            if media:
+                text = f"{text}  [{message.get('type')}: {media.get('status')}]"
             stamp = _local_time(str(message.get("timestamp") or ""))
             delivery = str(message.get("status") or "")
             tick = "" if inbound else f"{self.tick(delivery)} {delivery}"
@@ -253,6 +358,9 @@ def _text_of(body: dict[str, Any]) -> str:
         return str(body["text"]["body"])
     if kind == "interactive":
         return str(body["interactive"].get("body", {}).get("text", ""))
+    if kind == "document":
+        document = body.get("document", {})
+        return f"[📎 {document.get('filename') or 'document'}] {document.get('caption') or ''}".strip()
     return f"[{kind}]"
 
 

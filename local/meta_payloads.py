@@ -159,3 +159,28 @@ def template_status_update(
     document["entry"][0]["id"] = waba_id
     document["entry"][0]["time"] = at if at is not None else int(time.time())
     return document
+
+
+def media_message(
+    wa_id: str,
+    kind: str,
+    media_id: str,
+    *,
+    mime_type: str,
+    caption: str | None = None,
+    filename: str | None = None,
+    sha256: str | None = None,
+    timestamp: int | None = None,
+) -> dict[str, Any]:
+    """An inbound image/document/audio/video/sticker message naming a media id Meta holds."""
+    media: dict[str, Any] = {"id": media_id, "mime_type": mime_type}
+    for key, value in (("sha256", sha256), ("caption", caption), ("filename", filename)):
+        if value is not None:
+            media[key] = value
+    return {
+        "from": wa_id,
+        "id": new_wamid(),
+        "timestamp": str(timestamp if timestamp is not None else int(time.time())),
+        "type": kind,
+        kind: media,
+    }

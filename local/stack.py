@@ -30,6 +30,7 @@ from local.defaults import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     LOCAL_ACCESS_TOKEN,
+    LOCAL_ACCOUNT_ID,
     LOCAL_REGION,
     PORT_ENV,
     app_secret,
@@ -150,6 +151,21 @@ def _real_graph() -> bool:
     return bool(os.environ.get("WHATSAPP_ACCESS_TOKEN"))
 
 
+def _schedule_event(logical_id: str, name: str) -> dict[str, Any]:
+    """What EventBridge hands a function on a schedule."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": LOCAL_ACCOUNT_ID,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": LOCAL_REGION,
+        "resources": [f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/local-{logical_id}{name}"],
+        "detail": {},
+    }
+
+
 def _json_response(document: Any, status: int = 200) -> HttpResponse:
     body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
     return HttpResponse(status, [("Content-Type", "application/json; charset=utf-8")], body)
@@ -186,6 +202,18 @@ class LocalStack:
         self.api.start()
         for poller in self.pollers:
             poller.start()
+        self._run_schedules_once()
+
+    def _run_schedules_once(self) -> None:
+        """Each `Schedule` event of the template once, at start, as its first run after a deploy would be
+        (the template cache is synced, so template sends are checked as in AWS). Schedules do not repeat
+        locally: `GET /templates?refresh=true` syncs again."""
+        for logical_id, spec in self.specs.items():
+            for name, event in spec.events.items():
+                if event.get("Type") not in ("Schedule", "ScheduleV2"):
+                    continue
+                outcome = self.invoke(logical_id, _schedule_event(logical_id, name))
+                self._log(f"{logical_id}.{name}: ran once at start ({outcome.error or outcome.payload})")
 
     def _start_backends(self) -> None:
         assert self.api is not None
@@ -308,6 +336,7 @@ class LocalStack:
         self.api.add_local_endpoint("GET", "/_local/info", lambda _query: _json_response(self.info()))
         self.api.add_local_endpoint("GET", "/_local/graph/requests", lambda _query: self._graph_requests())
         self.api.add_local_endpoint("GET", "/_local/graph/deliveries", lambda _query: self._graph_deliveries())
+        self.api.add_local_endpoint("POST", "/_local/graph/media", self._graph_add_media)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -344,6 +373,29 @@ class LocalStack:
             for record in self.simulator.recorded()
         ]
         return _json_response({"requests": records})
+
+    def _graph_add_media(self, query: str) -> HttpResponse:
+        """`?sample=photo|brochure[&faults=wrong_sha256,...]`: a file Meta holds as if a lead had sent it."""
+        from urllib.parse import parse_qs
+
+        from local.graph_simulator import MEDIA_FAULTS
+        from local.media_samples import SAMPLES, sha256_hex
+
+        if self.simulator is None:
+            return _json_response({"error": {"code": "no_simulator", "message": "the real Graph API is used"}}, 404)
+        asked = parse_qs(query)
+        sample = (asked.get("sample") or ["photo"])[0]
+        faults = {fault for value in asked.get("faults", []) for fault in value.split(",") if fault}
+        if sample not in SAMPLES or not faults <= MEDIA_FAULTS:
+            message = f"sample is one of {sorted(SAMPLES)}; faults of {sorted(MEDIA_FAULTS)}"
+            return _json_response({"error": {"code": "validation_error", "message": message}}, 400)
+        content, mime_type = SAMPLES[sample]
+        from local.meta_payloads import DEMO_PHONE_NUMBER_ID
+
+        media_id = self.simulator.add_media(content, mime_type, phone_number_id=DEMO_PHONE_NUMBER_ID, faults=faults)
+        return _json_response(
+            {"media_id": media_id, "mime_type": mime_type, "size": len(content), "sha256": sha256_hex(content)}
+        )
 
     def _graph_deliveries(self) -> HttpResponse:
         if self.simulator is None:

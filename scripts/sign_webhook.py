@@ -63,8 +63,12 @@ def restamp(document: Any, now: int) -> None:
                     item["timestamp"] = str(now)
 
 
-def text_body(wa_id: str, text: str, name: str | None) -> bytes:
-    message = meta.text_message(wa_id, text)
+def text_body(wa_id: str, text: str | None, name: str | None, image: str | None = None) -> bytes:
+    """A text message, or with `image` a photo (that media id, `text` its caption)."""
+    if image is not None:
+        message = meta.media_message(wa_id, "image", image, mime_type="image/jpeg", caption=text)
+    else:
+        message = meta.text_message(wa_id, text or "")
     return meta.wire_bytes(meta.envelope(meta.message_value([message], name=name)))
 
 
@@ -89,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Sign a WhatsApp webhook with the local app secret and POST it.")
     parser.add_argument("file", nargs="?", type=Path, help="a webhook document or an events/ API Gateway event")
     parser.add_argument("--text", help="build a text-message webhook with this body instead of reading a file")
+    parser.add_argument(
+        "--image", metavar="MEDIA_ID", help="build a photo message of this media id (--text is its caption)"
+    )
     parser.add_argument("--from", dest="wa_id", default="972525551234", help="the lead's wa_id (with --text)")
     parser.add_argument("--name", default="Lead", help="the lead's profile name (with --text)")
     parser.add_argument("--url", default=f"{default_base_url()}/webhook", help="where to POST")
@@ -100,12 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-signature", action="store_true", help="sign with a wrong secret (expect 403)")
     parser.add_argument("--curl", action="store_true", help="print a curl command instead of sending")
     args = parser.parse_args(argv)
-    if (args.file is None) == (args.text is None):
-        parser.error("give either a FILE or --text")
+    if (args.file is None) == (args.text is None and args.image is None):
+        parser.error("give either a FILE or --text / --image")
     body = (
         body_from_file(args.file, args.as_is, args.keep_timestamp)
         if args.file is not None
-        else text_body(args.wa_id, args.text, args.name)
+        else text_body(args.wa_id, args.text, args.name, args.image)
     )
     secret = args.secret or app_secret()
     headers = meta.signed_headers(body, "not-" + secret if args.bad_signature else secret)

@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -211,6 +212,64 @@ def test_the_send_api_reaches_the_simulator(running: RunningStack, conversation:
     assert len(sent) == 1
     assert sent[0]["body"]["text"]["body"] == text
     assert sent[0]["body"]["to"] == f"+{conversation.lead}"
+
+
+def test_templates_come_from_the_simulators_catalogue_and_are_checked_before_a_send(running: RunningStack) -> None:
+    # When the CRM lists the templates on the local stack
+    listed = running.get("/templates").json()
+    names = {(t["name"], t["language"], t["status"]) for t in listed["templates"]}
+    # Then the simulator's catalogue is there, statuses included
+    assert ("property_update", "he", "APPROVED") in names and ("price_drop_alert", "he", "PAUSED") in names
+    # And a template send with the wrong parameters is refused before it reaches the simulator
+    wa_id = "97252" + "".join(random.choice("0123456789") for _ in range(7))
+    request = {
+        "to": f"+{wa_id}",
+        "type": "template",
+        "template": {"name": "property_update", "language": {"code": "he"}},
+    }
+    before = len(running.graph_requests())
+    answer = http("POST", running.url + "/messages", json.dumps(request).encode(), {"content-type": "application/json"})
+    assert answer.status == 422 and answer.json()["error"]["code"] == "template_mismatch"
+    assert len(running.graph_requests()) == before
+
+
+def test_a_leads_photo_with_a_wrong_checksum_shows_unavailable(running: RunningStack) -> None:
+    added = http("POST", running.url + "/_local/graph/media?sample=photo&faults=wrong_sha256", b"", {}).json()
+    wa_id = "97252" + "".join(random.choice("0123456789") for _ in range(7))
+    photo = {
+        "from": wa_id,
+        "id": meta.new_wamid(),
+        "timestamp": str(int(time.time())),
+        "type": "image",
+        "image": {"id": added["media_id"], "mime_type": "image/jpeg"},
+    }
+    assert running.post_webhook(meta.envelope(meta.message_value([photo]))).status == 200
+
+    def decided() -> dict[str, Any] | None:
+        messages = running.get(f"/conversations/{wa_id}/messages").json().get("messages", [])
+        media = next((m.get("media") for m in messages if m["id"] == photo["id"]), None)
+        return media if media and media["status"] != "pending" else None
+
+    media = eventually("the archiver's decision", decided, 60)
+    assert (media["status"], media["reason"]) == ("unavailable", "checksum_mismatch")
+
+
+def test_make_demo_shows_a_photo_archived_and_a_brochure_sent(running: RunningStack) -> None:
+    port = running.url.rsplit(":", 1)[1]
+    demo = subprocess.run(
+        [sys.executable, "-m", "local.demo", "--port", port, "--bidi", "logical", "--timeout", "60"],
+        cwd=ROOT,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert "archived: image/jpeg" in demo.stdout and "✓ matches Meta's" in demo.stdout
+    assert "POST /media → 201" in demo.stdout and "the agent's brochure" in demo.stdout
+    sent = [r for r in running.graph_requests() if isinstance(r["body"], dict) and r["body"].get("type") == "document"]
+    assert sent and sent[-1]["status"] == 200
 
 
 def test_ctrl_c_stops_every_process_and_frees_every_port(running: RunningStack) -> None:

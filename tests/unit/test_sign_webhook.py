@@ -68,3 +68,10 @@ def test_keep_timestamp_keeps_the_file_s_dates() -> None:
 def test_as_is_signs_the_file_s_bytes_unchanged() -> None:
     original = _event_body("webhook_post_text_he.json")
     assert _script().body_from_file(EVENTS / "webhook_post_text_he.json", as_is=True, now=NOW) == original
+
+
+def test_image_builds_a_photo_message_of_that_media_id_with_its_caption() -> None:
+    # The README's local photo walk-through: the simulator holds the file, the lead's webhook names it
+    (message,) = _items(_script().text_body("972525551234", "תלוש שכר", "דנה", image="1013859600285441"), "messages")
+    assert message["type"] == "image"
+    assert message["image"] == {"id": "1013859600285441", "mime_type": "image/jpeg", "caption": "תלוש שכר"}

@@ -141,29 +141,26 @@ class DynamoTemplateStore(DynamoTable):
         return written, removed
 
     def _put_unless_newer(self, template: CachedTemplate, started_at: str) -> bool:
-        with _store_errors():
-            try:
-                self.client.put_item(
-                    TableName=self.table_name,
-                    Item=_template_item(template),
-                    ConditionExpression="attribute_not_exists(PK) OR status_at <= :started",
-                    ExpressionAttributeValues={":started": {"S": started_at}},
-                )
-            except ClientError as error:
-                if _error_code(error) == _CONDITION_FAILED:
-                    return False
-                raise
-        return True
+        return self._unless_newer(
+            self.client.put_item,
+            Item=_template_item(template),
+            ConditionExpression="attribute_not_exists(PK) OR status_at <= :started",
+            ExpressionAttributeValues={":started": {"S": started_at}},
+        )
 
     def _delete_unless_newer(self, name: str, language: str, started_at: str) -> bool:
+        return self._unless_newer(
+            self.client.delete_item,
+            Key={"PK": {"S": keys.TEMPLATES_PK}, "SK": {"S": keys.template_sk(name, language)}},
+            ConditionExpression="status_at <= :started",
+            ExpressionAttributeValues={":started": {"S": started_at}},
+        )
+
+    def _unless_newer(self, call: Any, **request: Any) -> bool:
+        """A sync's write; False when a status webhook newer than the sync's start holds the item."""
         with _store_errors():
             try:
-                self.client.delete_item(
-                    TableName=self.table_name,
-                    Key={"PK": {"S": keys.TEMPLATES_PK}, "SK": {"S": keys.template_sk(name, language)}},
-                    ConditionExpression="status_at <= :started",
-                    ExpressionAttributeValues={":started": {"S": started_at}},
-                )
+                call(TableName=self.table_name, **request)
             except ClientError as error:
                 if _error_code(error) == _CONDITION_FAILED:
                     return False
