@@ -956,3 +956,45 @@ def test_a_leads_photo_and_document_come_through_the_media_route_and_an_agent_at
         page.locator("#attachment-remove").click()
     inbox.screenshot("desktop-attachment-refused")
     assert len(stack.sends_to(wa_id)) == before
+
+
+def test_a_template_list_that_cannot_be_read_is_said_in_words_and_not_asked_every_poll(
+    stack: Stack, inbox: Inbox
+) -> None:
+    page = inbox.page
+    inbox.expected_statuses.add(503)
+    asked: list[str] = []
+
+    def unavailable(route: Any) -> None:
+        asked.append(route.request.url)
+        route.fulfill(status=503, json={"error": {"code": "whatsapp_unavailable", "message": "Graph unreachable"}})
+
+    page.route(re.compile(re.escape(stack.url) + r"/templates(\?.*)?$"), unavailable)
+    wa_id = new_lead()
+    stack.lead_writes(wa_id, "מעוניין בדירה", age_seconds=25 * 3600)
+    inbox.lead(wa_id).wait_for()
+    inbox.open(wa_id)
+    page.locator("#template-help", has_text="לא ניתן לטעון את רשימת התבניות").wait_for()
+    assert "WhatsApp אינו זמין" in page.locator("#template-help").inner_text()
+    page.wait_for_timeout(5_000)  # three polls or more
+    assert len(asked) == 1, asked
+    # The agent's button asks again; once the list is there, the picker offers it.
+    page.unroute(re.compile(re.escape(stack.url) + r"/templates(\?.*)?$"))
+    page.locator("#reload-templates").click()
+    page.locator("#template-name option", has_text="property_update").wait_for(state="attached")
+
+
+def test_a_file_chosen_for_one_lead_is_not_carried_to_the_next(stack: Stack, inbox: Inbox) -> None:
+    page = inbox.page
+    first, second = new_lead(), new_lead()
+    stack.lead_writes(first, "שלום")
+    stack.lead_writes(second, "היי")
+    inbox.lead(first).wait_for()
+    inbox.open(first)
+    page.locator("#attach-file").set_input_files({"name": "חוזה.pdf", "mimeType": "application/pdf", "buffer": PDF})
+    page.locator("#attachment", has_text="חוזה.pdf").wait_for()
+    inbox.lead(second).wait_for()
+    inbox.open(second)
+    page.locator("#free-text").wait_for()
+    assert page.locator("#attachment").is_hidden()
+    assert page.evaluate("document.getElementById('attach-file').files.length") == 0

@@ -21,6 +21,7 @@ import { approvedByLanguage, buildTemplate, parameterFields, pickerOptions, temp
 const LEAD_PAGE = 100;
 const THREAD_PAGE = 50;
 const TEXT_LIMIT = 4096;
+const TEMPLATES_RETRY_MS = 30_000;
 const MEDIA_TYPES = new Set(["image", "video", "audio", "document", "sticker"]);
 // Why the service holds no file (the read API's media.reason), in words an agent can act on.
 const MEDIA_UNAVAILABLE = {
@@ -69,6 +70,7 @@ export class Inbox {
     this.attempt = null;
     this.templates = new Map();
     this.templatesLoaded = null;
+    this.templatesRetryAt = 0;
     this.templateFields = [];
     this.lastInbound = new Map();
     this.poller = new Poller(() => this.refresh(), { onState: (state) => this.connection(state) });
@@ -141,6 +143,8 @@ export class Inbox {
     this.threadLoadedFor = null;
     $("messages").replaceChildren();
     $("send-error").hidden = true;
+    // A file chosen for one lead is never sent to the next one opened.
+    if (this.attachment) this.clearAttachment();
     $("layout").classList.toggle("has-thread", Boolean(waId));
     show($("thread-view"), Boolean(waId));
     show($("thread-empty"), !waId);
@@ -626,7 +630,10 @@ export class Inbox {
     show($("opted-out"), optedOut);
     show($("free-text"), !optedOut && windowOpen);
     show($("template-form"), !optedOut && !windowOpen && Boolean(lead));
-    if (!optedOut && !windowOpen && lead && !this.templatesLoaded) this.loadTemplates();
+    // Listed once; after a failure, again only after a pause (or by the agent's button), never every poll.
+    if (!optedOut && !windowOpen && lead && !this.templatesLoaded && Date.now() >= this.templatesRetryAt) {
+      this.loadTemplates();
+    }
     this.renderComposerState();
     this.renderCharCount();
   }
@@ -695,6 +702,7 @@ export class Inbox {
       })
       .catch((error) => {
         this.templatesLoaded = null;
+        this.templatesRetryAt = Date.now() + TEMPLATES_RETRY_MS;
         help.textContent = `לא ניתן לטעון את רשימת התבניות: ${errorText(error)}`;
       });
     return this.templatesLoaded;
