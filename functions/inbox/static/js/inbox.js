@@ -793,7 +793,8 @@ export class Inbox {
   renderAttachment() {
     const file = this.attachment && this.attachment.file;
     show($("attachment"), Boolean(file));
-    $("attachment-name").textContent = file ? `${file.name} · ${fileSize(file.size)}` : "";
+    // Each part isolated: a Hebrew name with a Latin extension, then the size left to right.
+    fill($("attachment-name"), file ? [h("bdi", { dir: "auto" }, file.name), " · ", h("bdi", { dir: "ltr" }, fileSize(file.size))] : null);
     $("message-text").placeholder = file ? "כיתוב לקובץ (לא חובה)…" : "כתבו הודעה…";
   }
 
