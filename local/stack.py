@@ -274,11 +274,11 @@ class LocalStack:
         overrides: dict[str, str] = {}
         if self.simulator is not None and "GRAPH_API_BASE_URL" in env:
             overrides["GRAPH_API_BASE_URL"] = self.simulator.base_url
-        if "WHATSAPP_PHONE_NUMBER_ID" in env:
+        if "WHATSAPP_PHONE_NUMBER_IDS" in env:
             # The simulator plays the demo number; against the real Graph API only a real number id will do.
             fallback = DEMO_PHONE_NUMBER_ID if self.simulator is not None else ""
-            overrides["WHATSAPP_PHONE_NUMBER_ID"] = (
-                os.environ.get("WHATSAPP_PHONE_NUMBER_ID") or env["WHATSAPP_PHONE_NUMBER_ID"] or fallback
+            overrides["WHATSAPP_PHONE_NUMBER_IDS"] = (
+                os.environ.get("WHATSAPP_PHONE_NUMBER_IDS") or env["WHATSAPP_PHONE_NUMBER_IDS"] or fallback
             )
         if "WHATSAPP_BUSINESS_ACCOUNT_ID" in env:
             # Likewise the simulator's template catalogue belongs to the demo WABA.

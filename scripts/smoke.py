@@ -214,7 +214,7 @@ SEND_HINTS = {
     "131030": "add the number to your test number's recipients (API Setup > To > Manage phone number list)",
     "132001": "no such approved template in that language: TEMPLATE=<name> LANGUAGE=<code>",
     "190": "Meta refused the access token: a system-user token with whatsapp_business_messaging, `make secret`",
-    "configuration_error": "deploy with WhatsAppPhoneNumberId (make deploy)",
+    "configuration_error": "deploy with WhatsAppPhoneNumberIds (make deploy)",
 }
 
 

@@ -29,6 +29,7 @@ from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError
 from whatsapp_crm.health import HealthPolicy, HealthStore, check_health
 from whatsapp_crm.http_responses import json_response
+from whatsapp_crm.numbers import parse_phone_number_ids
 from whatsapp_crm.observability import logger, metrics, tracer
 from whatsapp_crm.read_api import (
     ConversationReader,
@@ -183,7 +184,7 @@ def mark_read(wa_id: WaId) -> Response[str]:
         _reader(),
         _sender,
         wa_id=_wa_id(wa_id),
-        default_phone_number_id=settings.whatsapp_phone_number_id,
+        own_phone_number_ids=parse_phone_number_ids(settings.whatsapp_phone_number_ids),
         at=iso(_clock()()),
     )
     return json_response(200, body.model_dump(mode="json", exclude_none=True))

@@ -20,6 +20,7 @@ from whatsapp_crm.clock import Clock, utc_now
 from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.health import RefusalCounter
 from whatsapp_crm.http_responses import error_response, json_response
+from whatsapp_crm.numbers import parse_phone_number_ids, sending_number
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from whatsapp_crm.outbound import (
     InvalidRecipientError,
@@ -46,7 +47,8 @@ def _settings() -> SendSettings:
 @cache
 def _policy(settings: SendSettings) -> SendPolicy:
     return SendPolicy(
-        default_phone_number_id=settings.whatsapp_phone_number_id,
+        default_phone_number_id=sending_number(None, parse_phone_number_ids(settings.whatsapp_phone_number_ids)),
+        own_phone_number_ids=parse_phone_number_ids(settings.whatsapp_phone_number_ids),
         default_region=settings.default_phone_region,
         per_recipient_per_minute=settings.rate_limit_per_recipient_per_minute,
         per_number_per_second=settings.rate_limit_per_number_per_second,

@@ -25,6 +25,7 @@ from whatsapp_crm.ingest import (
     record_notification,
     verify_subscription,
 )
+from whatsapp_crm.numbers import parse_phone_number_ids
 from whatsapp_crm.observability import MetricUnit, logger, metrics
 from whatsapp_crm.settings import WebhookSettings, load
 from whatsapp_crm.signature import SignatureVerdict, UndecodableBodyError, header, raw_body
@@ -96,7 +97,10 @@ def receive() -> Response[str]:
     app_secret = load_credentials(settings).app_secret.get_secret_value()
     notification = authenticate(body, header(event.headers), app_secret, max_body_bytes=settings.max_body_bytes)
     logger.set_correlation_id(notification.correlation_id)
-    report = record_notification(notification, _store(), _queue(), dead_letters=_dead_letters())
+    own = parse_phone_number_ids(settings.whatsapp_phone_number_ids)
+    report = record_notification(
+        notification, _store(), _queue(), dead_letters=_dead_letters(), own_phone_number_ids=own
+    )
     _publish(report)
     return json_response(200, {"status": "ok"})
 
@@ -118,6 +122,13 @@ def _publish(report: IngestReport) -> None:
         logger.warning(
             "template status update skipped: a template the cache does not hold (or an older event)",
             extra={"template": skipped.name, "language": skipped.language, "event": skipped.event},
+        )
+    if report.foreign_parts:
+        metrics.add_metric(name="ForeignNumberParts", unit=MetricUnit.Count, value=report.foreign_parts)
+        # Not ours to store or answer (another deployment on the same WABA, a test number): say which.
+        logger.warning(
+            "messages or statuses to a phone_number_id this deployment does not own were dropped",
+            extra={"phone_number_ids": sorted(report.foreign_phone_number_ids), "parts": report.foreign_parts},
         )
     if report.unstorable:
         metrics.add_metric(name="UnstorableParts", unit=MetricUnit.Count, value=len(report.unstorable))

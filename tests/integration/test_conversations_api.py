@@ -25,7 +25,7 @@ OTHER_LEAD = "972545550199"
 
 @pytest.fixture
 def api(aws: AwsStack, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 def _lead_writes(

@@ -29,7 +29,7 @@ TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
 # test_every_required_parameter_has_a_sample_here until it has one (and a row in README's table).
 SAMPLES = {
     "WhatsAppBusinessAccountId": "102290129340398",
-    "WhatsAppPhoneNumberId": "106540352242922",
+    "WhatsAppPhoneNumberIds": "106540352242922",
 }
 ACCESS_TOKEN = "EAAGsmoke" + uuid.uuid4().hex
 APP_SECRET = uuid.uuid4().hex
@@ -81,7 +81,7 @@ def test_every_required_parameter_has_a_sample_here() -> None:
 
 def test_the_waba_and_phone_number_ids_are_required_parameters() -> None:
     assert {"WhatsAppBusinessAccountId"} <= set(_required_parameters())
-    assert any(name.startswith("WhatsAppPhoneNumberId") for name in _required_parameters())
+    assert any(name.startswith("WhatsAppPhoneNumberIds") for name in _required_parameters())
 
 
 def test_deploy_without_the_required_parameters_stops_before_building_and_names_them(moto_endpoint: str) -> None:

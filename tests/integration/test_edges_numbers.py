@@ -18,7 +18,7 @@ from local.handlers import load_function_module
 
 @pytest.fixture
 def api(function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def responder(
 
 @pytest.fixture
 def api(function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 def _dead_letters(aws: AwsStack) -> list[dict[str, Any]]:

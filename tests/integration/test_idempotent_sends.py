@@ -23,7 +23,7 @@ TEMPLATE = {"to": "+972525551234", "type": "template", "template": {"name": "hel
 
 @pytest.fixture
 def api(aws: AwsStack, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 def _send(api: ApiClient, body: dict[str, Any], key: str | None) -> ApiResult:

@@ -148,7 +148,7 @@ def responder(
 @pytest.fixture
 def api(function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
     """The CRM's side: the real SendFunction and ConversationsFunction, each with its own environment."""
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 def _back_to_the_responder(function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> None:

@@ -25,7 +25,7 @@ E164 = "+972525551234"
 @pytest.fixture
 def api(aws: AwsStack, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
     # The template's default sending number is empty (set per deployment); leads that wrote us use theirs.
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 def _lead_writes(webhook: Any, wa_id: str = LEAD, *, seconds_ago: int = 60, text: str = "יש חניה?") -> str:

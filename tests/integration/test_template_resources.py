@@ -56,7 +56,7 @@ def test_the_contract_names_exist_with_their_types(logical_id: str, resource_typ
 def test_every_function_reads_the_contract_environment() -> None:
     for logical_id in ("WebhookFunction", "ResponderFunction", "SendFunction", "ConversationsFunction"):
         environment = _function_environment(logical_id)
-        for name in ("TABLE_NAME", "WHATSAPP_PHONE_NUMBER_ID", "WHATSAPP_SECRET_ID", "GRAPH_API_BASE_URL"):
+        for name in ("TABLE_NAME", "WHATSAPP_PHONE_NUMBER_IDS", "WHATSAPP_SECRET_ID", "GRAPH_API_BASE_URL"):
             assert name in environment, (logical_id, name)
         assert environment["GRAPH_API_VERSION"] == {"Ref": "GraphApiVersion"}
     assert TEMPLATE["Parameters"]["GraphApiVersion"]["Default"] == "v22.0"

@@ -26,7 +26,7 @@ def api(aws: AwsStack, function_env: Callable[..., dict[str, str]], graph_fake: 
     return ApiClient(
         function_env,
         graph_fake,
-        WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID,
+        WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID,
         WHATSAPP_BUSINESS_ACCOUNT_ID=DEFAULT_WABA_ID,
         TEMPLATE_REFRESH_MIN_SECONDS="0",
     )

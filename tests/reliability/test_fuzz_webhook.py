@@ -291,7 +291,7 @@ def send_api(aws: AwsStack, function_env: Callable[..., dict[str, str]], graph_f
     webhook = Webhook(aws, function_env)
     for wa_id in LEADS:  # every lead wrote recently: the 24-hour window is open for free-form sends
         assert _status_of(webhook.post(meta.wire_bytes(_message_envelope(wa_id, "שלום", webhook.wamid())))) == 200
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 @FUZZ
@@ -373,7 +373,7 @@ def test_extreme_timestamps_and_oversized_strings_never_cost_the_good_part_or_a_
     assert (_status_of(first), _status_of(second)) == (200, 200), (first, second)
     assert [item["wamid"] for item in webhook.items() if item.get("wamid") == good["id"]] == [good["id"]]
     webhook.assert_no_partial_write()
-    api = ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    api = ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
     listed = api.conversations("limit=100")
     assert listed.status == 200, listed.body
     for conversation in listed.json()["conversations"]:
@@ -401,3 +401,35 @@ def test_a_non_phone_sender_id_is_stored_and_never_a_5xx(webhook: Webhook, sende
     # Then it is acknowledged and stored with its lead (the responder never claims it: test_edges_numbers.py)
     assert _status_of(answer) == 200, answer
     webhook.assert_no_partial_write()
+
+
+# phone_number_ids a webhook may name that are not this deployment's: other numbers, near misses of ours,
+# odd strings Meta never sends.
+OWN_NUMBERS = (meta.DEMO_PHONE_NUMBER_ID, "110022003300")
+FOREIGN_PHONE_NUMBER_IDS = st.one_of(
+    st.from_regex(r"[1-9][0-9]{11,15}", fullmatch=True),
+    st.sampled_from([meta.DEMO_PHONE_NUMBER_ID + "0", meta.DEMO_PHONE_NUMBER_ID[:-1], " " + meta.DEMO_PHONE_NUMBER_ID]),
+    TEXTS,
+).filter(lambda number: number not in OWN_NUMBERS)
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES // 3))
+@given(foreign=FOREIGN_PHONE_NUMBER_IDS, kind=st.sampled_from(["message", "status"]))
+def test_parts_for_a_foreign_phone_number_id_are_never_stored(
+    aws: AwsStack, function_env: Callable[..., dict[str, str]], foreign: str, kind: str
+) -> None:
+    # Given a deployment that owns two numbers, and a message or status addressed to another
+    webhook = Webhook(aws, function_env)
+    function_env("WebhookFunction", WHATSAPP_PHONE_NUMBER_IDS=",".join(OWN_NUMBERS))
+    wamid = webhook.wamid() + foreign[:3].encode().hex()
+    if kind == "message":
+        value = meta.message_value([meta.text_message(LEADS[0], "שלום", wamid=wamid)], phone_number_id=foreign)
+    else:
+        value = meta.status_value([meta.status(wamid, "read", LEADS[0])], phone_number_id=foreign)
+    before = len(webhook.items())
+    # When it arrives signed
+    answer = webhook.post(meta.wire_bytes(meta.envelope(value)))
+    # Then it is acknowledged and nothing of it is stored (no message, no lead, no counter)
+    assert _status_of(answer) == 200, answer
+    assert [item for item in webhook.items() if item.get("wamid") == wamid] == []
+    assert len(webhook.items()) == before

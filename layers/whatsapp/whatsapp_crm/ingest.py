@@ -18,6 +18,7 @@ from whatsapp_crm.clock import Clock, iso, iso_from_unix, plausible_unix, unix_f
 from whatsapp_crm.errors import ConfigurationError, UnstorableError
 from whatsapp_crm.graph.errors import MarketingOptOutError, error_class_for
 from whatsapp_crm.handoff import Handoff, handoff
+from whatsapp_crm.numbers import is_ours
 from whatsapp_crm.records import (
     InboundRecord,
     MessageError,
@@ -102,6 +103,9 @@ class IngestReport:
     # DynamoDB refused them for good: each is in the dead letter (`dead_letter_ids`), the rest went on.
     unstorable: list[UnstorablePart] = field(default_factory=list)
     dead_letter_ids: list[str] = field(default_factory=list)
+    # Messages and statuses addressed to a phone_number_id this deployment does not own: dropped, counted.
+    foreign_parts: int = 0
+    foreign_phone_number_ids: set[str] = field(default_factory=set)
     ignored_fields: list[str] = field(default_factory=list)
     value_errors: list[GraphErrorInfo] = field(default_factory=list)
 
@@ -248,6 +252,22 @@ def _set_aside(
     report.unstorable.append(part)
 
 
+def _drop_foreign(notification: Notification, own: tuple[str, ...], report: IngestReport) -> None:
+    """Messages and statuses of numbers we do not own never become lead conversations or replies (the
+    WABA's webhooks reach every subscribed app). Preferences stay: a lead's stop is honoured wherever."""
+    if not own:
+        return
+    kept_messages = [event for event in notification.messages if is_ours(event.metadata.phone_number_id, own)]
+    kept_statuses = [event for event in notification.statuses if is_ours(event.metadata.phone_number_id, own)]
+    numbers = [event.metadata.phone_number_id for event in notification.messages]
+    numbers += [event.metadata.phone_number_id for event in notification.statuses]
+    dropped = [number for number in numbers if not is_ours(number, own)]
+    if dropped:
+        notification.messages, notification.statuses = kept_messages, kept_statuses
+        report.foreign_parts += len(dropped)
+        report.foreign_phone_number_ids.update(dropped)
+
+
 def _record_status(
     event: StatusEvent,
     store: ConversationWriter,
@@ -291,6 +311,7 @@ def record_notification(
     queue: InboundSink,
     clock: Clock = utc_now,
     dead_letters: DeadLetterSink | None = None,
+    own_phone_number_ids: tuple[str, ...] = (),
 ) -> IngestReport:
     """Store every message once, enqueue every message (duplicates too), apply statuses and preferences.
 
@@ -307,6 +328,7 @@ def record_notification(
         value_errors=list(notification.value_errors),
     )
     handoffs = []
+    _drop_foreign(notification, own_phone_number_ids, report)
     for event in notification.messages:
         try:
             record = inbound_record(event, received_at)

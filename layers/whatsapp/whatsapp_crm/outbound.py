@@ -20,6 +20,7 @@ from whatsapp_crm.clock import FUTURE_SKEW_SECONDS, Clock, iso, parse_iso_or_non
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.graph.errors import GraphAPIError, MarketingOptOutError
 from whatsapp_crm.health import RefusalCounter, counts_as_refused
+from whatsapp_crm.numbers import sending_number
 from whatsapp_crm.observability import logger, mask_phone
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.ratelimit import RateCounter, RateLimit, acquire
@@ -87,6 +88,8 @@ class SendPolicy:
     default_region: str
     per_recipient_per_minute: int
     per_number_per_second: int
+    # Every number this deployment owns (the default first): a send never goes from any other.
+    own_phone_number_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +157,12 @@ def send_message(
     # Before the rate limits: a template Meta would refuse must not spend the lead's or the number's budget.
     if templates is not None and isinstance(message, TemplateMessage):
         check_template(message.template, templates)
-    # The window is per business number, so reply from the number the lead last wrote to.
-    phone_number_id = str((lead or {}).get("last_phone_number_id") or policy.default_phone_number_id)
+    # The window is per business number, so reply from the number the lead last wrote to, if it is ours.
+    last_number = (lead or {}).get("last_phone_number_id")
+    received_on = last_number if isinstance(last_number, str) else None
+    phone_number_id = sending_number(received_on, policy.own_phone_number_ids, policy.default_phone_number_id)
     if not phone_number_id:
-        raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_ID to send from")
+        raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_IDS to send from")
     acquire(
         limiter,
         [

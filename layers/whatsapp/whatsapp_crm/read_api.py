@@ -35,6 +35,7 @@ from whatsapp_crm.clock import shifted_iso, utc_now
 from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.media_archive import MEDIA_KINDS
 from whatsapp_crm.media_types import normalize_sha256
+from whatsapp_crm.numbers import sending_number
 from whatsapp_crm.outbound import window_closes_at
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.records import StatusRank
@@ -399,7 +400,7 @@ def mark_conversation_read(
     receipts: Callable[[], ReadReceiptSender],
     *,
     wa_id: str,
-    default_phone_number_id: str,
+    own_phone_number_ids: tuple[str, ...],
     at: str,
 ) -> ReadBody:
     """Reset the thread's unread count, then blue-tick the lead's last message on WhatsApp.
@@ -412,7 +413,8 @@ def mark_conversation_read(
     remaining = store.get_lead(wa_id) or lead
     wamid = _text(lead.get("last_inbound_wamid"))
     receipt = ReadReceipt(message_id=wamid, status="none")
-    phone_number_id = _text(lead.get("last_phone_number_id")) or default_phone_number_id
+    # Blue ticks go from the number the lead wrote to, and only ever from one of ours.
+    phone_number_id = sending_number(_text(lead.get("last_phone_number_id")), own_phone_number_ids)
     if wamid and phone_number_id:
         try:
             receipts().mark_as_read(phone_number_id, wamid)

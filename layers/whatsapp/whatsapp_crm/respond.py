@@ -52,6 +52,7 @@ from whatsapp_crm.intent.reply_plans import (
     plan_slot_confirmation,
     plan_slot_reoffer,
 )
+from whatsapp_crm.numbers import is_ours, parse_phone_number_ids
 from whatsapp_crm.observability import logger, mask_phone
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.records import MessageError, OutboundRecord, PreferenceChange, SentBy
@@ -104,6 +105,7 @@ class ReplyOutcome(StrEnum):
     SUPERSEDED = "superseded"  # a newer opt-in/opt-out was already recorded for the lead
     FAILED = "failed"  # Meta refused the reply for good; recorded on the message
     NOT_A_PHONE_NUMBER = "not_a_phone_number"  # the sender id cannot be a number to reply to (stored only)
+    FOREIGN_NUMBER = "foreign_number"  # addressed to a phone_number_id this deployment does not own
 
 
 class ReplyStore(Protocol):
@@ -179,6 +181,8 @@ class ReplyPolicy:
     evidence_wait: timedelta = EVIDENCE_WAIT
     # Worst-case seconds of one Graph call with the client's retries; with less time left, don't start.
     send_budget_seconds: float = 0.0
+    # The numbers this deployment owns: a message to any other is never answered (whatsapp_crm.numbers).
+    own_phone_number_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: ResponderSettings) -> ReplyPolicy:
@@ -192,6 +196,7 @@ class ReplyPolicy:
             booking_url=settings.meeting_booking_url or None,
             evidence_wait=timedelta(seconds=settings.reply_evidence_wait_seconds),
             send_budget_seconds=per_call + settings.graph_max_retry_seconds,
+            own_phone_number_ids=parse_phone_number_ids(settings.whatsapp_phone_number_ids),
         )
 
 
@@ -277,8 +282,15 @@ def _opt_out_answer(reply_id: str, language: Language) -> Inquiry:
 
 
 def _unanswerable(
-    queued: QueuedInbound, message: InboundMessage, now: datetime, window: timedelta
+    queued: QueuedInbound, message: InboundMessage, now: datetime, window: timedelta, own: tuple[str, ...] = ()
 ) -> ReplyOutcome | None:
+    if not is_ours(queued.phone_number_id, own):
+        # Answering would send from another deployment's number with our token (the webhook drops these;
+        # this holds for records queued before it did).
+        logger.warning(
+            "message to a number this deployment does not own", extra={"phone_number_id": queued.phone_number_id}
+        )
+        return ReplyOutcome.FOREIGN_NUMBER
     if message.type is MessageType.SYSTEM:
         return ReplyOutcome.SYSTEM_MESSAGE
     business_numbers = {queued.display_phone_number, queued.phone_number_id}
@@ -661,7 +673,7 @@ def respond(
     """Answer one queued inbound message at most once. Raises ReplyRetryableError when SQS should retry."""
     message = InboundMessage.model_validate(queued.message)
     now = clock()
-    unanswerable = _unanswerable(queued, message, now, policy.window)
+    unanswerable = _unanswerable(queued, message, now, policy.window, policy.own_phone_number_ids)
     inquiry = classify(message) if unanswerable is not ReplyOutcome.SYSTEM_MESSAGE else None
     if unanswerable is not None or inquiry is None:
         outcome = unanswerable or ReplyOutcome.NO_INTENT

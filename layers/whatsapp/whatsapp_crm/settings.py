@@ -30,7 +30,8 @@ class TableSettings(_EnvModel):
 class GraphSettings(_EnvModel):
     graph_api_base_url: NonEmpty = "https://graph.facebook.com"
     graph_api_version: NonEmpty = "v22.0"
-    whatsapp_phone_number_id: str = ""
+    # The numbers this deployment owns, comma-separated (WhatsAppPhoneNumberIds); the first is the default sender.
+    whatsapp_phone_number_ids: str = ""
     # The WhatsApp Business Account (WABA) id: templates are listed per account, not per number.
     whatsapp_business_account_id: str = ""
     default_phone_region: Annotated[str, Field(min_length=2, max_length=2)] = "IL"
@@ -48,6 +49,8 @@ class SecretSettings(_EnvModel):
 
 class WebhookSettings(TableSettings, SecretSettings):
     inbound_queue_url: NonEmpty
+    # Messages and statuses of other numbers are counted and dropped (whatsapp_crm.numbers).
+    whatsapp_phone_number_ids: str = ""
     # Parts DynamoDB refuses for good go here whole (a standard queue); needed only when that happens.
     webhook_dead_letter_queue_url: str = ""
     max_body_bytes: Annotated[int, Field(gt=0)] = 4 * 1024 * 1024

@@ -1,0 +1,112 @@
+"""Issue 10, point 5 as behaviour: a deployment owning two numbers (WHATSAPP_PHONE_NUMBER_IDS) stores and
+answers only what is addressed to them, and sends only from them; the real webhook, responder and send
+handlers against moto's server and the Graph fake."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from conftest import AwsStack
+from integration.api_client import ApiClient
+from integration.conftest import drain
+from integration.test_responder import Responder
+from local import meta_payloads as meta
+from local.graph_simulator import GraphSimulator
+from local.handlers import load_function_module
+
+OURS = (meta.DEMO_PHONE_NUMBER_ID, "110022003300")
+FOREIGN = "999000111222333"
+OWN_LIST = ",".join(OURS)
+LEAD = "972525551234"
+
+
+@pytest.fixture
+def own_webhook(aws: AwsStack, function_env: Callable[..., dict[str, str]]) -> Any:
+    from conftest import TEST_APP_SECRET
+    from integration.conftest import _result
+    from local.apigw import http_api_event, lambda_context
+
+    def post(document: Any) -> Any:
+        function_env("WebhookFunction", WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST)
+        module = load_function_module("WebhookFunction")
+        body = meta.wire_bytes(document)
+        event = http_api_event("POST", "/webhook", body=body, headers=meta.signed_headers(body, TEST_APP_SECRET))
+        return _result(module.lambda_handler(event, lambda_context("WebhookFunction")))
+
+    return post
+
+
+def test_a_message_to_a_foreign_number_is_stored_nowhere_counted_and_its_id_logged(
+    aws: AwsStack, own_webhook: Any, table: Any, log_output: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Meta delivers, on our WABA's subscription, a message addressed to another deployment's number
+    foreign = meta.text_message(LEAD, "שלום")
+    ours = meta.text_message("972545550199", "שלום")
+    document = meta.envelope(
+        meta.message_value([foreign], phone_number_id=FOREIGN),
+        meta.message_value([ours], phone_number_id=OURS[1]),
+    )
+    # When it arrives
+    result = own_webhook(document)
+    # Then it is acknowledged, but only our number's message is stored and queued
+    assert result.status == 200
+    assert table.get_message(foreign["id"]) is None
+    assert table.get_lead(LEAD) is None
+    assert table.get_message(ours["id"]) is not None
+    assert [json.loads(m["Body"])["wamid"] for m in drain(aws)] == [ours["id"]]
+    # And the foreign id is counted and logged (a phone_number_id is Meta's id of a number, not a person's)
+    logged = [json.loads(line) for line in log_output.getvalue().splitlines() if line.startswith("{")]
+    [warning] = [line for line in logged if "does not own" in line.get("message", "")]
+    assert warning["phone_number_ids"] == [FOREIGN]
+    emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    assert [document["ForeignNumberParts"] for document in emitted] == [[1.0]]
+
+
+def test_replies_and_sends_go_only_from_our_numbers(
+    aws: AwsStack,
+    own_webhook: Any,
+    function_env: Callable[..., dict[str, str]],
+    graph_fake: GraphSimulator,
+    table: Any,
+) -> None:
+    # Given a lead who wrote to our second number
+    message = meta.text_message(LEAD, "שלום, מה נשמע?")
+    assert own_webhook(meta.envelope(meta.message_value([message], phone_number_id=OURS[1]))).status == 200
+    # When the responder answers
+    function_env("ResponderFunction", WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST, **graph_fake.environment())
+    responder = Responder(aws, load_function_module("ResponderFunction"))
+    assert responder.run().failed_ids == set()
+    # Then the reply goes from that number
+    assert [r.phone_number_id for r in graph_fake.recorded() if r.is_send] == [OURS[1]]
+    # And a lead whose stored last number is not ours (written before this check) is sent to from our first
+    aws.client("dynamodb").update_item(
+        TableName=aws.ref("ConversationsTable"),
+        Key={"PK": {"S": f"LEAD#{LEAD}"}, "SK": {"S": "LEAD"}},
+        UpdateExpression="SET last_phone_number_id = :foreign",
+        ExpressionAttributeValues={":foreign": {"S": FOREIGN}},
+    )
+    api = ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST)
+    template = {"type": "template", "template": {"name": "hello_world", "language": {"code": "en"}}}
+    assert api.send({"to": LEAD, **template}).status == 201
+    assert [r.phone_number_id for r in graph_fake.recorded() if r.is_send][-1] == OURS[0]
+    assert all(r.phone_number_id in OURS for r in graph_fake.recorded())
+
+
+def test_a_queued_message_to_a_foreign_number_is_never_answered(
+    aws: AwsStack, webhook: Any, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator, table: Any
+) -> None:
+    # Given a record queued before the webhook checked numbers (the plain webhook fixture has no list)
+    message = meta.text_message(LEAD, "שלום")
+    assert webhook(meta.envelope(meta.message_value([message], phone_number_id=FOREIGN))).status == 200
+    # When a responder that owns OURS handles it
+    function_env("ResponderFunction", WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST, **graph_fake.environment())
+    run = Responder(aws, load_function_module("ResponderFunction")).run()
+    # Then nothing is sent from that number with our token, and the message says why
+    assert run.failed_ids == set()
+    assert graph_fake.recorded() == []
+    assert table.get_message(message["id"])["reply_status"] == "foreign_number"
