@@ -12,6 +12,7 @@ only, and routes that need auth in AWS receive a local caller identity in reques
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import re
 import threading
@@ -276,6 +277,32 @@ def _read_body(stream: Any, headers: Any) -> bytes | None:
     return stream.read(length) if length else None
 
 
+# A run of 7+ digits in a path is a phone number or wa_id (`/conversations/972525551234/messages`); the
+# access log masks it as the functions' logs do (whatsapp_crm.observability.mask_phone).
+_PHONE_IN_PATH = re.compile(r"(%2[bB]|\+)?(\d{7,})")
+# A burst of 50 connections (a replay, a load test) must queue, not be refused: socketserver's default is 5.
+LISTEN_BACKLOG = 128
+
+
+def masked_path(path: str) -> str:
+    from whatsapp_crm.observability import mask_phone
+
+    return _PHONE_IN_PATH.sub(lambda match: (match.group(1) or "") + mask_phone(match.group(2)), path)
+
+
+class PortInUseError(OSError):
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            f"port {port} on {host} is already in use (another `make run`?); stop that, or pick another port: "
+            f"make run LOCAL_STACK_PORT={port + 1}"
+        )
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+
 class LocalHttpApi:
     """A ThreadingHTTPServer that plays API Gateway for the template's routes.
 
@@ -296,8 +323,12 @@ class LocalHttpApi:
         self._log = log
         self._local: dict[tuple[str, str], LocalEndpoint] = {}
         self._host = host
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
-        self._server.daemon_threads = True
+        try:
+            self._server = _Server((host, port), self._handler_class())
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise PortInUseError(host, port) from None
+            raise
         self._thread: threading.Thread | None = None
 
     @property
@@ -340,7 +371,8 @@ class LocalHttpApi:
         if self._log is not None:
             took = (time.monotonic() - started) * 1000
             failure = f" {outcome.error.get('errorType')}" if outcome.error else ""
-            self._log(f"{method} {path} -> {response.status} ({route.function}, {took:.0f} ms){failure}")
+            line = f"{method} {masked_path(path)} -> {response.status} ({route.function}, {took:.0f} ms){failure}"
+            self._log(line)
         return response
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -361,7 +393,8 @@ class LocalHttpApi:
                     response = api.dispatch(self.command, self.path, headers, body)
                 except Exception as error:  # the stack itself failed: say so instead of hanging the client
                     if api._log is not None:
-                        api._log(f"{self.command} {self.path} -> 500 (local stack error: {error!r})")
+                        failure = type(error).__name__
+                        api._log(f"{self.command} {masked_path(self.path)} -> 500 (local stack error: {failure})")
                     response = INTERNAL_ERROR
                 self._send(response)
 

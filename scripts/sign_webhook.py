@@ -9,7 +9,8 @@
 Every message's and status's timestamp is re-stamped to now unless --keep-timestamp: events/ hold fixed
 dates, and the responder does not answer a message older than 24 hours. The document (or the body of an API
 Gateway event from events/) is then re-encoded in Meta's wire form (ASCII JSON, \\uXXXX escapes, \\/) and
-signed; --as-is signs the file's bytes unchanged (its timestamps too). The secret is the local stack's
+signed; --as-is sends the file's bytes unchanged (its timestamps too) with the event's own signature when it
+carries one, so events/webhook_post_bad_signature.json is refused (403). The secret is the local stack's
 (local/defaults.py, or WHATSAPP_APP_SECRET), so this is for the local stack only.
 """
 
@@ -38,9 +39,35 @@ use_layers()
 from local import meta_payloads as meta
 
 
+class UsageProblem(Exception):
+    """Something the user can fix, said in one line (no traceback)."""
+
+
+def _read(path: Path) -> tuple[bytes, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise UsageProblem(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        return raw, json.loads(raw)
+    except ValueError:
+        raise UsageProblem(f"{path} is not JSON (a webhook document or an events/ API Gateway event)") from None
+
+
+def file_signature(path: Path) -> str | None:
+    """The X-Hub-Signature-256 an events/ API Gateway event carries (None for a plain webhook document)."""
+    _, document = _read(path)
+    headers = document.get("headers") if isinstance(document, dict) else None
+    if not isinstance(headers, dict):
+        return None
+    for name, value in headers.items():
+        if str(name).lower() == "x-hub-signature-256" and isinstance(value, str):
+            return value
+    return None
+
+
 def body_from_file(path: Path, as_is: bool, keep_timestamp: bool = False, now: int | None = None) -> bytes:
-    raw = path.read_bytes()
-    document: Any = json.loads(raw)
+    raw, document = _read(path)
     if isinstance(document, dict) and document.get("version") == "2.0" and "body" in document:
         body = str(document["body"])
         raw = base64.b64decode(body) if document.get("isBase64Encoded") else body.encode("utf-8")
@@ -87,6 +114,12 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
             return response.status, response.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as refused:
         return refused.code, refused.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError) as unreachable:
+        reason = getattr(unreachable, "reason", unreachable)
+        raise UsageProblem(
+            f"nothing answers at {url} ({reason}); start the local stack with `make run` "
+            "(or pass --url, or set LOCAL_STACK_PORT)"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="Lead", help="the lead's profile name (with --text)")
     parser.add_argument("--url", default=f"{default_base_url()}/webhook", help="where to POST")
     parser.add_argument("--secret", default=None, help="app secret (default: the local stack's)")
-    parser.add_argument("--as-is", action="store_true", help="sign the file's bytes unchanged (timestamps too)")
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="send the file's bytes unchanged (timestamps too), with the event's own X-Hub-Signature-256 when it "
+        "has one (events/webhook_post_bad_signature.json stays bad); a plain document is signed",
+    )
     parser.add_argument(
         "--keep-timestamp", action="store_true", help="keep the file's timestamps (default: re-stamp them to now)"
     )
@@ -109,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.file is None) == (args.text is None and args.image is None):
         parser.error("give either a FILE or --text / --image")
+    try:
+        return _sign_and_send(args)
+    except UsageProblem as problem:
+        print(f"sign_webhook: {problem}", file=sys.stderr)
+        return 2
+
+
+def _sign_and_send(args: argparse.Namespace) -> int:
     body = (
         body_from_file(args.file, args.as_is, args.keep_timestamp)
         if args.file is not None
@@ -116,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     secret = args.secret or app_secret()
     headers = meta.signed_headers(body, "not-" + secret if args.bad_signature else secret)
+    own = file_signature(args.file) if args.as_is and args.file is not None and not args.bad_signature else None
+    if own is not None:
+        headers["x-hub-signature-256"] = own  # the event's own signature, right or deliberately wrong
     if args.curl:
         print(curl_line(args.url, body, headers))
         return 0

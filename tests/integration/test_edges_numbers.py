@@ -68,3 +68,13 @@ def test_a_sender_id_that_is_no_number_is_stored_and_never_claimed(
     )
     assert "Item" not in claim
     assert responder.queue_is_empty()
+
+
+def test_a_send_body_without_type_answers_which_types_exist(api: ApiClient, graph_fake: GraphSimulator) -> None:
+    # (issue 10, point 9) pydantic would say "Unable to extract tag using discriminator 'type'"
+    result = api.send({"to": "052-555-1234", "text": {"body": "שלום"}})
+    assert result.status == 400
+    assert result.error["field"] == "type"
+    assert result.error["message"].startswith("`type` is required")
+    assert "text, template" in result.error["message"]
+    assert graph_fake.sent_messages() == []

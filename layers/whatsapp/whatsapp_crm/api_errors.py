@@ -74,6 +74,11 @@ def field_path(loc: Sequence[Any], root: Any = None) -> str:
     pydantic puts the value of a discriminated union's tag into `loc` (`["text", "text", "body"]`); the
     caller never wrote that step. Walking `root` (the body's type) alongside tells tags from keys.
     """
+    return _walk(loc, root)[0]
+
+
+def _walk(loc: Sequence[Any], root: Any) -> tuple[str, Any]:
+    """(the field path, the type found there) for a pydantic `loc` walked from `root`."""
     parts = list(loc)
     if parts and parts[0] in _LOCATIONS:
         parts = parts[1:]
@@ -90,7 +95,7 @@ def field_path(loc: Sequence[Any], root: Any = None) -> str:
         else:
             path = f"{path}.{part}" if path else str(part)
             annotation = _field_type(current, part)
-    return path
+    return path, annotation
 
 
 def error_field(error: Mapping[str, Any], root: Any = None) -> str:
@@ -99,14 +104,30 @@ def error_field(error: Mapping[str, Any], root: Any = None) -> str:
     if loc and loc[0] in ("query", "path", "header"):
         root = None  # the body's type says nothing about a parameter's name (a header is not a union tag)
     path = field_path(loc, root)
-    if error.get("type") == "union_tag_invalid":
+    if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
         return f"{path}.type" if path else "type"
     if path:
         return path
     return str(loc[0]) if loc else "body"
 
 
-def _message(error: Mapping[str, Any]) -> str:
+def _union_tags(root: Any, discriminator: str) -> list[str]:
+    """The values the discriminator may take in the body's union (`text`, `template`, ...), in order."""
+    union, _ = _unwrap(root)
+    tags: list[str] = []
+    for member in get_args(union):
+        if isinstance(member, type) and issubclass(member, BaseModel) and discriminator in member.model_fields:
+            tags += [tag for tag in get_args(member.model_fields[discriminator].annotation) if isinstance(tag, str)]
+    return tags
+
+
+def _message(error: Mapping[str, Any], root: Any = None) -> str:
+    if error.get("type") == "union_tag_not_found":
+        # pydantic says "Unable to extract tag using discriminator 'type'": say what is missing and what exists.
+        discriminator = str((error.get("ctx") or {}).get("discriminator", "type")).strip("'")
+        tags = _union_tags(_walk(error.get("loc", ()), root)[1], discriminator)
+        choices = f": one of {', '.join(tags)}" if tags else ""
+        return f"`{discriminator}` is required, the kind of message{choices}"
     text = str(error.get("msg", "invalid value"))
     return text.removeprefix("Value error, ")
 
@@ -118,7 +139,7 @@ def validation_error_response(error: RequestValidationError, body_type: Any = No
         if item.get("type") == "json_invalid":
             problems.append({"field": "body", "message": "the body is not valid JSON"})
             continue
-        problems.append({"field": error_field(item, body_type), "message": _message(item)})
+        problems.append({"field": error_field(item, body_type), "message": _message(item, body_type)})
     first = problems[0] if problems else {"field": "body", "message": "invalid request"}
     return error_response(
         400, "validation_error", first["message"], field=first["field"], errors=problems if len(problems) > 1 else None
