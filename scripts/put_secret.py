@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""`make secret ENV=dev`: put the access token, app secret and verify token into the deployed stack's secret.
+"""`make secret ENV=dev`: put the access token, app secret and verify token into the deployed stack's secrets.
+
+The access token goes to its own secret (output WhatsAppAccessTokenSecretArn; the public webhook cannot read
+it) and is removed from the app secret's one, where stacks deployed before that split kept it.
 
 Each value comes from the environment (WHATSAPP_ACCESS_TOKEN, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN) or,
 in a terminal, from a prompt that does not echo; Enter keeps what the secret holds (the stack generates the
@@ -28,6 +31,8 @@ from deploy_config import (
 )
 
 SECRET_OUTPUT = "WhatsAppSecretArn"
+# The access token has a secret of its own (issue 10: the public webhook must not be able to read it).
+TOKEN_SECRET_OUTPUT = "WhatsAppAccessTokenSecretArn"
 PROMPTS = {
     "access_token": "System-user access token (Business settings > System users > Generate token)",
     "app_secret": "App Secret (App Dashboard > App settings > Basic)",
@@ -46,13 +51,18 @@ def check(name: str, value: str) -> str | None:
     return None
 
 
-def secret_id(session: Any, stack_name: str) -> str:
+def secret_ids(session: Any, stack_name: str) -> tuple[str, str | None]:
+    """The stack's secret and its access token's secret (None for a stack deployed before the split)."""
     outputs = stack_outputs(session, stack_name)
     if outputs is None:
         raise DeployError(f"no stack {stack_name} in {session.region_name}: deploy it first (make deploy)")
     if SECRET_OUTPUT not in outputs:
         raise DeployError(f"stack {stack_name} has no {SECRET_OUTPUT} output: is it this template's stack?")
-    return outputs[SECRET_OUTPUT]
+    return outputs[SECRET_OUTPUT], outputs.get(TOKEN_SECRET_OUTPUT)
+
+
+def secret_id(session: Any, stack_name: str) -> str:
+    return secret_ids(session, stack_name)[0]
 
 
 def read_secret(client: Any, secret_arn: str) -> dict[str, str]:
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         environment = load_environment(args.env)
         session = aws_session(environment.region)
         caller_identity(session)
-        arn = secret_id(session, environment.stack_name)
+        arn, token_arn = secret_ids(session, environment.stack_name)
         client = session.client("secretsmanager")
         current = read_secret(client, arn)
         if args.show_verify_token:
@@ -121,7 +131,20 @@ def main(argv: list[str] | None = None) -> int:
                 raise DeployError("the secret has no verify_token yet: make secret")
             print(current["verify_token"])
             return 0
-        updated, report = new_values(current, sys.stdin.isatty())
+        token_current = read_secret(client, token_arn) if token_arn else {}
+        combined = {
+            **current,
+            **({"access_token": token_current["access_token"]} if token_current.get("access_token") else {}),
+        }
+        updated_all, report = new_values(combined, sys.stdin.isatty())
+        if token_arn:
+            # The token goes to its own secret, and leaves the webhook's (where an older stack kept it).
+            token_updated = {**token_current, "access_token": updated_all.get("access_token", "")}
+            updated = {key: value for key, value in updated_all.items() if key != "access_token"}
+            if token_updated != token_current:
+                client.put_secret_value(SecretId=token_arn, SecretString=json.dumps(token_updated))
+        else:
+            updated = updated_all
         if updated != current:
             client.put_secret_value(SecretId=arn, SecretString=json.dumps(updated))
     except DeployError as error:

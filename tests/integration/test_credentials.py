@@ -66,3 +66,13 @@ def test_a_secret_that_is_not_a_json_object_is_a_configuration_error(aws: AwsSta
 def test_no_secret_and_no_overrides_names_what_is_missing() -> None:
     with pytest.raises(ConfigurationError, match="access_token, app_secret, verify_token"):
         load_credentials(SecretSettings())
+
+
+def test_the_access_token_comes_from_its_own_secret_when_the_function_has_one(aws: AwsStack, secret_id: str) -> None:
+    # Given the split of issue 10: the token in a secret of its own (the first one may still hold an old token)
+    token_id = f"whatsapp-token-{uuid.uuid4().hex[:8]}"
+    aws.client("secretsmanager").create_secret(Name=token_id, SecretString=json.dumps({"access_token": "EAAG-own"}))
+    settings = SecretSettings(whatsapp_secret_id=secret_id, whatsapp_access_token_secret_id=token_id)
+    credentials = load_credentials(settings)
+    assert credentials.access_token.get_secret_value() == "EAAG-own"
+    assert credentials.app_secret.get_secret_value() == SECRET["app_secret"]

@@ -204,6 +204,42 @@ def test_secret_from_the_environment_fills_the_stack_secret_and_prints_no_value(
     assert shown.stdout.strip() == deployed["generated"]
 
 
+def test_secret_puts_the_access_token_in_its_own_secret_out_of_the_webhooks_reach(
+    moto_endpoint: str, deployed: dict[str, Any]
+) -> None:
+    # Given a stack with the access token's own secret (issue 10), whose first secret still holds an old token
+    import boto3
+
+    session = boto3.session.Session(region_name="il-central-1")
+    secrets = session.client("secretsmanager", endpoint_url=moto_endpoint)
+    token_arn = secrets.create_secret(
+        Name=f"WhatsAppAccessTokenSecret-{uuid.uuid4().hex[:8]}", SecretString=json.dumps({"access_token": ""})
+    )["ARN"]
+    secrets.put_secret_value(
+        SecretId=deployed["arn"],
+        SecretString=json.dumps({"access_token": "EAAG-old", "app_secret": "", "verify_token": deployed["generated"]}),
+    )
+    cloudformation = session.client("cloudformation", endpoint_url=moto_endpoint)
+    cloudformation.delete_stack(StackName="whatsapp-crm-dev")
+    body = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            "WhatsAppSecretArn": {"Value": deployed["arn"]},
+            "WhatsAppAccessTokenSecretArn": {"Value": token_arn},
+        },
+    }
+    cloudformation.create_stack(StackName="whatsapp-crm-dev", TemplateBody=json.dumps(body))
+    # When make secret runs with the token and the app secret
+    env = _environment(moto_endpoint, WHATSAPP_ACCESS_TOKEN=ACCESS_TOKEN, WHATSAPP_APP_SECRET=APP_SECRET)
+    result = _make("secret", "ENV=dev", env=env)
+    # Then the token is in its own secret only, and the webhook's secret holds what the webhook needs
+    assert result.returncode == 0, result.stderr
+    token = json.loads(secrets.get_secret_value(SecretId=token_arn)["SecretString"])
+    assert token == {"access_token": ACCESS_TOKEN}
+    assert _secret(deployed) == {"app_secret": APP_SECRET, "verify_token": deployed["generated"]}
+    assert ACCESS_TOKEN not in result.stdout + result.stderr
+
+
 def test_secret_without_values_outside_a_terminal_writes_nothing_and_names_the_variables(
     moto_endpoint: str, deployed: dict[str, Any]
 ) -> None:

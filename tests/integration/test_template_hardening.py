@@ -85,6 +85,39 @@ def test_every_written_prefix_is_one_the_code_uses() -> None:
             assert re.search(rf"[\"']{re.escape(prefix.rstrip('*'))}", sources), prefix
 
 
+# --- the access token out of the public webhook's reach --------------------------------------------------
+
+
+def _readable_secrets(logical_id: str) -> set[str]:
+    policies = RESOURCES[logical_id]["Properties"].get("Policies", [])
+    return {
+        policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"]
+        for policy in policies
+        if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy
+    }
+
+
+def test_the_public_webhook_cannot_read_the_access_token() -> None:
+    # The webhook may read only the secret with the app secret and verify token...
+    assert _readable_secrets("WebhookFunction") == {"WhatsAppSecret"}
+    environment = RESOURCES["WebhookFunction"]["Properties"]["Environment"]["Variables"]
+    assert "WHATSAPP_ACCESS_TOKEN_SECRET_ID" not in {**GLOBAL_ENV, **environment}
+    assert not any("secretsmanager" in str(statement) for statement in _statements("WebhookFunction"))
+    # ...which holds no access token; the token has a secret of its own
+    template = RESOURCES["WhatsAppSecret"]["Properties"]["GenerateSecretString"]["SecretStringTemplate"]
+    assert "access_token" not in template
+    assert "access_token" in RESOURCES["WhatsAppAccessTokenSecret"]["Properties"]["SecretString"]
+
+
+@pytest.mark.parametrize(
+    "logical_id", ["ResponderFunction", "SendFunction", "ConversationsFunction", "TemplatesFunction"]
+)
+def test_the_functions_that_call_graph_read_the_token_secret(logical_id: str) -> None:
+    assert _readable_secrets(logical_id) == {"WhatsAppSecret", "WhatsAppAccessTokenSecret"}
+    environment = RESOURCES[logical_id]["Properties"]["Environment"]["Variables"]
+    assert environment["WHATSAPP_ACCESS_TOKEN_SECRET_ID"] == {"Ref": "WhatsAppAccessTokenSecret"}
+
+
 # --- the alarm topic ---------------------------------------------------------------------------------------
 
 

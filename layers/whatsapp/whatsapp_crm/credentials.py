@@ -1,8 +1,11 @@
-"""WhatsApp credentials: one JSON secret in Secrets Manager, read through Powertools Parameters' cache.
+"""WhatsApp credentials: JSON secrets in Secrets Manager, read through Powertools Parameters' cache.
 
-The secret holds `access_token`, `app_secret` and `verify_token`. For local runs and tests the env vars
-WHATSAPP_ACCESS_TOKEN / WHATSAPP_APP_SECRET / WHATSAPP_VERIFY_TOKEN override the matching key when set.
-Values are SecretStr so they never print into a log line by accident.
+`WHATSAPP_SECRET_ID` holds `app_secret` and `verify_token` (what the public webhook needs);
+`WHATSAPP_ACCESS_TOKEN_SECRET_ID` holds `access_token`, and only the functions that call the Graph API have
+it and may read it (Secrets Manager grants whole secrets, not keys). A function without the token secret
+takes `access_token` from the first secret if it is there (stacks deployed before the split). For local runs
+and tests the env vars WHATSAPP_ACCESS_TOKEN / WHATSAPP_APP_SECRET / WHATSAPP_VERIFY_TOKEN override the
+matching key when set. Values are SecretStr so they never print into a log line by accident.
 """
 
 from __future__ import annotations
@@ -34,13 +37,11 @@ def _overrides(settings: SecretSettings) -> dict[str, str]:
     return {key: value for key, value in candidates.items() if value}
 
 
-def _fetch_secret(settings: SecretSettings) -> dict[str, Any]:
+def _fetch_secret(settings: SecretSettings, secret_id: str) -> dict[str, Any]:
     from aws_lambda_powertools.utilities import parameters
 
     try:
-        value = parameters.get_secret(
-            settings.whatsapp_secret_id, transform="json", max_age=settings.secret_max_age_seconds
-        )
+        value = parameters.get_secret(secret_id, transform="json", max_age=settings.secret_max_age_seconds)
     except parameters.exceptions.TransformParameterError:
         raise ConfigurationError("the WhatsApp secret is not a JSON object") from None
     if not isinstance(value, dict):
@@ -51,10 +52,13 @@ def _fetch_secret(settings: SecretSettings) -> dict[str, Any]:
 def load_credentials(settings: SecretSettings) -> WhatsAppCredentials:
     """Credentials from env overrides, then the (cached) secret. Raises ConfigurationError if unusable."""
     values: dict[str, Any] = _overrides(settings)
+    if "access_token" not in values and settings.whatsapp_access_token_secret_id:
+        token = _fetch_secret(settings, settings.whatsapp_access_token_secret_id).get("access_token", "")
+        values["access_token"] = token
     if len(values) < len(_KEYS):
         if not settings.whatsapp_secret_id:
             missing = sorted(set(_KEYS) - set(values))
             raise ConfigurationError(f"no WHATSAPP_SECRET_ID and no override for: {', '.join(missing)}")
-        secret = _fetch_secret(settings)
+        secret = _fetch_secret(settings, settings.whatsapp_secret_id)
         values = {key: secret.get(key, "") for key in _KEYS} | values
     return WhatsAppCredentials.model_validate({key: str(values.get(key) or "") for key in _KEYS})

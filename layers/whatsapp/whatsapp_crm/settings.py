@@ -41,6 +41,8 @@ class SecretSettings(_EnvModel):
     """Where the WhatsApp credentials live. Env overrides exist for local runs and tests only."""
 
     whatsapp_secret_id: str = ""
+    # The access token's own secret (the functions that call Graph only; the webhook has none).
+    whatsapp_access_token_secret_id: str = ""
     whatsapp_access_token: str = ""
     whatsapp_app_secret: str = ""
     whatsapp_verify_token: str = ""
