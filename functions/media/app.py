@@ -37,6 +37,7 @@ from whatsapp_crm.media_archive import (
     download_link,
 )
 from whatsapp_crm.media_upload import MediaUploader, UploadRefusedError, header, read_upload, upload_media
+from whatsapp_crm.numbers import is_ours, parse_phone_number_ids, sending_number
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from whatsapp_crm.read_api import InvalidWaIdError, resolve_wa_id
 from whatsapp_crm.settings import MediaSettings, load
@@ -228,9 +229,13 @@ def upload(
     ] = None,
 ) -> Response[str]:
     settings = _settings()
-    number = phone_number_id or settings.whatsapp_phone_number_id
+    own = parse_phone_number_ids(settings.whatsapp_phone_number_ids)
+    if phone_number_id is not None and not is_ours(phone_number_id, own):
+        # Media is uploaded for the number that will send it, and nothing is ever sent from another's.
+        return invalid_field("phone_number_id", "not one of this deployment's numbers (WhatsAppPhoneNumberIds)")
+    number = phone_number_id or sending_number(None, own)
     if not number:
-        raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_ID to upload media for")
+        raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_IDS to upload media for")
     event = app.current_event
     body = raw_body(event.body, bool(event.is_base64_encoded))
     result = upload_media(

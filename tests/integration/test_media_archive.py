@@ -56,7 +56,7 @@ class Pipeline:
         self.function_env = function_env
         self.graph = graph
         self.webhook = webhook
-        self.overrides = {"WHATSAPP_PHONE_NUMBER_ID": meta.DEMO_PHONE_NUMBER_ID, **graph.environment()}
+        self.overrides = {"WHATSAPP_PHONE_NUMBER_IDS": meta.DEMO_PHONE_NUMBER_ID, **graph.environment()}
 
     def lead_sends(self, kind: str, media_id: str, *, wa_id: str = LEAD, **fields: Any) -> str:
         message = {
@@ -121,7 +121,7 @@ def pipeline(
 
 @pytest.fixture
 def api(function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 def _thread_media(api: ApiClient, wa_id: str = LEAD) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ class Uploads:
 
     def post(self, body: bytes, content_type: str | None, query: str = "") -> ApiResult:
         self.function_env(
-            "MediaFunction", WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID, **self.graph.environment()
+            "MediaFunction", WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID, **self.graph.environment()
         )
         module = load_function_module("MediaFunction")
         headers = {"content-type": content_type} if content_type else {}
@@ -60,7 +60,7 @@ def uploads(aws: AwsStack, function_env: Callable[..., dict[str, str]], graph_fa
 
 @pytest.fixture
 def api(function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
-    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_ID=meta.DEMO_PHONE_NUMBER_ID)
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
 
 
 def _error(result: ApiResult) -> dict[str, Any]:

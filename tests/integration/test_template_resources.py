@@ -167,13 +167,17 @@ def test_only_the_webhook_may_enqueue_and_only_read_access_reaches_the_secret() 
         if "SQSSendMessagePolicy" in policy
     ]
     assert responder_queue == {"QueueName": {"Fn::GetAtt": ["MediaQueue", "QueueName"]}}
+    # Read access only; the access token's own secret only where Graph is called (issue 10: not the webhook)
     for logical_id in EXPECTED_ACTIONS:
-        (secret_policy,) = [
+        secret_policies = [
             policy["AWSSecretsManagerGetSecretValuePolicy"]
             for policy in _properties(logical_id)["Policies"]
             if "AWSSecretsManagerGetSecretValuePolicy" in policy
         ]
-        assert secret_policy == {"SecretArn": {"Ref": "WhatsAppSecret"}}
+        expected = [{"SecretArn": {"Ref": "WhatsAppSecret"}}]
+        if logical_id != "WebhookFunction":
+            expected.append({"SecretArn": {"Ref": "WhatsAppAccessTokenSecret"}})
+        assert secret_policies == expected, logical_id
 
 
 def test_the_read_function_may_only_reset_a_leads_unread_count() -> None:
