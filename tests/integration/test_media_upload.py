@@ -160,3 +160,14 @@ class TestBadUploads:
         result = uploads.multipart(PDF, "application/pdf")
         assert result.status == 502 and _error(result)["graph_error"]["code"] == 131053
         assert uploads.kept() == {}
+
+
+def test_media_is_never_uploaded_for_a_number_this_deployment_does_not_own(
+    uploads: Uploads, graph_fake: GraphSimulator
+) -> None:
+    # (issue 10, point 5) a file uploaded for another deployment's number could only be sent from it
+    result = uploads.post(JPEG, "image/jpeg", query="filename=flat.jpg&phone_number_id=999000111222333")
+    assert result.status == 400, result.body
+    assert _error(result)["field"] == "phone_number_id"
+    assert graph_fake.recorded() == []
+    assert uploads.kept() == {}
