@@ -29,7 +29,7 @@ from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError
 from whatsapp_crm.health import HealthPolicy, HealthStore, check_health
 from whatsapp_crm.http_responses import json_response
-from whatsapp_crm.numbers import parse_phone_number_ids
+from whatsapp_crm.numbers import parse_phone_number_ids, sending_number
 from whatsapp_crm.observability import logger, metrics, tracer
 from whatsapp_crm.read_api import (
     ConversationReader,
@@ -141,7 +141,7 @@ def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
         limit=limit,
         cursor=cursor,
         takeover=timedelta(hours=settings.human_takeover_hours),
-        default_phone_number_id=settings.whatsapp_phone_number_id,
+        default_phone_number_id=sending_number(None, parse_phone_number_ids(settings.whatsapp_phone_number_ids)),
     )
     return json_response(200, page.model_dump(mode="json"))
 

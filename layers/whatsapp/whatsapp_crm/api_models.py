@@ -110,7 +110,8 @@ class ConversationSummary(_Body):
     phone_number_id: str | None = Field(
         default=None,
         description="The business number (Meta's phone number id) the conversation is with: the one the lead "
-        "last wrote to, which POST /messages sends from; WhatsAppPhoneNumberId for a lead who never wrote",
+        "last wrote to, which POST /messages sends from; the first of WhatsAppPhoneNumberIds for a lead who "
+        "never wrote",
     )
 
 
