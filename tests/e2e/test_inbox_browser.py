@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 
 SCREENSHOTS = ROOT / ".local" / "screenshots"
 HEBREW = "שלום, אפשר לקבוע פגישה מחר?"
+SECOND_NUMBER = "109876543210987"
 WAIT_MS = 15_000
 
 
@@ -109,7 +110,8 @@ def stack() -> Iterator[Stack]:
     process = subprocess.Popen(
         [sys.executable, "-m", "local", "--port", str(port), "--status-delay", "0.1", "--quiet"],
         cwd=ROOT,
-        env=clean_environment(),
+        # The deployment owns two numbers (messages to any other are ignored): the demo number and a second.
+        env=clean_environment(WHATSAPP_PHONE_NUMBER_IDS=f"{meta.DEMO_PHONE_NUMBER_ID},{SECOND_NUMBER}"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
@@ -732,7 +734,7 @@ def test_the_lead_list_filters_by_business_number_once_there_are_two(stack: Stac
     if numbers == {meta.DEMO_PHONE_NUMBER_ID}:
         assert page.locator("#number-filter-field").is_hidden()
     # When a lead writes to a second number the business owns
-    second_number = "109876543210987"
+    second_number = SECOND_NUMBER
     second = new_lead()
     stack.lead_writes(second, "היי, מה המחיר?", name="ליד שני", phone_number_id=second_number)
     inbox.lead(second).wait_for()
