@@ -14,6 +14,8 @@ from typing import Any
 from whatsapp_crm.signature import sign
 
 DEMO_PHONE_NUMBER_ID = "106540352242922"
+# A second number the local stack owns (WHATSAPP_PHONE_NUMBER_IDS), for trying a business with two numbers.
+DEMO_SECOND_PHONE_NUMBER_ID = "109876543210987"
 DEMO_DISPLAY_NUMBER = "15550783881"
 DEMO_WABA_ID = "102290129340398"
 

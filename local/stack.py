@@ -268,7 +268,7 @@ class LocalStack:
 
     def _graph_overrides(self, env: dict[str, str]) -> dict[str, str]:
         """Point the functions that talk to Graph at the simulator, with the number it plays."""
-        from local.meta_payloads import DEMO_PHONE_NUMBER_ID
+        from local.meta_payloads import DEMO_PHONE_NUMBER_ID, DEMO_SECOND_PHONE_NUMBER_ID
         from local.template_catalogue import DEFAULT_WABA_ID
 
         overrides: dict[str, str] = {}
@@ -276,7 +276,8 @@ class LocalStack:
             overrides["GRAPH_API_BASE_URL"] = self.simulator.base_url
         if "WHATSAPP_PHONE_NUMBER_IDS" in env:
             # The simulator plays the demo number; against the real Graph API only a real number id will do.
-            fallback = DEMO_PHONE_NUMBER_ID if self.simulator is not None else ""
+            # It owns a second one too, so a business with two numbers can be tried (the webhook drops others).
+            fallback = f"{DEMO_PHONE_NUMBER_ID},{DEMO_SECOND_PHONE_NUMBER_ID}" if self.simulator is not None else ""
             overrides["WHATSAPP_PHONE_NUMBER_IDS"] = (
                 os.environ.get("WHATSAPP_PHONE_NUMBER_IDS") or env["WHATSAPP_PHONE_NUMBER_IDS"] or fallback
             )

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from local.meta_payloads import DEMO_PHONE_NUMBER_ID
+from local.meta_payloads import DEMO_PHONE_NUMBER_ID, DEMO_SECOND_PHONE_NUMBER_ID
 from local.stack import LocalStack, StackOptions, _real_graph
 from local.template_catalogue import DEFAULT_WABA_ID
 
@@ -36,7 +36,7 @@ def test_without_credentials_the_functions_call_the_simulator_as_the_demo_number
     stack.simulator = SimpleNamespace(base_url="http://127.0.0.1:8089")
     assert stack._graph_overrides(dict(TEMPLATE_ENV)) == {
         "GRAPH_API_BASE_URL": "http://127.0.0.1:8089",
-        "WHATSAPP_PHONE_NUMBER_IDS": DEMO_PHONE_NUMBER_ID,
+        "WHATSAPP_PHONE_NUMBER_IDS": f"{DEMO_PHONE_NUMBER_ID},{DEMO_SECOND_PHONE_NUMBER_ID}",
         "WHATSAPP_BUSINESS_ACCOUNT_ID": DEFAULT_WABA_ID,
     }
 
