@@ -14,17 +14,14 @@ import hashlib
 import json
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whatsapp_crm.errors import QueueUnavailableError
 from whatsapp_crm.ingest import UnstorablePart
+from whatsapp_crm.sqs.queue import SqsQueue
 
 # SQS's limit is 1 MiB per message; the envelope's own fields need a little of it.
 MAX_MESSAGE_BYTES = 1024 * 1024 - 4096
-
-_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 def dead_letter_body(part: UnstorablePart) -> str:
@@ -65,17 +62,7 @@ def read_dead_letter(body: str) -> dict[str, Any]:
     return document
 
 
-class SqsDeadLetters:
-    def __init__(self, queue_url: str, client: Any | None = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
-        return self._client
-
+class SqsDeadLetters(SqsQueue):
     def set_aside(self, part: UnstorablePart) -> str:
         """Send the part; QueueUnavailableError if SQS did not take it (then the webhook answers 500)."""
         try:

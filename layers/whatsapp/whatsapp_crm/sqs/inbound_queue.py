@@ -1,21 +1,17 @@
-"""SQS FIFO adapter for the webhook -> responder hand-off. The only module that speaks to SQS."""
+"""SQS FIFO adapter for the webhook -> responder hand-off."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whatsapp_crm.errors import QueueUnavailableError
 from whatsapp_crm.handoff import Handoff
+from whatsapp_crm.sqs.queue import SqsQueue
 
 MAX_BATCH_ENTRIES = 10
 MAX_BATCH_BYTES = 256 * 1024
-
-_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 def _batches(messages: Sequence[Handoff]) -> Iterator[list[Handoff]]:
@@ -38,17 +34,7 @@ def _batches(messages: Sequence[Handoff]) -> Iterator[list[Handoff]]:
         yield batch
 
 
-class SqsInboundQueue:
-    def __init__(self, queue_url: str, client: Any | None = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
-        return self._client
-
+class SqsInboundQueue(SqsQueue):
     def enqueue(self, messages: Sequence[Handoff]) -> None:
         """Send every message or raise QueueUnavailableError (then the webhook answers 500 and Meta retries)."""
         for batch in _batches(messages):

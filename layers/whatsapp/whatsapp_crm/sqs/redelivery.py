@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from whatsapp_crm.errors import QueueUnavailableError
+from whatsapp_crm.sqs.queue import SqsQueue
 
 MAX_VISIBILITY_SECONDS = 12 * 60 * 60  # SQS's limit
 _BATCH = 10
-_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 def delays_for_failures(
@@ -40,18 +38,8 @@ def delays_for_failures(
     return plan
 
 
-class SqsRedelivery:
+class SqsRedelivery(SqsQueue):
     """ChangeMessageVisibility on one queue. The only SQS writer besides whatsapp_crm.sqs.inbound_queue."""
-
-    def __init__(self, queue_url: str, client: Any | None = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
-        return self._client
 
     def delay(self, receipt_handles: Sequence[str], seconds: int) -> None:
         """Hide these in-flight messages for `seconds` from now; QueueUnavailableError if SQS refused any."""
@@ -69,19 +57,9 @@ class SqsRedelivery:
                 raise QueueUnavailableError(f"SQS kept {len(response['Failed'])} messages visible: {codes}")
 
 
-class SqsDeadLetterForward:
+class SqsDeadLetterForward(SqsQueue):
     """Moves one record to the inbound dead-letter queue at once, for a record no retry can help (it does
     not parse): waiting for maxReceiveCount would hold its lead's group for five visibility timeouts."""
-
-    def __init__(self, queue_url: str, client: Any | None = None) -> None:
-        self.queue_url = queue_url
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sqs", config=_CLIENT_CONFIG)
-        return self._client
 
     def forward(self, body: str, group_id: str, deduplication_id: str, reason: str) -> None:
         """Send the record's body unchanged, with why it was set aside; QueueUnavailableError if SQS refused."""
