@@ -18,8 +18,9 @@ BENCH = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench_intent.py", []),
     ("bench_webhook.py", []),
+    ("bench_entry.py", []),
+    ("bench_coldstart.py", []),
     ("bench_pyc.py", ["--build"]),
-    ("bench_inbox_live.py", []),
     ("cost_profile.py", []),
     ("bench_inbox_live.py", []),
 ]

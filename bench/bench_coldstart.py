@@ -1,0 +1,226 @@
+"""Cold start of every function: import plus first event, against `import boto3` + one client + one call.
+
+Run: `.venv/bin/python bench/bench_coldstart.py [--runs 11]` (part of `make bench`).
+
+Each sample is a fresh interpreter that, with the clock running, imports the function's handler module
+the way Lambda does (its CodeUri first on sys.path, then the layer's sources) and hands it the function's
+own event from events/ (the files README's `sam local invoke` lines use); the baseline imports boto3,
+builds a DynamoDB client and makes one GetItem. Both go through `stubbed_network`: real botocore and
+requests, canned answers instead of sockets (so neither pays a TLS handshake, which Lambda would add to
+both). The environment is what template.yaml gives the function, with Lambda's own variables; bytecode
+is compiled beforehand and never written during a sample (Lambda's disk is read-only; `make build`
+ships .pyc). Interpreter start-up is excluded, as Lambda's runtime start is the same for every function.
+All variants are interleaved, so load on this shared machine hits each alike; the ratio is what counts.
+
+Each sample also reports the calls its first event made (AWS operations and Graph requests) and the
+answer, so a path that stopped early (a refusal instead of a send) shows in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _common import LAYER, ROOT, ensure_paths
+
+ensure_paths()
+
+from local.defaults import LOCAL_APP_SECRET, LOCAL_VERIFY_TOKEN
+from local.meta_payloads import DEMO_PHONE_NUMBER_ID, DEMO_WABA_ID
+from local.template import CreatedResources, function_environment, load_template
+
+BENCH = Path(__file__).resolve().parent
+TARGET = 1.5
+
+# Function -> the event its cold start answers (events/ files: what a real first request looks like).
+FUNCTIONS: dict[str, str] = {
+    "WebhookFunction": "webhook_post_text_he.json",
+    "ResponderFunction": "responder_sqs_fifo_batch.json",
+    "SendFunction": "send_text.json",
+    "ConversationsFunction": "conversations_list.json",
+    "TemplatesFunction": "templates_list.json",
+    "MediaFunction": "media_upload.json",
+    "InboxFunction": "inbox_page.json",
+}
+BASELINE = "import boto3 + client + GetItem"
+
+PRELUDE = """
+import json, sys, time
+sys.path[:0] = {paths!r}
+import stubbed_network
+stubbed_network.configure(app_secret={app_secret!r}, verify_token={verify_token!r})
+stubbed_network.install()
+"""
+
+HANDLER = (
+    PRELUDE
+    + """
+class Context:
+    function_name = {function!r}
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:" + {function!r}
+    aws_request_id = "bench-request"
+    def get_remaining_time_in_millis(self):
+        return {timeout_ms}
+event = json.loads(open({event!r}, encoding="utf-8").read())
+started = time.perf_counter()
+import importlib
+handler = getattr(importlib.import_module({module!r}), {handler!r})
+answer = handler(event, Context())
+elapsed = time.perf_counter() - started
+status = answer.get("statusCode") if isinstance(answer, dict) else None
+failures = answer.get("batchItemFailures") if isinstance(answer, dict) else None
+sys.__stdout__.write("\\nBENCH " + json.dumps({{"seconds": elapsed, "status": status, "failures": failures,
+    "calls": dict(stubbed_network.calls), "modules": len(sys.modules)}}) + "\\n")
+"""
+)
+
+BOTO3 = (
+    PRELUDE
+    + """
+started = time.perf_counter()
+import boto3
+client = boto3.client("dynamodb")
+client.get_item(TableName="bench", Key={{"PK": {{"S": "LEAD#1"}}, "SK": {{"S": "LEAD"}}}})
+elapsed = time.perf_counter() - started
+sys.__stdout__.write("\\nBENCH " + json.dumps({{"seconds": elapsed, "status": None, "failures": None,
+    "calls": dict(stubbed_network.calls), "modules": len(sys.modules)}}) + "\\n")
+"""
+)
+
+
+@dataclass
+class Variant:
+    name: str
+    code: str
+    env: dict[str, str]
+    samples: list[float] = field(default_factory=list)
+    last: dict[str, object] = field(default_factory=dict)
+
+
+def lambda_environment(function: str | None, task_root: Path | None) -> dict[str, str]:
+    """Lambda's own variables, then template.yaml's for the function (resources named by their logical ids)."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_REGION": "eu-west-1",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_SESSION_TOKEN": "bench",
+        # Lambda's trace header for an unsampled request (the X-Ray SDK reads it; nothing is emitted).
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+    }
+    if function is None or task_root is None:
+        return env
+    template = load_template()
+    created = CreatedResources(refs={key: key for key in template.get("Resources", {})}, attributes={})
+    parameters = {"WhatsAppPhoneNumberIds": DEMO_PHONE_NUMBER_ID, "WhatsAppBusinessAccountId": DEMO_WABA_ID}
+    env.update(function_environment(template, function, created, parameters))
+    env.update({"LAMBDA_TASK_ROOT": str(task_root), "AWS_LAMBDA_FUNCTION_NAME": function})
+    # Every AWS address resolves to the stub; a real endpoint keeps botocore's own resolution path.
+    env.pop("AWS_ENDPOINT_URL", None)
+    return env
+
+
+def fresh_event(name: str, scratch: Path) -> Path:
+    """The event file with its moments moved to now: a message from 2025 is past the 24-hour window."""
+    event = json.loads((ROOT / "events" / name).read_text(encoding="utf-8"))
+    now = int(time.time())
+    for record in event.get("Records", []):
+        body = json.loads(record["body"])
+        if "timestamp" in body:
+            body.update(timestamp=now, received_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+            body.get("message", {})["timestamp"] = str(now)
+        record["body"] = json.dumps(body, ensure_ascii=False)
+    path = scratch / name
+    path.write_text(json.dumps(event, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def variants(scratch: Path) -> list[Variant]:
+    template = load_template()
+    common = {"app_secret": LOCAL_APP_SECRET, "verify_token": LOCAL_VERIFY_TOKEN}
+    found = [Variant(BASELINE, BOTO3.format(paths=[str(BENCH)], **common), lambda_environment(None, None))]
+    for function, event in FUNCTIONS.items():
+        properties = template["Resources"][function]["Properties"]
+        module, _, handler = str(properties["Handler"]).rpartition(".")
+        task_root = ROOT / str(properties["CodeUri"])
+        code = HANDLER.format(
+            paths=[str(BENCH), str(task_root), str(LAYER)],
+            function=function,
+            event=str(fresh_event(event, scratch)),
+            module=module,
+            handler=handler,
+            timeout_ms=int(properties.get("Timeout", template["Globals"]["Function"]["Timeout"])) * 1000,
+            **common,
+        )
+        found.append(Variant(function, code, lambda_environment(function, task_root)))
+    return found
+
+
+def sample(variant: Variant, write_bytecode: bool = False) -> None:
+    env = dict(variant.env)
+    if write_bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE")
+    result = subprocess.run(
+        [sys.executable, "-c", variant.code], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("BENCH ")]
+    if result.returncode != 0 or not lines:
+        raise SystemExit(f"{variant.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    report = json.loads(lines[-1].removeprefix("BENCH "))
+    variant.last = report
+    if not write_bytecode:
+        variant.samples.append(float(report["seconds"]) * 1000)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--only", action="append", help="measure only these functions (repeatable)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        measured = [v for v in variants(Path(scratch)) if v.name == BASELINE or not args.only or v.name in args.only]
+        for variant in measured:
+            sample(variant, write_bytecode=True)  # compiles whatever has no .pyc yet
+        for _ in range(args.runs):
+            for variant in measured:
+                sample(variant)
+    baseline = statistics.median(measured[0].samples)
+    load = os.getloadavg()
+    print(f"Cold start, import + first event, median of {args.runs} fresh interpreters each (interleaved);")
+    print(f"CPython {platform.python_version()} on {platform.machine()}, load average {load[0]:.1f} at the end.\n")
+    print("| function (event) | median ms | min ms | ratio to baseline | modules | first event's calls | answer |")
+    print("|---|---|---|---|---|---|---|")
+    worst = 0.0
+    for variant in measured:
+        median = statistics.median(variant.samples)
+        ratio = median / baseline
+        if variant.name != BASELINE:
+            worst = max(worst, ratio)
+        calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
+        answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
+        event = f" ({FUNCTIONS[variant.name]})" if variant.name in FUNCTIONS else ""
+        print(
+            f"| {variant.name}{event} | {median:.0f} | {min(variant.samples):.0f} | {ratio:.2f}x "
+            f"| {variant.last['modules']} | {calls} | {answer if answer is not None else ''} |"
+        )
+    print(f"\nWorst ratio {worst:.2f}x (target <= {TARGET}x): {'met' if worst <= TARGET else 'not met'}.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
