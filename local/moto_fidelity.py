@@ -1,5 +1,7 @@
 """moto's server with DynamoDB made faithful enough for concurrent writers (the local stack's embedded AWS).
 
+Also: a DISABLED EventBridge rule delivers nothing, as in AWS (moto 5.2 ignores State).
+
 Run as `python -m local.moto_fidelity -H 127.0.0.1 -p 0` (same arguments as `moto_server`).
 
 Two gaps of moto 5.2's DynamoDB show up as soon as several functions write at once (bench/replay.py
@@ -83,6 +85,21 @@ def _restore(touched: list[tuple[Any, Any, Any, Any]]) -> None:
             table.items[hash_key] = before
 
 
+def _honour_disabled_rules() -> None:
+    """moto 5.2 delivers events to a rule's targets whatever its State; EventBridge skips DISABLED rules
+    (template.yaml's example OptedOutLeadsRule is one)."""
+    from moto.events.models import Rule
+
+    original: Callable[..., Any] = Rule.send_to_targets
+
+    def send_to_targets(rule: Any, event: Any, transform_input: bool = True) -> None:
+        if rule.state == "DISABLED":
+            return
+        original(rule, event, transform_input)
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+
+
 def install() -> None:
     """Patch moto's DynamoDB in this process (idempotent)."""
     global _installed
@@ -125,6 +142,7 @@ def install() -> None:
         committed[token] = (digest, now, result)
         return result
 
+    _honour_disabled_rules()
     models.copy = _NoTableCopy(Table)  # type: ignore[attr-defined,assignment]
     DynamoHandler.transact_write_items = handler_transact  # type: ignore[assignment]
     DynamoHandler.call_action = call_action  # type: ignore[method-assign]

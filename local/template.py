@@ -113,7 +113,7 @@ def _resolve(value: Any, created: CreatedResources) -> Any:
     return value
 
 
-def _create_table(client: Any, name: str, properties: dict[str, Any]) -> str:
+def _create_table(client: Any, name: str, properties: dict[str, Any]) -> tuple[str, str | None]:
     request: dict[str, Any] = {
         "TableName": name,
         "AttributeDefinitions": properties["AttributeDefinitions"],
@@ -124,11 +124,13 @@ def _create_table(client: Any, name: str, properties: dict[str, Any]) -> str:
         request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
     if properties.get("SSESpecification"):
         request["SSESpecification"] = {"Enabled": bool(properties["SSESpecification"].get("SSEEnabled"))}
+    if properties.get("StreamSpecification"):
+        request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
     description = client.create_table(**request)["TableDescription"]
     ttl = properties.get("TimeToLiveSpecification")
     if ttl:
         client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-    return str(description["TableArn"])
+    return str(description["TableArn"]), description.get("LatestStreamArn")
 
 
 _QUEUE_ATTRIBUTES = {
@@ -247,7 +249,10 @@ def create_resources(
     dynamodb = session.client("dynamodb")
     for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
         name = f"{prefix}-{logical_id}"
-        created.attributes[(logical_id, "Arn")] = _create_table(dynamodb, name, resource["Properties"])
+        arn, stream_arn = _create_table(dynamodb, name, resource["Properties"])
+        created.attributes[(logical_id, "Arn")] = arn
+        if stream_arn:
+            created.attributes[(logical_id, "StreamArn")] = str(stream_arn)
         created.refs[logical_id] = name
     sqs = session.client("sqs")
     queues = resources_of_type(template, "AWS::SQS::Queue")
@@ -268,12 +273,42 @@ def create_resources(
             _create_bucket(s3, name, resource.get("Properties", {}), parameters)
             created.refs[logical_id] = name
             created.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+    _create_event_buses(session, prefix, template, created)
     secrets = session.client("secretsmanager")
     for logical_id in resources_of_type(template, "AWS::SecretsManager::Secret"):
         name = f"{prefix}-{logical_id}"
         arn = secrets.create_secret(Name=name, SecretString=json.dumps(secret_values or {}))["ARN"]
         created.refs[logical_id] = str(arn)
     return created
+
+
+def _create_event_buses(session: Any, prefix: str, template: dict[str, Any], created: CreatedResources) -> None:
+    """Event buses, then their rules with targets (a rule's State is kept: a DISABLED example stays off)."""
+    buses = resources_of_type(template, "AWS::Events::EventBus")
+    if not buses:
+        return
+    events = session.client("events")
+    for logical_id in buses:
+        name = f"{prefix}-{logical_id}"
+        arn = events.create_event_bus(Name=name)["EventBusArn"]
+        created.refs[logical_id] = name
+        created.attributes[(logical_id, "Arn")] = str(arn)
+        created.attributes[(logical_id, "Name")] = name
+    for logical_id, resource in resources_of_type(template, "AWS::Events::Rule").items():
+        properties = _resolve(resource.get("Properties", {}), created)
+        name = f"{prefix}-{logical_id}"
+        arn = events.put_rule(
+            Name=name,
+            EventBusName=properties.get("EventBusName", "default"),
+            EventPattern=json.dumps(properties["EventPattern"]),
+            State=properties.get("State", "ENABLED"),
+            Description=properties.get("Description", ""),
+        )["RuleArn"]
+        created.refs[logical_id] = name
+        created.attributes[(logical_id, "Arn")] = str(arn)
+        targets = [{"Id": target["Id"], "Arn": target["Arn"]} for target in properties.get("Targets", [])]
+        if targets:
+            events.put_targets(Rule=name, EventBusName=properties.get("EventBusName", "default"), Targets=targets)
 
 
 def function_environment(

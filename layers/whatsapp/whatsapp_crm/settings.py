@@ -153,6 +153,21 @@ class InboxSettings(_EnvModel):
     media_bucket: str = ""
 
 
+class EventsSettings(_EnvModel):
+    """EventsFunction: the table's stream to the CRM event bus. It reads neither the table nor any secret."""
+
+    crm_event_bus_name: NonEmpty
+    # Unpublished events and unmappable records are kept here; without it nothing could be set aside.
+    events_dead_letter_queue_url: NonEmpty
+    # Message text is personal data: in events only when the stack's CrmEventsIncludeText says so.
+    events_include_text: bool = False
+    # message.status_changed (3 of an answered message's 5 events); message.failed is always published.
+    events_status_changes: bool = True
+    # The responder's takeover period: lead.human_takeover marks the start of one.
+    human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12
+    put_events_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+
+
 def _environment() -> dict[str, str]:
     return {key.lower(): value for key, value in os.environ.items()}
 
