@@ -7,7 +7,8 @@
 4. the lead sends a photo of a pay slip: the archiver keeps it in the media bucket (moto's S3) and the file
    route hands out a 15-minute link whose bytes match Meta's sha256;
 5. the agent uploads a brochure (POST /media) and sends it by its media id (POST /messages);
-6. the conversation is printed as GET /conversations/{wa_id}/messages returns it.
+6. the conversation is printed as GET /conversations/{wa_id}/messages returns it;
+7. the CRM events the conversation published on the event bus (GET /_local/events?wa_id=...).
 
 Hebrew is printed for the terminal at hand (local/terminal_text.py): logical order inside Unicode isolates
 where the terminal does BiDi itself, visual order where it does not; `--bidi` overrides the guess.
@@ -268,6 +269,34 @@ class Demo:
             self.photo_archived()
             self.brochure_sent()
         self.print_thread()
+        self.print_events()
+
+    def print_events(self) -> None:
+        """The CRM events of this lead, once the table's stream has caught up (the count stops changing)."""
+        path = f"/_local/events?wa_id={self.wa_id}"
+        status, document = self.http.get(path)
+        if status == 404:
+            self.out("No CRM event bus in template.yaml yet; no events to show.")
+            return
+        seen: list[int] = []
+
+        def settled() -> list[dict[str, Any]] | None:
+            _, current = self.http.get(path)
+            events = list(current.get("events", [])) if isinstance(current, dict) else []
+            seen.append(len(events))
+            # Three polls a second apart with the same count, and at least the lead's first message.
+            return events if events and len(seen) >= 3 and len(set(seen[-3:])) == 1 else None
+
+        events = wait_for("the CRM events", settled, self.timeout, interval=1.0)
+        self.out("")
+        self.out(f"GET {path} (CRM events on the bus, as a consumer receives them):")
+        for event in sorted(events, key=lambda event: str(event["detail"].get("occurred_at") or "")):
+            detail = event["detail"]
+            slot = _local_time(str(detail["slot_start"]), "%a %H:%M") if detail.get("slot_start") else None
+            about = detail.get("status") or detail.get("message_type") or slot or detail.get("intent") or ""
+            what = f"{event['detail-type']:<24} {about}".rstrip()
+            stamp = _local_time(str(detail.get("occurred_at") or ""), "%H:%M:%S")
+            self.out(f"  {stamp}  {what:<40} detail.id {str(detail['id'])[:8]}…")
 
     def print_thread(self) -> None:
         path = f"/conversations/{self.wa_id}/messages"
@@ -335,9 +364,9 @@ def oldest_first(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(messages, key=lambda message: (str(message.get("timestamp") or ""), depth(message)))
 
 
-def _local_time(timestamp: str) -> str:
+def _local_time(timestamp: str, form: str = "%H:%M") -> str:
     try:
-        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone().strftime("%H:%M")
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).astimezone().strftime(form)
     except ValueError:
         return timestamp
 

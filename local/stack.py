@@ -40,6 +40,7 @@ from local.defaults import (
 from local.http_api import HttpResponse, LocalHttpApi, Route, routes
 from local.poller import SqsPoller, SqsSource, sqs_sources
 from local.runtime import FunctionPool, FunctionSpec, Invocation, function_specs, print_log, worker_environment
+from local.stream_poller import StreamPoller, StreamSource, stream_sources
 from local.template import ROOT, TEMPLATE_PATH, CreatedResources, create_resources, load_template
 
 DEMO_LEAD = "972525551234"
@@ -171,6 +172,47 @@ def _json_response(document: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(status, [("Content-Type", "application/json; charset=utf-8")], body)
 
 
+class PublishedEvents:
+    """Every event put on the template's event buses, through a catch-all rule to a queue of the stack's own
+    (a consumer as a CRM would attach one); kept in memory for GET /_local/events."""
+
+    def __init__(self, sqs: Any, queue_url: str) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def observe(cls, session: Any, template: dict[str, Any], created: CreatedResources) -> PublishedEvents | None:
+        from local.template import resources_of_type
+
+        buses = [created.refs[logical_id] for logical_id in resources_of_type(template, "AWS::Events::EventBus")]
+        if not buses:
+            return None
+        sqs, events = session.client("sqs"), session.client("events")
+        url = sqs.create_queue(QueueName=f"{buses[0]}-local-observer")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for bus in buses:
+            name = f"{bus}-local-observer"
+            events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps({"source": ["whatsapp-crm"]}))
+            events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "local-observer", "Arn": arn}])
+        return cls(sqs, str(url))
+
+    def read(self) -> list[dict[str, Any]]:
+        with self._lock:
+            while True:
+                messages = self._sqs.receive_message(
+                    QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+                ).get("Messages", [])
+                if not messages:
+                    return list(self._events)
+                self._events.extend(json.loads(message["Body"]) for message in messages)
+                self._sqs.delete_message_batch(
+                    QueueUrl=self._queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                )
+
+
 class LocalStack:
     def __init__(self, options: StackOptions | None = None) -> None:
         self.options = options or StackOptions()
@@ -182,6 +224,9 @@ class LocalStack:
         self.routes: list[Route] = routes(self.template)
         self.sources: list[SqsSource] = []
         self.pollers: list[SqsPoller] = []
+        self.stream_sources: list[StreamSource] = []
+        self.stream_pollers: list[StreamPoller] = []
+        self.events: PublishedEvents | None = None
         self.simulator: Any = None
         self.api: LocalHttpApi | None = None
         self.warm_errors: dict[str, dict[str, Any]] = {}
@@ -202,6 +247,8 @@ class LocalStack:
         self.api.start()
         for poller in self.pollers:
             poller.start()
+        for stream_poller in self.stream_pollers:
+            stream_poller.start()
         self._run_schedules_once()
 
     def _run_schedules_once(self) -> None:
@@ -264,6 +311,15 @@ class LocalStack:
         for source in self.sources:
             if source.has_filter:
                 self._log(f"{source.function}.{source.event_name}: FilterCriteria is not applied locally")
+        # The table's stream, fed to its functions as Lambda would (EventsFunction: CRM events).
+        self.stream_sources = stream_sources(self.template, self.created)
+        streams = session.client("dynamodbstreams")
+        self.stream_pollers = [
+            StreamPoller(source, streams, sqs, self.invoke, log=self._log)
+            for source in self.stream_sources
+            if source.function in self.pools
+        ]
+        self.events = PublishedEvents.observe(session, self.template, self.created)
         self._add_local_endpoints()
 
     def _graph_overrides(self, env: dict[str, str]) -> dict[str, str]:
@@ -295,12 +351,17 @@ class LocalStack:
         """Reverse order; safe to call twice and after a failed start."""
         for poller in self.pollers:
             poller.stop(timeout=0)
+        for stream_poller in self.stream_pollers:
+            stream_poller.stop(timeout=0)
         if self.simulator is not None:
             self.simulator.stop()
             self.simulator = None
         for poller in self.pollers:
             poller.stop()
         self.pollers = []
+        for stream_poller in self.stream_pollers:
+            stream_poller.stop()
+        self.stream_pollers = []
         if self.api is not None:
             self.api.stop()
             self.api = None
@@ -338,6 +399,7 @@ class LocalStack:
         self.api.add_local_endpoint("GET", "/_local/graph/requests", lambda _query: self._graph_requests())
         self.api.add_local_endpoint("GET", "/_local/graph/deliveries", lambda _query: self._graph_deliveries())
         self.api.add_local_endpoint("POST", "/_local/graph/media", self._graph_add_media)
+        self.api.add_local_endpoint("GET", "/_local/events", self._published_events)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -356,8 +418,31 @@ class LocalStack:
                 {"queue_arn": source.queue_arn, "function": source.function, "batch_size": source.batch_size}
                 for source in self.sources
             ],
+            "streams": [
+                {"stream_arn": source.stream_arn, "function": source.function, "batch_size": source.batch_size}
+                for source in self.stream_sources
+            ],
             "resources": self.created.refs,
         }
+
+    def _published_events(self, query: str) -> HttpResponse:
+        """What reached the CRM event bus so far, oldest first; `?wa_id=` and `?detail_type=` narrow it."""
+        from urllib.parse import parse_qs
+
+        if self.events is None:
+            return _json_response({"error": {"code": "no_event_bus", "message": "template.yaml has none"}}, 404)
+        asked = {name: values[0] for name, values in parse_qs(query).items() if values}
+        events = [
+            event
+            for event in self.events.read()
+            if all(
+                str((event.get("detail") or {}).get(name) if name != "detail_type" else event.get("detail-type"))
+                == value
+                for name, value in asked.items()
+                if name in ("wa_id", "phone_number_id", "detail_type")
+            )
+        ]
+        return _json_response({"events": events})
 
     def _graph_requests(self) -> HttpResponse:
         if self.simulator is None:
@@ -443,6 +528,10 @@ class LocalStack:
             queue = source.queue_arn.rsplit(":", 1)[-1]
             failures = ", ReportBatchItemFailures" if source.report_batch_item_failures else ""
             lines.append(f"  SQS            {queue} -> {source.function} (batch {source.batch_size}{failures})")
+        for stream in self.stream_sources:
+            lines.append(f"  Table stream   -> {stream.function} (batch {stream.batch_size}, as Lambda's mapping)")
+        if self.events is not None:
+            lines.append(f"  CRM events     {url}/_local/events   (what reached the event bus)")
         lines.append(f"  Embedded AWS   moto {self.moto.endpoint} (data lives until Ctrl-C)")
         if self.simulator is not None:
             lines.append(f"  Graph API      simulator {self.simulator.base_url} (status webhooks -> {url}/webhook)")
@@ -485,6 +574,8 @@ class LocalStack:
             )
             if self.simulator is not None:
                 commands.append(f"  curl -sS {url}/_local/graph/requests   # the auto-replies, as Meta received them")
+            if self.events is not None:
+                commands.append(f"  curl -sS {url}/_local/events           # the CRM events the conversation published")
         if self._has_route("POST", "/messages"):
             body = json.dumps(
                 {"to": f"+{DEMO_LEAD}", "type": "text", "text": {"body": "שלום! מה שלומך?"}}, ensure_ascii=False

@@ -270,6 +270,34 @@ def test_make_demo_shows_a_photo_archived_and_a_brochure_sent(running: RunningSt
     assert "POST /media → 201" in demo.stdout and "the agent's brochure" in demo.stdout
     sent = [r for r in running.graph_requests() if isinstance(r["body"], dict) and r["body"].get("type") == "document"]
     assert sent and sent[-1]["status"] == 200
+    # And the demo ends with the CRM events of its conversation, as the bus delivered them
+    events = demo.stdout.split("CRM events on the bus", 1)[1]
+    for detail_type in ("message.received", "meeting.requested", "auto_reply.sent", "meeting.booked"):
+        assert detail_type in events, events
+
+
+def test_the_table_stream_publishes_a_redelivered_message_once_on_the_event_bus(
+    running: RunningStack, lead: str
+) -> None:
+    # Given a lead's message that Meta delivers twice
+    message = meta.text_message(lead, "hello, is the flat still available?")
+    document = meta.envelope(meta.message_value([message]))
+    assert running.post_webhook(document).status == 200
+    assert running.post_webhook(document).status == 200
+
+    # And a later message, whose stream record comes after anything the redelivery could have written
+    later = meta.text_message(lead, "and is there parking?")
+    assert running.post_webhook(meta.envelope(meta.message_value([later]))).status == 200
+
+    def received() -> list[dict[str, Any]] | None:
+        events = running.get(f"/_local/events?wa_id={lead}&detail_type=message.received").json()["events"]
+        return events if later["id"] in {event["detail"]["wamid"] for event in events} else None
+
+    # When the stack's stream feeding has run EventsFunction, the bus received the first message once
+    events = eventually("the later message's message.received", received, 30)
+    [event] = [event for event in events if event["detail"]["wamid"] == message["id"]]
+    assert event["source"] == "whatsapp-crm" and "text" not in event["detail"]
+    assert event["detail"]["phone_number_id"] == meta.DEMO_PHONE_NUMBER_ID
 
 
 def test_ctrl_c_stops_every_process_and_frees_every_port(running: RunningStack) -> None:
