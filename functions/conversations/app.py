@@ -7,8 +7,7 @@ mapping of its refusals. Reads only, apart from resetting a thread's unread coun
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -24,26 +23,24 @@ from whatsapp_crm.api_models import (
     body_doc,
     error_doc,
 )
-from whatsapp_crm.clock import Clock, iso, utc_now
+from whatsapp_crm.clock import iso
 from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError
-from whatsapp_crm.health import HealthPolicy, HealthStore, check_health
+from whatsapp_crm.health import HealthPolicy, check_health
 from whatsapp_crm.http_responses import json_response
 from whatsapp_crm.numbers import parse_phone_number_ids, sending_number
 from whatsapp_crm.observability import logger, metrics, tracer
 from whatsapp_crm.read_api import (
-    ConversationReader,
-    CursorSigner,
     InvalidCursorError,
     InvalidWaIdError,
     LeadNotFoundError,
-    ReadReceiptSender,
     list_conversations,
     list_messages,
     mark_conversation_read,
     resolve_wa_id,
 )
 from whatsapp_crm.settings import ConversationsSettings, load
+from whatsapp_crm.wiring import ConversationsDoubles, ConversationsPorts, invoke
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
@@ -61,68 +58,9 @@ WaId = Annotated[
 _INVALID = error_doc("validation_error (`field` names the parameter; a tampered cursor also lands here)")
 
 
-def _settings() -> ConversationsSettings:
-    return load(ConversationsSettings)
-
-
-@cache
-def _dynamo_store(table_name: str) -> Any:
-    from whatsapp_crm.store.read_api import DynamoApiStore
-
-    return DynamoApiStore(table_name)
-
-
-@cache
-def _graph_client(access_token: str, settings: ConversationsSettings) -> ReadReceiptSender:
-    from whatsapp_crm.graph.client import GraphClient
-
-    return GraphClient.from_settings(access_token, settings)
-
-
-@cache
-def _signer_for(secret: str) -> CursorSigner:
-    return CursorSigner.from_secret(secret)
-
-
-def _store() -> Any:
-    store = app.context.get("store")
-    return store if store is not None else _dynamo_store(_settings().table_name)
-
-
-def _reader() -> ConversationReader:
-    reader: ConversationReader = _store()
-    return reader
-
-
-def _health_store() -> HealthStore:
-    store: HealthStore = _store()
-    return store
-
-
-def _sender() -> ReadReceiptSender:
-    sender = app.context.get("sender")
-    if sender is not None:
-        return sender
-    settings = _settings()
-    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
-
-
-def _clock() -> Clock:
-    clock = app.context.get("clock")
-    return clock if clock is not None else utc_now
-
-
-def _signer() -> CursorSigner:
-    settings = _settings()
-    secret = settings.cursor_signing_key or load_credentials(settings).app_secret.get_secret_value()
-    if not secret:
-        raise ConfigurationError("neither CURSOR_SIGNING_KEY nor an app secret to sign cursors with")
-    return _signer_for(secret)
-
-
 def _wa_id(raw: str) -> str:
     # The resolver reads path parameters from the raw path, where a '+' may arrive as %2B.
-    return resolve_wa_id(unquote(raw), _settings().default_phone_region)
+    return resolve_wa_id(unquote(raw), load(ConversationsSettings).default_phone_region)
 
 
 @app.get(
@@ -134,10 +72,11 @@ def _wa_id(raw: str) -> str:
     responses={200: body_doc("One page of conversations", ConversationsPage), 400: _INVALID},
 )
 def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
-    settings = _settings()
+    settings = load(ConversationsSettings)
+    ports = ConversationsPorts(settings)
     page = list_conversations(
-        _reader(),
-        _signer(),
+        ports.store,
+        ports.signer,
         limit=limit,
         cursor=cursor,
         takeover=timedelta(hours=settings.human_takeover_hours),
@@ -159,7 +98,8 @@ def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
     },
 )
 def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
-    page = list_messages(_reader(), _signer(), wa_id=_wa_id(wa_id), limit=limit, cursor=cursor)
+    ports = ConversationsPorts(load(ConversationsSettings))
+    page = list_messages(ports.store, ports.signer, wa_id=_wa_id(wa_id), limit=limit, cursor=cursor)
     return json_response(200, page.model_dump(mode="json"))
 
 
@@ -179,13 +119,14 @@ def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> Response[
     },
 )
 def mark_read(wa_id: WaId) -> Response[str]:
-    settings = _settings()
+    settings = load(ConversationsSettings)
+    ports = ConversationsPorts(settings)
     body = mark_conversation_read(
-        _reader(),
-        _sender,
+        ports.store,
+        lambda: ports.sender,
         wa_id=_wa_id(wa_id),
         own_phone_number_ids=parse_phone_number_ids(settings.whatsapp_phone_number_ids),
-        at=iso(_clock()()),
+        at=iso(ports.clock()),
     )
     return json_response(200, body.model_dump(mode="json", exclude_none=True))
 
@@ -206,7 +147,8 @@ def mark_read(wa_id: WaId) -> Response[str]:
     },
 )
 def health() -> Response[str]:
-    settings = _settings()
+    settings = load(ConversationsSettings)
+    ports = ConversationsPorts(settings)
 
     def check_secret() -> None:
         credentials = load_credentials(settings)
@@ -214,9 +156,9 @@ def health() -> Response[str]:
             raise ConfigurationError("the WhatsApp secret lacks access_token or app_secret")
 
     report = check_health(
-        _health_store(),
+        ports.store,
         check_secret,
-        clock=_clock(),
+        clock=ports.clock,
         policy=HealthPolicy(
             error_rate_threshold=settings.health_error_rate_threshold, min_sends=settings.health_min_sends
         ),
@@ -247,17 +189,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return app.resolve(event, context)
 
 
-def handle(
-    event: dict[str, Any],
-    context: LambdaContext,
-    *,
-    store: Any | None = None,
-    sender: ReadReceiptSender | None = None,
-    clock: Clock | None = None,
-) -> dict[str, Any]:
-    """Entry point for tests and the local stack: same routing with ports handed in."""
-    app.append_context(store=store, sender=sender, clock=clock)
-    try:
-        return lambda_handler(event, context)
-    finally:
-        app.clear_context()
+def handle(event: dict[str, Any], context: LambdaContext, **doubles: Unpack[ConversationsDoubles]) -> dict[str, Any]:
+    """Entry point for tests: the same routing with test doubles handed in (whatsapp_crm.wiring)."""
+    return invoke(lambda_handler, event, context, doubles)

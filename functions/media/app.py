@@ -7,8 +7,7 @@ mapping of its refusals.
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -19,29 +18,24 @@ from pydantic import Json
 
 from whatsapp_crm.api_errors import install_error_handlers, invalid_field, not_found
 from whatsapp_crm.api_models import UploadBody, body_doc, error_doc
-from whatsapp_crm.clock import Clock, utc_now
-from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError
 from whatsapp_crm.http_responses import error_response, json_response
 from whatsapp_crm.media_archive import (
     DOWNLOAD_URL_SECONDS,
     ArchivePolicy,
     ArchiveRequest,
-    DownloadLinks,
-    MediaLedger,
     MediaNotArchivedError,
     MediaNotFoundError,
-    MediaObjects,
-    MediaSource,
     archive_media,
     download_link,
 )
-from whatsapp_crm.media_upload import MediaUploader, UploadRefusedError, header, read_upload, upload_media
+from whatsapp_crm.media_upload import UploadRefusedError, header, read_upload, upload_media
 from whatsapp_crm.numbers import is_ours, parse_phone_number_ids, sending_number
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from whatsapp_crm.read_api import InvalidWaIdError, resolve_wa_id
 from whatsapp_crm.settings import MediaSettings, load
 from whatsapp_crm.signature import raw_body
+from whatsapp_crm.wiring import MediaDoubles, MediaPorts, invoke
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
@@ -58,80 +52,20 @@ processor = BatchProcessor(event_type=EventType.SQS, model=MediaQueueRecord)
 # Report failures item by item even when all failed: Lambda's Errors metric then means a real crash.
 processor.raise_on_entire_batch_failure = False
 
-_ports: dict[str, Any] = {}
-
-
-def _settings() -> MediaSettings:
-    return load(MediaSettings)
-
-
-@cache
-def _dynamo_ledger(table_name: str) -> MediaLedger:
-    from whatsapp_crm.store.media import DynamoMediaLedger
-
-    return DynamoMediaLedger(table_name)
-
-
-@cache
-def _s3_objects(bucket: str) -> Any:
-    from whatsapp_crm.store.media_objects import S3MediaObjects
-
-    return S3MediaObjects(bucket)
-
-
-@cache
-def _graph_client(access_token: str, settings: MediaSettings) -> MediaSource:
-    from whatsapp_crm.graph.client import GraphClient
-
-    return GraphClient.from_settings(access_token, settings)
-
-
-def _ledger() -> MediaLedger:
-    ledger = _ports.get("ledger")
-    return ledger if ledger is not None else _dynamo_ledger(_settings().table_name)
-
-
-def _objects() -> Any:
-    objects = _ports.get("objects")
-    return objects if objects is not None else _s3_objects(_settings().media_bucket)
-
-
-def _uploader() -> MediaUploader:
-    uploader = _ports.get("source")
-    if uploader is not None:
-        return uploader
-    settings = _settings()
-    client: MediaUploader = _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)  # type: ignore[assignment]
-    return client
-
-
-def _source() -> MediaSource:
-    source = _ports.get("source")
-    if source is not None:
-        return source
-    settings = _settings()
-    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
-
-
-def _clock() -> Clock:
-    clock = _ports.get("clock")
-    return clock if clock is not None else utc_now
-
-
 # --- the archive ---------------------------------------------------------------------------------------
 
 
 def _archive_record(record: MediaQueueRecord) -> str:
     request = record.body
-    settings = _settings()
-    objects: MediaObjects = _objects()
+    settings = load(MediaSettings)
+    ports = MediaPorts(settings)
     outcome = archive_media(
         request,
-        source=_source(),
-        objects=objects,
-        ledger=_ledger(),
+        source=ports.source,
+        objects=ports.objects,
+        ledger=ports.ledger,
         policy=ArchivePolicy(max_bytes=settings.media_max_bytes),
-        clock=_clock(),
+        clock=ports.clock,
         last_attempt=int(record.attributes.ApproximateReceiveCount) >= settings.media_archive_attempts,
     )
     fields = {"media_id": request.media_id, "wamid": request.wamid, "lead": mask_phone(request.wa_id)}
@@ -171,9 +105,9 @@ def _archive_record(record: MediaQueueRecord) -> str:
     },
 )
 def media_file(wa_id: WaId, media_id: MediaId) -> Response[str]:
-    lead = resolve_wa_id(wa_id, _settings().default_phone_region)
-    links: DownloadLinks = _objects()
-    url = download_link(lead, media_id, ledger=_ledger(), objects=links)
+    ports = MediaPorts(load(MediaSettings))
+    lead = resolve_wa_id(wa_id, ports.settings.default_phone_region)
+    url = download_link(lead, media_id, ledger=ports.ledger, objects=ports.objects)
     # A browser page signed in with a bearer token cannot follow the redirect with an <img>: it asks for
     # the link itself (Accept: application/json) and loads the file from it.
     if "application/json" in (header(app.current_event.headers, "accept") or ""):
@@ -228,7 +162,7 @@ def upload(
         Query(pattern=r"^[0-9]{1,32}$", description="The business number to upload for (default: the stack's)"),
     ] = None,
 ) -> Response[str]:
-    settings = _settings()
+    settings = load(MediaSettings)
     own = parse_phone_number_ids(settings.whatsapp_phone_number_ids)
     if phone_number_id is not None and not is_ours(phone_number_id, own):
         # Media is uploaded for the number that will send it, and nothing is ever sent from another's.
@@ -238,14 +172,15 @@ def upload(
         raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_IDS to upload media for")
     event = app.current_event
     body = raw_body(event.body, bool(event.is_base64_encoded))
+    ports = MediaPorts(settings)
     result = upload_media(
         read_upload(body, header(event.headers, "content-type"), filename),
         phone_number_id=number,
-        uploader=_uploader(),
-        objects=_objects(),
-        ledger=_ledger(),
+        uploader=ports.source,
+        objects=ports.objects,
+        ledger=ports.ledger,
         max_bytes=settings.media_upload_max_bytes,
-        clock=_clock(),
+        clock=ports.clock,
     )
     metrics.add_metric(name="MediaUploaded", unit=MetricUnit.Count, value=1)
     logger.info(
@@ -272,18 +207,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return app.resolve(event, context)
 
 
-def handle(
-    event: dict[str, Any],
-    context: LambdaContext,
-    *,
-    ledger: MediaLedger | None = None,
-    objects: Any | None = None,
-    source: MediaSource | None = None,
-    clock: Clock | None = None,
-) -> dict[str, Any]:
-    """Entry point for tests and the local stack: same routing with ports handed in."""
-    _ports.update(ledger=ledger, objects=objects, source=source, clock=clock)
-    try:
-        return lambda_handler(event, context)
-    finally:
-        _ports.clear()
+def handle(event: dict[str, Any], context: LambdaContext, **doubles: Unpack[MediaDoubles]) -> dict[str, Any]:
+    """Entry point for tests: the same routing with test doubles handed in (whatsapp_crm.wiring)."""
+    return invoke(lambda_handler, event, context, doubles)

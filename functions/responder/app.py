@@ -7,32 +7,27 @@ message group in the batch (FIFO order per lead); other leads' records carry on.
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
+from typing import Any, Unpack
 
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from whatsapp_crm.clock import Clock, utc_now
-from whatsapp_crm.credentials import load_credentials
-from whatsapp_crm.errors import ConfigurationError, QueueUnavailableError
+from whatsapp_crm.errors import QueueUnavailableError
 from whatsapp_crm.handoff import QueuedInbound
 from whatsapp_crm.json_text import MalformedPayloadError, decode_json
-from whatsapp_crm.media_archive import ArchiveRequests, request_archive
+from whatsapp_crm.media_archive import request_archive
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics
 from whatsapp_crm.respond import (
     CredentialsRejectedError,
     ReplyOutcome,
-    ReplyPolicy,
     ReplyRetryableError,
-    ReplySender,
-    ReplyStore,
     respond,
 )
 from whatsapp_crm.settings import ResponderSettings, load
 from whatsapp_crm.sqs.redelivery import delays_for_failures
+from whatsapp_crm.wiring import ResponderDoubles, ResponderPorts, invoke
 
 # Records are parsed inside the record handler, never by the processor: Powertools parses a failed
 # group's later records outside its try (skip_group_on_error), so one unparseable record used to fail
@@ -41,82 +36,7 @@ processor = SqsFifoPartialProcessor(model=SqsRecordModel, skip_group_on_error=Tr
 # Report failures item by item even when all failed: Lambda's Errors metric then means a real crash.
 processor.raise_on_entire_batch_failure = False
 
-_injected: dict[str, Any] = {}
-
 _OUTCOME_METRICS = {ReplyOutcome.SENT: "AutoRepliesSent", ReplyOutcome.FAILED: "AutoRepliesFailed"}
-
-
-def _settings() -> ResponderSettings:
-    return load(ResponderSettings)
-
-
-@cache
-def _policy(settings: ResponderSettings) -> ReplyPolicy:
-    return ReplyPolicy.from_settings(settings)
-
-
-# Real adapters are built on first use and reused by later invocations of this execution environment.
-@cache
-def _dynamo_store(table_name: str) -> ReplyStore:
-    from whatsapp_crm.store.responder import DynamoReplyStore
-
-    return DynamoReplyStore(table_name)
-
-
-@cache
-def _graph_client(access_token: str, settings: ResponderSettings) -> ReplySender:
-    # Keyed by the token too: a rotated secret (read through a 5-minute cache) gets a fresh client.
-    from whatsapp_crm.graph.client import GraphClient
-
-    return GraphClient.from_settings(access_token, settings)
-
-
-@cache
-def _dead_letter_forward(queue_url: str) -> Any:
-    from whatsapp_crm.sqs.redelivery import SqsDeadLetterForward
-
-    if not queue_url:
-        raise ConfigurationError("INBOUND_DEAD_LETTER_QUEUE_URL is not set")
-    return SqsDeadLetterForward(queue_url)
-
-
-def _sqs_media_queue(queue_url: str) -> ArchiveRequests:
-    from whatsapp_crm.sqs.media_queue import SqsMediaQueue
-
-    return SqsMediaQueue(queue_url)
-
-
-def _media_requests() -> ArchiveRequests | None:
-    injected = _injected.get("media_requests")
-    if injected is not None:
-        return injected
-    queue_url = _settings().media_queue_url
-    return _sqs_media_queue(queue_url) if queue_url else None
-
-
-@cache
-def _redelivery(queue_url: str) -> Any:
-    from whatsapp_crm.sqs.redelivery import SqsRedelivery
-
-    return SqsRedelivery(queue_url)
-
-
-def _store() -> ReplyStore:
-    store = _injected.get("store")
-    return store if store is not None else _dynamo_store(_settings().table_name)
-
-
-def _sender() -> ReplySender:
-    sender = _injected.get("sender")
-    if sender is not None:
-        return sender
-    settings = _settings()
-    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
-
-
-def _clock() -> Clock:
-    clock = _injected.get("clock")
-    return clock if clock is not None else utc_now
 
 
 class _Batch:
@@ -124,11 +44,12 @@ class _Batch:
 
     def __init__(self, context: LambdaContext) -> None:
         self.context = context
-        self.store = _store()
-        self.sender = _sender()
-        self.policy = _policy(_settings())
-        self.clock = _clock()
-        self.media_requests = _media_requests()
+        self.ports = ResponderPorts(load(ResponderSettings))
+        self.store = self.ports.store
+        self.sender = self.ports.sender
+        self.policy = self.ports.policy
+        self.clock = self.ports.clock
+        self.media_requests = self.ports.media_requests
         self.delay_by_group: dict[str, int] = {}
 
     def _time_left(self) -> float:
@@ -184,8 +105,7 @@ class _Batch:
         """A record that will never parse goes to the dead-letter queue now, alone; its group carries on.
         If SQS does not take it, the record fails and comes back (then the queue's redrive moves it)."""
         reason = error.reason if isinstance(error, MalformedPayloadError) else "not_a_queued_inbound_message"
-        forward = _injected.get("dead_letters") or _dead_letter_forward(_settings().inbound_dead_letter_queue_url)
-        forward.forward(
+        self.ports.dead_letters.forward(
             str(record.body),
             record.attributes.MessageGroupId or "unparseable",
             record.attributes.MessageDeduplicationId or record.messageId,
@@ -203,7 +123,7 @@ class _Batch:
         if not self.delay_by_group:
             return
         failed = {str(item["itemIdentifier"]) for item in response.get("batchItemFailures", [])}
-        redelivery = _injected.get("redelivery") or _redelivery(_settings().inbound_queue_url)
+        redelivery = self.ports.redelivery
         for seconds, handles in delays_for_failures(event.get("Records", []), failed, self.delay_by_group).items():
             try:
                 redelivery.delay(handles, seconds)
@@ -221,27 +141,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return dict(response)
 
 
-def handle(
-    event: dict[str, Any],
-    context: LambdaContext,
-    *,
-    store: ReplyStore | None = None,
-    sender: ReplySender | None = None,
-    clock: Clock | None = None,
-    redelivery: Any | None = None,
-    dead_letters: Any | None = None,
-    media_requests: ArchiveRequests | None = None,
-) -> dict[str, Any]:
-    """Entry point for tests and the local stack: the same processing with ports handed in."""
-    _injected.update(
-        store=store,
-        sender=sender,
-        clock=clock,
-        redelivery=redelivery,
-        dead_letters=dead_letters,
-        media_requests=media_requests,
-    )
-    try:
-        return lambda_handler(event, context)
-    finally:
-        _injected.clear()
+def handle(event: dict[str, Any], context: LambdaContext, **doubles: Unpack[ResponderDoubles]) -> dict[str, Any]:
+    """Entry point for tests: the same processing with test doubles handed in (whatsapp_crm.wiring)."""
+    return invoke(lambda_handler, event, context, doubles)

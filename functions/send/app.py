@@ -6,8 +6,7 @@ its refusals. The rules live in whatsapp_crm.outbound; Graph errors are mapped i
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
@@ -16,129 +15,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from whatsapp_crm import idempotency
 from whatsapp_crm.api_errors import TEMPLATE_HINT, install_error_handlers, invalid_field, rate_limited
 from whatsapp_crm.api_models import SendAcceptedBody, body_doc, error_doc
-from whatsapp_crm.clock import Clock, utc_now
-from whatsapp_crm.credentials import load_credentials
-from whatsapp_crm.health import RefusalCounter
 from whatsapp_crm.http_responses import error_response, json_response
-from whatsapp_crm.numbers import parse_phone_number_ids, sending_number
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from whatsapp_crm.outbound import (
     InvalidRecipientError,
-    MessageSender,
-    OutboundStore,
     RecipientOptedOutError,
-    SendPolicy,
     WindowClosedError,
     send_message,
 )
-from whatsapp_crm.ratelimit import RateCounter, RateLimitedError
+from whatsapp_crm.ratelimit import RateLimitedError
 from whatsapp_crm.send_models import AnyMessage, SendRequest
 from whatsapp_crm.settings import SendSettings, load
-from whatsapp_crm.templates import TemplateCatalogue, TemplateMismatchError
+from whatsapp_crm.templates import TemplateMismatchError
+from whatsapp_crm.wiring import SendDoubles, SendPorts, invoke
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, body_type=SendRequest)
-
-
-def _settings() -> SendSettings:
-    return load(SendSettings)
-
-
-@cache
-def _policy(settings: SendSettings) -> SendPolicy:
-    return SendPolicy(
-        default_phone_number_id=sending_number(None, parse_phone_number_ids(settings.whatsapp_phone_number_ids)),
-        own_phone_number_ids=parse_phone_number_ids(settings.whatsapp_phone_number_ids),
-        default_region=settings.default_phone_region,
-        per_recipient_per_minute=settings.rate_limit_per_recipient_per_minute,
-        per_number_per_second=settings.rate_limit_per_number_per_second,
-    )
-
-
-# Real adapters are built on first use and reused by later invocations of this execution environment.
-@cache
-def _dynamo_store(table_name: str) -> OutboundStore:
-    from whatsapp_crm.store.dynamodb import DynamoConversationStore
-
-    return DynamoConversationStore(table_name)
-
-
-@cache
-def _dynamo_counter(table_name: str) -> RateCounter:
-    from whatsapp_crm.store.rate_counters import DynamoRateCounter
-
-    return DynamoRateCounter(table_name)
-
-
-@cache
-def _dynamo_refusals(table_name: str) -> RefusalCounter:
-    from whatsapp_crm.store.refusals import DynamoRefusalCounter
-
-    return DynamoRefusalCounter(table_name)
-
-
-@cache
-def _dynamo_templates(table_name: str) -> TemplateCatalogue:
-    from whatsapp_crm.store.templates import DynamoTemplateStore
-
-    return DynamoTemplateStore(table_name)
-
-
-@cache
-def _graph_client(access_token: str, settings: SendSettings) -> MessageSender:
-    # Keyed by the token too: a rotated secret (read through a 5-minute cache) gets a fresh client.
-    from whatsapp_crm.graph.client import GraphClient
-
-    return GraphClient.from_settings(access_token, settings)
-
-
-def _injected(name: str) -> Any:
-    return app.context.get(name)
-
-
-def _store() -> OutboundStore:
-    store = _injected("store")
-    return store if store is not None else _dynamo_store(_settings().table_name)
-
-
-def _limiter() -> RateCounter:
-    limiter = _injected("limiter")
-    return limiter if limiter is not None else _dynamo_counter(_settings().table_name)
-
-
-def _refusals() -> RefusalCounter:
-    refusals = _injected("refusals")
-    return refusals if refusals is not None else _dynamo_refusals(_settings().table_name)
-
-
-def _templates() -> TemplateCatalogue:
-    templates = _injected("templates")
-    return templates if templates is not None else _dynamo_templates(_settings().table_name)
-
-
-def _sender() -> MessageSender:
-    sender = _injected("sender")
-    if sender is not None:
-        return sender
-    settings = _settings()
-    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
-
-
-def _keys() -> idempotency.IdempotencyStore:
-    keys = _injected("keys")
-    return keys if keys is not None else _dynamo_keys(_settings().table_name)
-
-
-@cache
-def _dynamo_keys(table_name: str) -> idempotency.IdempotencyStore:
-    from whatsapp_crm.store.idempotency import DynamoIdempotencyStore
-
-    return DynamoIdempotencyStore(table_name)
-
-
-def _clock() -> Clock:
-    clock = _injected("clock")
-    return clock if clock is not None else utc_now
 
 
 @app.post(
@@ -183,28 +75,29 @@ def send(
     ] = None,
 ) -> Response[str]:
     outgoing: AnyMessage = message
+    ports = SendPorts(load(SendSettings))
     if idempotency_key is None:
-        return _accepted(_send(outgoing, None), replayed=False)
+        return _accepted(_send(outgoing, ports, None), replayed=False)
     body = message.model_dump(mode="json", exclude_unset=True)
-    started = idempotency.begin(idempotency_key, body, _keys(), _clock())
+    started = idempotency.begin(idempotency_key, body, ports.keys, ports.clock)
     if isinstance(started, idempotency.IdempotentAnswer):
         logger.info("idempotent replay: answered from the first request with this key")
         metrics.add_metric(name="IdempotentReplays", unit=MetricUnit.Count, value=1)
         return _accepted(started.body, replayed=True)
-    answer = idempotency.run(started, lambda attempt: _send(outgoing, attempt))
+    answer = idempotency.run(started, lambda attempt: _send(outgoing, ports, attempt))
     return _accepted(answer.body, replayed=False)
 
 
-def _send(outgoing: AnyMessage, attempt: idempotency.Attempt | None) -> dict[str, Any]:
+def _send(outgoing: AnyMessage, ports: SendPorts, attempt: idempotency.Attempt | None) -> dict[str, Any]:
     accepted = send_message(
         outgoing,
-        policy=_policy(_settings()),
-        store=_store(),
-        sender=_sender(),
-        limiter=_limiter(),
-        clock=_clock(),
-        refusals=_refusals(),
-        templates=_templates(),
+        policy=ports.policy,
+        store=ports.store,
+        sender=ports.sender,
+        limiter=ports.limiter,
+        clock=ports.clock,
+        refusals=ports.refusals,
+        templates=ports.templates,
         callback=attempt.callback if attempt else None,
         before_send=attempt.before_send if attempt else None,
     )
@@ -303,20 +196,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return app.resolve(event, context)
 
 
-def handle(
-    event: dict[str, Any],
-    context: LambdaContext,
-    *,
-    store: OutboundStore | None = None,
-    sender: MessageSender | None = None,
-    clock: Clock | None = None,
-    limiter: RateCounter | None = None,
-    templates: TemplateCatalogue | None = None,
-    keys: idempotency.IdempotencyStore | None = None,
-) -> dict[str, Any]:
-    """Entry point for tests and the local stack: same routing with ports handed in."""
-    app.append_context(store=store, sender=sender, clock=clock, limiter=limiter, templates=templates, keys=keys)
-    try:
-        return lambda_handler(event, context)
-    finally:
-        app.clear_context()
+def handle(event: dict[str, Any], context: LambdaContext, **doubles: Unpack[SendDoubles]) -> dict[str, Any]:
+    """Entry point for tests: the same routing with test doubles handed in (whatsapp_crm.wiring)."""
+    return invoke(lambda_handler, event, context, doubles)

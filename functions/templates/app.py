@@ -6,8 +6,7 @@ Thin by design: query validation, one domain call (whatsapp_crm.templates), the 
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Unpack
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
@@ -15,22 +14,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whatsapp_crm.api_errors import install_error_handlers, rate_limited
 from whatsapp_crm.api_models import TemplatesBody, body_doc, error_doc
-from whatsapp_crm.clock import Clock, utc_now
-from whatsapp_crm.credentials import load_credentials
-from whatsapp_crm.errors import ConfigurationError
 from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.http_responses import json_response
 from whatsapp_crm.observability import MetricUnit, logger, metrics, tracer
-from whatsapp_crm.ratelimit import RateCounter, RateLimitedError
+from whatsapp_crm.ratelimit import RateLimitedError
 from whatsapp_crm.settings import TemplatesSettings, load
 from whatsapp_crm.templates import (
     RefreshThrottledError,
-    SyncPolicy,
     SyncReport,
-    TemplatePageSource,
-    TemplateStore,
     sync_templates,
 )
+from whatsapp_crm.wiring import TemplatesDoubles, TemplatesPorts, invoke
 
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
@@ -45,69 +39,8 @@ StatusFilter = Annotated[
 NameFilter = Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,512}$", description="Only this template name")]
 
 
-def _settings() -> TemplatesSettings:
-    return load(TemplatesSettings)
-
-
-def _policy(settings: TemplatesSettings) -> SyncPolicy:
-    if not settings.whatsapp_business_account_id:
-        raise ConfigurationError("no WHATSAPP_BUSINESS_ACCOUNT_ID to list templates of")
-    return SyncPolicy(
-        waba_id=settings.whatsapp_business_account_id,
-        calls_per_hour=settings.template_sync_calls_per_hour,
-        min_interval_seconds=settings.template_refresh_min_seconds,
-    )
-
-
-@cache
-def _dynamo_store(table_name: str) -> TemplateStore:
-    from whatsapp_crm.store.templates import DynamoTemplateStore
-
-    return DynamoTemplateStore(table_name)
-
-
-@cache
-def _dynamo_counter(table_name: str) -> RateCounter:
-    from whatsapp_crm.store.rate_counters import DynamoRateCounter
-
-    return DynamoRateCounter(table_name)
-
-
-@cache
-def _graph_client(access_token: str, settings: TemplatesSettings) -> TemplatePageSource:
-    from whatsapp_crm.graph.client import GraphClient
-
-    return GraphClient.from_settings(access_token, settings)
-
-
-_ports: dict[str, Any] = {}
-
-
-def _store() -> TemplateStore:
-    store = _ports.get("store")
-    return store if store is not None else _dynamo_store(_settings().table_name)
-
-
-def _limiter() -> RateCounter:
-    limiter = _ports.get("limiter")
-    return limiter if limiter is not None else _dynamo_counter(_settings().table_name)
-
-
-def _source() -> TemplatePageSource:
-    source = _ports.get("source")
-    if source is not None:
-        return source
-    settings = _settings()
-    return _graph_client(load_credentials(settings).access_token.get_secret_value(), settings)
-
-
-def _clock() -> Clock:
-    clock = _ports.get("clock")
-    return clock if clock is not None else utc_now
-
-
-def _sync() -> SyncReport:
-    report = sync_templates(_source(), _store(), policy=_policy(_settings()), limiter=_limiter(), clock=_clock())
+def _sync(ports: TemplatesPorts) -> SyncReport:
+    report = sync_templates(ports.source, ports.store, policy=ports.policy, limiter=ports.limiter, clock=ports.clock)
     metrics.add_metric(name="TemplatesSynced", unit=MetricUnit.Count, value=report.listed)
     logger.info(
         "templates synced",
@@ -141,10 +74,11 @@ def _sync() -> SyncReport:
     },
 )
 def list_templates(refresh: Refresh = None, status: StatusFilter = None, name: NameFilter = None) -> Response[str]:
-    store = _store()
+    ports = TemplatesPorts(load(TemplatesSettings))
+    store = ports.store
     state = store.sync_state()
     if refresh == "true" or state is None or state.synced_at is None:
-        _sync()
+        _sync(ports)
         state = store.sync_state()
     templates = [
         template.as_json()
@@ -179,7 +113,7 @@ def scheduled_sync() -> dict[str, Any]:
     """The schedule's run: a failure is logged and counted, never raised (the next run tries again, and
     EventBridge's own retries would only spend the management budget twice)."""
     try:
-        report = _sync()
+        report = _sync(TemplatesPorts(load(TemplatesSettings)))
     except RefreshThrottledError:
         logger.info("template sync skipped: another sync ran moments ago")
         return {"synced": False, "reason": "throttled"}
@@ -206,18 +140,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return app.resolve(event, context)
 
 
-def handle(
-    event: dict[str, Any],
-    context: LambdaContext,
-    *,
-    store: TemplateStore | None = None,
-    source: TemplatePageSource | None = None,
-    limiter: RateCounter | None = None,
-    clock: Clock | None = None,
-) -> dict[str, Any]:
-    """Entry point for tests and the local stack: same routing with ports handed in."""
-    _ports.update(store=store, source=source, limiter=limiter, clock=clock)
-    try:
-        return lambda_handler(event, context)
-    finally:
-        _ports.clear()
+def handle(event: dict[str, Any], context: LambdaContext, **doubles: Unpack[TemplatesDoubles]) -> dict[str, Any]:
+    """Entry point for tests: the same routing with test doubles handed in (whatsapp_crm.wiring)."""
+    return invoke(lambda_handler, event, context, doubles)

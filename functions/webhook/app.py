@@ -5,8 +5,7 @@ Thin by design: routing, mapping outcomes to HTTP, metrics. The use case lives i
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
+from typing import Any, Unpack
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,9 +14,6 @@ from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError, QueueUnavailableError, StoreUnavailableError
 from whatsapp_crm.http_responses import error_response, json_response
 from whatsapp_crm.ingest import (
-    ConversationWriter,
-    DeadLetterSink,
-    InboundSink,
     IngestReport,
     PayloadTooLargeError,
     SignatureRejectedError,
@@ -30,57 +26,14 @@ from whatsapp_crm.observability import MetricUnit, logger, metrics
 from whatsapp_crm.settings import WebhookSettings, load
 from whatsapp_crm.signature import SignatureVerdict, UndecodableBodyError, header, raw_body
 from whatsapp_crm.webhook.parse import MalformedPayloadError
+from whatsapp_crm.wiring import WebhookDoubles, WebhookPorts, invoke
 
 app = APIGatewayHttpResolver()
 
 
-def _settings() -> WebhookSettings:
-    return load(WebhookSettings)
-
-
-def _store() -> ConversationWriter:
-    store = app.context.get("store")
-    return store if store is not None else _dynamo_store(_settings().table_name)
-
-
-def _queue() -> InboundSink:
-    queue = app.context.get("queue")
-    return queue if queue is not None else _sqs_queue(_settings().inbound_queue_url)
-
-
-# Real adapters are built on first use and reused by later invocations of this execution environment.
-@cache
-def _dynamo_store(table_name: str) -> ConversationWriter:
-    from whatsapp_crm.store.dynamodb import DynamoConversationStore
-
-    return DynamoConversationStore(table_name)
-
-
-@cache
-def _sqs_queue(queue_url: str) -> InboundSink:
-    from whatsapp_crm.sqs.inbound_queue import SqsInboundQueue
-
-    return SqsInboundQueue(queue_url)
-
-
-def _dead_letters() -> DeadLetterSink | None:
-    injected = app.context.get("dead_letters")
-    if injected is not None:
-        return injected
-    queue_url = _settings().webhook_dead_letter_queue_url
-    return _sqs_dead_letters(queue_url) if queue_url else None
-
-
-@cache
-def _sqs_dead_letters(queue_url: str) -> DeadLetterSink:
-    from whatsapp_crm.sqs.dead_letters import SqsDeadLetters
-
-    return SqsDeadLetters(queue_url)
-
-
 @app.get("/webhook")
 def handshake() -> Response[str]:
-    verify_token = load_credentials(_settings()).verify_token.get_secret_value()
+    verify_token = load_credentials(load(WebhookSettings)).verify_token.get_secret_value()
     challenge = verify_subscription(app.current_event.query_string_parameters, verify_token)
     if challenge is None:
         metrics.add_metric(name="VerificationRejected", unit=MetricUnit.Count, value=1)
@@ -91,15 +44,16 @@ def handshake() -> Response[str]:
 
 @app.post("/webhook")
 def receive() -> Response[str]:
-    settings = _settings()
+    settings = load(WebhookSettings)
     event = app.current_event
     body = raw_body(event.body, bool(event.is_base64_encoded))
     app_secret = load_credentials(settings).app_secret.get_secret_value()
     notification = authenticate(body, header(event.headers), app_secret, max_body_bytes=settings.max_body_bytes)
     logger.set_correlation_id(notification.correlation_id)
     own = parse_phone_number_ids(settings.whatsapp_phone_number_ids)
+    ports = WebhookPorts(settings)
     report = record_notification(
-        notification, _store(), _queue(), dead_letters=_dead_letters(), own_phone_number_ids=own
+        notification, ports.store, ports.queue, dead_letters=ports.dead_letters, own_phone_number_ids=own
     )
     _publish(report)
     return json_response(200, {"status": "ok"})
@@ -212,17 +166,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return app.resolve(event, context)
 
 
-def handle(
-    event: dict[str, Any],
-    context: LambdaContext,
-    *,
-    store: ConversationWriter | None = None,
-    queue: InboundSink | None = None,
-    dead_letters: DeadLetterSink | None = None,
-) -> dict[str, Any]:
-    """Entry point for tests and the local stack: same routing with ports handed in."""
-    app.append_context(store=store, queue=queue, dead_letters=dead_letters)
-    try:
-        return lambda_handler(event, context)
-    finally:
-        app.clear_context()
+def handle(event: dict[str, Any], context: LambdaContext, **doubles: Unpack[WebhookDoubles]) -> dict[str, Any]:
+    """Entry point for tests: the same routing with test doubles handed in (whatsapp_crm.wiring)."""
+    return invoke(lambda_handler, event, context, doubles)

@@ -11,7 +11,6 @@ import pytest
 from conftest import TEST_VERIFY_TOKEN, AwsStack
 from integration.conftest import drain
 from local import meta_payloads as meta
-from local.handlers import load_function_module
 
 LEAD = "972525551234"
 
@@ -20,11 +19,12 @@ def _count_sqs_sends() -> list[str]:
     """Dedup ids the webhook's own SQS client sends from now on (FIFO dedup would hide a repeat from the queue)."""
     import os
 
+    from whatsapp_crm import wiring
     from whatsapp_crm.sqs.inbound_queue import SqsInboundQueue
 
     sent: list[str] = []
-    module = load_function_module("WebhookFunction")
-    queue: SqsInboundQueue = module._sqs_queue(os.environ["INBOUND_QUEUE_URL"])
+    queue = wiring.inbound_queue(os.environ["INBOUND_QUEUE_URL"])
+    assert isinstance(queue, SqsInboundQueue)
 
     def record(params: dict[str, Any], **_: Any) -> None:
         sent.extend(entry["MessageDeduplicationId"] for entry in params["Entries"])

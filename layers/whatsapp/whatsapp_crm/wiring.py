@@ -1,0 +1,519 @@
+"""Where the functions get their adapters: the one wiring module (aws-lambda-handler-cookbook's
+`@lru_cache def get_dal_handler(table_name)`).
+
+Two halves:
+
+- **Factories of the real adapters**, one per adapter, cached for the life of the execution environment and
+  keyed by the setting they are built from (a table name, a queue URL, a bucket, the access token, a settings
+  model). Each imports its adapter module on first call, so a function pays only for the adapters it uses.
+- **One `...Ports` class per function**, which the handler asks for the adapters of an invocation. Each port
+  is the test double handed in for it, when there is one, else the real adapter from the factories. Doubles
+  are handed in one way for every function: `handle(event, context, **doubles)` in the function's app.py runs
+  the invocation inside `handed_in(doubles)`; the keyword names are the `...Doubles` TypedDicts below.
+
+The domain never reads this module: its functions take their ports as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from functools import cache
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
+
+from whatsapp_crm.clock import Clock, utc_now
+from whatsapp_crm.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from whatsapp_crm.graph.client import GraphClient, GraphClientSettings
+    from whatsapp_crm.health import HealthStore, RefusalCounter
+    from whatsapp_crm.idempotency import IdempotencyStore
+    from whatsapp_crm.ingest import ConversationWriter, DeadLetterSink, InboundSink
+    from whatsapp_crm.media_archive import (
+        ArchiveRequests,
+        DownloadLinks,
+        MediaLedger,
+        MediaObjects,
+        MediaSource,
+    )
+    from whatsapp_crm.media_upload import MediaUploader
+    from whatsapp_crm.outbound import MessageSender, OutboundStore, SendPolicy
+    from whatsapp_crm.ratelimit import RateCounter
+    from whatsapp_crm.read_api import ConversationReader, CursorSigner, ReadReceiptSender
+    from whatsapp_crm.respond import ReplyPolicy, ReplySender, ReplyStore
+    from whatsapp_crm.settings import (
+        ConversationsSettings,
+        MediaSettings,
+        ResponderSettings,
+        SecretSettings,
+        SendSettings,
+        TemplatesSettings,
+        WebhookSettings,
+    )
+    from whatsapp_crm.store.dynamodb import DynamoConversationStore
+    from whatsapp_crm.store.idempotency import DynamoIdempotencyStore
+    from whatsapp_crm.store.media import DynamoMediaLedger
+    from whatsapp_crm.store.media_objects import S3MediaObjects
+    from whatsapp_crm.store.rate_counters import DynamoRateCounter
+    from whatsapp_crm.store.read_api import DynamoApiStore
+    from whatsapp_crm.store.refusals import DynamoRefusalCounter
+    from whatsapp_crm.store.responder import DynamoReplyStore
+    from whatsapp_crm.store.templates import DynamoTemplateStore
+    from whatsapp_crm.templates import SyncPolicy, TemplateCatalogue, TemplatePageSource, TemplateStore
+
+
+# --- ports the responder's handler uses itself (the domain never sees them) ----------------------------
+
+
+class Redelivery(Protocol):
+    """Makes failed records of a rate-limited group come back later than the queue's visibility timeout."""
+
+    def delay(self, receipt_handles: Sequence[str], seconds: int) -> None: ...
+
+
+class DeadLetterForward(Protocol):
+    """Moves a record that will never parse to the dead-letter queue now, alone."""
+
+    def forward(self, body: str, group_id: str, deduplication_id: str, reason: str) -> None: ...
+
+
+if TYPE_CHECKING:
+
+    class ConversationsStore(ConversationReader, HealthStore, Protocol):
+        """The read API's table: threads and leads, and the hourly counters /health reads."""
+
+    class FileObjects(MediaObjects, DownloadLinks, Protocol):
+        """The media bucket: files kept, and the links they are downloaded by."""
+
+    class MediaGraph(MediaSource, MediaUploader, Protocol):
+        """Graph's media endpoints: download what leads sent, upload what agents send."""
+
+
+# --- factories of the real adapters (one instance per key per execution environment) ------------------
+
+
+@cache
+def conversation_store(table_name: str) -> DynamoConversationStore:
+    from whatsapp_crm.store.dynamodb import DynamoConversationStore
+
+    return DynamoConversationStore(table_name)
+
+
+@cache
+def reply_store(table_name: str) -> DynamoReplyStore:
+    from whatsapp_crm.store.responder import DynamoReplyStore
+
+    return DynamoReplyStore(table_name)
+
+
+@cache
+def read_store(table_name: str) -> DynamoApiStore:
+    from whatsapp_crm.store.read_api import DynamoApiStore
+
+    return DynamoApiStore(table_name)
+
+
+@cache
+def rate_counter(table_name: str) -> DynamoRateCounter:
+    from whatsapp_crm.store.rate_counters import DynamoRateCounter
+
+    return DynamoRateCounter(table_name)
+
+
+@cache
+def refusal_counter(table_name: str) -> DynamoRefusalCounter:
+    from whatsapp_crm.store.refusals import DynamoRefusalCounter
+
+    return DynamoRefusalCounter(table_name)
+
+
+@cache
+def template_store(table_name: str) -> DynamoTemplateStore:
+    from whatsapp_crm.store.templates import DynamoTemplateStore
+
+    return DynamoTemplateStore(table_name)
+
+
+@cache
+def idempotency_store(table_name: str) -> DynamoIdempotencyStore:
+    from whatsapp_crm.store.idempotency import DynamoIdempotencyStore
+
+    return DynamoIdempotencyStore(table_name)
+
+
+@cache
+def media_ledger(table_name: str) -> DynamoMediaLedger:
+    from whatsapp_crm.store.media import DynamoMediaLedger
+
+    return DynamoMediaLedger(table_name)
+
+
+@cache
+def media_objects(bucket: str) -> S3MediaObjects:
+    from whatsapp_crm.store.media_objects import S3MediaObjects
+
+    return S3MediaObjects(bucket)
+
+
+@cache
+def inbound_queue(queue_url: str) -> InboundSink:
+    from whatsapp_crm.sqs.inbound_queue import SqsInboundQueue
+
+    return SqsInboundQueue(queue_url)
+
+
+@cache
+def webhook_dead_letters(queue_url: str) -> DeadLetterSink:
+    from whatsapp_crm.sqs.dead_letters import SqsDeadLetters
+
+    return SqsDeadLetters(queue_url)
+
+
+@cache
+def inbound_dead_letter_forward(queue_url: str) -> DeadLetterForward:
+    from whatsapp_crm.sqs.redelivery import SqsDeadLetterForward
+
+    if not queue_url:
+        raise ConfigurationError("INBOUND_DEAD_LETTER_QUEUE_URL is not set")
+    return SqsDeadLetterForward(queue_url)
+
+
+@cache
+def inbound_redelivery(queue_url: str) -> Redelivery:
+    from whatsapp_crm.sqs.redelivery import SqsRedelivery
+
+    return SqsRedelivery(queue_url)
+
+
+@cache
+def media_queue(queue_url: str) -> ArchiveRequests:
+    from whatsapp_crm.sqs.media_queue import SqsMediaQueue
+
+    return SqsMediaQueue(queue_url)
+
+
+def access_token(settings: SecretSettings) -> str:
+    """The Graph access token, read through the credentials' secret cache (it may rotate)."""
+    from whatsapp_crm.credentials import load_credentials
+
+    return load_credentials(settings).access_token.get_secret_value()
+
+
+@cache
+def graph_client(token: str, settings: GraphClientSettings) -> GraphClient:
+    # Keyed by the token too: a rotated secret (read through a 5-minute cache) gets a fresh client.
+    from whatsapp_crm.graph.client import GraphClient
+
+    return GraphClient.from_settings(token, settings)
+
+
+@cache
+def send_policy(settings: SendSettings) -> SendPolicy:
+    from whatsapp_crm.numbers import parse_phone_number_ids, sending_number
+    from whatsapp_crm.outbound import SendPolicy
+
+    own = parse_phone_number_ids(settings.whatsapp_phone_number_ids)
+    return SendPolicy(
+        default_phone_number_id=sending_number(None, own),
+        own_phone_number_ids=own,
+        default_region=settings.default_phone_region,
+        per_recipient_per_minute=settings.rate_limit_per_recipient_per_minute,
+        per_number_per_second=settings.rate_limit_per_number_per_second,
+    )
+
+
+@cache
+def reply_policy(settings: ResponderSettings) -> ReplyPolicy:
+    from whatsapp_crm.respond import ReplyPolicy
+
+    return ReplyPolicy.from_settings(settings)
+
+
+@cache
+def sync_policy(settings: TemplatesSettings) -> SyncPolicy:
+    from whatsapp_crm.templates import SyncPolicy
+
+    if not settings.whatsapp_business_account_id:
+        raise ConfigurationError("no WHATSAPP_BUSINESS_ACCOUNT_ID to list templates of")
+    return SyncPolicy(
+        waba_id=settings.whatsapp_business_account_id,
+        calls_per_hour=settings.template_sync_calls_per_hour,
+        min_interval_seconds=settings.template_refresh_min_seconds,
+    )
+
+
+@cache
+def _signer_for(secret: str) -> CursorSigner:
+    from whatsapp_crm.read_api import CursorSigner
+
+    return CursorSigner.from_secret(secret)
+
+
+def cursor_signer(settings: ConversationsSettings) -> CursorSigner:
+    """Signs the read API's cursors: CURSOR_SIGNING_KEY, else a key derived from the app secret."""
+    from whatsapp_crm.credentials import load_credentials
+
+    secret = settings.cursor_signing_key or load_credentials(settings).app_secret.get_secret_value()
+    if not secret:
+        raise ConfigurationError("neither CURSOR_SIGNING_KEY nor an app secret to sign cursors with")
+    return _signer_for(secret)
+
+
+# --- test doubles: handed in one way for every function -----------------------------------------------
+
+_handed_in: ContextVar[Mapping[str, object]] = ContextVar("whatsapp_crm_doubles", default=MappingProxyType({}))
+
+
+@contextmanager
+def handed_in(doubles: Mapping[str, object]) -> Iterator[None]:
+    """Run the invocations inside with these doubles as their ports (a None value: the real adapter)."""
+    token = _handed_in.set(MappingProxyType({name: port for name, port in doubles.items() if port is not None}))
+    try:
+        yield
+    finally:
+        _handed_in.reset(token)
+
+
+def invoke(
+    lambda_handler: Callable[[dict[str, Any], Any], dict[str, Any]],
+    event: dict[str, Any],
+    context: Any,
+    doubles: Mapping[str, object],
+) -> dict[str, Any]:
+    """One invocation of a function's real entry point with doubles handed in (tests and benchmarks)."""
+    with handed_in(doubles):
+        return lambda_handler(event, context)
+
+
+def _either[P](double: P | None, real: Callable[[], P]) -> P:
+    return real() if double is None else double
+
+
+class WebhookDoubles(TypedDict, total=False):
+    store: ConversationWriter | None
+    queue: InboundSink | None
+    dead_letters: DeadLetterSink | None
+
+
+class WebhookPorts:
+    """The webhook writes each event to the table and hands new messages to the responder's queue."""
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.settings = settings
+        self._doubles = cast(WebhookDoubles, _handed_in.get())
+
+    @property
+    def store(self) -> ConversationWriter:
+        return _either(self._doubles.get("store"), lambda: conversation_store(self.settings.table_name))
+
+    @property
+    def queue(self) -> InboundSink:
+        return _either(self._doubles.get("queue"), lambda: inbound_queue(self.settings.inbound_queue_url))
+
+    @property
+    def dead_letters(self) -> DeadLetterSink | None:
+        """Where parts DynamoDB refuses for good go; None when the deployment has no such queue."""
+        double = self._doubles.get("dead_letters")
+        if double is not None:
+            return double
+        url = self.settings.webhook_dead_letter_queue_url
+        return webhook_dead_letters(url) if url else None
+
+
+class SendDoubles(TypedDict, total=False):
+    store: OutboundStore | None
+    sender: MessageSender | None
+    clock: Clock | None
+    limiter: RateCounter | None
+    refusals: RefusalCounter | None
+    templates: TemplateCatalogue | None
+    keys: IdempotencyStore | None
+
+
+class SendPorts:
+    """POST /messages: the lead's record, Graph, the rate counters, the template cache, idempotency keys."""
+
+    def __init__(self, settings: SendSettings) -> None:
+        self.settings = settings
+        self._doubles = cast(SendDoubles, _handed_in.get())
+
+    @property
+    def policy(self) -> SendPolicy:
+        return send_policy(self.settings)
+
+    @property
+    def store(self) -> OutboundStore:
+        return _either(self._doubles.get("store"), lambda: conversation_store(self.settings.table_name))
+
+    @property
+    def sender(self) -> MessageSender:
+        return _either(self._doubles.get("sender"), lambda: graph_client(access_token(self.settings), self.settings))
+
+    @property
+    def clock(self) -> Clock:
+        return _either(self._doubles.get("clock"), lambda: utc_now)
+
+    @property
+    def limiter(self) -> RateCounter:
+        return _either(self._doubles.get("limiter"), lambda: rate_counter(self.settings.table_name))
+
+    @property
+    def refusals(self) -> RefusalCounter:
+        return _either(self._doubles.get("refusals"), lambda: refusal_counter(self.settings.table_name))
+
+    @property
+    def templates(self) -> TemplateCatalogue:
+        return _either(self._doubles.get("templates"), lambda: template_store(self.settings.table_name))
+
+    @property
+    def keys(self) -> IdempotencyStore:
+        return _either(self._doubles.get("keys"), lambda: idempotency_store(self.settings.table_name))
+
+
+class ResponderDoubles(TypedDict, total=False):
+    store: ReplyStore | None
+    sender: ReplySender | None
+    clock: Clock | None
+    redelivery: Redelivery | None
+    dead_letters: DeadLetterForward | None
+    media_requests: ArchiveRequests | None
+
+
+class ResponderPorts:
+    """The auto-reply: the reply records, Graph, and the queues records are delayed, set aside or archived by."""
+
+    def __init__(self, settings: ResponderSettings) -> None:
+        self.settings = settings
+        self._doubles = cast(ResponderDoubles, _handed_in.get())
+
+    @property
+    def policy(self) -> ReplyPolicy:
+        return reply_policy(self.settings)
+
+    @property
+    def store(self) -> ReplyStore:
+        return _either(self._doubles.get("store"), lambda: reply_store(self.settings.table_name))
+
+    @property
+    def sender(self) -> ReplySender:
+        return _either(self._doubles.get("sender"), lambda: graph_client(access_token(self.settings), self.settings))
+
+    @property
+    def clock(self) -> Clock:
+        return _either(self._doubles.get("clock"), lambda: utc_now)
+
+    @property
+    def redelivery(self) -> Redelivery:
+        return _either(self._doubles.get("redelivery"), lambda: inbound_redelivery(self.settings.inbound_queue_url))
+
+    @property
+    def dead_letters(self) -> DeadLetterForward:
+        url = self.settings.inbound_dead_letter_queue_url
+        return _either(self._doubles.get("dead_letters"), lambda: inbound_dead_letter_forward(url))
+
+    @property
+    def media_requests(self) -> ArchiveRequests | None:
+        """Where media messages are handed to the archiver; None when the deployment archives nothing."""
+        double = self._doubles.get("media_requests")
+        if double is not None:
+            return double
+        url = self.settings.media_queue_url
+        return media_queue(url) if url else None
+
+
+class ConversationsDoubles(TypedDict, total=False):
+    store: ConversationsStore | None
+    sender: ReadReceiptSender | None
+    clock: Clock | None
+
+
+class ConversationsPorts:
+    """The read API and /health: the table (read, plus the unread reset), Graph's read receipts, the cursors."""
+
+    def __init__(self, settings: ConversationsSettings) -> None:
+        self.settings = settings
+        self._doubles = cast(ConversationsDoubles, _handed_in.get())
+
+    @property
+    def store(self) -> ConversationsStore:
+        return _either(self._doubles.get("store"), lambda: read_store(self.settings.table_name))
+
+    @property
+    def sender(self) -> ReadReceiptSender:
+        return _either(self._doubles.get("sender"), lambda: graph_client(access_token(self.settings), self.settings))
+
+    @property
+    def clock(self) -> Clock:
+        return _either(self._doubles.get("clock"), lambda: utc_now)
+
+    @property
+    def signer(self) -> CursorSigner:
+        return cursor_signer(self.settings)
+
+
+class TemplatesDoubles(TypedDict, total=False):
+    store: TemplateStore | None
+    source: TemplatePageSource | None
+    limiter: RateCounter | None
+    clock: Clock | None
+
+
+class TemplatesPorts:
+    """GET /templates and the scheduled sync: the template cache, Graph's listing, the hourly call budget."""
+
+    def __init__(self, settings: TemplatesSettings) -> None:
+        self.settings = settings
+        self._doubles = cast(TemplatesDoubles, _handed_in.get())
+
+    @property
+    def policy(self) -> SyncPolicy:
+        return sync_policy(self.settings)
+
+    @property
+    def store(self) -> TemplateStore:
+        return _either(self._doubles.get("store"), lambda: template_store(self.settings.table_name))
+
+    @property
+    def source(self) -> TemplatePageSource:
+        return _either(self._doubles.get("source"), lambda: graph_client(access_token(self.settings), self.settings))
+
+    @property
+    def limiter(self) -> RateCounter:
+        return _either(self._doubles.get("limiter"), lambda: rate_counter(self.settings.table_name))
+
+    @property
+    def clock(self) -> Clock:
+        return _either(self._doubles.get("clock"), lambda: utc_now)
+
+
+class MediaDoubles(TypedDict, total=False):
+    ledger: MediaLedger | None
+    objects: FileObjects | None
+    source: MediaGraph | None
+    clock: Clock | None
+
+
+class MediaPorts:
+    """The media archive, the file route and uploads: the ledger, the bucket, Graph's media endpoints."""
+
+    def __init__(self, settings: MediaSettings) -> None:
+        self.settings = settings
+        self._doubles = cast(MediaDoubles, _handed_in.get())
+
+    @property
+    def ledger(self) -> MediaLedger:
+        return _either(self._doubles.get("ledger"), lambda: media_ledger(self.settings.table_name))
+
+    @property
+    def objects(self) -> FileObjects:
+        return _either(self._doubles.get("objects"), lambda: media_objects(self.settings.media_bucket))
+
+    @property
+    def source(self) -> MediaGraph:
+        return _either(self._doubles.get("source"), lambda: graph_client(access_token(self.settings), self.settings))
+
+    @property
+    def clock(self) -> Clock:
+        return _either(self._doubles.get("clock"), lambda: utc_now)
