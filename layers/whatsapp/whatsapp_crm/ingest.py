@@ -9,7 +9,8 @@ from __future__ import annotations
 import hmac
 import json
 from _json import make_encoder
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Protocol
@@ -239,15 +240,14 @@ def _marketing_stop(update: StatusUpdate) -> PreferenceChange | None:
 def _set_aside(
     report: IngestReport,
     dead_letters: DeadLetterSink | None,
-    kind: str,
-    error: UnstorableError,
-    raw: object,
-    phone_number_id: str,
+    refusal: _Refusal,
     received_at: str,
 ) -> None:
     if dead_letters is None:
         raise ConfigurationError("no dead-letter queue for a part DynamoDB cannot store")
-    part = UnstorablePart(kind, error.reason, _compact_json(raw), phone_number_id, received_at)
+    part = UnstorablePart(
+        refusal.kind, refusal.error.reason, _compact_json(refusal.raw), refusal.phone_number_id, received_at
+    )
     report.dead_letter_ids.append(dead_letters.set_aside(part))
     report.unstorable.append(part)
 
@@ -268,92 +268,159 @@ def _drop_foreign(notification: Notification, own: tuple[str, ...], report: Inge
         report.foreign_phone_number_ids.update(dropped)
 
 
-def _record_status(
-    event: StatusEvent,
-    store: ConversationWriter,
-    report: IngestReport,
-    dead_letters: DeadLetterSink | None,
-    received_at: str,
-) -> None:
+# --- one POST's writes, several at a time -------------------------------------------------------------------
+#
+# Meta batches up to 1,000 updates in one POST and the webhook has 10 s; one write after another is ~7 ms of
+# DynamoDB each, so a full batch would time out and be redelivered again and again. Parts are grouped by the
+# item they race for (a lead's messages, one message's statuses, a lead's opt changes): a group is written
+# in Meta's order on one thread, groups run side by side. Workers only write and return what happened; the
+# calling thread fills the report, sets refused parts aside and enqueues, in Meta's order.
+
+# botocore keeps 10 pooled connections per client (max_pool_connections): more threads than that would open
+# and drop connections on every call instead of reusing them.
+MAX_CONCURRENT_WRITES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """A part DynamoDB refused for good, to set aside (UnstorablePart) once the writes are done."""
+
+    kind: str
+    error: UnstorableError
+    raw: object
+    phone_number_id: str
+
+
+@dataclass(slots=True)
+class _Written:
+    """What writing one part came to. `failure`: not durably recorded (the POST answers 5xx)."""
+
+    stored: bool | None = None  # a message: True new, False already stored
+    handoff: Handoff | None = None
+    status: str | None = None  # a status: its StatusOutcome's name, or "unknown"
+    preference_applied: bool = False
+    unusable: bool = False
+    refusal: _Refusal | None = None
+    failure: Exception | None = None
+
+
+def _write_in_groups[Part](
+    parts: Sequence[Part],
+    group_of: Callable[[Part], str],
+    write: Callable[[Part], _Written],
+    concurrency: int,
+) -> list[_Written]:
+    """`write` for every part, results in the parts' order. Within a group, parts are written in order and
+    the first failure stops the rest of its group: a later message of a lead must not be stored and queued
+    ahead of an earlier one that will only be stored on Meta's retry (FIFO order per lead)."""
+    groups: dict[str, list[int]] = {}
+    for index, part in enumerate(parts):
+        groups.setdefault(group_of(part), []).append(index)
+    results: list[_Written | None] = [None] * len(parts)
+
+    def write_group(indexes: list[int]) -> None:
+        for index in indexes:
+            try:
+                written = write(parts[index])
+            except Exception as error:  # re-raised by the caller after the other groups are written
+                written = _Written(failure=error)
+            results[index] = written
+            if written.failure is not None:
+                return
+
+    if concurrency <= 1 or len(groups) <= 1:
+        for indexes in groups.values():
+            write_group(indexes)
+    else:
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(groups)), thread_name_prefix="ingest") as pool:
+            for future in [pool.submit(write_group, indexes) for indexes in groups.values()]:
+                future.result()
+    # A part left out after its group's failure is neither stored nor queued; Meta's retry brings it.
+    return [written if written is not None else _Written() for written in results]
+
+
+def _write_message(event: InboundEvent, store: ConversationWriter, received_at: str) -> _Written:
+    try:
+        record = inbound_record(event, received_at)
+    except ValueError:
+        # Nothing storable (a number like 1e400 that no JSON holds): skip the part, never a 5xx for it.
+        return _Written(unusable=True)
+    try:
+        stored = store.record_inbound(record)
+    except UnstorableError as error:
+        return _Written(refusal=_Refusal("message", error, event.raw, record.phone_number_id))
+    return _Written(stored=stored, handoff=_handoff(event, received_at, record.raw_json))
+
+
+def _write_status(event: StatusEvent, store: ConversationWriter, received_at: str) -> _Written:
     update = status_update(event, received_at)
     if update is None:
-        report.count_status("unknown")
-        return
+        return _Written(status="unknown")
+    written = _Written()
     try:
-        report.count_status(_OUTCOME_NAMES[store.record_status(update)])
+        written.status = _OUTCOME_NAMES[store.record_status(update)]
         stop = _marketing_stop(update)
-        if stop is not None and store.record_preference(stop):
-            report.preferences += 1
+        written.preference_applied = stop is not None and store.record_preference(stop)
     except UnstorableError as error:
         raw = event.raw if event.raw is not None else event.status.model_dump(mode="json")
-        _set_aside(report, dead_letters, "status", error, raw, update.phone_number_id, received_at)
+        written.refusal = _Refusal("status", error, raw, update.phone_number_id)
+    return written
 
 
-def _record_preference(
-    event: PreferenceEvent,
-    store: ConversationWriter,
-    report: IngestReport,
-    dead_letters: DeadLetterSink | None,
-    received_at: str,
-) -> None:
+def _write_preference(event: PreferenceEvent, store: ConversationWriter, received_at: str) -> _Written:
     change = preference_change(event, received_at)
     try:
-        if change is not None and store.record_preference(change):
-            report.preferences += 1
+        return _Written(preference_applied=change is not None and store.record_preference(change))
     except UnstorableError as error:
         raw = event.raw or event.preference.model_dump(mode="json")
-        _set_aside(report, dead_letters, "preference", error, raw, event.metadata.phone_number_id, received_at)
+        return _Written(refusal=_Refusal("preference", error, raw, event.metadata.phone_number_id))
 
 
-def record_notification(
-    notification: Notification,
-    store: ConversationWriter,
-    queue: InboundSink,
-    clock: Clock = utc_now,
-    dead_letters: DeadLetterSink | None = None,
-    own_phone_number_ids: tuple[str, ...] = (),
-) -> IngestReport:
-    """Store every message once, enqueue every message (duplicates too), apply statuses and preferences.
+class _Tally:
+    """Fills the report from what the writes came to, on the calling thread and in Meta's order; keeps
+    the failures to raise once everything that could be written was."""
 
-    Raises StoreUnavailableError / QueueUnavailableError when anything was not durably handled, so the
-    caller answers 5xx and Meta redelivers; every write here is idempotent, so redelivery is safe.
-    A part DynamoDB refuses for good (UnstorableError) is set aside in `dead_letters` and never queued;
-    the rest of the delivery carries on, so one such part costs neither the others nor a week of retries.
-    """
-    # The real clock takes the cached path; an injected one (tests) is formatted as it is.
-    received_at = utc_now_iso() if clock is utc_now else iso(clock())
-    report = IngestReport(
-        unusable_parts=notification.unusable_parts,
-        ignored_fields=list(notification.ignored_fields),
-        value_errors=list(notification.value_errors),
-    )
-    handoffs = []
-    _drop_foreign(notification, own_phone_number_ids, report)
-    for event in notification.messages:
+    def __init__(self, report: IngestReport, dead_letters: DeadLetterSink | None, received_at: str) -> None:
+        self.report = report
+        self.dead_letters = dead_letters
+        self.received_at = received_at
+        self.failures: list[Exception] = []
+
+    def attempt(self, action: Callable[[], None]) -> None:
         try:
-            record = inbound_record(event, received_at)
-        except ValueError:
-            # Nothing storable (a number like 1e400 that no JSON holds): skip the part, never a 5xx for it.
-            report.unusable_parts += 1
-            continue
+            action()
+        except Exception as error:
+            self.failures.append(error)
+
+    def settle(self, results: list[_Written]) -> None:
+        report = self.report
+        for written in results:
+            if written.failure is not None:
+                self.failures.append(written.failure)
+            if written.stored is not None:
+                if written.stored:
+                    report.new_messages += 1
+                else:
+                    report.duplicate_messages += 1
+            if written.unusable:
+                report.unusable_parts += 1
+            if written.status is not None:
+                report.count_status(written.status)
+            if written.preference_applied:
+                report.preferences += 1
+            if written.refusal is not None:
+                self._set_aside(written.refusal)
+
+    def _set_aside(self, refusal: _Refusal) -> None:
         try:
-            stored = store.record_inbound(record)
-        except UnstorableError as error:
-            _set_aside(report, dead_letters, "message", error, event.raw, record.phone_number_id, received_at)
-            continue
-        if stored:
-            report.new_messages += 1
-        else:
-            report.duplicate_messages += 1
-        handoffs.append(_handoff(event, received_at, record.raw_json))
-    # A redelivered message is enqueued again on purpose: if an earlier attempt stored it and then
-    # died before enqueueing, this is the only way its reply still happens. FIFO dedup and the
-    # responder's claim keep it from being answered twice.
-    queue.enqueue(handoffs)
-    for status_event in notification.statuses:
-        _record_status(status_event, store, report, dead_letters, received_at)
-    for preference_event in notification.preferences:
-        _record_preference(preference_event, store, report, dead_letters, received_at)
+            _set_aside(self.report, self.dead_letters, refusal, self.received_at)
+        except Exception as error:  # no dead-letter queue, or it is down: raised after the other writes
+            self.failures.append(error)
+
+
+def _apply_template_updates(
+    notification: Notification, store: ConversationWriter, report: IngestReport, received_at: str
+) -> None:
     for template_event in notification.template_updates:
         template_update = status_update_from_event(
             template_event.waba_id, template_event.value, template_event.time, received_at
@@ -365,6 +432,65 @@ def record_notification(
         else:
             # A template the cache never saw (the next sync lists it), or an event older than the cache.
             report.skipped_template_updates.append(template_update)
+
+
+def record_notification(
+    notification: Notification,
+    store: ConversationWriter,
+    queue: InboundSink,
+    clock: Clock = utc_now,
+    dead_letters: DeadLetterSink | None = None,
+    own_phone_number_ids: tuple[str, ...] = (),
+    concurrency: int = MAX_CONCURRENT_WRITES,
+) -> IngestReport:
+    """Store every message once, enqueue every message (duplicates too), apply statuses and preferences.
+
+    Raises StoreUnavailableError / QueueUnavailableError when anything was not durably handled, so the
+    caller answers 5xx and Meta redelivers; every write here is idempotent, so redelivery is safe. What
+    could be written is written first (and the stored messages queued), so the retry completes the rest.
+    A part DynamoDB refuses for good (UnstorableError) is set aside in `dead_letters` and never queued;
+    the rest of the delivery carries on, so one such part costs neither the others nor a week of retries.
+    `concurrency`: how many writes run at once (the store's client must be thread-safe).
+    """
+    # The real clock takes the cached path; an injected one (tests) is formatted as it is.
+    received_at = utc_now_iso() if clock is utc_now else iso(clock())
+    report = IngestReport(
+        unusable_parts=notification.unusable_parts,
+        ignored_fields=list(notification.ignored_fields),
+        value_errors=list(notification.value_errors),
+    )
+    _drop_foreign(notification, own_phone_number_ids, report)
+    tally = _Tally(report, dead_letters, received_at)
+    written_messages = _write_in_groups(
+        notification.messages,
+        lambda event: event.message.from_,
+        lambda event: _write_message(event, store, received_at),
+        concurrency,
+    )
+    tally.settle(written_messages)
+    # A redelivered message is enqueued again on purpose: if an earlier attempt stored it and then
+    # died before enqueueing, this is the only way its reply still happens. FIFO dedup and the
+    # responder's claim keep it from being answered twice. Only stored messages are queued, each lead's in
+    # Meta's order (a lead's messages after one that failed were not written).
+    handoffs = [written.handoff for written in written_messages if written.handoff is not None]
+    tally.attempt(lambda: queue.enqueue(handoffs))
+    statuses = _write_in_groups(
+        notification.statuses,
+        lambda event: event.status.id,
+        lambda event: _write_status(event, store, received_at),
+        concurrency,
+    )
+    tally.settle(statuses)
+    preferences = _write_in_groups(
+        notification.preferences,
+        lambda event: event.preference.wa_id or "",
+        lambda event: _write_preference(event, store, received_at),
+        concurrency,
+    )
+    tally.settle(preferences)
+    tally.attempt(lambda: _apply_template_updates(notification, store, report, received_at))
+    if tally.failures:
+        raise tally.failures[0]
     return report
 
 

@@ -6,6 +6,7 @@ hourly counter), one conditional update for a status. Conditions make redelivery
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
@@ -42,6 +43,7 @@ _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
 )
 _deserializer = TypeDeserializer()
+_CLIENT_LOCK = threading.Lock()
 
 AttributeValue = dict[str, Any]
 
@@ -376,7 +378,11 @@ class DynamoTable:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+            # The webhook writes from several threads (ingest.py); boto3's default session is not safe to
+            # build clients from concurrently, the client itself is.
+            with _CLIENT_LOCK:
+                if self._client is None:
+                    self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
         return self._client
 
 
