@@ -441,7 +441,7 @@ def record_notification(
     clock: Clock = utc_now,
     dead_letters: DeadLetterSink | None = None,
     own_phone_number_ids: tuple[str, ...] = (),
-    concurrency: int = MAX_CONCURRENT_WRITES,
+    concurrency: int | None = None,
 ) -> IngestReport:
     """Store every message once, enqueue every message (duplicates too), apply statuses and preferences.
 
@@ -450,7 +450,8 @@ def record_notification(
     could be written is written first (and the stored messages queued), so the retry completes the rest.
     A part DynamoDB refuses for good (UnstorableError) is set aside in `dead_letters` and never queued;
     the rest of the delivery carries on, so one such part costs neither the others nor a week of retries.
-    `concurrency`: how many writes run at once (the store's client must be thread-safe).
+    `concurrency`: how many writes run at once (MAX_CONCURRENT_WRITES unless given; 1: one after another).
+    The store's client must be thread-safe.
     """
     # The real clock takes the cached path; an injected one (tests) is formatted as it is.
     received_at = utc_now_iso() if clock is utc_now else iso(clock())
@@ -461,6 +462,7 @@ def record_notification(
     )
     _drop_foreign(notification, own_phone_number_ids, report)
     tally = _Tally(report, dead_letters, received_at)
+    concurrency = MAX_CONCURRENT_WRITES if concurrency is None else concurrency
     written_messages = _write_in_groups(
         notification.messages,
         lambda event: event.message.from_,

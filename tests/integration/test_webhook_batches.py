@@ -1,0 +1,187 @@
+"""Big batched POSTs (Meta batches up to 1,000 updates) through the real webhook handler on moto's server:
+written several at a time, yet every part once, each lead's messages queued in Meta's order, statuses
+forward-only, and a partial failure answered 500 so that Meta's redelivery completes exactly the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import AwsStack
+from integration.conftest import drain
+from local import meta_payloads as meta
+from local.handlers import load_function_module
+
+
+def _webhook_clients() -> tuple[Any, Any]:
+    """The DynamoDB and SQS clients the webhook handler itself builds and reuses (its cached adapters)."""
+    module = load_function_module("WebhookFunction")
+    store = module._dynamo_store(os.environ["TABLE_NAME"])
+    queue = module._sqs_queue(os.environ["INBOUND_QUEUE_URL"])
+    return store.client, queue.client
+
+
+@pytest.fixture
+def handed_off(webhook: Any) -> Iterator[list[tuple[str, str]]]:
+    """(lead, wamid) of every entry the webhook sends to SQS, in the order it sends them."""
+    sent: list[tuple[str, str]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.extend((entry["MessageGroupId"], entry["MessageDeduplicationId"]) for entry in params["Entries"])
+
+    _, sqs = _webhook_clients()
+    sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
+    yield sent
+    sqs.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)
+
+
+@pytest.fixture
+def failing_writes(webhook: Any) -> Iterator[set[str]]:
+    """wamids whose DynamoDB write fails as a throttle that outlasted botocore's retries would."""
+    failing: set[str] = set()
+
+    def fail(params: dict[str, Any], **_: Any) -> None:
+        text = json.dumps(params)
+        if any(wamid in text for wamid in failing):
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}
+            raise ClientError(error, "write")  # type: ignore[arg-type]
+
+    dynamodb, _ = _webhook_clients()
+    for operation in ("TransactWriteItems", "UpdateItem"):
+        dynamodb.meta.events.register(f"provide-client-params.dynamodb.{operation}", fail)
+    yield failing
+    for operation in ("TransactWriteItems", "UpdateItem"):
+        dynamodb.meta.events.unregister(f"provide-client-params.dynamodb.{operation}", fail)
+
+
+def _campaign_replies(writes: list[int]) -> list[dict[str, Any]]:
+    """Replies of several leads (lead i writes writes[i] times), interleaved as Meta may batch them: each
+    lead's in the order they wrote."""
+    now = int(time.time()) - 600
+    return [
+        meta.text_message(f"9725255{lead:05d}", f"הודעה {number} של ליד {lead}", timestamp=now + number)
+        for number in range(max(writes))
+        for lead, count in enumerate(writes)
+        if number < count
+    ]
+
+
+def _by_lead(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = defaultdict(list)
+    for lead, wamid in pairs:
+        grouped[lead].append(wamid)
+    return dict(grouped)
+
+
+def _stored_messages(aws: AwsStack) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    dynamodb = aws.client("dynamodb")
+    request: dict[str, Any] = {"TableName": aws.ref("ConversationsTable")}
+    while True:
+        page = dynamodb.scan(**request)
+        items.extend(item for item in page["Items"] if item["SK"]["S"] == "MSG")
+        if "LastEvaluatedKey" not in page:
+            return items
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def test_a_100_message_post_is_stored_once_and_each_leads_messages_are_queued_in_order(
+    aws: AwsStack, webhook: Any, table: Any, handed_off: list[tuple[str, str]]
+) -> None:
+    # Given one POST of 100 replies from 40 leads (some wrote 3 times, some twice), interleaved
+    messages = _campaign_replies([3] * 20 + [2] * 20)
+    assert len(messages) == 100
+    document = meta.envelope(meta.message_value(messages))
+    # When Meta delivers it, and then delivers it again
+    assert webhook(document).status == 200
+    first = list(handed_off)
+    assert webhook(document).status == 200
+    # Then every message is stored once and each lead's unread count is its own number of messages
+    assert len(_stored_messages(aws)) == 100
+    expected = _by_lead([(m["from"], m["id"]) for m in messages])
+    for lead, wamids in expected.items():
+        assert table.get_lead(lead)["unread_count"] == len(wamids)
+    # And each delivery handed every message to the responder, each lead's in the order they wrote
+    assert _by_lead(first) == expected
+    assert _by_lead(handed_off[len(first) :]) == expected
+    queued = drain(aws)
+    assert sorted(json.loads(item["Body"])["wamid"] for item in queued) == sorted(m["id"] for m in messages)
+
+
+def test_a_partial_failure_answers_500_and_the_redelivery_completes_exactly_the_rest(
+    aws: AwsStack,
+    webhook: Any,
+    table: Any,
+    handed_off: list[tuple[str, str]],
+    failing_writes: set[str],
+) -> None:
+    # Given a POST of 4 messages from each of 3 leads and the statuses of 30 sent messages
+    messages = _campaign_replies([4, 4, 4])
+    lead_a, lead_b, lead_c = (messages[i]["from"] for i in range(3))
+    b_messages = [m["id"] for m in messages if m["from"] == lead_b]
+    outbound = [meta.new_wamid("out") for _ in range(30)]
+    statuses = [meta.status(wamid, "delivered", lead_a, timestamp=1_764_000_000) for wamid in outbound]
+    document = meta.envelope(meta.message_value(messages), meta.status_value(statuses))
+    # And DynamoDB refusing the write of lead B's second message and of one status
+    failing_writes.update({b_messages[1], outbound[7]})
+    # When Meta delivers it
+    result = webhook(document)
+    # Then Meta is told to retry
+    assert result.status == 500
+    assert result.json()["error"]["code"] == "temporarily_unavailable"
+    # And everything else was written: lead B only up to the refused message, so its later ones cannot
+    # reach the responder ahead of it
+    stored = {item["wamid"]["S"] for item in _stored_messages(aws)}
+    assert {m["id"] for m in messages} - stored == set(b_messages[1:])
+    assert table.get_lead(lead_b)["unread_count"] == 1
+    assert {wamid for wamid in outbound if table.get_message(wamid)} == set(outbound) - {outbound[7]}
+    # And exactly the stored messages were handed to the responder
+    assert sorted(wamid for _, wamid in handed_off) == sorted(stored & {m["id"] for m in messages})
+    # When DynamoDB recovers and Meta redelivers the same POST
+    failing_writes.clear()
+    assert webhook(document).status == 200
+    # Then the rest is written, nothing twice, and lead B's messages reach the queue in the order written
+    assert len(_stored_messages(aws)) == len(messages) + len(outbound)
+    for lead in (lead_a, lead_b, lead_c):
+        assert table.get_lead(lead)["unread_count"] == 4
+    assert table.get_message(outbound[7])["status"] == "delivered"
+    queued = drain(aws)
+    b_queued = [json.loads(item["Body"])["wamid"] for item in queued if item["Attributes"]["MessageGroupId"] == lead_b]
+    assert b_queued == b_messages
+    assert len(queued) == len(messages)
+
+
+def test_statuses_of_one_message_in_one_big_batch_end_at_the_highest_with_every_time_kept(
+    webhook: Any, table: Any
+) -> None:
+    # Given a POST with sent, delivered and read of 100 messages, shuffled (read may come before sent),
+    # and a failure reported after `sent` for some of them
+    shuffle = random.Random(7)
+    outbound = [meta.new_wamid("out") for _ in range(100)]
+    statuses = []
+    for index, wamid in enumerate(outbound):
+        steps = [("sent", 10), ("delivered", 20), ("read", 30)]
+        if index % 10 == 0:
+            steps = [("sent", 10), ("failed", 20)]
+        statuses += [meta.status(wamid, name, "972525551234", timestamp=1_764_000_000 + ts) for name, ts in steps]
+    shuffle.shuffle(statuses)
+    # When Meta delivers it
+    assert webhook(meta.envelope(meta.status_value(statuses))).status == 200
+    # Then every message holds its highest status, never a lower one, with each status's time
+    for index, wamid in enumerate(outbound):
+        item = table.get_message(wamid)
+        assert item["status_ts_sent"] == "2025-11-24T16:00:10Z"
+        if index % 10 == 0:
+            assert item["status"] == "failed"
+        else:
+            assert item["status"] == "read"
+            assert item["status_ts_delivered"] == "2025-11-24T16:00:20Z"
+            assert item["status_ts_read"] == "2025-11-24T16:00:30Z"
