@@ -12,7 +12,7 @@ SAM := $(TOOLS)/bin/sam
 export PYENV_VERSION ?= 3.13.0:3.12.1:3.11.7
 
 .PHONY: help venv tools train-intent lint typecheck validate browser test-unit test-integration test-e2e test-reliability test build run demo \
-	bench replay clean deploy secret verify-token smoke test-fast
+	bench load replay clean deploy secret verify-token smoke test-fast
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -113,6 +113,12 @@ demo: venv ## Play a Hebrew-speaking lead against the running `make run`
 
 bench: venv tools ## Benchmarks (results in docs/performance.md and docs/cost.md)
 	$(PY) bench/run_all.py
+
+# Signed webhooks at a fixed rate against a local stack of its own (docs/performance.md); LOAD_ARGS adds options
+# (--rate 100, --duration 10, --find-max, --url http://127.0.0.1:3000 for a running `make run`).
+LOAD_ARGS ?=
+load: venv ## Webhooks at 50/s for 20 s against the local stack: ack p50/p95/p99, errors, replies sent
+	$(PY) bench/load.py $(LOAD_ARGS)
 
 # A day of 10,000 webhooks with 10% faults, checked (docs/reliability.md); REPLAY_ARGS adds or overrides options.
 REPLAY_ARGS ?=

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -46,6 +47,9 @@ from local.apigw import http_api_event, lambda_context
 TIMEOUT_SECONDS = 10.0  # template.yaml Globals.Function.Timeout (the webhook has no Timeout of its own)
 STUBBED_TARGET_SECONDS = 3.0
 LOCAL_TARGET_SECONDS = TIMEOUT_SECONDS / 3
+# Lambda allots CPU in proportion to memory: 1,769 MB is one vCPU (AWS Lambda docs, "memory and computing power").
+MB_PER_VCPU = 1769
+WEBHOOK_MEMORY_MB = 512  # template.yaml Globals.Function.MemorySize
 SECRET = "bench-batches-secret"
 STATUSES_PER_POST = 1000
 MESSAGES_PER_POST = 100
@@ -138,11 +142,17 @@ class StubbedRow:
     name: str
     concurrency: int
     seconds: list[float]
+    cpu_seconds: list[float]  # of this process, every thread
     requests_per_post: float
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def lambda_floor(self) -> float:
+        """The CPU alone at the webhook's 512 MB, where Lambda gives 512/1769 of a vCPU."""
+        return statistics.median(self.cpu_seconds) / (WEBHOOK_MEMORY_MB / MB_PER_VCPU)
 
 
 def _stubbed_environment() -> None:
@@ -188,21 +198,22 @@ def bench_stubbed(rounds: int) -> list[StubbedRow]:
     for name, make_body in cases:
         for concurrency in (1, default):
             ingest.MAX_CONCURRENT_WRITES = concurrency
-            samples = []
+            samples, cpu = [], []
             network.requests.clear()
             for round_number in range(rounds + 1):
                 body = make_body(f"S{concurrency}R{round_number}")
                 event = http_api_event("POST", "/webhook", body=body, headers=meta.signed_headers(body, SECRET))
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 with contextlib.redirect_stdout(io.StringIO()):  # Powertools' metrics and log lines
                     response = module.lambda_handler(event, lambda_context("WebhookFunction", int(TIMEOUT_SECONDS)))
-                elapsed = time.perf_counter() - started
+                elapsed, cpu_used = time.perf_counter() - started, time.process_time() - cpu_started
                 if response["statusCode"] != 200:
                     raise RuntimeError(f"{name}: webhook answered {response['statusCode']}: {response.get('body')}")
                 if round_number:  # the first POST warms the clients and the code paths
                     samples.append(elapsed)
+                    cpu.append(cpu_used)
             requests = sum(network.requests.values()) / (rounds + 1)
-            rows.append(StubbedRow(name, concurrency, samples, requests))
+            rows.append(StubbedRow(name, concurrency, samples, cpu, requests))
     ingest.MAX_CONCURRENT_WRITES = default
     return rows
 
@@ -228,7 +239,7 @@ def _post(url: str, body: bytes, secret: str) -> tuple[int, float]:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=120)
     try:
         started = time.perf_counter()
         connection.request("POST", "/webhook", body=body, headers=meta.signed_headers(body, secret))
@@ -248,12 +259,9 @@ def _floor(store: Any, body: bytes, concurrency: int) -> float:
     received_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     writes: list[Callable[[], object]] = []
     for message in notification.messages:
-        record = inbound_record(message, received_at)
-        writes.append(lambda record=record: store.record_inbound(record))
+        writes.append(functools.partial(store.record_inbound, inbound_record(message, received_at)))
     for status in notification.statuses:
-        update = status_update(status, received_at)
-        assert update is not None
-        writes.append(lambda update=update: store.record_status(update))
+        writes.append(functools.partial(store.record_status, status_update(status, received_at)))
     started = time.perf_counter()
     if concurrency == 1:
         for write in writes:
@@ -311,13 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     print("\n## One POST through the real Lambda entry, real botocore, network stubbed at 5-10 ms a request")
     print(f"(median of {args.rounds} POSTs after a warm-up; target <= {STUBBED_TARGET_SECONDS:.0f} s)")
-    print("| POST | writes | concurrency | median | min | max | HTTP requests |")
-    print("|---|---|---|---|---|---|---|")
+    print("| POST | writes | median | min | max | HTTP requests | CPU | CPU alone at 512 MB |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in bench_stubbed(args.rounds):
         mode = "one after another" if row.concurrency == 1 else f"{row.concurrency} at a time"
         print(
-            f"| {row.name} | {mode} | {row.concurrency} | {row.median:.2f} s | {min(row.seconds):.2f} s "
-            f"| {max(row.seconds):.2f} s | {row.requests_per_post:.0f} |"
+            f"| {row.name} | {mode} | {row.median:.2f} s | {min(row.seconds):.2f} s "
+            f"| {max(row.seconds):.2f} s | {row.requests_per_post:.0f} | {statistics.median(row.cpu_seconds):.2f} s "
+            f"| {row.lambda_floor:.1f} s |"
         )
         if row.concurrency > 1 and "one lead" not in row.name and row.median > STUBBED_TARGET_SECONDS:
             failed = True

@@ -20,6 +20,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("bench_webhook.py", []),
     ("bench_entry.py", []),
     ("bench_coldstart.py", []),
+    ("bench_batches.py", []),
     ("bench_pyc.py", ["--build"]),
     ("cost_profile.py", []),
     ("bench_inbox_live.py", []),
