@@ -178,13 +178,13 @@ def _stubbed_environment() -> None:
 def bench_stubbed(rounds: int) -> list[StubbedRow]:
     _stubbed_environment()
     from local.handlers import load_function_module
-    from whatsapp_crm import ingest
+    from whatsapp_crm import ingest, wiring
 
     module = load_function_module("WebhookFunction")
     network = StubbedNetwork()
     # The handler's own cached adapters, with the network stubbed under their real botocore clients.
-    network.register(module._dynamo_store(os.environ["TABLE_NAME"]).client)
-    network.register(module._sqs_queue(os.environ["INBOUND_QUEUE_URL"]).client)
+    network.register(wiring.conversation_store(os.environ["TABLE_NAME"]).client)
+    network.register(wiring.inbound_queue(os.environ["INBOUND_QUEUE_URL"]).client)  # type: ignore[attr-defined]
     cases: list[tuple[str, Callable[[str], bytes]]] = [
         (f"{STATUSES_PER_POST:,} statuses ({STATUSES_PER_POST // 3 + 1} messages)", lambda run: statuses_body(run=run)),
         (f"{MESSAGES_PER_POST} messages from {MESSAGES_PER_POST} leads", lambda run: messages_body(run=run)),

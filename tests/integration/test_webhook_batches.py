@@ -18,15 +18,15 @@ from botocore.exceptions import ClientError
 from conftest import AwsStack
 from integration.conftest import drain
 from local import meta_payloads as meta
-from local.handlers import load_function_module
 
 
 def _webhook_clients() -> tuple[Any, Any]:
     """The DynamoDB and SQS clients the webhook handler itself builds and reuses (its cached adapters)."""
-    module = load_function_module("WebhookFunction")
-    store = module._dynamo_store(os.environ["TABLE_NAME"])
-    queue = module._sqs_queue(os.environ["INBOUND_QUEUE_URL"])
-    return store.client, queue.client
+    from whatsapp_crm import wiring
+
+    store = wiring.conversation_store(os.environ["TABLE_NAME"])
+    queue = wiring.inbound_queue(os.environ["INBOUND_QUEUE_URL"])
+    return store.client, queue.client  # type: ignore[attr-defined]
 
 
 @pytest.fixture
