@@ -9,9 +9,9 @@ no socket. Measured per event, in CPU time:
 
 - **entry**: `functions/webhook/app.py`'s `lambda_handler` on an API Gateway HTTP API event: routing,
   settings, the cached secret, signature check, parse, the DynamoDB and SQS calls, metrics and the log line;
-- **minimal**: `minimal_handler` below, what one would write by hand with boto3 and nothing else: the same
-  HMAC check, `json.loads`, the same DynamoDB operations (one transaction per new message with the same
-  three items, one UpdateItem per status) and one SQS SendMessageBatch, no validation, logging or metrics;
+- **minimal**: `MinimalWebhook` below, what one would write by hand with boto3 and nothing else: the HMAC
+  check, `json.loads`, then the very requests the entry point made for this event (recorded from it once
+  through botocore's `before-parameter-build` event), with no routing, validation, logging or metrics;
 - **floor**: HMAC-SHA256 plus `json.loads` of the body (bench_webhook.py's floor), for scale.
 
 Entry and minimal alternate in rounds (best round of each, and the median of the per-round ratios), so load
@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -56,18 +55,22 @@ def _environment() -> None:
 
 
 class MinimalWebhook:
-    """A webhook written by hand with boto3 alone: what the framework and the domain layer are weighed against."""
+    """A webhook written by hand with boto3 alone: check the signature, read the JSON, make the calls.
 
-    def __init__(self) -> None:
+    It makes exactly the requests the real entry point made for the same event (recorded once from it), so
+    what the two differ by is everything our code adds around the AWS calls (routing, settings, parsing and
+    validation, building the requests, logging, metrics), not a different design of the writes (issue 11's
+    point 1 is about those)."""
+
+    def __init__(self, requests: list[tuple[str, str, dict[str, Any]]]) -> None:
         import boto3
+        from botocore import xform_name
 
-        self.table = os.environ["TABLE_NAME"]
-        self.queue_url = os.environ["INBOUND_QUEUE_URL"]
-        self.dynamodb = boto3.client("dynamodb")
-        self.sqs = boto3.client("sqs")
         secrets = boto3.client("secretsmanager")
         secret = secrets.get_secret_value(SecretId=os.environ["WHATSAPP_SECRET_ID"])["SecretString"]
         self.app_secret = json.loads(secret)["app_secret"].encode()
+        clients = {service: boto3.client(service) for service in {service for service, _op, _params in requests}}
+        self.calls = [(getattr(clients[service], xform_name(op)), params) for service, op, params in requests]
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         raw = event.get("body") or ""
@@ -75,74 +78,20 @@ class MinimalWebhook:
         expected = "sha256=" + hmac.new(self.app_secret, body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(event["headers"].get("x-hub-signature-256", ""), expected):
             return {"statusCode": 403, "body": '{"error":"signature"}'}
-        entries: list[dict[str, str]] = []
-        for entry in json.loads(body)["entry"]:
-            for change in entry["changes"]:
-                value = change["value"]
-                phone_number_id = value["metadata"]["phone_number_id"]
-                for message in value.get("messages", []):
-                    self._store_message(message, phone_number_id)
-                    entries.append(
-                        {
-                            "Id": str(len(entries)),
-                            "MessageBody": json.dumps({"wamid": message["id"], "message": message}),
-                            "MessageGroupId": message["from"],
-                            "MessageDeduplicationId": message["id"][-128:],
-                        }
-                    )
-                for status in value.get("statuses", []):
-                    self._store_status(status)
-        if entries:
-            self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        json.loads(body)
+        for call, params in self.calls:
+            call(**params)
         return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": '{"status":"ok"}'}
 
-    def _store_message(self, message: dict[str, Any], phone_number_id: str) -> None:
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        wa_id, wamid = message["from"], message["id"]
-        item = {
-            "PK": {"S": f"MSG#{wamid}"},
-            "SK": {"S": "MSG"},
-            "wamid": {"S": wamid},
-            "wa_id": {"S": wa_id},
-            "message_type": {"S": message["type"]},
-            "timestamp": {"S": message["timestamp"]},
-            "received_at": {"S": now},
-            "phone_number_id": {"S": phone_number_id},
-            "raw": {"S": json.dumps(message)},
-        }
-        if message["type"] == "text":
-            item["text"] = {"S": message["text"]["body"]}
-        self.dynamodb.transact_write_items(
-            TransactItems=[
-                {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}},
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"PK": {"S": f"LEAD#{wa_id}"}, "SK": {"S": "LEAD"}},
-                        "UpdateExpression": "SET last_inbound_at = :now, last_message_at = :now ADD unread_count :one",
-                        "ExpressionAttributeValues": {":now": {"S": now}, ":one": {"N": "1"}},
-                    }
-                },
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": {"PK": {"S": f"STATS#{now[:13]}"}, "SK": {"S": "STATS"}},
-                        "UpdateExpression": "ADD received :one",
-                        "ExpressionAttributeValues": {":one": {"N": "1"}},
-                    }
-                },
-            ]
-        )
 
-    def _store_status(self, status: dict[str, Any]) -> None:
-        self.dynamodb.update_item(
-            TableName=self.table,
-            Key={"PK": {"S": f"MSG#{status['id']}"}, "SK": {"S": "MSG"}},
-            UpdateExpression="SET #status = :status, status_at = :at",
-            ConditionExpression="attribute_exists(PK)",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":status": {"S": status["status"]}, ":at": {"S": status["timestamp"]}},
-        )
+def _recorded(handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any], context: Any) -> list[Any]:
+    stubbed_network.recorded.clear()
+    stubbed_network.recording = True
+    try:
+        _operations(handler, event, context)
+    finally:
+        stubbed_network.recording = False
+    return list(stubbed_network.recorded)
 
 
 def _operations(handler: Callable[[dict[str, Any], Any], Any], event: dict[str, Any], context: Any) -> Counter[str]:
@@ -162,7 +111,6 @@ def main() -> int:
     from local.handlers import load_function_module
 
     entry = load_function_module("WebhookFunction").lambda_handler
-    minimal = MinimalWebhook()
     context = lambda_context("WebhookFunction", timeout_seconds=10)
     rows = []
     from whatsapp_crm.observability import logger
@@ -180,6 +128,7 @@ def main() -> int:
             )
             # The first call reads the secret (cached afterwards by both): not part of the steady state.
             _operations(entry, event, context)
+            minimal = MinimalWebhook(_recorded(entry, event, context))
             entry_calls, minimal_calls = _operations(entry, event, context), _operations(minimal, event, context)
             if entry_calls != minimal_calls:
                 raise SystemExit(
@@ -193,7 +142,7 @@ def main() -> int:
             def run_entry(event: dict[str, Any] = event) -> None:
                 entry(event, context)
 
-            def run_minimal(event: dict[str, Any] = event) -> None:
+            def run_minimal(event: dict[str, Any] = event, minimal: MinimalWebhook = minimal) -> None:
                 minimal(event, context)
 
             best_minimal, best_entry, median_ratio = interleaved(run_minimal, run_entry, 200, 9)

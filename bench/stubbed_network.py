@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
 
 calls: Counter[str] = Counter()
+# (service, operation, parameters) of every AWS call while `recording` is on: what a caller asked for.
+recorded: list[tuple[str, str, dict[str, Any]]] = []
+recording = False
 _secret = {"app_secret": "bench-app-secret", "verify_token": "bench-verify-token", "access_token": "bench-token"}
 
 
@@ -115,6 +118,15 @@ def _ssm(operation: str, request: dict[str, Any]) -> dict[str, Any]:
 _JSON_SERVICES = {"DynamoDB": _dynamodb, "AmazonSQS": _sqs, "secretsmanager": _secretsmanager, "AmazonSSM": _ssm}
 
 
+def record_parameters(params: dict[str, Any], event_name: str, **_: Any) -> None:
+    """botocore `before-parameter-build` handler: keeps a copy of each call's parameters when recording."""
+    if recording:
+        import copy
+
+        _stage, service, operation = event_name.split(".", 2)
+        recorded.append((service, operation, copy.deepcopy(params)))
+
+
 def answer_aws(request: Any, **_: Any) -> Any:
     """botocore `before-send` handler: a canned response for the prepared request, or an empty 200."""
     from botocore.awsrequest import AWSResponse
@@ -178,6 +190,7 @@ def _hook_botocore(module: ModuleType) -> None:
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
+        self.register("before-parameter-build", record_parameters)
         self.register("before-send", answer_aws)
 
     session_class.__init__ = init
