@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from whatsapp_crm.api_models import Check, ErrorRateCheck, HealthBody, HealthChecks, HealthStatus, Last24h
 from whatsapp_crm.clock import Clock, iso
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.graph.errors import GraphAPIError, RateLimitError
 from whatsapp_crm.observability import logger
+
+if TYPE_CHECKING:
+    # The API models are built only when /health answers: the responder and the send path import this
+    # module for counts_as_refused alone (issue 11, cold start).
+    from whatsapp_crm.api_models import Check, HealthBody
 
 HOURS_REPORTED = 24
 
@@ -98,6 +102,8 @@ def check_health(
     clock: Clock,
     policy: HealthPolicy,
 ) -> HealthBody:
+    from whatsapp_crm.api_models import Check, ErrorRateCheck, HealthBody, HealthChecks, HealthStatus, Last24h
+
     now = clock()
     hours = hour_buckets(now)
     table = Check(ok=True)
@@ -135,6 +141,8 @@ def check_health(
 
 
 def _secret_check(check_secret: Callable[[], None]) -> Check:
+    from whatsapp_crm.api_models import Check
+
     try:
         check_secret()
     except Exception as error:  # any failure to read the secret is the finding itself

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
-from whatsapp_crm.clock import FUTURE_SKEW_SECONDS, Clock, iso, parse_iso_or_none, shifted_iso
+from whatsapp_crm.clock import Clock, iso
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.graph.errors import GraphAPIError, MarketingOptOutError
 from whatsapp_crm.health import RefusalCounter, counts_as_refused
@@ -35,9 +35,8 @@ from whatsapp_crm.send_models import (
     reply_to,
     requires_open_window,
 )
+from whatsapp_crm.service_window import window_closes_at, window_is_open
 from whatsapp_crm.templates import TemplateCatalogue, check_template
-
-CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 
 
 class SentMessage(Protocol):
@@ -100,25 +99,6 @@ class SendAccepted:
     message_status: str | None
     recorded: bool
     status: str = "accepted"
-
-
-def _window_start(last_inbound_at: object, now: datetime | None) -> datetime | None:
-    """The lead's last message as a usable window start: a stored value that is not a moment, or one
-    implausibly far in the future (written before the webhook checked Meta's timestamps), opens nothing."""
-    start = parse_iso_or_none(last_inbound_at)
-    if start is None or (now is not None and start.timestamp() > now.timestamp() + FUTURE_SKEW_SECONDS):
-        return None
-    return start
-
-
-def window_closes_at(last_inbound_at: str | None, now: datetime | None = None) -> str | None:
-    start = _window_start(last_inbound_at, now)
-    return shifted_iso(iso(start), CUSTOMER_SERVICE_WINDOW) if start is not None else None
-
-
-def window_is_open(last_inbound_at: str | None, now: datetime) -> bool:
-    closes_at = window_closes_at(last_inbound_at, now)
-    return closes_at is not None and iso(now) < closes_at
 
 
 def _check_rules(message: AnyMessage, lead: Mapping[str, Any] | None, now: datetime) -> None:

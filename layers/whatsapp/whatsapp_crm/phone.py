@@ -5,15 +5,19 @@ Input comes from the CRM and from agents typing numbers, so it arrives in every 
 Meta prepends the *business* number's country code to a `to` without '+', and our business number is
 American, so a number must never leave here without its country code.
 
-Only this module imports phonenumbers (its metadata is large); the webhook never imports it.
+Only this module imports phonenumbers (its metadata is large), and only when a number is first normalized:
+the webhook never imports it, and routes that read no number (a conversation list) do not pay for it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
-import phonenumbers
+if TYPE_CHECKING:
+    import phonenumbers
 
 # E.164 caps a number at 15 digits; a raw string far longer than any formatted number is not worth parsing.
 _MAX_E164_DIGITS = 15
@@ -23,13 +27,18 @@ _MAX_RAW_LENGTH = 64
 _SEPARATORS = re.compile(r"[\s\-.()\u2010-\u2015\u2212\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _ASCII_NUMBER = re.compile(r"\+?[0-9]+")
 
-_REASONS = {
-    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country calling code",
-    phonenumbers.ValidationResult.TOO_SHORT: "too short",
-    phonenumbers.ValidationResult.TOO_LONG: "too long",
-    phonenumbers.ValidationResult.INVALID_LENGTH: "impossible length for its country",
-    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "local number without an area code",
-}
+
+@cache
+def _reasons() -> dict[int, str]:
+    import phonenumbers
+
+    return {
+        phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "unknown country calling code",
+        phonenumbers.ValidationResult.TOO_SHORT: "too short",
+        phonenumbers.ValidationResult.TOO_LONG: "too long",
+        phonenumbers.ValidationResult.INVALID_LENGTH: "impossible length for its country",
+        phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "local number without an area code",
+    }
 
 
 class InvalidPhoneNumberError(ValueError):
@@ -81,13 +90,15 @@ def normalize_phone(raw: str, default_region: str = "IL") -> NormalizedPhone:
     digit_count = len(international) - 1 if international else len(compact) - 1
     if digit_count > _MAX_E164_DIGITS:
         raise InvalidPhoneNumberError("too long")
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(international or compact, None if international else default_region.upper())
     except phonenumbers.NumberParseException as error:
         raise InvalidPhoneNumberError(_parse_failure(error)) from None
     verdict = phonenumbers.is_possible_number_with_reason(parsed)
     if verdict != phonenumbers.ValidationResult.IS_POSSIBLE:
-        raise InvalidPhoneNumberError(_REASONS.get(verdict, "not a possible number"))
+        raise InvalidPhoneNumberError(_reasons().get(verdict, "not a possible number"))
     if not _possible_for_its_region(parsed):
         raise InvalidPhoneNumberError("impossible length for its country")
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
@@ -103,6 +114,8 @@ def _possible_for_its_region(parsed: phonenumbers.PhoneNumber) -> bool:
     through `05255512` (8 digits, a landline's length, with a mobile prefix) and `052555123456`. A mobile
     length still accepts mobile ranges newer than phonenumbers' metadata, which Meta then judges.
     """
+    import phonenumbers
+
     if phonenumbers.is_valid_number(parsed):
         return True
     mobile = phonenumbers.is_possible_number_for_type_with_reason(parsed, phonenumbers.PhoneNumberType.MOBILE)
@@ -110,6 +123,8 @@ def _possible_for_its_region(parsed: phonenumbers.PhoneNumber) -> bool:
 
 
 def _parse_failure(error: phonenumbers.NumberParseException) -> str:
+    import phonenumbers
+
     if error.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
         return "unknown country calling code"
     if error.error_type in (

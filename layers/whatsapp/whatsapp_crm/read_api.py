@@ -36,9 +36,9 @@ from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.media_archive import MEDIA_KINDS
 from whatsapp_crm.media_types import normalize_sha256
 from whatsapp_crm.numbers import sending_number
-from whatsapp_crm.outbound import window_closes_at
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.records import StatusRank
+from whatsapp_crm.service_window import window_closes_at
 
 CURSOR_VERSION = "v1"
 MAX_CURSOR_LENGTH = 2048

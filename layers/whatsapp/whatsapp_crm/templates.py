@@ -18,18 +18,17 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from whatsapp_crm.clock import Clock, iso, iso_from_unix, parse_iso
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.observability import logger
 from whatsapp_crm.ratelimit import RateCounter, RateLimit, acquire
-from whatsapp_crm.send_models import (
-    BodyComponent,
-    ButtonComponent,
-    HeaderComponent,
-    TemplateContent,
-)
+
+if TYPE_CHECKING:
+    # The send models are read only by the pre-send check (template_differences imports them there):
+    # the webhook (status updates) and the sync never pay for building them (issue 11, cold start).
+    from whatsapp_crm.send_models import ButtonComponent, HeaderComponent, TemplateContent
 
 APPROVED = "APPROVED"
 # Graph's template statuses; anything else Meta adds later is kept as Meta spells it.
@@ -337,6 +336,8 @@ def _button_differences(spec: TemplateParameters, given: Sequence[ButtonComponen
 
 def template_differences(template: TemplateContent, cached: CachedTemplate) -> list[Difference]:
     """Everything about this send Meta would refuse, given the template as cached (same name and language)."""
+    from whatsapp_crm.send_models import BodyComponent, ButtonComponent, HeaderComponent
+
     differences: list[Difference] = []
     if cached.status != APPROVED:
         differences.append(
