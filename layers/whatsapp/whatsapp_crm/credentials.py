@@ -37,9 +37,25 @@ def _overrides(settings: SecretSettings) -> dict[str, str]:
     return {key: value for key, value in candidates.items() if value}
 
 
+def _use_the_default_boto3_session() -> None:
+    """Powertools' own secrets provider makes a boto3 Session of its own, and a second Session loads botocore's
+    endpoint and configuration data all over again: about as much cold start as `import boto3` itself
+    (bench/bench_coldstart.py). Its client from the default session (the one the store's clients use) costs
+    a few milliseconds. Registered as Powertools' default provider, so `parameters.clear_caches()` still
+    clears its cache."""
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
+
+    if "secrets" not in DEFAULT_PROVIDERS:
+        import boto3
+
+        DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=boto3.client("secretsmanager"))
+
+
 def _fetch_secret(settings: SecretSettings, secret_id: str) -> dict[str, Any]:
     from aws_lambda_powertools.utilities import parameters
 
+    _use_the_default_boto3_session()
     try:
         value = parameters.get_secret(secret_id, transform="json", max_age=settings.secret_max_age_seconds)
     except parameters.exceptions.TransformParameterError:
