@@ -72,14 +72,14 @@ class Context:
     def get_remaining_time_in_millis(self):
         return {timeout_ms}
 event = json.loads(open({event!r}, encoding="utf-8").read())
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 import importlib
 handler = getattr(importlib.import_module({module!r}), {handler!r})
 answer = handler(event, Context())
-elapsed = time.perf_counter() - started
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 status = answer.get("statusCode") if isinstance(answer, dict) else None
 failures = answer.get("batchItemFailures") if isinstance(answer, dict) else None
-sys.__stdout__.write("\\nBENCH " + json.dumps({{"seconds": elapsed, "status": status, "failures": failures,
+sys.__stdout__.write("\\nBENCH " + json.dumps({{"seconds": elapsed, "cpu": cpu, "status": status, "failures": failures,
     "calls": dict(stubbed_network.calls), "modules": len(sys.modules)}}) + "\\n")
 """
 )
@@ -87,12 +87,12 @@ sys.__stdout__.write("\\nBENCH " + json.dumps({{"seconds": elapsed, "status": st
 BOTO3 = (
     PRELUDE
     + """
-started = time.perf_counter()
+started, cpu_started = time.perf_counter(), time.process_time()
 import boto3
 client = boto3.client("dynamodb")
 client.get_item(TableName="bench", Key={{"PK": {{"S": "LEAD#1"}}, "SK": {{"S": "LEAD"}}}})
-elapsed = time.perf_counter() - started
-sys.__stdout__.write("\\nBENCH " + json.dumps({{"seconds": elapsed, "status": None, "failures": None,
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+sys.__stdout__.write("\\nBENCH " + json.dumps({{"seconds": elapsed, "cpu": cpu, "status": None, "failures": None,
     "calls": dict(stubbed_network.calls), "modules": len(sys.modules)}}) + "\\n")
 """
 )
@@ -103,7 +103,8 @@ class Variant:
     name: str
     code: str
     env: dict[str, str]
-    samples: list[float] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)  # wall ms
+    cpu: list[float] = field(default_factory=list)  # CPU ms of the process (less hurt by other processes)
     last: dict[str, object] = field(default_factory=dict)
 
 
@@ -185,6 +186,7 @@ def sample(variant: Variant, write_bytecode: bool = False) -> None:
     variant.last = report
     if not write_bytecode:
         variant.samples.append(float(report["seconds"]) * 1000)
+        variant.cpu.append(float(report["cpu"]) * 1000)
 
 
 def main() -> int:
@@ -200,23 +202,31 @@ def main() -> int:
             for variant in measured:
                 sample(variant)
     baseline = statistics.median(measured[0].samples)
+    baseline_cpu = statistics.median(measured[0].cpu)
     load = os.getloadavg()
     print(f"Cold start, import + first event, median of {args.runs} fresh interpreters each (interleaved);")
-    print(f"CPython {platform.python_version()} on {platform.machine()}, load average {load[0]:.1f} at the end.\n")
-    print("| function (event) | median ms | min ms | ratio to baseline | modules | first event's calls | answer |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"CPython {platform.python_version()} on {platform.machine()}, load average {load[0]:.1f} at the end.")
+    print("CPU is the process's own CPU time (what other processes on a shared machine disturb least); the")
+    print("verdict uses the worse of the two ratios.\n")
+    print(
+        "| function (event) | wall median ms | wall min ms | wall ratio | CPU median ms | CPU ratio | modules "
+        "| first event's calls | answer |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     worst = 0.0
     for variant in measured:
         median = statistics.median(variant.samples)
         ratio = median / baseline
+        cpu = statistics.median(variant.cpu)
+        cpu_ratio = cpu / baseline_cpu
         if variant.name != BASELINE:
-            worst = max(worst, ratio)
+            worst = max(worst, ratio, cpu_ratio)
         calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
         answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
         event = f" ({FUNCTIONS[variant.name]})" if variant.name in FUNCTIONS else ""
         print(
-            f"| {variant.name}{event} | {median:.0f} | {min(variant.samples):.0f} | {ratio:.2f}x "
-            f"| {variant.last['modules']} | {calls} | {answer if answer is not None else ''} |"
+            f"| {variant.name}{event} | {median:.0f} | {min(variant.samples):.0f} | {ratio:.2f}x | {cpu:.0f} "
+            f"| {cpu_ratio:.2f}x | {variant.last['modules']} | {calls} | {answer if answer is not None else ''} |"
         )
     print(f"\nWorst ratio {worst:.2f}x (target <= {TARGET}x): {'met' if worst <= TARGET else 'not met'}.")
     return 0
