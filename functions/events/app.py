@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from whatsapp_crm.domain_events import EventOptions
+from whatsapp_crm.domain_events import EventOptions, StatusChanges
 from whatsapp_crm.observability import MetricUnit, logger, metrics
 from whatsapp_crm.outbox import EventDeadLetters, EventPublisher, publish_changes
 from whatsapp_crm.settings import EventsSettings, load
@@ -31,7 +31,7 @@ def _options(settings: EventsSettings) -> EventOptions:
     return EventOptions(
         include_text=settings.events_include_text,
         human_takeover=timedelta(hours=settings.human_takeover_hours),
-        status_changes=settings.events_status_changes,
+        status_changes=StatusChanges(settings.events_status_changes),
     )
 
 
@@ -79,7 +79,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if report.dead_lettered or report.unmappable or report.retry_from:
         logger.error("events set aside or to be retried", extra=report.log_fields())
     else:
-        logger.info("stream batch published", extra={**report.log_fields(), "by_type": report.by_type})
+        # DEBUG: one INFO line per invocation would be most of this function's cost (docs/cost.md); the
+        # metrics line carries the counts.
+        logger.debug("stream batch published", extra={**report.log_fields(), "by_type": report.by_type})
     failures = [{"itemIdentifier": report.retry_from}] if report.retry_from else []
     return {"batchItemFailures": failures}
 

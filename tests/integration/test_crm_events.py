@@ -219,7 +219,9 @@ class TestExactlyOnce:
     def test_a_retried_reply_and_its_statuses_publish_each_fact_once(
         self, feed: Feed, webhook: Any, responder: Responder, graph_fake: GraphSimulator
     ) -> None:
-        # Given a lead asks for a meeting and the responder answers
+        # Given a stack publishing the auto-replies' statuses too (CrmEventsStatusChanges=all)
+        feed.env["EVENTS_STATUS_CHANGES"] = "all"
+        # And a lead asks for a meeting and the responder answers
         message = _text("I would like to schedule a meeting to see the apartment")
         _deliver(webhook, message)
         first = responder.run()
@@ -364,3 +366,29 @@ class TestNeverLost:
         [letter] = _dead_letters(aws)
         assert (letter["kind"], letter["reason"]) == ("unmappable_change", "message_without_wa_id")
         assert letter["keys"] == {"PK": "MSG#wamid.broken", "SK": "MSG"}
+
+
+class TestStatusChangesByDefault:
+    def test_a_crm_send_gets_its_status_events_and_an_auto_reply_only_its_own(
+        self, feed: Feed, webhook: Any, responder: Responder, graph_fake: GraphSimulator
+    ) -> None:
+        # Given a lead whose message was answered by the responder (default CrmEventsStatusChanges)
+        _deliver(webhook, _text("שלום"))
+        assert responder.run().failed_ids == set()
+        [send] = [r for r in graph_fake.recorded() if r.accepted and not r.is_read]
+        reply_wamid = send.response["messages"][0]["id"]
+        # And a message of the CRM's own (a status webhook first creates it, as when Meta is faster)
+        crm_wamid = meta.new_wamid("out")
+        now = int(datetime.now(UTC).timestamp())
+        for wamid in (reply_wamid, crm_wamid):
+            _statuses(
+                webhook,
+                meta.status(wamid, "sent", LEAD, timestamp=now),
+                meta.status(wamid, "read", LEAD, timestamp=now + 1),
+            )
+        # When the stream is fed
+        feed.run()
+        # Then only the CRM's message has status events; the auto-reply is one auto_reply.sent
+        assert {event["detail"]["wamid"] for event in feed.of_type("message.status_changed")} == {crm_wamid}
+        assert len(feed.of_type("message.status_changed")) == 2
+        assert [event["detail"]["wamid"] for event in feed.of_type("auto_reply.sent")] == [reply_wamid]

@@ -12,7 +12,14 @@ import jsonschema
 import pytest
 
 from local.template import ROOT
-from whatsapp_crm.domain_events import DetailType, EventOptions, TableChange, UnmappableChangeError, events_for
+from whatsapp_crm.domain_events import (
+    DetailType,
+    EventOptions,
+    StatusChanges,
+    TableChange,
+    UnmappableChangeError,
+    events_for,
+)
 from whatsapp_crm.errors import QueueUnavailableError
 from whatsapp_crm.outbox import publish_changes
 
@@ -87,12 +94,24 @@ class TestMessages:
         new = _message(direction="outbound", status_rank=new_rank, status=status, error={"code": 131026})
         assert _types(_change(new, old)) == expected
 
-    def test_status_changes_can_be_switched_off_but_not_failures(self) -> None:
-        off = EventOptions(status_changes=False)
-        sent = _message(direction="outbound", status_rank=1, status="sent")
-        failed = _message(direction="outbound", status_rank=5, status="failed")
-        assert _types(_change(sent), off) == []
-        assert _types(_change(failed), off) == ["message.failed"]
+    @pytest.mark.parametrize(
+        ("setting", "crm_send", "auto_reply"),
+        [
+            (StatusChanges.EXCEPT_AUTO_REPLIES, ["message.status_changed"], []),  # the default
+            (StatusChanges.ALL, ["message.status_changed"], ["message.status_changed"]),
+            (StatusChanges.NONE, [], []),
+        ],
+    )
+    def test_which_status_moves_are_published_but_failures_always_are(
+        self, setting: StatusChanges, crm_send: list[str], auto_reply: list[str]
+    ) -> None:
+        options = EventOptions(status_changes=setting)
+        sent = _message(direction="outbound", status_rank=1, status="sent", auto_reply=False)
+        reply = {**sent, "auto_reply": True}
+        assert _types(_change(sent), options) == crm_send
+        assert _types(_change(reply), options) == auto_reply
+        failed = _message(direction="outbound", status_rank=5, status="failed", auto_reply=True)
+        assert _types(_change(failed), options) == ["message.failed"]
 
     def test_an_auto_reply_is_sent_once_and_a_human_send_is_not_an_auto_reply(self) -> None:
         reply = _message(direction="outbound", auto_reply=True, sent_at="2026-12-07T10:00:02Z", status_rank=0)

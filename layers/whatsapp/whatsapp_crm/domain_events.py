@@ -6,7 +6,8 @@ into the facts a CRM cares about. A fact is recognised by what changed, never by
 
     detail-type              item     change
     message.received         message  an inbound message appears
-    message.status_changed   message  status_rank moves forward (sent, delivered, read, played)
+    message.status_changed   message  status_rank moves forward (sent, delivered, read, played); by
+                                      default not for auto-replies (StatusChanges)
     message.failed           message  status_rank moves forward to failed
     auto_reply.sent          message  an auto-reply's sent_at appears
     meeting.requested        message  an inbound message's intent becomes meeting (not a slot tap)
@@ -59,6 +60,16 @@ class DetailType(StrEnum):
     LEAD_HUMAN_TAKEOVER = "lead.human_takeover"
 
 
+class StatusChanges(StrEnum):
+    """Which messages' forward status moves are published (CrmEventsStatusChanges)."""
+
+    ALL = "all"
+    # CRM and agent sends only: an auto-reply's sent/delivered/read are three events per answered message
+    # that a CRM rarely acts on (docs/cost.md). Its failure is published whatever this says.
+    EXCEPT_AUTO_REPLIES = "except_auto_replies"
+    NONE = "none"
+
+
 class UnmappableChangeError(ValueError):
     """A change of a message or lead item that lacks what every event needs (a wa_id, a new image)."""
 
@@ -85,8 +96,7 @@ class EventOptions:
 
     include_text: bool = False
     human_takeover: timedelta = timedelta(hours=12)
-    # message.status_changed is three of the five events of an answered message (docs/cost.md).
-    status_changes: bool = True
+    status_changes: StatusChanges = StatusChanges.EXCEPT_AUTO_REPLIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +241,7 @@ def _outbound_events(
             previous_status=previous,
             error={key: error[key] for key in ("code", "title", "details") if key in error} or None,
         )
-    elif builder.options.status_changes:
+    elif _publishes_status(builder.options.status_changes, auto_reply=new.get("auto_reply") is True):
         builder.emit(
             DetailType.MESSAGE_STATUS_CHANGED,
             f"{wamid}|{status}",
@@ -242,6 +252,12 @@ def _outbound_events(
             auto_reply=new.get("auto_reply") is True,
             pricing_category=new.get("pricing_category"),
         )
+
+
+def _publishes_status(setting: StatusChanges, *, auto_reply: bool) -> bool:
+    if setting is StatusChanges.ALL:
+        return True
+    return setting is StatusChanges.EXCEPT_AUTO_REPLIES and not auto_reply
 
 
 def _lead_events(builder: _Builder, old: Mapping[str, Any], new: Mapping[str, Any], wa_id: str) -> None:

@@ -161,8 +161,8 @@ class EventsSettings(_EnvModel):
     events_dead_letter_queue_url: NonEmpty
     # Message text is personal data: in events only when the stack's CrmEventsIncludeText says so.
     events_include_text: bool = False
-    # message.status_changed (3 of an answered message's 5 events); message.failed is always published.
-    events_status_changes: bool = True
+    # message.status_changed of which messages: all | except_auto_replies | none (message.failed: always).
+    events_status_changes: Literal["all", "except_auto_replies", "none"] = "except_auto_replies"
     # The responder's takeover period: lead.human_takeover marks the start of one.
     human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12
     put_events_attempts: Annotated[int, Field(ge=1, le=10)] = 3
