@@ -110,6 +110,9 @@ class TestMessages:
         reply = {**sent, "auto_reply": True}
         assert _types(_change(sent), options) == crm_send
         assert _types(_change(reply), options) == auto_reply
+        # Meta's status before the responder's record: the echoed callback data says it is an auto-reply
+        early = _message(direction="outbound", status_rank=1, status="sent", biz_opaque_callback_data="auto_reply:w0")
+        assert _types(_change(early), options) == auto_reply
         failed = _message(direction="outbound", status_rank=5, status="failed", auto_reply=True)
         assert _types(_change(failed), options) == ["message.failed"]
 

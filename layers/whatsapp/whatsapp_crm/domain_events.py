@@ -35,6 +35,7 @@ from enum import StrEnum
 from typing import Any
 
 from whatsapp_crm.clock import parse_iso_or_none, shifted_iso
+from whatsapp_crm.responder_records import CALLBACK_PREFIX
 from whatsapp_crm.schedule import SLOT_ID_PREFIX
 
 SOURCE = "whatsapp-crm"
@@ -241,7 +242,7 @@ def _outbound_events(
             previous_status=previous,
             error={key: error[key] for key in ("code", "title", "details") if key in error} or None,
         )
-    elif _publishes_status(builder.options.status_changes, auto_reply=new.get("auto_reply") is True):
+    elif _publishes_status(builder.options.status_changes, auto_reply=_is_auto_reply(new)):
         builder.emit(
             DetailType.MESSAGE_STATUS_CHANGED,
             f"{wamid}|{status}",
@@ -249,9 +250,16 @@ def _outbound_events(
             **common,
             status=status,
             previous_status=previous,
-            auto_reply=new.get("auto_reply") is True,
+            auto_reply=_is_auto_reply(new),
             pricing_category=new.get("pricing_category"),
         )
+
+
+def _is_auto_reply(item: Mapping[str, Any]) -> bool:
+    """The responder's flag, or, when Meta's status came before the responder's record, the callback data
+    every auto-reply is sent with (Meta echoes it in the reply's statuses)."""
+    callback = item.get("biz_opaque_callback_data")
+    return item.get("auto_reply") is True or (isinstance(callback, str) and callback.startswith(CALLBACK_PREFIX))
 
 
 def _publishes_status(setting: StatusChanges, *, auto_reply: bool) -> bool:
