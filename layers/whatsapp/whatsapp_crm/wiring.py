@@ -27,6 +27,7 @@ from whatsapp_crm.clock import Clock, utc_now
 from whatsapp_crm.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from whatsapp_crm.domain_events import EventOptions
     from whatsapp_crm.graph.client import GraphClient, GraphClientSettings
     from whatsapp_crm.health import HealthStore, RefusalCounter
     from whatsapp_crm.idempotency import IdempotencyStore
@@ -40,11 +41,13 @@ if TYPE_CHECKING:
     )
     from whatsapp_crm.media_upload import MediaUploader
     from whatsapp_crm.outbound import MessageSender, OutboundStore, SendPolicy
+    from whatsapp_crm.outbox import EventDeadLetters, EventPublisher
     from whatsapp_crm.ratelimit import RateCounter
     from whatsapp_crm.read_api import ConversationReader, CursorSigner, ReadReceiptSender
     from whatsapp_crm.respond import ReplyPolicy, ReplySender, ReplyStore
     from whatsapp_crm.settings import (
         ConversationsSettings,
+        EventsSettings,
         MediaSettings,
         ResponderSettings,
         SecretSettings,
@@ -259,6 +262,33 @@ def cursor_signer(settings: ConversationsSettings) -> CursorSigner:
     if not secret:
         raise ConfigurationError("neither CURSOR_SIGNING_KEY nor an app secret to sign cursors with")
     return _signer_for(secret)
+
+
+@cache
+def event_bridge() -> EventPublisher:
+    from whatsapp_crm.eventbridge import EventBridgePublisher
+
+    return EventBridgePublisher()
+
+
+@cache
+def event_dead_letters(queue_url: str) -> EventDeadLetters:
+    from whatsapp_crm.sqs.event_dead_letters import SqsEventDeadLetters
+
+    return SqsEventDeadLetters(queue_url)
+
+
+@cache
+def event_options(settings: EventsSettings) -> EventOptions:
+    from datetime import timedelta
+
+    from whatsapp_crm.domain_events import EventOptions, StatusChanges
+
+    return EventOptions(
+        include_text=settings.events_include_text,
+        human_takeover=timedelta(hours=settings.human_takeover_hours),
+        status_changes=StatusChanges(settings.events_status_changes),
+    )
 
 
 # --- test doubles: handed in one way for every function -----------------------------------------------
@@ -517,3 +547,36 @@ class MediaPorts:
     @property
     def clock(self) -> Clock:
         return _either(self._doubles.get("clock"), lambda: utc_now)
+
+
+class EventsDoubles(TypedDict, total=False):
+    publisher: EventPublisher | None
+    dead_letters: EventDeadLetters | None
+    sleep: Callable[[float], None] | None
+
+
+class EventsPorts:
+    """The table's stream to the CRM bus: EventBridge, the events' dead-letter queue, the retry backoff."""
+
+    def __init__(self, settings: EventsSettings) -> None:
+        self.settings = settings
+        self._doubles = cast(EventsDoubles, _handed_in.get())
+
+    @property
+    def options(self) -> EventOptions:
+        return event_options(self.settings)
+
+    @property
+    def publisher(self) -> EventPublisher:
+        return _either(self._doubles.get("publisher"), event_bridge)
+
+    @property
+    def dead_letters(self) -> EventDeadLetters:
+        url = self.settings.events_dead_letter_queue_url
+        return _either(self._doubles.get("dead_letters"), lambda: event_dead_letters(url))
+
+    @property
+    def sleep(self) -> Callable[[float], None]:
+        import time
+
+        return _either(self._doubles.get("sleep"), lambda: time.sleep)
