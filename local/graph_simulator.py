@@ -54,6 +54,7 @@ from local.template_catalogue import DEFAULT_WABA_ID, TemplateRefusal, check_sen
 
 _MESSAGES_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<phone_number_id>\d+)/messages/?$")
 _UPLOAD_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<phone_number_id>\d+)/media/?$")
+_NUMBERS_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<waba_id>\d+)/phone_numbers/?$")
 _TEMPLATES_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<waba_id>\d+)/message_templates/?$")
 _MEDIA_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<media_id>\d+)/?$")
 _DOWNLOAD_PATH = re.compile(r"^/_media/(?P<media_id>\d+)$")
@@ -534,6 +535,7 @@ class GraphSimulator:
         waba_id: str = DEFAULT_WABA_ID,
         media_url_ttl: float = 300.0,
         check_media_ids: bool = False,
+        phone_numbers: dict[str, str] | None = None,
     ) -> None:
         if (webhook_url is None) != (app_secret is None):
             raise ValueError("status webhooks need both webhook_url and app_secret")
@@ -544,6 +546,9 @@ class GraphSimulator:
             [dict(item) for item in templates] if templates is not None else None
         )
         self.waba_id = waba_id
+        # phone_number_id -> display number: the WABA's numbers. With them, a send, read or upload from any
+        # other id is refused as Meta refuses an object it does not know (code 100); without, any id goes.
+        self.phone_numbers = dict(phone_numbers) if phone_numbers is not None else None
         self.media_url_ttl = media_url_ttl
         self.check_media_ids = check_media_ids
         self._media: dict[str, StoredMedia] = {}
@@ -832,6 +837,7 @@ class GraphSimulator:
                 raise _Refusal(100, f"Unsupported {method.lower()} request.", http_status=400)
             if record.body is None:
                 raise _Refusal(100, "The request body is not valid JSON.")
+            self._check_number(match["phone_number_id"])
             self._injected_fault(record)
             if record.is_read:
                 _check_read(record.body)
@@ -869,7 +875,10 @@ class GraphSimulator:
             if endpoint == "download":
                 return self._download(params["media_id"], query)
             if endpoint == "upload":
+                self._check_number(params["phone_number_id"])
                 return 200, self._upload(params["phone_number_id"], headers, raw), "application/json"
+            if endpoint == "phone_numbers":
+                return 200, self._number_list(params["waba_id"]), "application/json"
             return 200, self._template_page(params["waba_id"], query), "application/json"
         except _Refusal as refusal:
             if endpoint == "download":
@@ -957,6 +966,35 @@ class GraphSimulator:
                     f"{self.base_url}/v22.0/{waba_id}/message_templates?limit={limit}&after={_cursor(end)}"
                 )
         return answer
+
+    def _check_number(self, phone_number_id: str) -> None:
+        if self.phone_numbers is not None and phone_number_id not in self.phone_numbers:
+            details = (
+                f"Unsupported post request. Object with ID '{phone_number_id}' does not exist, cannot be loaded "
+                "due to missing permissions, or does not support this operation."
+            )
+            raise _Refusal(100, details, http_status=400)
+
+    def _number_list(self, waba_id: str) -> dict[str, Any]:
+        """`GET /{waba-id}/phone_numbers`: the WABA's numbers, as WhatsApp Manager shows them."""
+        if waba_id != self.waba_id:
+            raise _Refusal(100, f"Unsupported get request. Object with ID '{waba_id}' does not exist.", 400)
+        numbers = self.phone_numbers or {}
+        return {
+            "data": [
+                {
+                    "id": number_id,
+                    "display_phone_number": f"+{display[0]} {display[1:4]}-{display[4:7]}-{display[7:]}",
+                    "verified_name": f"Demo Realty {index + 1}",
+                    "code_verification_status": "VERIFIED",
+                    "quality_rating": "GREEN",
+                    "platform_type": "CLOUD_API",
+                    "throughput": {"level": "STANDARD"},
+                }
+                for index, (number_id, display) in enumerate(numbers.items())
+            ],
+            "paging": {"cursors": {"before": _cursor(0), "after": _cursor(max(len(numbers) - 1, 0))}},
+        }
 
     def _check_token(self, headers: dict[str, str]) -> None:
         if self.access_token is None:
@@ -1078,6 +1116,7 @@ def _route(method: str, path: str) -> tuple[str | None, dict[str, str]]:
     for endpoint, pattern, wanted in (
         ("upload", _UPLOAD_PATH, "POST"),
         ("templates", _TEMPLATES_PATH, "GET"),
+        ("phone_numbers", _NUMBERS_PATH, "GET"),
         ("media", _MEDIA_PATH, "GET"),
         ("download", _DOWNLOAD_PATH, "GET"),
     ):

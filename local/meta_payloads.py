@@ -17,6 +17,9 @@ DEMO_PHONE_NUMBER_ID = "106540352242922"
 # A second number the local stack owns (WHATSAPP_PHONE_NUMBER_IDS), for trying a business with two numbers.
 DEMO_SECOND_PHONE_NUMBER_ID = "109876543210987"
 DEMO_DISPLAY_NUMBER = "15550783881"
+DEMO_SECOND_DISPLAY_NUMBER = "15550783882"
+# The numbers of the demo WABA as Meta lists them (the Graph simulator owns these two).
+DEMO_NUMBERS = {DEMO_PHONE_NUMBER_ID: DEMO_DISPLAY_NUMBER, DEMO_SECOND_PHONE_NUMBER_ID: DEMO_SECOND_DISPLAY_NUMBER}
 DEMO_WABA_ID = "102290129340398"
 
 _counter = itertools.count(1)
@@ -40,7 +43,8 @@ def new_wamid(prefix: str = "in") -> str:
 
 
 def metadata(phone_number_id: str = DEMO_PHONE_NUMBER_ID) -> dict[str, str]:
-    return {"display_phone_number": DEMO_DISPLAY_NUMBER, "phone_number_id": phone_number_id}
+    display = DEMO_NUMBERS.get(phone_number_id, DEMO_DISPLAY_NUMBER)
+    return {"display_phone_number": display, "phone_number_id": phone_number_id}
 
 
 def envelope(*values: dict[str, Any], field: str = "messages") -> dict[str, Any]:

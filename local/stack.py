@@ -167,6 +167,17 @@ def _schedule_event(logical_id: str, name: str) -> dict[str, Any]:
     }
 
 
+def _simulated_numbers() -> dict[str, str]:
+    """The numbers the simulated WABA owns: the two demo numbers, and any WHATSAPP_PHONE_NUMBER_IDS given."""
+    from local.meta_payloads import DEMO_NUMBERS
+
+    numbers = dict(DEMO_NUMBERS)
+    for index, number_id in enumerate(os.environ.get("WHATSAPP_PHONE_NUMBER_IDS", "").split(",")):
+        if number_id.strip().isdigit():
+            numbers.setdefault(number_id.strip(), f"1555078{3890 + index:04d}")
+    return numbers
+
+
 def _json_response(document: Any, status: int = 200) -> HttpResponse:
     body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
     return HttpResponse(status, [("Content-Type", "application/json; charset=utf-8")], body)
@@ -288,6 +299,7 @@ class LocalStack:
                 app_secret=app_secret() if self._has_route("POST", "/webhook") else None,
                 status_delay=self.options.status_delay,
                 templates=default_catalogue(),
+                phone_numbers=_simulated_numbers(),
             ).start()
             from local.faults import FaultConfig, configure_simulator
 
@@ -409,6 +421,8 @@ class LocalStack:
             "aws_endpoint": self.moto.endpoint,
             "graph": self.simulator.base_url if self.simulator else "real Graph API",
             "simulator": self.simulator is not None,
+            # The numbers the simulated WABA owns (phone_number_id -> display number); sends from others fail.
+            "simulated_numbers": self.simulator.phone_numbers if self.simulator is not None else None,
             "functions": sorted(self.pools),
             "routes": [
                 {"route": route.route_key, "function": route.function, "authorizer": route.authorizer}
