@@ -506,7 +506,7 @@ class Truth:
 
 
 def read_truth(stack: Stack) -> Truth:
-    from whatsapp_crm.store.dynamodb import from_item
+    from whatsapp_crm.store.toolkit import from_item
 
     dynamodb = stack.client("dynamodb")
     messages: dict[str, dict[str, Any]] = {}

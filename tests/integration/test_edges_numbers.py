@@ -63,8 +63,8 @@ def test_a_sender_id_that_is_no_number_is_stored_and_never_claimed(
     stored = table.get_message(odd["id"])
     assert stored["text"] == "שלום"
     assert stored["reply_status"] == "not_a_phone_number"
-    claim = table.client.get_item(
-        TableName=table.table_name, Key={"PK": {"S": f"MSG#{odd['id']}"}, "SK": {"S": "REPLY"}}
+    claim = table.table.client.get_item(
+        TableName=table.table.name, Key={"PK": {"S": f"MSG#{odd['id']}"}, "SK": {"S": "REPLY"}}
     )
     assert "Item" not in claim
     assert responder.queue_is_empty()

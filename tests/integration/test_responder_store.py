@@ -45,7 +45,7 @@ def _reply(wamid: str, inbound: str, *, intent: str = "greeting", at: datetime =
 
 
 def _claim_item(aws: AwsStack, wamid: str) -> dict[str, Any]:
-    from whatsapp_crm.store.dynamodb import from_item
+    from whatsapp_crm.store.toolkit import from_item
 
     item = aws.client("dynamodb").get_item(
         TableName=aws.ref("ConversationsTable"), Key={"PK": {"S": f"MSG#{wamid}"}, "SK": {"S": "REPLY"}}
@@ -124,7 +124,7 @@ class TestClaim:
 
 class TestFinish:
     def test_a_sent_reply_is_recorded_with_the_lead_and_closes_the_claim(
-        self, replies: DynamoReplyStore, webhook: Any, aws: AwsStack
+        self, replies: DynamoReplyStore, table: Any, webhook: Any, aws: AwsStack
     ) -> None:
         # Given a stored inbound greeting and a claim on it
         inbound = meta.text_message(LEAD, "שלום", timestamp=int(NOW.timestamp()) - 5)
@@ -133,19 +133,19 @@ class TestFinish:
         # When the reply is finished
         assert replies.finish_reply_sent(claim, _reply("wamid.R1", inbound["id"])) is True
         # Then the reply, the lead, the inbound message and the claim all say so
-        reply = replies.get_message("wamid.R1")
+        reply = table.get_message("wamid.R1")
         assert (reply["auto_reply"], reply["intent"], reply["reply_to"]) == (True, "greeting", inbound["id"])
-        lead = replies.get_lead(LEAD)
+        lead = table.get_lead(LEAD)
         assert lead["awaits_response"] is False
         assert lead["last_auto_reply_at_greeting"] == iso(NOW)
         assert "last_human_outbound_at" not in lead
-        message = replies.get_message(inbound["id"])
+        message = table.get_message(inbound["id"])
         assert (message["reply_status"], message["reply_wamid"]) == ("sent", "wamid.R1")
         assert _claim_item(aws, inbound["id"])["state"] == "done"
         assert replies.get_lead_snapshot(LEAD).auto_reply_at == {"greeting": iso(NOW)}
 
     def test_a_reply_whose_status_arrived_first_keeps_that_status(
-        self, replies: DynamoReplyStore, webhook: Any
+        self, replies: DynamoReplyStore, table: Any, webhook: Any
     ) -> None:
         # Given Meta's "delivered" for the reply, carrying our callback data, arrived before we recorded it
         inbound = meta.new_wamid()
@@ -160,14 +160,14 @@ class TestFinish:
         claim = replies.claim_reply(inbound, LEAD, owner="a", now=NOW, lease=LEASE)
         assert replies.finish_reply_sent(claim, _reply("wamid.R2", inbound)) is True
         # Then it merges with the status and is now evidence of a recorded send
-        assert replies.get_message("wamid.R2")["status"] == "delivered"
+        assert table.get_message("wamid.R2")["status"] == "delivered"
         assert replies.find_sent_reply(LEAD, inbound, iso(NOW - timedelta(minutes=10))).recorded is True
 
     def test_recording_an_already_recorded_reply_only_closes_the_claim(
-        self, replies: DynamoReplyStore, aws: AwsStack
+        self, replies: DynamoReplyStore, table: Any, aws: AwsStack
     ) -> None:
         inbound = meta.new_wamid()
-        replies.record_outbound(_reply("wamid.R3", inbound))
+        table.record_outbound(_reply("wamid.R3", inbound))
         claim = replies.claim_reply(inbound, LEAD, owner="a", now=NOW, lease=LEASE)
         assert replies.finish_reply_sent(claim, _reply("wamid.R3", inbound)) is True
         assert _claim_item(aws, inbound)["state"] == "done"
@@ -178,28 +178,28 @@ class TestFinish:
         ]
         assert sum(int(item["sent"]["N"]) for item in stats) == 1
 
-    def test_a_reply_sent_after_losing_the_claim_is_still_recorded(self, replies: DynamoReplyStore) -> None:
+    def test_a_reply_sent_after_losing_the_claim_is_still_recorded(self, replies: DynamoReplyStore, table: Any) -> None:
         inbound = meta.new_wamid()
         lost = replies.claim_reply(inbound, LEAD, owner="a", now=NOW, lease=LEASE)
         replies.claim_reply(inbound, LEAD, owner="b", now=NOW + timedelta(minutes=5), lease=LEASE)
         assert replies.finish_reply_sent(lost, _reply("wamid.R4", inbound)) is False
-        assert replies.get_message("wamid.R4")["auto_reply"] is True
+        assert table.get_message("wamid.R4")["auto_reply"] is True
 
     def test_a_permanent_failure_is_recorded_on_the_inbound_message(
-        self, replies: DynamoReplyStore, webhook: Any, aws: AwsStack
+        self, replies: DynamoReplyStore, table: Any, webhook: Any, aws: AwsStack
     ) -> None:
         inbound = meta.text_message(LEAD, "שלום")
         assert webhook(meta.envelope(meta.message_value([inbound]))).status == 200
         claim = replies.claim_reply(inbound["id"], LEAD, owner="a", now=NOW, lease=LEASE)
         replies.finish_reply_failed(claim, MessageError(131047, "Re-engagement message"), NOW)
-        message = replies.get_message(inbound["id"])
+        message = table.get_message(inbound["id"])
         assert message["reply_status"] == "failed"
         assert message["reply_error"] == {"code": 131047, "title": "Re-engagement message"}
         assert _claim_item(aws, inbound["id"])["state"] == "failed_permanent"
 
     @pytest.mark.parametrize("outcome", ["sent", "cooldown", "failed"])
     def test_the_claim_never_closes_without_the_decision_on_the_inbound_message(
-        self, replies: DynamoReplyStore, webhook: Any, aws: AwsStack, outcome: str
+        self, replies: DynamoReplyStore, table: Any, webhook: Any, aws: AwsStack, outcome: str
     ) -> None:
         # Given a stored inbound message and a claim on it
         inbound = meta.text_message(LEAD, "שלום", timestamp=int(NOW.timestamp()) - 5)
@@ -216,7 +216,7 @@ class TestFinish:
             if f"MSG#{inbound['id']}" in str(params) and '"SK": {"S": "MSG"}' in json.dumps(params):
                 raise StoreUnavailableError("injected: the inbound message's partition is unavailable")
 
-        events = replies.client.meta.events
+        events = replies.table.client.meta.events
         events.register("provide-client-params.dynamodb.*", refuse_inbound_writes, unique_id="refuse-inbound")
         try:
             with pytest.raises(StoreUnavailableError):
@@ -226,10 +226,10 @@ class TestFinish:
 
         # Then nothing is half-written: the claim is still open, so the retry will record the decision
         assert _claim_item(aws, inbound["id"])["state"] == "in_progress"
-        assert "reply_status" not in replies.get_message(inbound["id"])
+        assert "reply_status" not in table.get_message(inbound["id"])
         # And once DynamoDB is back, the claim and the decision land together
         finish()
-        assert replies.get_message(inbound["id"])["reply_status"] == outcome
+        assert table.get_message(inbound["id"])["reply_status"] == outcome
         assert _claim_item(aws, inbound["id"])["state"] in ("done", "failed_permanent")
 
 
@@ -240,7 +240,7 @@ class TestLead:
         assert replies.annotate_inbound("wamid.MISSING", {"intent": "greeting"}) is False
         assert aws.client("dynamodb").scan(TableName=aws.ref("ConversationsTable"))["Items"] == []
 
-    def test_the_latest_meeting_request_wins(self, replies: DynamoReplyStore) -> None:
+    def test_the_latest_meeting_request_wins(self, replies: DynamoReplyStore, table: Any) -> None:
         def request(minute: int) -> MeetingRequest:
             return MeetingRequest(
                 slot_id=f"slot:{minute}",
@@ -251,7 +251,7 @@ class TestLead:
 
         assert replies.record_meeting_request(LEAD, request(5)) is True
         assert replies.record_meeting_request(LEAD, request(1)) is False
-        meeting = replies.get_lead(LEAD)["meeting_request"]
+        meeting = table.get_lead(LEAD)["meeting_request"]
         assert (meeting["slot_id"], meeting["status"]) == ("slot:5", "requested")
 
     def test_a_missing_lead_reads_as_a_fresh_one(self, replies: DynamoReplyStore) -> None:

@@ -122,7 +122,7 @@ class Webhook:
         return dict(self.module.lambda_handler(event, lambda_context("WebhookFunction")))
 
     def items(self) -> list[dict[str, Any]]:
-        from whatsapp_crm.store.dynamodb import from_item
+        from whatsapp_crm.store.toolkit import from_item
 
         client = self.aws.client("dynamodb")
         pages = client.get_paginator("scan").paginate(TableName=self.aws.ref("ConversationsTable"))

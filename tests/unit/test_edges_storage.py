@@ -22,7 +22,7 @@ from whatsapp_crm.outbound import window_closes_at, window_is_open
 from whatsapp_crm.read_api import conversation_summary, message_view
 from whatsapp_crm.records import InboundRecord, PreferenceChange, StatusOutcome, StatusUpdate
 from whatsapp_crm.sqs.dead_letters import MAX_MESSAGE_BYTES, dead_letter_body, read_dead_letter
-from whatsapp_crm.store.dynamodb import _unstorable
+from whatsapp_crm.store.toolkit import unstorable
 from whatsapp_crm.webhook.parse import decode_body, parse_notification
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -187,12 +187,12 @@ def _client_error(code: str, reasons: list[dict[str, str]] | None = None) -> Cli
 
 
 def test_dynamodb_validation_refusals_are_permanent_and_throttles_are_not() -> None:
-    assert _unstorable(_client_error("ValidationException")) is not None
+    assert unstorable(_client_error("ValidationException")) is not None
     cancelled = _client_error("TransactionCanceledException", [{"Code": "None"}, {"Code": "ValidationError"}])
-    assert _unstorable(cancelled) is not None
-    assert _unstorable(_client_error("ProvisionedThroughputExceededException")) is None
-    assert _unstorable(_client_error("TransactionCanceledException", [{"Code": "ConditionalCheckFailed"}])) is None
-    assert _unstorable(_client_error("TransactionCanceledException", [{"Code": "ThrottlingError"}])) is None
+    assert unstorable(cancelled) is not None
+    assert unstorable(_client_error("ProvisionedThroughputExceededException")) is None
+    assert unstorable(_client_error("TransactionCanceledException", [{"Code": "ConditionalCheckFailed"}])) is None
+    assert unstorable(_client_error("TransactionCanceledException", [{"Code": "ThrottlingError"}])) is None
 
 
 class _Store:

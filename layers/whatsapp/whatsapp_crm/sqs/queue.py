@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
 from botocore.config import Config
+
+from whatsapp_crm.aws_clients import LazyClient
 
 # Short timeouts and botocore's standard retries: a webhook or responder call must fail fast, not hang.
 CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
@@ -16,10 +17,8 @@ class SqsQueue:
 
     def __init__(self, queue_url: str, client: Any | None = None) -> None:
         self.queue_url = queue_url
-        self._client = client
+        self._lazy_client = LazyClient("sqs", CLIENT_CONFIG, client)
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("sqs", config=CLIENT_CONFIG)
-        return self._client
+        return self._lazy_client.get()

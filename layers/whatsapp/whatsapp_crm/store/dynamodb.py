@@ -1,25 +1,21 @@
-"""DynamoDB adapter of the conversation store. The only module that speaks to DynamoDB.
+"""The conversation store on DynamoDB: inbound messages, statuses, outbound messages, leads, opt-outs.
 
-Every webhook event costs one write request: a transaction for a new inbound message (message + lead +
-hourly counter), one conditional update for a status. Conditions make redelivery and reordering safe.
+Built from the toolkit (store/toolkit.py). Every webhook event costs one write request: a transaction for a
+new inbound message (message + lead + hourly counter), one conditional update for a status. Conditions make
+redelivery and reordering safe. The outbound writes and lead reads are functions over a `Table`, so the
+responder's store (store/responder.py) and the read API's (store/read_api.py) use them without inheriting
+the webhook's methods.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from boto3.dynamodb.types import TypeDeserializer
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from whatsapp_crm.clock import FUTURE_SKEW_SECONDS, parse_iso, shifted_iso
-from whatsapp_crm.errors import StoreUnavailableError, UnstorableError
+from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.records import (
     InboundRecord,
     OutboundRecord,
@@ -30,185 +26,13 @@ from whatsapp_crm.records import (
     StatusUpdate,
 )
 from whatsapp_crm.store import keys
+from whatsapp_crm.store.toolkit import AttributeValue, Table, Update, to_attribute
 
 if TYPE_CHECKING:
     from whatsapp_crm.templates import TemplateStatusUpdate
 
 # Counters outlive the 24-hour health window by a margin; DynamoDB's TTL sweeper deletes them later.
 STATS_RETENTION = timedelta(days=3)
-
-_CLIENT_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"mode": "standard", "max_attempts": 3},
-)
-_deserializer = TypeDeserializer()
-_CLIENT_LOCK = threading.Lock()
-
-AttributeValue = dict[str, Any]
-
-
-def to_attribute(value: Any) -> AttributeValue:
-    """Python value -> DynamoDB attribute value (the subset this table uses)."""
-    kind = type(value)
-    if kind is str:
-        return {"S": value}
-    if kind is bool:
-        return {"BOOL": value}
-    if kind is int:
-        return {"N": str(value)}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, str):
-        return {"S": value}
-    if isinstance(value, int):
-        return {"N": str(value)}
-    if isinstance(value, Mapping):
-        return {"M": {key: to_attribute(item) for key, item in value.items() if item is not None}}
-    if isinstance(value, list | tuple):
-        return {"L": [to_attribute(item) for item in value]}
-    if value is None:
-        return {"NULL": True}
-    raise TypeError(f"unsupported attribute type: {type(value).__name__}")
-
-
-def from_item(item: Mapping[str, AttributeValue]) -> dict[str, Any]:
-    """DynamoDB item -> plain dict; numbers come back as int where they are integral."""
-    plain = {key: _deserializer.deserialize(value) for key, value in item.items()}
-    return {key: _plain_number(value) for key, value in plain.items()}
-
-
-def _plain_number(value: Any) -> Any:
-    from decimal import Decimal
-
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {key: _plain_number(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain_number(item) for item in value]
-    return value
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _unstorable(error: ClientError) -> UnstorableError | None:
-    """A refusal no retry can change: ValidationException (item over 400 KB, a key over 2048/1024 bytes,
-    an empty or invalid attribute), also inside a cancelled transaction (reason code ValidationError)."""
-    code = _error_code(error)
-    if code == "ValidationException":
-        return UnstorableError(code)
-    if code == "TransactionCanceledException":
-        reasons = {str(reason.get("Code")) for reason in error.response.get("CancellationReasons") or []}
-        if "ValidationError" in reasons:
-            return UnstorableError("ValidationError")
-    return None
-
-
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """Anything DynamoDB did not confirm becomes StoreUnavailableError (the webhook answers 500), except a
-    refusal for good, which is UnstorableError."""
-    try:
-        yield
-    except ClientError as error:
-        if (permanent := _unstorable(error)) is not None:
-            raise permanent from error
-        raise StoreUnavailableError(f"DynamoDB refused the request: {_error_code(error)}") from error
-    except BotoCoreError as error:
-        raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
-
-
-@lru_cache(maxsize=512)
-def _compile(operations: tuple[tuple[str, str], ...]) -> tuple[str, dict[str, str]]:
-    """UpdateExpression and names for a sequence of (operation, attribute); the same shapes recur for
-    every event, so this is computed once per shape and the hot path only fills in values."""
-    names: dict[str, str] = {}
-    placeholders: dict[str, str] = {}
-    sets: list[str] = []
-    adds: list[str] = []
-    for index, (operation, attribute) in enumerate(operations):
-        name = placeholders.get(attribute)
-        if name is None:
-            name = placeholders[attribute] = f"#a{len(placeholders)}"
-            names[name] = attribute
-        value = f":v{index}"
-        if operation == "set":
-            sets.append(f"{name} = {value}")
-        elif operation == "set_if_absent":
-            sets.append(f"{name} = if_not_exists({name}, {value})")
-        else:
-            adds.append(f"{name} {value}")
-    parts = []
-    if sets:
-        parts.append("SET " + ", ".join(sets))
-    if adds:
-        parts.append("ADD " + ", ".join(adds))
-    return " ".join(parts), names
-
-
-class _Update:
-    """Builds an UpdateExpression with generated placeholders, so callers never collide.
-
-    `names` and `values` hold extra placeholders for conditions (`#x...`, `:x...`, or hand-picked ones).
-    """
-
-    __slots__ = ("_operations", "_operands", "names", "values")
-
-    def __init__(self) -> None:
-        self._operations: list[tuple[str, str]] = []
-        self._operands: list[Any] = []
-        self.names: dict[str, str] = {}
-        self.values: dict[str, AttributeValue] = {}
-
-    def name(self, attribute: str) -> str:
-        """A placeholder for `attribute` to use in a condition."""
-        placeholder = f"#x{len(self.names)}"
-        self.names[placeholder] = attribute
-        return placeholder
-
-    def value(self, value: Any) -> str:
-        """A placeholder for `value` to use in a condition."""
-        placeholder = f":x{len(self.values)}"
-        self.values[placeholder] = to_attribute(value)
-        return placeholder
-
-    def _push(self, operation: str, attribute: str, value: Any) -> _Update:
-        if value is not None:
-            self._operations.append((operation, attribute))
-            self._operands.append(value)
-        return self
-
-    def set(self, attribute: str, value: Any) -> _Update:
-        return self._push("set", attribute, value)
-
-    def set_if_absent(self, attribute: str, value: Any) -> _Update:
-        return self._push("set_if_absent", attribute, value)
-
-    def add(self, attribute: str, amount: int) -> _Update:
-        return self._push("add", attribute, amount)
-
-    @property
-    def expression(self) -> str:
-        return _compile(tuple(self._operations))[0]
-
-    def request(self, table: str, key: Mapping[str, str], condition: str | None = None) -> dict[str, Any]:
-        expression, names = _compile(tuple(self._operations))
-        values = {f":v{index}": to_attribute(operand) for index, operand in enumerate(self._operands)}
-        values.update(self.values)
-        request: dict[str, Any] = {
-            "TableName": table,
-            "Key": {name: {"S": value} for name, value in key.items()},
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": {**names, **self.names},
-        }
-        if values:
-            request["ExpressionAttributeValues"] = values
-        if condition:
-            request["ConditionExpression"] = condition
-        return request
 
 
 def lead_key(wa_id: str) -> dict[str, str]:
@@ -368,332 +192,303 @@ def _status_expression(
     return "SET " + ", ".join(assignments), names
 
 
-class DynamoTable:
-    """One DynamoDB table and a client made on first use. Pass a client to share connections or in tests."""
+# --- the requests (also a transaction's entries) ------------------------------------------------
+
+
+def message_put(table: str, record: InboundRecord) -> dict[str, Any]:
+    """The Put of a new inbound message, only if its wamid is not stored yet."""
+    # Written out attribute by attribute: this runs for every inbound message (see bench_webhook.py).
+    item: dict[str, AttributeValue] = {
+        "PK": {"S": keys.message_pk(record.wamid)},
+        "SK": {"S": keys.MESSAGE_SK},
+        "GSI1PK": {"S": keys.thread_pk(record.wa_id)},
+        "GSI1SK": {"S": keys.thread_sk(record.timestamp, record.wamid)},
+        "wamid": {"S": record.wamid},
+        "wa_id": {"S": record.wa_id},
+        "direction": {"S": "inbound"},
+        "message_type": {"S": record.message_type},
+        "timestamp": {"S": record.timestamp},
+        "received_at": {"S": record.received_at},
+        "phone_number_id": {"S": record.phone_number_id},
+        "raw": {"S": record.raw_json},
+    }
+    # Unrolled: a loop over (name, value) pairs builds a tuple of tuples per message.
+    if record.text is not None:
+        item["text"] = {"S": record.text}
+    if record.media_id is not None:
+        item["media_id"] = {"S": record.media_id}
+    if record.mime_type is not None:
+        item["mime_type"] = {"S": record.mime_type}
+    if record.reply_to is not None:
+        item["reply_to"] = {"S": record.reply_to}
+    if record.meta_timestamp is not None:
+        item["meta_timestamp"] = {"N": str(record.meta_timestamp)}
+    if record.errors:
+        item["error"] = to_attribute(record.errors[0].as_item())
+    return {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}
+
+
+def inbound_lead_update(table: str, record: InboundRecord, timeline: str) -> dict[str, Any]:
+    """The lead's update for an inbound message, as far as `timeline` (a _LeadTimeline) lets it move."""
+    expression, names, condition = _lead_expression(timeline, record.profile_name is not None)
+    values: dict[str, AttributeValue] = {
+        ":wa": {"S": record.wa_id},
+        ":pn": {"S": record.phone_number_id},
+        ":yes": {"BOOL": True},
+        ":now": {"S": record.received_at},
+        ":one": {"N": "1"},
+        ":ts": {"S": record.timestamp},
+    }
+    if record.profile_name is not None:
+        values[":name"] = {"S": record.profile_name}
+    if timeline != _LeadTimeline.COUNT_ONLY:
+        values[":wamid"] = {"S": record.wamid}
+        values[":horizon"] = {"S": _horizon(record.received_at)}
+    if timeline == _LeadTimeline.FULL:
+        values[":preview"] = {"S": record.preview}
+        values[":in"] = {"S": "inbound"}
+        values[":leads"] = {"S": keys.LEADS_BY_ACTIVITY}
+        values[":gsk"] = {"S": keys.leads_sk(record.timestamp, record.wa_id)}
+    request: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"PK": {"S": keys.lead_pk(record.wa_id)}, "SK": {"S": keys.LEAD_SK}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+    }
+    if condition:
+        request["ConditionExpression"] = condition
+    return request
+
+
+def status_update(table: str, update: StatusUpdate) -> dict[str, Any]:
+    """Move a message's status forward, only if the stored rank is lower."""
+    has_recipient = bool(update.recipient_wa_id)
+    expression, names = _status_expression(
+        update.status,
+        has_recipient,
+        update.error is not None,
+        update.pricing_category is not None,
+        update.biz_opaque_callback_data is not None,
+    )
+    values: dict[str, AttributeValue] = {
+        ":status": {"S": update.status},
+        ":rank": {"N": _RANK_NUMBERS[update.rank]},
+        ":ts": {"S": update.timestamp},
+        ":wamid": {"S": update.wamid},
+        ":out": {"S": "outbound"},
+        ":unknown": {"S": "unknown"},
+        ":pn": {"S": update.phone_number_id},
+        ":by": {"S": "status"},
+    }
+    if update.recipient_wa_id:
+        values[":wa"] = {"S": update.recipient_wa_id}
+        values[":gpk"] = {"S": keys.thread_pk(update.recipient_wa_id)}
+        values[":gsk"] = {"S": keys.thread_sk(update.timestamp, update.wamid)}
+    if update.error is not None:
+        values[":error"] = to_attribute(update.error.as_item())
+    if update.pricing_category is not None:
+        values[":pricing"] = {"S": update.pricing_category}
+    if update.biz_opaque_callback_data is not None:
+        values[":callback"] = {"S": update.biz_opaque_callback_data}
+    return {
+        "TableName": table,
+        "Key": {"PK": {"S": keys.message_pk(update.wamid)}, "SK": {"S": keys.MESSAGE_SK}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ConditionExpression": "attribute_not_exists(#rank) OR #rank < :rank",
+    }
+
+
+def outbound_update(table: str, record: OutboundRecord) -> dict[str, Any]:
+    """The outbound message, merged into what a status may have created, only if no sender recorded it."""
+    update = (
+        Update()
+        .set("wamid", record.wamid)
+        .set("wa_id", record.wa_id)
+        .set("direction", "outbound")
+        .set("message_type", record.message_type)
+        .set("timestamp", record.timestamp)
+        .set("sent_at", record.timestamp)
+        .set("GSI1PK", keys.thread_pk(record.wa_id))
+        .set("GSI1SK", keys.thread_sk(record.timestamp, record.wamid))
+        .set("phone_number_id", record.phone_number_id)
+        .set("sent_by", record.sent_by.value)
+        .set("auto_reply", record.sent_by is SentBy.AUTO_REPLY)
+        .set("text", record.text)
+        .set("intent", record.intent)
+        .set("reply_to", record.reply_to)
+        .set("media_id", record.media_id)
+        .set("request", record.request_json)
+        .set("message_status", record.message_status)
+        .set("biz_opaque_callback_data", record.callback)
+        # A status webhook may have created this item already; its status must survive the merge.
+        .set_if_absent("status", "accepted")
+        .set_if_absent("status_rank", 0)
+        .set("status_ts_accepted", record.timestamp)
+    )
+    condition = "attribute_not_exists(#sent)"
+    update.names["#sent"] = "sent_at"
+    return update.request(table, message_key(record.wamid), condition)
+
+
+def outbound_lead_update(table: str, record: OutboundRecord, move_timeline: bool) -> dict[str, Any]:
+    """The lead's update for an outbound message; `move_timeline` only while nothing newer is on the lead."""
+    update = (
+        Update()
+        .set("wa_id", record.wa_id)
+        .set("last_outbound_at", record.timestamp)
+        .set("lead_id", record.lead_id)
+        .set("awaits_response", record.awaits_response)
+        .set("updated_at", record.timestamp)
+    )
+    if record.sent_by is SentBy.HUMAN:
+        update.set("last_human_outbound_at", record.timestamp)
+    condition = None
+    if move_timeline:
+        update.set("last_message_at", record.timestamp).set("last_message_preview", record.preview)
+        update.set("last_message_direction", "outbound")
+        update.set("GSI1PK", keys.LEADS_BY_ACTIVITY)
+        update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id))
+        condition = "attribute_not_exists(#m) OR #m <= :since OR #m > :horizon"
+        update.names["#m"] = "last_message_at"
+        update.values[":since"] = to_attribute(record.timestamp)
+        update.values[":horizon"] = to_attribute(_horizon(record.timestamp))
+    return update.request(table, lead_key(record.wa_id), condition)
+
+
+# --- what several stores do on the conversation items ---------------------------------------------
+
+
+def record_outbound(table: Table, record: OutboundRecord) -> bool:
+    """Store an accepted send with its lead update and the hourly `sent` counter, in one transaction.
+
+    False when this wamid was already recorded by a sender (a retried call), so nothing is counted twice.
+    """
+    transactions = (
+        [
+            {"Update": outbound_update(table.name, record)},
+            {"Update": outbound_lead_update(table.name, record, move_timeline)},
+            {"Update": stats_update(table.name, record.timestamp, record.wamid, sent=1)},
+        ]
+        for move_timeline in (True, False)
+    )
+    # Meta accepted the send already: the caller's one failure path is "not recorded", never "unstorable".
+    return _record_once(table, transactions, "the send record", unstorable_is_unavailable=True)
+
+
+def _record_once(
+    table: Table, transactions: Iterable[list[dict[str, Any]]], subject: str, *, unstorable_is_unavailable: bool = False
+) -> bool:
+    """Commit the first transaction whose lead update (item 1) holds, each next one moving the lead less.
+
+    False when the record itself (item 0) is already stored: a redelivery or a retried call.
+    """
+    for transaction in transactions:
+        failed = table.transact(transaction, subject, unstorable_is_unavailable=unstorable_is_unavailable)
+        if failed is None:
+            return True
+        if 0 in failed:
+            return False
+        if failed != {1}:
+            raise StoreUnavailableError(f"transaction cancelled on items {sorted(failed)}")
+    raise StoreUnavailableError("lead update kept failing its condition")
+
+
+def record_preference(table: Table, change: PreferenceChange) -> bool:
+    """Set or clear the lead's opt-out. Returns False when a newer change is already recorded."""
+    update = (
+        Update()
+        .set("wa_id", change.wa_id)
+        .set("opted_out", change.opted_out)
+        .set("opt_state_at", change.timestamp)
+        .set("opt_state_source", change.source)
+        .set("opt_state_detail", change.detail)
+    )
+    if change.opted_out:
+        update.set("opted_out_at", change.timestamp)
+    condition = "attribute_not_exists(#since) OR #since <= :since"
+    update.names["#since"] = "opt_state_at"
+    update.values[":since"] = to_attribute(change.timestamp)
+    return table.update(update.request(table.name, lead_key(change.wa_id), condition))
+
+
+def get_lead(table: Table, wa_id: str) -> dict[str, Any] | None:
+    return table.get(lead_key(wa_id))
+
+
+# --- the store ---------------------------------------------------------------------------------------
+
+
+class DynamoConversationStore:
+    """The webhook's writes (ingest.ConversationWriter) and the send path's (outbound.OutboundStore)."""
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            # The webhook writes from several threads (ingest.py); boto3's default session is not safe to
-            # build clients from concurrently, the client itself is.
-            with _CLIENT_LOCK:
-                if self._client is None:
-                    self._client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
-        return self._client
-
-
-class DynamoConversationStore(DynamoTable):
-    """Conversation store on one DynamoDB table."""
+        self.table = Table(table_name, client)
 
     # --- webhook: inbound messages -------------------------------------------------------------
 
-    def _message_put(self, record: InboundRecord) -> dict[str, Any]:
-        # Written out attribute by attribute: this runs for every inbound message (see bench_webhook.py).
-        item: dict[str, AttributeValue] = {
-            "PK": {"S": keys.message_pk(record.wamid)},
-            "SK": {"S": keys.MESSAGE_SK},
-            "GSI1PK": {"S": keys.thread_pk(record.wa_id)},
-            "GSI1SK": {"S": keys.thread_sk(record.timestamp, record.wamid)},
-            "wamid": {"S": record.wamid},
-            "wa_id": {"S": record.wa_id},
-            "direction": {"S": "inbound"},
-            "message_type": {"S": record.message_type},
-            "timestamp": {"S": record.timestamp},
-            "received_at": {"S": record.received_at},
-            "phone_number_id": {"S": record.phone_number_id},
-            "raw": {"S": record.raw_json},
-        }
-        # Unrolled: a loop over (name, value) pairs builds a tuple of tuples per message.
-        if record.text is not None:
-            item["text"] = {"S": record.text}
-        if record.media_id is not None:
-            item["media_id"] = {"S": record.media_id}
-        if record.mime_type is not None:
-            item["mime_type"] = {"S": record.mime_type}
-        if record.reply_to is not None:
-            item["reply_to"] = {"S": record.reply_to}
-        if record.meta_timestamp is not None:
-            item["meta_timestamp"] = {"N": str(record.meta_timestamp)}
-        if record.errors:
-            item["error"] = to_attribute(record.errors[0].as_item())
-        return {"TableName": self.table_name, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}
-
-    def _lead_update(self, record: InboundRecord, timeline: str) -> dict[str, Any]:
-        expression, names, condition = _lead_expression(timeline, record.profile_name is not None)
-        values: dict[str, AttributeValue] = {
-            ":wa": {"S": record.wa_id},
-            ":pn": {"S": record.phone_number_id},
-            ":yes": {"BOOL": True},
-            ":now": {"S": record.received_at},
-            ":one": {"N": "1"},
-            ":ts": {"S": record.timestamp},
-        }
-        if record.profile_name is not None:
-            values[":name"] = {"S": record.profile_name}
-        if timeline != _LeadTimeline.COUNT_ONLY:
-            values[":wamid"] = {"S": record.wamid}
-            values[":horizon"] = {"S": _horizon(record.received_at)}
-        if timeline == _LeadTimeline.FULL:
-            values[":preview"] = {"S": record.preview}
-            values[":in"] = {"S": "inbound"}
-            values[":leads"] = {"S": keys.LEADS_BY_ACTIVITY}
-            values[":gsk"] = {"S": keys.leads_sk(record.timestamp, record.wa_id)}
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": {"PK": {"S": keys.lead_pk(record.wa_id)}, "SK": {"S": keys.LEAD_SK}},
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-        if condition:
-            request["ConditionExpression"] = condition
-        return request
-
     def record_inbound(self, record: InboundRecord) -> bool:
         """Store a new inbound message and update its lead, once. False when the wamid is already stored."""
-        for timeline in _LeadTimeline.ORDER:
-            transaction = [
-                {"Put": self._message_put(record)},
-                {"Update": self._lead_update(record, timeline)},
-                {"Update": stats_update(self.table_name, record.received_at, record.wamid, received=1)},
+        name = self.table.name
+        transactions = (
+            [
+                {"Put": message_put(name, record)},
+                {"Update": inbound_lead_update(name, record, timeline)},
+                {"Update": stats_update(name, record.received_at, record.wamid, received=1)},
             ]
-            try:
-                self.client.transact_write_items(TransactItems=transaction)
-                return True
-            except ClientError as error:
-                failed = _cancelled_items(error)
-                if failed is None:
-                    if (permanent := _unstorable(error)) is not None:
-                        raise permanent from error
-                    raise StoreUnavailableError(f"DynamoDB refused the message: {_error_code(error)}") from error
-            except BotoCoreError as error:
-                raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
-            if 0 in failed:
-                return False  # the message is already stored: a redelivery
-            if failed != {1}:
-                raise StoreUnavailableError(f"transaction cancelled on items {sorted(failed)}")
-        raise StoreUnavailableError("lead update kept failing its condition")
+            for timeline in _LeadTimeline.ORDER
+        )
+        return _record_once(self.table, transactions, "the message")
 
     # --- webhook: statuses ---------------------------------------------------------------------
 
-    def _status_update(self, update: StatusUpdate) -> dict[str, Any]:
-        has_recipient = bool(update.recipient_wa_id)
-        expression, names = _status_expression(
-            update.status,
-            has_recipient,
-            update.error is not None,
-            update.pricing_category is not None,
-            update.biz_opaque_callback_data is not None,
-        )
-        values: dict[str, AttributeValue] = {
-            ":status": {"S": update.status},
-            ":rank": {"N": _RANK_NUMBERS[update.rank]},
-            ":ts": {"S": update.timestamp},
-            ":wamid": {"S": update.wamid},
-            ":out": {"S": "outbound"},
-            ":unknown": {"S": "unknown"},
-            ":pn": {"S": update.phone_number_id},
-            ":by": {"S": "status"},
-        }
-        if update.recipient_wa_id:
-            values[":wa"] = {"S": update.recipient_wa_id}
-            values[":gpk"] = {"S": keys.thread_pk(update.recipient_wa_id)}
-            values[":gsk"] = {"S": keys.thread_sk(update.timestamp, update.wamid)}
-        if update.error is not None:
-            values[":error"] = to_attribute(update.error.as_item())
-        if update.pricing_category is not None:
-            values[":pricing"] = {"S": update.pricing_category}
-        if update.biz_opaque_callback_data is not None:
-            values[":callback"] = {"S": update.biz_opaque_callback_data}
-        return {
-            "TableName": self.table_name,
-            "Key": {"PK": {"S": keys.message_pk(update.wamid)}, "SK": {"S": keys.MESSAGE_SK}},
-            "UpdateExpression": expression,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-            "ConditionExpression": "attribute_not_exists(#rank) OR #rank < :rank",
-        }
-
     def record_status(self, update: StatusUpdate) -> StatusOutcome:
         """Move the message's status forward (creating an `unknown` outbound record if it is new)."""
-        request = self._status_update(update)
-        try:
-            if update.error is not None:
-                # A failure is counted for /health in the same write, and only the first time.
-                failed_counter = stats_update(self.table_name, update.received_at, update.wamid, failed=1)
-                self.client.transact_write_items(TransactItems=[{"Update": request}, {"Update": failed_counter}])
-            else:
-                self.client.update_item(**request)
+        request = status_update(self.table.name, update)
+        if update.error is not None:
+            # A failure is counted for /health in the same write, and only the first time.
+            failed_counter = stats_update(self.table.name, update.received_at, update.wamid, failed=1)
+            failed = self.table.transact([{"Update": request}, {"Update": failed_counter}], "the status")
+            if failed is None:
+                return StatusOutcome.APPLIED
+            if failed != {0}:
+                raise StoreUnavailableError(f"status transaction cancelled on items {sorted(failed)}")
+        elif self.table.update(request, "the status"):
             return StatusOutcome.APPLIED
-        except ClientError as error:
-            if _error_code(error) != "ConditionalCheckFailedException" and _cancelled_items(error) != {0}:
-                if (permanent := _unstorable(error)) is not None:
-                    raise permanent from error
-                raise StoreUnavailableError(f"DynamoDB refused the status: {_error_code(error)}") from error
-        except BotoCoreError as error:
-            raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
         return self._record_late_status(update)
 
     def _record_late_status(self, update: StatusUpdate) -> StatusOutcome:
         """The message already holds this status or a later one: keep the history, not the status."""
         attribute = f"status_ts_{update.status}"
-        history = _Update().set(attribute, update.timestamp)
+        history = Update().set(attribute, update.timestamp)
         condition = "attribute_exists(PK) AND attribute_not_exists(#late)"
         history.names["#late"] = attribute
-        with _store_errors():
-            try:
-                self.client.update_item(**history.request(self.table_name, message_key(update.wamid), condition))
-            except ClientError as error:
-                if _error_code(error) == "ConditionalCheckFailedException":
-                    return StatusOutcome.DUPLICATE
-                raise
-        return StatusOutcome.STALE
+        if self.table.update(history.request(self.table.name, message_key(update.wamid), condition)):
+            return StatusOutcome.STALE
+        return StatusOutcome.DUPLICATE
 
-    # --- send path and responder: outbound messages ------------------------------------------
-
-    def _outbound_update(self, record: OutboundRecord) -> dict[str, Any]:
-        update = (
-            _Update()
-            .set("wamid", record.wamid)
-            .set("wa_id", record.wa_id)
-            .set("direction", "outbound")
-            .set("message_type", record.message_type)
-            .set("timestamp", record.timestamp)
-            .set("sent_at", record.timestamp)
-            .set("GSI1PK", keys.thread_pk(record.wa_id))
-            .set("GSI1SK", keys.thread_sk(record.timestamp, record.wamid))
-            .set("phone_number_id", record.phone_number_id)
-            .set("sent_by", record.sent_by.value)
-            .set("auto_reply", record.sent_by is SentBy.AUTO_REPLY)
-            .set("text", record.text)
-            .set("intent", record.intent)
-            .set("reply_to", record.reply_to)
-            .set("media_id", record.media_id)
-            .set("request", record.request_json)
-            .set("message_status", record.message_status)
-            .set("biz_opaque_callback_data", record.callback)
-            # A status webhook may have created this item already; its status must survive the merge.
-            .set_if_absent("status", "accepted")
-            .set_if_absent("status_rank", 0)
-            .set("status_ts_accepted", record.timestamp)
-        )
-        condition = "attribute_not_exists(#sent)"
-        update.names["#sent"] = "sent_at"
-        return update.request(self.table_name, message_key(record.wamid), condition)
-
-    def _outbound_lead_update(self, record: OutboundRecord, move_timeline: bool) -> dict[str, Any]:
-        update = (
-            _Update()
-            .set("wa_id", record.wa_id)
-            .set("last_outbound_at", record.timestamp)
-            .set("lead_id", record.lead_id)
-            .set("awaits_response", record.awaits_response)
-            .set("updated_at", record.timestamp)
-        )
-        if record.sent_by is SentBy.HUMAN:
-            update.set("last_human_outbound_at", record.timestamp)
-        condition = None
-        if move_timeline:
-            update.set("last_message_at", record.timestamp).set("last_message_preview", record.preview)
-            update.set("last_message_direction", "outbound")
-            update.set("GSI1PK", keys.LEADS_BY_ACTIVITY)
-            update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id))
-            condition = "attribute_not_exists(#m) OR #m <= :since OR #m > :horizon"
-            update.names["#m"] = "last_message_at"
-            update.values[":since"] = to_attribute(record.timestamp)
-            update.values[":horizon"] = to_attribute(_horizon(record.timestamp))
-        return update.request(self.table_name, lead_key(record.wa_id), condition)
-
-    def record_outbound(self, record: OutboundRecord) -> bool:
-        """Store an accepted send with its lead update and the hourly `sent` counter, in one transaction.
-
-        False when this wamid was already recorded by a sender (a retried call), so nothing is counted twice.
-        """
-        for move_timeline in (True, False):
-            transaction = [
-                {"Update": self._outbound_update(record)},
-                {"Update": self._outbound_lead_update(record, move_timeline)},
-                {"Update": stats_update(self.table_name, record.timestamp, record.wamid, sent=1)},
-            ]
-            try:
-                self.client.transact_write_items(TransactItems=transaction)
-                return True
-            except ClientError as error:
-                failed = _cancelled_items(error)
-                if failed is None:
-                    raise StoreUnavailableError(f"DynamoDB refused the send record: {_error_code(error)}") from error
-            except BotoCoreError as error:
-                raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
-            if 0 in failed:
-                return False
-            if failed != {1}:
-                raise StoreUnavailableError(f"transaction cancelled on items {sorted(failed)}")
-        raise StoreUnavailableError("lead update kept failing its condition")
-
-    # --- opt-out state -----------------------------------------------------------------------
+    # --- webhook: template statuses and opt-outs ---------------------------------------------------
 
     def record_template_status(self, update: TemplateStatusUpdate) -> bool:
         """A `message_template_status_update` moves the cached template (store/templates.py)."""
         from whatsapp_crm.store.templates import apply_template_status
 
-        return apply_template_status(self.client, self.table_name, update)
+        return apply_template_status(self.table, update)
 
     def record_preference(self, change: PreferenceChange) -> bool:
-        """Set or clear the lead's opt-out. Returns False when a newer change is already recorded."""
-        update = (
-            _Update()
-            .set("wa_id", change.wa_id)
-            .set("opted_out", change.opted_out)
-            .set("opt_state_at", change.timestamp)
-            .set("opt_state_source", change.source)
-            .set("opt_state_detail", change.detail)
-        )
-        if change.opted_out:
-            update.set("opted_out_at", change.timestamp)
-        condition = "attribute_not_exists(#since) OR #since <= :since"
-        update.names["#since"] = "opt_state_at"
-        update.values[":since"] = to_attribute(change.timestamp)
-        with _store_errors():
-            try:
-                self.client.update_item(**update.request(self.table_name, lead_key(change.wa_id), condition))
-            except ClientError as error:
-                if _error_code(error) == "ConditionalCheckFailedException":
-                    return False
-                raise
-        return True
+        return record_preference(self.table, change)
 
-    # --- reads ---------------------------------------------------------------------------------
+    # --- send path --------------------------------------------------------------------------------
 
-    def _get(self, key: dict[str, str], consistent: bool = True) -> dict[str, Any] | None:
-        with _store_errors():
-            response = self.client.get_item(
-                TableName=self.table_name,
-                Key={name: {"S": value} for name, value in key.items()},
-                ConsistentRead=consistent,
-            )
-        item = response.get("Item")
-        return from_item(item) if item else None
+    def record_outbound(self, record: OutboundRecord) -> bool:
+        return record_outbound(self.table, record)
+
+    # --- reads ---------------------------------------------------------------------------------------
 
     def get_message(self, wamid: str) -> dict[str, Any] | None:
-        return self._get(message_key(wamid))
+        return self.table.get(message_key(wamid))
 
     def get_lead(self, wa_id: str) -> dict[str, Any] | None:
-        return self._get(lead_key(wa_id))
-
-
-def _cancelled_items(error: ClientError) -> set[int] | None:
-    """Indexes of the transaction items whose condition failed, or None if it was not a cancellation."""
-    if _error_code(error) != "TransactionCanceledException":
-        return None
-    reasons = error.response.get("CancellationReasons") or []
-    failed = {index for index, reason in enumerate(reasons) if reason.get("Code") == "ConditionalCheckFailed"}
-    others = {
-        reason.get("Code") for reason in reasons if reason.get("Code") not in (None, "None", "ConditionalCheckFailed")
-    }
-    if others:
-        return None
-    return failed
+        return get_lead(self.table, wa_id)

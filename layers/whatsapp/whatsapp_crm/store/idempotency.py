@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from whatsapp_crm.clock import iso
 from whatsapp_crm.idempotency import LEASE, KeyRecord, State
 from whatsapp_crm.store import keys
-from whatsapp_crm.store.dynamodb import DynamoTable, _error_code, _store_errors, from_item, to_attribute
+from whatsapp_crm.store.toolkit import Table, from_item, store_errors, to_attribute
 
 SK = "IDEM"
 
@@ -40,24 +38,19 @@ def _record(item: Mapping[str, Any]) -> KeyRecord:
     )
 
 
-class DynamoIdempotencyStore(DynamoTable):
-    def _conditional(self, request: dict[str, Any]) -> bool:
-        with _store_errors():
-            try:
-                self.client.update_item(**request)
-            except ClientError as error:
-                if _error_code(error) == "ConditionalCheckFailedException":
-                    return False
-                raise
-        return True
+class DynamoIdempotencyStore:
+    """The send API's idempotency keys (idempotency.IdempotencyStore)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
 
     def claim_idempotency_key(
         self, key_id: str, fingerprint: str, owner: str, now: datetime, lease: timedelta, retention: timedelta
     ) -> KeyRecord | None:
         epoch = int(now.timestamp())
-        claimed = self._conditional(
+        claimed = self.table.update(
             {
-                "TableName": self.table_name,
+                "TableName": self.table.name,
                 "Key": _key(key_id),
                 "UpdateExpression": (
                     "SET fingerprint = :fp, #state = :progress, #owner = :owner, lease_until = :lease, "
@@ -85,16 +78,18 @@ class DynamoIdempotencyStore(DynamoTable):
         )
         if claimed:
             return None
-        with _store_errors():
-            item = self.client.get_item(TableName=self.table_name, Key=_key(key_id), ConsistentRead=True).get("Item")
+        with store_errors():
+            item = self.table.client.get_item(TableName=self.table.name, Key=_key(key_id), ConsistentRead=True).get(
+                "Item"
+            )
         if item is None:  # expired and swept between the two calls: claim again
             return self.claim_idempotency_key(key_id, fingerprint, owner, now, lease, retention)
         return _record(from_item(item))
 
     def take_over_idempotency_key(self, key_id: str, held: KeyRecord, owner: str, now: datetime) -> bool:
-        return self._conditional(
+        return self.table.update(
             {
-                "TableName": self.table_name,
+                "TableName": self.table.name,
                 "Key": _key(key_id),
                 "UpdateExpression": "SET #owner = :owner, #state = :progress, lease_until = :lease REMOVE sending_at",
                 "ConditionExpression": "#owner = :held AND #state = :state",
@@ -110,9 +105,9 @@ class DynamoIdempotencyStore(DynamoTable):
         )
 
     def mark_idempotent_sending(self, key_id: str, owner: str, wa_id: str, callback: str, at: str) -> None:
-        self._conditional(
+        self.table.update(
             {
-                "TableName": self.table_name,
+                "TableName": self.table.name,
                 "Key": _key(key_id),
                 "UpdateExpression": "SET sending_at = :at, wa_id = :wa, #callback = :cb",
                 "ConditionExpression": "#owner = :owner",
@@ -132,9 +127,9 @@ class DynamoIdempotencyStore(DynamoTable):
         if response is not None:
             expression += ", #response = :response"
             values[":response"] = to_attribute(json.dumps(dict(response), ensure_ascii=False))
-        self._conditional(
+        self.table.update(
             {
-                "TableName": self.table_name,
+                "TableName": self.table.name,
                 "Key": _key(key_id),
                 "UpdateExpression": expression,
                 "ConditionExpression": "#owner = :owner",
@@ -149,7 +144,7 @@ class DynamoIdempotencyStore(DynamoTable):
         """An outbound message in the lead's thread since `since` carrying `callback` (Meta echoes it in the
         status webhooks; the send's own record keeps it too)."""
         request: dict[str, Any] = {
-            "TableName": self.table_name,
+            "TableName": self.table.name,
             "IndexName": keys.GSI1,
             "KeyConditionExpression": "GSI1PK = :thread AND GSI1SK >= :since",
             "FilterExpression": "#callback = :callback",
@@ -160,9 +155,9 @@ class DynamoIdempotencyStore(DynamoTable):
                 ":callback": to_attribute(callback),
             },
         }
-        with _store_errors():
+        with store_errors():
             while True:
-                response = self.client.query(**request)
+                response = self.table.client.query(**request)
                 for raw in response.get("Items", []):
                     item = from_item(raw)
                     if item.get("direction") == "outbound" and item.get("wamid"):

@@ -15,11 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from whatsapp_crm.media_archive import MediaRecord, MediaStatus
 from whatsapp_crm.store import keys
-from whatsapp_crm.store.dynamodb import DynamoTable, _error_code, _store_errors, _Update, from_item, to_attribute
+from whatsapp_crm.store.toolkit import Table, Update, key_attributes, store_errors, to_attribute
 
 
 def media_key(media_id: str) -> dict[str, str]:
@@ -42,22 +40,24 @@ def _media_item(record: MediaRecord, origin: str) -> dict[str, Any]:
         "origin": origin,
     }
     item = {name: to_attribute(value) for name, value in fields.items() if value is not None}
-    item.update({name: {"S": value} for name, value in media_key(record.media_id).items()})
+    item.update(key_attributes(media_key(record.media_id)))
     return item
 
 
-class DynamoMediaLedger(DynamoTable):
+class DynamoMediaLedger:
+    """The media archive's records (media_archive.MediaLedger)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
+
     def media_record(self, media_id: str) -> Mapping[str, Any] | None:
-        with _store_errors():
-            answer = self.client.get_item(TableName=self.table_name, Key=_key(media_key(media_id)), ConsistentRead=True)
-        item = answer.get("Item")
-        return from_item(item) if item else None
+        return self.table.get(media_key(media_id))
 
     def record_media(self, record: MediaRecord) -> bool:
         """False when another run already recorded a final outcome for this media id."""
         put = {
             "Put": {
-                "TableName": self.table_name,
+                "TableName": self.table.name,
                 "Item": _media_item(record, "inbound"),
                 "ConditionExpression": "attribute_not_exists(PK) OR #status = :pending",
                 "ExpressionAttributeNames": {"#status": "status"},
@@ -65,7 +65,7 @@ class DynamoMediaLedger(DynamoTable):
             }
         }
         change = (
-            _Update()
+            Update()
             .set("media_status", record.status.value)
             .set("media_size", record.size)
             .set("media_sha256", record.sha256)
@@ -73,22 +73,12 @@ class DynamoMediaLedger(DynamoTable):
             .set("media_reason", record.reason.value if record.reason else None)
             .set("media_at", record.at)
         )
-        update = change.request(self.table_name, {"PK": keys.message_pk(record.wamid), "SK": keys.MESSAGE_SK})
+        update = change.request(self.table.name, {"PK": keys.message_pk(record.wamid), "SK": keys.MESSAGE_SK})
         update["ConditionExpression"] = "attribute_exists(PK)"
-        with _store_errors():
-            try:
-                self.client.transact_write_items(TransactItems=[put, {"Update": update}])
-            except ClientError as error:
-                if _error_code(error) == "TransactionCanceledException":
-                    return False
-                raise
-        return True
+        # Either condition failing means the outcome is not ours to record (a final one exists, or no message).
+        return self.table.transact([put, {"Update": update}], "the media record") is None
 
     def record_upload(self, record: MediaRecord) -> None:
         """A file an agent uploaded (POST /media): the business's own, not a lead's."""
-        with _store_errors():
-            self.client.put_item(TableName=self.table_name, Item=_media_item(record, "upload"))
-
-
-def _key(key: Mapping[str, str]) -> dict[str, Any]:
-    return {name: {"S": value} for name, value in key.items()}
+        with store_errors():
+            self.table.client.put_item(TableName=self.table.name, Item=_media_item(record, "upload"))

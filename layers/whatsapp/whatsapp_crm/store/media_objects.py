@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import IO, Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from whatsapp_crm.aws_clients import LazyClient
 from whatsapp_crm.errors import StoreUnavailableError
 
 _CLIENT_CONFIG = Config(
@@ -39,13 +39,11 @@ def _attachment(filename: str | None) -> str:
 class S3MediaObjects:
     def __init__(self, bucket: str, client: Any | None = None) -> None:
         self.bucket = bucket
-        self._client = client
+        self._lazy_client = LazyClient("s3", _CLIENT_CONFIG, client)
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("s3", config=_CLIENT_CONFIG)
-        return self._client
+        return self._lazy_client.get()
 
     def put(self, key: str, body: IO[bytes], *, content_type: str, sha256: str, metadata: Mapping[str, str]) -> None:
         extra = {

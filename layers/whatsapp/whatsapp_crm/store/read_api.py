@@ -15,32 +15,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.health import Counts
 from whatsapp_crm.read_api import Page, Position
 from whatsapp_crm.store import keys
-from whatsapp_crm.store.dynamodb import (
-    DynamoConversationStore,
-    _error_code,
-    _store_errors,
-    _Update,
-    from_item,
-    lead_key,
-    to_attribute,
-)
+from whatsapp_crm.store.dynamodb import get_lead, lead_key
+from whatsapp_crm.store.toolkit import Table, Update, from_item, store_errors, to_attribute
 
 BATCH_GET_LIMIT = 100
 BATCH_GET_ROUNDS = 5  # unprocessed keys are retried this many times before the store counts as unavailable
 
 
-class DynamoApiStore(DynamoConversationStore):
+class DynamoApiStore:
+    """What the conversations API and /health may do: read pages, leads, media records and counters, and
+    reset a lead's unread count (read_api.ConversationReader, health.HealthStore)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
+
     # --- pages ---------------------------------------------------------------------------------
 
     def _page(self, partition: str, table_sk: str, limit: int, after: Position | None) -> Page:
         request: dict[str, Any] = {
-            "TableName": self.table_name,
+            "TableName": self.table.name,
             "IndexName": keys.GSI1,
             "KeyConditionExpression": "GSI1PK = :partition",
             "ExpressionAttributeValues": {":partition": {"S": partition}},
@@ -55,8 +52,8 @@ class DynamoApiStore(DynamoConversationStore):
                 "GSI1PK": {"S": partition},
                 "GSI1SK": {"S": after.sort_key},
             }
-        with _store_errors():
-            response = self.client.query(**request)
+        with store_errors():
+            response = self.table.client.query(**request)
         raw = response.get("Items", [])
         items = [from_item(item) for item in raw[:limit]]
         more = len(raw) > limit or "LastEvaluatedKey" in response
@@ -72,40 +69,36 @@ class DynamoApiStore(DynamoConversationStore):
     def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page:
         return self._page(keys.thread_pk(wa_id), keys.MESSAGE_SK, limit, after)
 
+    def get_lead(self, wa_id: str) -> dict[str, Any] | None:
+        return get_lead(self.table, wa_id)
+
     def media_records(self, media_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The MEDIA# items of these ids (at most a page's worth: one BatchGetItem of up to 100 keys)."""
         found: dict[str, dict[str, Any]] = {}
         pending = [{"PK": {"S": keys.media_pk(media_id)}, "SK": {"S": keys.MEDIA_SK}} for media_id in media_ids[:100]]
-        with _store_errors():
+        with store_errors():
             for _ in range(5):
                 if not pending:
                     break
-                answer = self.client.batch_get_item(RequestItems={self.table_name: {"Keys": pending}})
-                for item in answer.get("Responses", {}).get(self.table_name, []):
+                answer = self.table.client.batch_get_item(RequestItems={self.table.name: {"Keys": pending}})
+                for item in answer.get("Responses", {}).get(self.table.name, []):
                     plain = from_item(item)
                     found[str(plain.get("media_id"))] = plain
-                pending = answer.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                pending = answer.get("UnprocessedKeys", {}).get(self.table.name, {}).get("Keys", [])
         return found
 
     # --- unread ----------------------------------------------------------------------------------
 
     def reset_unread(self, wa_id: str, seen_wamid: str | None, at: str) -> bool:
         """Zero the unread count unless a newer inbound message arrived since `seen_wamid` was read."""
-        update = _Update().set("unread_count", 0).set("read_at", at)
+        update = Update().set("unread_count", 0).set("read_at", at)
         update.names["#last"] = "last_inbound_wamid"
         if seen_wamid is None:
             condition = "attribute_exists(PK) AND attribute_not_exists(#last)"
         else:
             condition = "attribute_exists(PK) AND #last = :seen"
             update.values[":seen"] = to_attribute(seen_wamid)
-        with _store_errors():
-            try:
-                self.client.update_item(**update.request(self.table_name, lead_key(wa_id), condition))
-            except ClientError as error:
-                if _error_code(error) == "ConditionalCheckFailedException":
-                    return False
-                raise
-        return True
+        return self.table.update(update.request(self.table.name, lead_key(wa_id), condition))
 
     # --- health ----------------------------------------------------------------------------------
 
@@ -133,7 +126,7 @@ class DynamoApiStore(DynamoConversationStore):
         pending: list[dict[str, Any]] = batch
         for _ in range(BATCH_GET_ROUNDS):
             request = {
-                self.table_name: {
+                self.table.name: {
                     "Keys": pending,
                     "ProjectionExpression": "#pk, #received, #sent, #failed, #refused",
                     "ExpressionAttributeNames": {
@@ -145,10 +138,10 @@ class DynamoApiStore(DynamoConversationStore):
                     },
                 }
             }
-            with _store_errors():
-                response = self.client.batch_get_item(RequestItems=request)
-            found.extend(from_item(item) for item in response.get("Responses", {}).get(self.table_name, []))
-            pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            with store_errors():
+                response = self.table.client.batch_get_item(RequestItems=request)
+            found.extend(from_item(item) for item in response.get("Responses", {}).get(self.table.name, []))
+            pending = response.get("UnprocessedKeys", {}).get(self.table.name, {}).get("Keys", [])
             if not pending:
                 return found
         raise StoreUnavailableError("DynamoDB kept leaving health counters unprocessed")

@@ -10,20 +10,24 @@ from typing import Any
 
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.observability import logger
-from whatsapp_crm.store.dynamodb import DynamoTable, _store_errors, stats_update
+from whatsapp_crm.store.dynamodb import stats_update
+from whatsapp_crm.store.toolkit import Table, store_errors
 
 
-def record_refusal(client: Any, table_name: str, at: str, discriminator: str) -> None:
+def record_refusal(table: Table, at: str, discriminator: str) -> None:
     """ADD 1 to `refused` on this hour's counter shard (the shard picked by `discriminator`)."""
     try:
-        with _store_errors():
-            client.update_item(**stats_update(table_name, at, discriminator, refused=1))
+        with store_errors():
+            table.client.update_item(**stats_update(table.name, at, discriminator, refused=1))
     except StoreUnavailableError as error:
         logger.warning("could not count a refused send for /health", extra={"problem": str(error)})
 
 
-class DynamoRefusalCounter(DynamoTable):
+class DynamoRefusalCounter:
     """The send API's port for counting refusals (the responder's store has the same method)."""
 
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
+
     def record_refusal(self, at: str, discriminator: str) -> None:
-        record_refusal(self.client, self.table_name, at, discriminator)
+        record_refusal(self.table, at, discriminator)

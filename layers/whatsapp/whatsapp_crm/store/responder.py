@@ -17,11 +17,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from whatsapp_crm.clock import iso
 from whatsapp_crm.errors import StoreUnavailableError
-from whatsapp_crm.records import MessageError, OutboundRecord
+from whatsapp_crm.records import MessageError, OutboundRecord, PreferenceChange
 from whatsapp_crm.responder_records import (
     CALLBACK_PREFIX,
     Claim,
@@ -33,18 +31,17 @@ from whatsapp_crm.responder_records import (
 )
 from whatsapp_crm.store import keys
 from whatsapp_crm.store.dynamodb import (
-    DynamoConversationStore,
-    _cancelled_items,
-    _error_code,
-    _store_errors,
-    _Update,
-    from_item,
+    get_lead,
     lead_key,
     message_key,
+    outbound_lead_update,
+    outbound_update,
+    record_outbound,
+    record_preference,
     stats_update,
-    to_attribute,
 )
 from whatsapp_crm.store.refusals import record_refusal
+from whatsapp_crm.store.toolkit import Table, Update, from_item, store_errors, to_attribute
 
 IN_PROGRESS = "in_progress"
 DONE = "done"
@@ -52,15 +49,13 @@ FAILED_PERMANENT = "failed_permanent"
 RETRY = "retry"
 AUTO_REPLY_AT_PREFIX = "last_auto_reply_at_"
 
-_CONDITION_FAILED = "ConditionalCheckFailedException"
-
 
 def reply_claim_key(wamid: str) -> dict[str, str]:
     return {"PK": keys.message_pk(wamid), "SK": keys.REPLY_CLAIM_SK}
 
 
 def _with_extra_sets(request: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """`request` (an UpdateItem built by _Update) with more SET clauses, under placeholders of their own."""
+    """`request` (an UpdateItem built by Update) with more SET clauses, under placeholders of their own."""
     names = dict(request["ExpressionAttributeNames"])
     attribute_values = dict(request.get("ExpressionAttributeValues", {}))
     clauses = []
@@ -79,13 +74,6 @@ def _with_extra_sets(request: dict[str, Any], values: Mapping[str, Any]) -> dict
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": attribute_values,
     }
-
-
-def _fields_update(fields: Mapping[str, Any]) -> _Update:
-    update = _Update()
-    for name, value in fields.items():
-        update.set(name, value)
-    return update
 
 
 def _pending_item(pending: PendingReply) -> dict[str, Any]:
@@ -115,15 +103,19 @@ def _pending_from(item: Any) -> PendingReply | None:
     )
 
 
-class DynamoReplyStore(DynamoConversationStore):
-    """The conversation store plus what the responder needs. Satisfies respond.ReplyStore."""
+class DynamoReplyStore:
+    """What the responder may do on the table (respond.ReplyStore): the claim, the reply and its lead update,
+    annotations on the inbound message, the lead's opt-out and meeting request, the refusal counter."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
 
     # --- the claim ---------------------------------------------------------------------------------
 
     def claim_reply(self, wamid: str, wa_id: str, *, owner: str, now: datetime, lease: timedelta) -> Claim:
         claimed_at = iso(now)
         update = (
-            _Update()
+            Update()
             .set("state", IN_PROGRESS)
             .set("owner", owner)
             .set("lease_expires_at", int((now + lease).timestamp()))
@@ -142,14 +134,10 @@ class DynamoReplyStore(DynamoConversationStore):
                 ":now": to_attribute(int(now.timestamp())),
             }
         )
-        request = update.request(self.table_name, reply_claim_key(wamid), condition)
-        with _store_errors():
-            try:
-                response = self.client.update_item(**request, ReturnValues="ALL_OLD")
-            except ClientError as error:
-                if _error_code(error) != _CONDITION_FAILED:
-                    raise
-                return self._claim_refused(wamid, owner, claimed_at)
+        request = update.request(self.table.name, reply_claim_key(wamid), condition)
+        response = self.table.conditional("update_item", {**request, "ReturnValues": "ALL_OLD"})
+        if response is None:
+            return self._claim_refused(wamid, owner, claimed_at)
         previous = from_item(response["Attributes"]) if response.get("Attributes") else {}
         first = str(previous.get("first_claimed_at") or claimed_at)
         if previous.get("state") == IN_PROGRESS:
@@ -159,7 +147,7 @@ class DynamoReplyStore(DynamoConversationStore):
         return Claim(ClaimStatus.ACQUIRED, wamid, owner, claimed_at, first)
 
     def _claim_refused(self, wamid: str, owner: str, claimed_at: str) -> Claim:
-        current = self._get(reply_claim_key(wamid)) or {}
+        current = self.table.get(reply_claim_key(wamid)) or {}
         first = str(current.get("first_claimed_at") or claimed_at)
         if current.get("state") in (DONE, FAILED_PERMANENT):
             outcome = current.get("outcome") or current.get("state")
@@ -174,35 +162,25 @@ class DynamoReplyStore(DynamoConversationStore):
             lease_expires_at=lease if isinstance(lease, int) else None,
         )
 
-    def _owned_update(self, claim: Claim, update: _Update) -> dict[str, Any]:
+    def _owned_update(self, claim: Claim, update: Update) -> dict[str, Any]:
         """The update, applied only while this attempt still holds the claim."""
         owner, state = update.name("owner"), update.name("state")
         update.values.update({":me": to_attribute(claim.owner), ":progress": to_attribute(IN_PROGRESS)})
-        return update.request(self.table_name, reply_claim_key(claim.wamid), f"{owner} = :me AND {state} = :progress")
-
-    def _conditional(self, request: dict[str, Any]) -> bool:
-        with _store_errors():
-            try:
-                self.client.update_item(**request)
-            except ClientError as error:
-                if _error_code(error) == _CONDITION_FAILED:
-                    return False
-                raise
-        return True
+        return update.request(self.table.name, reply_claim_key(claim.wamid), f"{owner} = :me AND {state} = :progress")
 
     def mark_reply_sending(self, claim: Claim, pending: PendingReply, now: datetime) -> bool:
-        update = _Update().set("pending", _pending_item(pending)).set("sending_at", iso(now))
-        return self._conditional(self._owned_update(claim, update))
+        update = Update().set("pending", _pending_item(pending)).set("sending_at", iso(now))
+        return self.table.update(self._owned_update(claim, update))
 
     def release_reply(self, claim: Claim, reason: str, now: datetime, error: MessageError | None = None) -> None:
-        update = _Update().set("state", RETRY).set("released_at", iso(now)).set("release_reason", reason)
+        update = Update().set("state", RETRY).set("released_at", iso(now)).set("release_reason", reason)
         if error is not None:
             update.set("last_error", error.as_item())
-        self._conditional(self._owned_update(claim, update))
+        self.table.update(self._owned_update(claim, update))
 
     @staticmethod
-    def _finish(state: str, outcome: str, now: str, **fields: Any) -> _Update:
-        update = _Update().set("state", state).set("outcome", outcome).set("finished_at", now)
+    def _finish(state: str, outcome: str, now: str, **fields: Any) -> Update:
+        update = Update().set("state", state).set("outcome", outcome).set("finished_at", now)
         for name, value in fields.items():
             update.set(name, value)
         return update
@@ -216,7 +194,7 @@ class DynamoReplyStore(DynamoConversationStore):
         finish = self._finish(FAILED_PERMANENT, "failed", at, error=error.as_item())
         self._close(claim, finish, {"reply_status": "failed", "reply_error": error.as_item(), "reply_at": at})
 
-    def _close(self, claim: Claim, finish: _Update, annotation: Mapping[str, Any]) -> None:
+    def _close(self, claim: Claim, finish: Update, annotation: Mapping[str, Any]) -> None:
         """Close the claim and show the decision on the inbound message in one transaction: written apart,
         a failure between the two left a closed claim whose retry stops early, and no decision shown."""
         transaction = [
@@ -226,12 +204,12 @@ class DynamoReplyStore(DynamoConversationStore):
         failed = self._transact(transaction)
         if failed == {1}:
             # The inbound message is not stored (it always is, unless deleted): close the claim all the same.
-            self._conditional(transaction[0]["Update"])
+            self.table.update(transaction[0]["Update"])
         # A failed claim condition means another attempt owns it now; that attempt records its own decision.
 
     def _annotation(self, wamid: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Set fields on a stored inbound message, never creating one."""
-        return _fields_update(fields).request(self.table_name, message_key(wamid), "attribute_exists(PK)")
+        return Update.setting(fields).request(self.table.name, message_key(wamid), "attribute_exists(PK)")
 
     def finish_reply_sent(self, claim: Claim, record: OutboundRecord) -> bool:
         """Record the reply, its lead update and counters, and close the claim, all in one transaction.
@@ -247,14 +225,14 @@ class DynamoReplyStore(DynamoConversationStore):
         )
         move_timeline = include_outbound = include_annotation = True
         for _ in range(4):
-            lead_update = self._outbound_lead_update(record, move_timeline)
+            lead_update = outbound_lead_update(self.table.name, record, move_timeline)
             transaction = [
                 {"Update": claim_update},
                 {"Update": _with_extra_sets(lead_update, cooldown) if cooldown else lead_update},
             ]
             if include_outbound:
-                counters = stats_update(self.table_name, record.timestamp, record.wamid, sent=1, auto_replies=1)
-                transaction += [{"Update": self._outbound_update(record)}, {"Update": counters}]
+                counters = stats_update(self.table.name, record.timestamp, record.wamid, sent=1, auto_replies=1)
+                transaction += [{"Update": outbound_update(self.table.name, record)}, {"Update": counters}]
             annotation_index = len(transaction) if include_annotation else None
             if include_annotation:
                 transaction.append({"Update": annotation})
@@ -262,7 +240,7 @@ class DynamoReplyStore(DynamoConversationStore):
             if failed is None:
                 return True
             if 0 in failed:
-                self.record_outbound(record)  # the reply went out all the same; keep it in the thread
+                record_outbound(self.table, record)  # the reply went out all the same; keep it in the thread
                 return False
             if annotation_index is not None and annotation_index in failed:
                 include_annotation = False  # the inbound message is not stored: nothing to show it on
@@ -276,22 +254,14 @@ class DynamoReplyStore(DynamoConversationStore):
         raise StoreUnavailableError("reply transaction kept failing its conditions")
 
     def _transact(self, transaction: list[dict[str, Any]]) -> set[int] | None:
-        """None when committed, else the indexes whose condition failed."""
-        try:
-            self.client.transact_write_items(TransactItems=transaction)
-            return None
-        except ClientError as error:
-            failed = _cancelled_items(error)
-            if failed is None:
-                raise StoreUnavailableError(f"DynamoDB refused the reply: {_error_code(error)}") from error
-            return failed
-        except BotoCoreError as error:
-            raise StoreUnavailableError(f"DynamoDB unreachable: {type(error).__name__}") from error
+        """None when committed, else the indexes whose condition failed. The reply went out already, so any
+        refusal is "not recorded" (the message is retried), never "unstorable"."""
+        return self.table.transact(transaction, "the reply", unstorable_is_unavailable=True)
 
     def find_sent_reply(self, wa_id: str, inbound_wamid: str, since: str) -> SentReply | None:
         """An outbound message in the lead's thread since `since` that answers `inbound_wamid`, if any."""
         request: dict[str, Any] = {
-            "TableName": self.table_name,
+            "TableName": self.table.name,
             "IndexName": keys.GSI1,
             "KeyConditionExpression": "GSI1PK = :thread AND GSI1SK >= :since",
             "FilterExpression": "(#reply_to = :wamid AND #auto = :yes) OR #callback = :callback",
@@ -308,9 +278,9 @@ class DynamoReplyStore(DynamoConversationStore):
                 ":callback": to_attribute(f"{CALLBACK_PREFIX}{inbound_wamid}"),
             },
         }
-        with _store_errors():
+        with store_errors():
             while True:
-                response = self.client.query(**request)
+                response = self.table.client.query(**request)
                 for raw in response.get("Items", []):
                     item = from_item(raw)
                     if item.get("direction") == "outbound" and item.get("wamid"):
@@ -320,20 +290,20 @@ class DynamoReplyStore(DynamoConversationStore):
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def record_refusal(self, at: str, discriminator: str) -> None:
-        record_refusal(self.client, self.table_name, at, discriminator)
+        record_refusal(self.table, at, discriminator)
 
     # --- the inbound message -------------------------------------------------------------------------
 
     def annotate_inbound(self, wamid: str, fields: Mapping[str, Any]) -> bool:
         """Set fields on a stored inbound message; False (and nothing written) if it is not stored."""
-        if not _fields_update(fields).expression:
+        if not Update.setting(fields).expression:
             return True
-        return self._conditional(self._annotation(wamid, fields))
+        return self.table.update(self._annotation(wamid, fields))
 
     # --- the lead ---------------------------------------------------------------------------------------
 
     def get_lead_snapshot(self, wa_id: str) -> LeadSnapshot:
-        item = self.get_lead(wa_id) or {}
+        item = get_lead(self.table, wa_id) or {}
         stamps = {
             name[len(AUTO_REPLY_AT_PREFIX) :]: str(value)
             for name, value in item.items()
@@ -348,6 +318,9 @@ class DynamoReplyStore(DynamoConversationStore):
             auto_reply_at=stamps,
         )
 
+    def record_preference(self, change: PreferenceChange) -> bool:
+        return record_preference(self.table, change)
+
     def record_meeting_request(self, wa_id: str, request: MeetingRequest) -> bool:
         """The lead's latest meeting request; False when a later tap is already recorded."""
         meeting = {
@@ -357,8 +330,8 @@ class DynamoReplyStore(DynamoConversationStore):
             "status": request.status,
             "source_wamid": request.source_wamid,
         }
-        update = _Update().set("wa_id", wa_id).set("meeting_request", meeting)
+        update = Update().set("wa_id", wa_id).set("meeting_request", meeting)
         condition = "attribute_not_exists(#mr) OR #mr.#at <= :at"
         update.names.update({"#mr": "meeting_request", "#at": "requested_at"})
         update.values[":at"] = to_attribute(request.requested_at)
-        return self._conditional(update.request(self.table_name, lead_key(wa_id), condition))
+        return self.table.update(update.request(self.table.name, lead_key(wa_id), condition))

@@ -19,10 +19,16 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from whatsapp_crm.store import keys
-from whatsapp_crm.store.dynamodb import DynamoTable, _error_code, _store_errors, _Update, from_item, to_attribute
+from whatsapp_crm.store.toolkit import (
+    CONDITION_FAILED,
+    Table,
+    Update,
+    error_code,
+    from_item,
+    store_errors,
+    to_attribute,
+)
 from whatsapp_crm.templates import CachedTemplate, SyncState, TemplateParameters, TemplateStatusUpdate
-
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def _template_item(template: CachedTemplate) -> dict[str, Any]:
@@ -57,17 +63,22 @@ def _template(item: dict[str, Any]) -> CachedTemplate:
     )
 
 
-class DynamoTemplateStore(DynamoTable):
+class DynamoTemplateStore:
+    """The template cache (templates.TemplateStore)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table = Table(table_name, client)
+
     def _query(self, prefix: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         request: dict[str, Any] = {
-            "TableName": self.table_name,
+            "TableName": self.table.name,
             "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
             "ExpressionAttributeValues": {":pk": {"S": keys.TEMPLATES_PK}, ":prefix": {"S": prefix}},
         }
-        with _store_errors():
+        with store_errors():
             while True:
-                answer = self.client.query(**request)
+                answer = self.table.client.query(**request)
                 items.extend(answer.get("Items", []))
                 if not answer.get("LastEvaluatedKey"):
                     return items
@@ -83,16 +94,9 @@ class DynamoTemplateStore(DynamoTable):
         return sorted(templates, key=lambda template: (template.name, template.language))
 
     def sync_state(self) -> SyncState | None:
-        with _store_errors():
-            answer = self.client.get_item(
-                TableName=self.table_name,
-                Key={"PK": {"S": keys.TEMPLATES_PK}, "SK": {"S": keys.TEMPLATE_SYNC_SK}},
-                ConsistentRead=True,
-            )
-        item = answer.get("Item")
-        if not item:
+        plain = self.table.get(self._sync_key())
+        if not plain:
             return None
-        plain = from_item(item)
         if not plain.get("synced_at") and not plain.get("last_attempt_at"):
             return None
         return SyncState(
@@ -107,16 +111,16 @@ class DynamoTemplateStore(DynamoTable):
 
     def claim_refresh(self, now: str, not_before: str) -> str | None:
         """Take the right to sync now; when someone synced after `not_before`, their start time instead."""
-        update = _Update().set("refresh_claimed_at", now).set("last_attempt_at", now)
+        update = Update().set("refresh_claimed_at", now).set("last_attempt_at", now)
         claimed = update.name("refresh_claimed_at")
         condition = f"attribute_not_exists({claimed}) OR {claimed} <= {update.value(not_before)}"
-        request = update.request(self.table_name, self._sync_key(), condition)
+        request = update.request(self.table.name, self._sync_key(), condition)
         request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
-        with _store_errors():
+        with store_errors():
             try:
-                self.client.update_item(**request)
+                self.table.client.update_item(**request)
             except ClientError as error:
-                if _error_code(error) != _CONDITION_FAILED:
+                if error_code(error) != CONDITION_FAILED:
                     raise
                 old = error.response.get("Item") or {}
                 return str(from_item(old).get("refresh_claimed_at") or now) if old else now
@@ -140,58 +144,51 @@ class DynamoTemplateStore(DynamoTable):
                 removed += 1
         return written, removed
 
+    # A sync's writes; False when a status webhook newer than the sync's start holds the item.
+
     def _put_unless_newer(self, template: CachedTemplate, started_at: str) -> bool:
-        return self._unless_newer(
-            self.client.put_item,
-            Item=_template_item(template),
-            ConditionExpression="attribute_not_exists(PK) OR status_at <= :started",
-            ExpressionAttributeValues={":started": {"S": started_at}},
-        )
+        put = {
+            "TableName": self.table.name,
+            "Item": _template_item(template),
+            "ConditionExpression": "attribute_not_exists(PK) OR status_at <= :started",
+            "ExpressionAttributeValues": {":started": {"S": started_at}},
+        }
+        return self.table.conditional("put_item", put) is not None
 
     def _delete_unless_newer(self, name: str, language: str, started_at: str) -> bool:
-        return self._unless_newer(
-            self.client.delete_item,
-            Key={"PK": {"S": keys.TEMPLATES_PK}, "SK": {"S": keys.template_sk(name, language)}},
-            ConditionExpression="status_at <= :started",
-            ExpressionAttributeValues={":started": {"S": started_at}},
-        )
-
-    def _unless_newer(self, call: Any, **request: Any) -> bool:
-        """A sync's write; False when a status webhook newer than the sync's start holds the item."""
-        with _store_errors():
-            try:
-                call(TableName=self.table_name, **request)
-            except ClientError as error:
-                if _error_code(error) == _CONDITION_FAILED:
-                    return False
-                raise
-        return True
+        delete = {
+            "TableName": self.table.name,
+            "Key": {"PK": {"S": keys.TEMPLATES_PK}, "SK": {"S": keys.template_sk(name, language)}},
+            "ConditionExpression": "status_at <= :started",
+            "ExpressionAttributeValues": {":started": {"S": started_at}},
+        }
+        return self.table.conditional("delete_item", delete) is not None
 
     def record_sync(self, state: SyncState) -> None:
         update = (
-            _Update()
+            Update()
             .set("synced_at", state.synced_at)
             .set("template_count", state.template_count)
             .set("waba_id", state.waba_id)
             .set("last_error", "")
         )
-        with _store_errors():
-            self.client.update_item(**update.request(self.table_name, self._sync_key()))
+        with store_errors():
+            self.table.client.update_item(**update.request(self.table.name, self._sync_key()))
 
     def record_sync_failure(self, at: str, reason: str) -> None:
-        update = _Update().set("last_attempt_at", at).set("last_error", reason)
-        with _store_errors():
-            self.client.update_item(**update.request(self.table_name, self._sync_key()))
+        update = Update().set("last_attempt_at", at).set("last_error", reason)
+        with store_errors():
+            self.table.client.update_item(**update.request(self.table.name, self._sync_key()))
 
     @staticmethod
     def _sync_key() -> dict[str, str]:
         return {"PK": keys.TEMPLATES_PK, "SK": keys.TEMPLATE_SYNC_SK}
 
 
-def apply_template_status(client: Any, table_name: str, update: TemplateStatusUpdate) -> bool:
+def apply_template_status(table: Table, update: TemplateStatusUpdate) -> bool:
     """The webhook's one write for a template status event; False when skipped (a template we never saw,
     another template under that name, or an event older than what the cache holds)."""
-    change = _Update().set("last_event", update.event).set("last_event_at", update.at).set("reason", update.reason)
+    change = Update().set("last_event", update.event).set("last_event_at", update.at).set("reason", update.reason)
     if update.status is not None:
         change.set("status", update.status).set("status_at", update.at)
     identifier = change.name("template_id")
@@ -202,11 +199,4 @@ def apply_template_status(client: Any, table_name: str, update: TemplateStatusUp
         f"AND (attribute_not_exists({status_at}) OR {status_at} <= {at})"
     )
     key = {"PK": keys.TEMPLATES_PK, "SK": keys.template_sk(update.name, update.language)}
-    with _store_errors():
-        try:
-            client.update_item(**change.request(table_name, key, condition))
-        except ClientError as error:
-            if _error_code(error) == _CONDITION_FAILED:
-                return False
-            raise
-    return True
+    return table.update(change.request(table.name, key, condition))
