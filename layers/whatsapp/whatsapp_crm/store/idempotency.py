@@ -155,13 +155,7 @@ class DynamoIdempotencyStore:
                 ":callback": to_attribute(callback),
             },
         }
-        with store_errors():
-            while True:
-                response = self.table.client.query(**request)
-                for raw in response.get("Items", []):
-                    item = from_item(raw)
-                    if item.get("direction") == "outbound" and item.get("wamid"):
-                        return str(item["wamid"])
-                if not response.get("LastEvaluatedKey"):
-                    return None
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in self.table.query(request):
+            if item.get("direction") == "outbound" and item.get("wamid"):
+                return str(item["wamid"])
+        return None

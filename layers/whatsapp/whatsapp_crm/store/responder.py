@@ -41,7 +41,7 @@ from whatsapp_crm.store.dynamodb import (
     stats_update,
 )
 from whatsapp_crm.store.refusals import record_refusal
-from whatsapp_crm.store.toolkit import Table, Update, from_item, store_errors, to_attribute
+from whatsapp_crm.store.toolkit import Table, Update, from_item, to_attribute
 
 IN_PROGRESS = "in_progress"
 DONE = "done"
@@ -278,16 +278,10 @@ class DynamoReplyStore:
                 ":callback": to_attribute(f"{CALLBACK_PREFIX}{inbound_wamid}"),
             },
         }
-        with store_errors():
-            while True:
-                response = self.table.client.query(**request)
-                for raw in response.get("Items", []):
-                    item = from_item(raw)
-                    if item.get("direction") == "outbound" and item.get("wamid"):
-                        return SentReply(wamid=str(item["wamid"]), recorded="sent_at" in item)
-                if not response.get("LastEvaluatedKey"):
-                    return None
-                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in self.table.query(request):
+            if item.get("direction") == "outbound" and item.get("wamid"):
+                return SentReply(wamid=str(item["wamid"]), recorded="sent_at" in item)
+        return None
 
     def record_refusal(self, at: str, discriminator: str) -> None:
         record_refusal(self.table, at, discriminator)

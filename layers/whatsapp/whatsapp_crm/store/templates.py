@@ -49,8 +49,7 @@ def _template_item(template: CachedTemplate) -> dict[str, Any]:
     return item
 
 
-def _template(item: dict[str, Any]) -> CachedTemplate:
-    plain = from_item(item)
+def _template(plain: dict[str, Any]) -> CachedTemplate:
     return CachedTemplate(
         name=str(plain["name"]),
         language=str(plain["language"]),
@@ -69,28 +68,21 @@ class DynamoTemplateStore:
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table = Table(table_name, client)
 
-    def _query(self, prefix: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        request: dict[str, Any] = {
+    def _query(self, prefix: str) -> list[CachedTemplate]:
+        request = {
             "TableName": self.table.name,
             "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
             "ExpressionAttributeValues": {":pk": {"S": keys.TEMPLATES_PK}, ":prefix": {"S": prefix}},
         }
-        with store_errors():
-            while True:
-                answer = self.table.client.query(**request)
-                items.extend(answer.get("Items", []))
-                if not answer.get("LastEvaluatedKey"):
-                    return items
-                request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return [_template(item) for item in self.table.query(request)]
 
     # --- the send path and GET /templates ------------------------------------------------------------
 
     def templates_named(self, name: str) -> list[CachedTemplate]:
-        return [_template(item) for item in self._query(keys.template_name_prefix(name))]
+        return self._query(keys.template_name_prefix(name))
 
     def all_templates(self) -> list[CachedTemplate]:
-        templates = [_template(item) for item in self._query(keys.TEMPLATE_SK_PREFIX)]
+        templates = self._query(keys.TEMPLATE_SK_PREFIX)
         return sorted(templates, key=lambda template: (template.name, template.language))
 
     def sync_state(self) -> SyncState | None:
@@ -131,7 +123,7 @@ class DynamoTemplateStore:
 
         A status webhook newer than this sync's start wins over what the listing said (conditions below).
         """
-        existing = {(t.name, t.language): t for t in (_template(i) for i in self._query(keys.TEMPLATE_SK_PREFIX))}
+        existing = {(t.name, t.language): t for t in self._query(keys.TEMPLATE_SK_PREFIX)}
         written = removed = 0
         for template in templates:
             known = existing.pop((template.name, template.language), None)

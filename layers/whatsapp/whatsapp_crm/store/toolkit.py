@@ -5,7 +5,7 @@
 - error translation: `store_errors()` turns what DynamoDB did not confirm into StoreUnavailableError, and a
   refusal no retry can change into UnstorableError; `error_code`, `unstorable`, `cancelled_items` read errors
 - `Table`: the table name and its one lazily built client (thread-safe), with the calls stores make:
-  `get`, `conditional` (False-or-response when a condition fails), `transact` (the failed items' indexes)
+  `get`, `query`, `conditional` (False-or-response when a condition fails), `transact` (the failed items' indexes)
 
 Stores (store/dynamodb.py, responder.py, read_api.py, ...) hold a `Table` and expose only their own methods.
 """
@@ -268,6 +268,18 @@ class Table:
             response = self.client.get_item(TableName=self.name, Key=key_attributes(key), ConsistentRead=consistent)
         item = response.get("Item")
         return from_item(item) if item else None
+
+    def query(self, request: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+        """The items of a Query as plain dicts, page after page, asking for a next page only when needed."""
+        page_request = dict(request)
+        while True:
+            with store_errors():
+                response = self.client.query(**page_request)
+            for item in response.get("Items", []):
+                yield from_item(item)
+            if not response.get("LastEvaluatedKey"):
+                return
+            page_request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def conditional(self, operation: str, request: Mapping[str, Any], subject: str = "the request") -> Any:
         """A conditional write (`update_item`, `put_item`, `delete_item`): its response, or None when the
