@@ -183,7 +183,7 @@ def bench_stubbed(rounds: int) -> list[StubbedRow]:
     module = load_function_module("WebhookFunction")
     network = StubbedNetwork()
     # The handler's own cached adapters, with the network stubbed under their real botocore clients.
-    network.register(wiring.conversation_store(os.environ["TABLE_NAME"]).client)
+    network.register(wiring.conversation_store(os.environ["TABLE_NAME"]).table.client)
     network.register(wiring.inbound_queue(os.environ["INBOUND_QUEUE_URL"]).client)  # type: ignore[attr-defined]
     cases: list[tuple[str, Callable[[str], bytes]]] = [
         (f"{STATUSES_PER_POST:,} statuses ({STATUSES_PER_POST // 3 + 1} messages)", lambda run: statuses_body(run=run)),

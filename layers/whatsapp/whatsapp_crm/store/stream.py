@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from whatsapp_crm.domain_events import TableChange
-from whatsapp_crm.store.dynamodb import from_item
+from whatsapp_crm.store.toolkit import from_item
 
 
 def _committed_at(value: Any) -> str | None:
