@@ -26,7 +26,7 @@ def _webhook_clients() -> tuple[Any, Any]:
 
     store = wiring.conversation_store(os.environ["TABLE_NAME"])
     queue = wiring.inbound_queue(os.environ["INBOUND_QUEUE_URL"])
-    return store.client, queue.client  # type: ignore[attr-defined]
+    return store.table.client, queue.client  # type: ignore[attr-defined]
 
 
 @pytest.fixture
