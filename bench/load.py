@@ -45,6 +45,7 @@ from replay import OwnStack, Progress, Stack, StackOptions, _is_send, _process_t
 
 from local import meta_payloads as meta
 from local.defaults import app_secret
+from local.faults import read_meters
 
 P99_TARGET_MS = 250.0
 TARGET_RATE = 50.0
@@ -85,6 +86,7 @@ class RunStats:
     cpu: dict[str, float] = field(default_factory=dict)  # role -> CPU seconds during the run and the drain
     wall_seconds: float = 0.0
     load_before: str = ""
+    work: dict[str, FunctionWork] = field(default_factory=dict)
 
     def percentile(self, share: float) -> float:
         if not self.latencies_ms:
@@ -233,6 +235,35 @@ class CpuMeter:
         return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
+# --- what each function did (the stack's meters, LOCAL_METER_DIR) ----------------------------------------
+
+
+@dataclass
+class FunctionWork:
+    invocations: int = 0
+    aws_calls: Counter[str] = field(default_factory=Counter)
+    durations_ms: list[float] = field(default_factory=list)
+
+
+def _meters(directory: Path | None) -> dict[int, dict[str, Any]]:
+    if directory is None or not directory.exists():
+        return {}
+    return {int(meter["pid"]): meter for meter in read_meters(directory)}
+
+
+def work_between(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]) -> dict[str, FunctionWork]:
+    """Per function: invocations, AWS calls by operation and handler durations between two meter readings."""
+    work: dict[str, FunctionWork] = {}
+    for pid, meter in after.items():
+        earlier = before.get(pid, {"invocations": 0, "calls": {}, "durations_ms": []})
+        entry = work.setdefault(meter["function"], FunctionWork())
+        entry.invocations += meter["invocations"] - earlier["invocations"]
+        for name, count in meter["calls"].items():
+            entry.aws_calls[name] += count - earlier["calls"].get(name, 0)
+        entry.durations_ms += meter["durations_ms"][len(earlier["durations_ms"]) :]
+    return work
+
+
 # --- one run ----------------------------------------------------------------------------------------------
 
 
@@ -247,12 +278,24 @@ def _replies(stack: Stack) -> int:
     return sum(1 for record in stack.graph_requests() if _is_send(record) and record.get("status") == 200)
 
 
-def run_once(stack: Stack, stack_pid: int | None, args: argparse.Namespace, rate: float, label: str) -> RunStats:
+def prime(stack: Stack, instances: int, drain_timeout: float) -> None:
+    """Start every instance the run will use before the clock does: `instances` webhooks at once for the
+    webhook's pool, drained so that the responder's instances start too (cold starts are not what this
+    measures; docs/performance.md has them)."""
+    bodies = webhooks(instances * 2, "p", app_secret())
+    fire(stack.url, 1000.0, bodies, len(bodies))
+    drain(stack, drain_timeout, Progress(quiet=True))
+
+
+def run_once(
+    stack: Stack, stack_pid: int | None, meter_dir: Path | None, args: argparse.Namespace, rate: float, label: str
+) -> RunStats:
     count = min(args.count, int(rate * (args.duration + args.warmup)))
     warmup = min(count, int(rate * args.warmup))
     bodies = webhooks(count, label, app_secret())
     replies_before = _replies(stack)
     load_before = _load_average()
+    meters_before = _meters(meter_dir)
     started = time.perf_counter()
     with CpuMeter(stack_pid) as meter:
         results, seconds = fire(stack.url, rate, bodies, args.threads)
@@ -274,6 +317,8 @@ def run_once(stack: Stack, stack_pid: int | None, args: argparse.Namespace, rate
         wall_seconds=wall,
         load_before=load_before,
     )
+    time.sleep(1.5)  # the workers write their meters every second
+    stats.work = work_between(meters_before, _meters(meter_dir))
     return stats
 
 
@@ -294,22 +339,36 @@ def report(stats: RunStats) -> str:
         f"  CPU over sending and draining (100% = one core; the machine has {os.cpu_count()}):",
     ]
     for role, seconds in stats.cpu.items():
-        lines.append(f"    {role:<48} {seconds:7.1f} s  {100 * seconds / stats.wall_seconds:5.0f}%")
+        if seconds >= 0.05:
+            lines.append(f"    {role:<48} {seconds:7.1f} s  {100 * seconds / stats.wall_seconds:5.0f}%")
+    if stats.work:
+        lines.append("  per inbound webhook sent (the stack's meters): invocations, AWS calls; handler time p50/p95")
+    for function, work in sorted(stats.work.items(), key=lambda item: -sum(item[1].aws_calls.values())):
+        if not work.invocations:
+            continue
+        durations = sorted(work.durations_ms)
+        calls = sum(work.aws_calls.values()) / stats.sent
+        top = ", ".join(f"{name} {count / stats.sent:.1f}" for name, count in work.aws_calls.most_common(4))
+        lines.append(
+            f"    {function:<22} {work.invocations / stats.sent:4.1f} invocations, {calls:5.1f} AWS calls ({top}); "
+            f"{durations[len(durations) // 2]:.0f}/{durations[int(len(durations) * 0.95)]:.0f} ms"
+        )
     return "\n".join(lines)
 
 
 @contextmanager
-def _stack(args: argparse.Namespace) -> Iterator[tuple[Stack, int | None]]:
+def _stack(args: argparse.Namespace) -> Iterator[tuple[Stack, int | None, Path | None]]:
     if args.url:
         info = get_json(f"{args.url}/_local/info")
-        yield Stack(args.url, info), int(info["pid"]) if "pid" in info else None
+        meter_dir = (info.get("faults") or {}).get("meter_dir")
+        yield Stack(args.url, info), int(info["pid"]) if "pid" in info else None, Path(meter_dir) if meter_dir else None
         return
     with tempfile.TemporaryDirectory(prefix="load-") as workdir:
         own = OwnStack(StackOptions(fault_seed=None, max_instances=args.max_instances), Path(workdir))
         own.start()
         try:
             assert own.process is not None
-            yield Stack(own.url, get_json(f"{own.url}/_local/info")), own.process.pid
+            yield Stack(own.url, get_json(f"{own.url}/_local/info")), own.process.pid, own.meter_dir
         except BaseException:
             sys.stderr.write("local stack log (tail):\n" + own.log_tail() + "\n")
             raise
@@ -332,11 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     documents: list[dict[str, Any]] = []
     ok = True
-    with _stack(args) as (stack, stack_pid):
+    with _stack(args) as (stack, stack_pid, meter_dir):
+        prime(stack, args.max_instances, args.drain_timeout)
         rates = FIND_MAX_RATES if args.find_max else (args.rate,)
         highest = None
         for step, rate in enumerate(rates):
-            stats = run_once(stack, stack_pid, args, rate, f"{step}")
+            stats = run_once(stack, stack_pid, meter_dir, args, rate, f"{step}")
             print(report(stats), flush=True)
             documents.append(
                 {
