@@ -44,12 +44,50 @@ def test_a_transaction_cancelled_by_conditions_names_the_items_whose_condition_f
         assert table.transact(ITEMS) == {1}
 
 
-@pytest.mark.parametrize("reason", ["TransactionConflict", "ThrottlingError"])
-def test_a_transaction_cancelled_for_any_other_reason_is_not_recorded(reason: str) -> None:
+@pytest.fixture
+def no_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    pauses: list[float] = []
+    monkeypatch.setattr("whatsapp_crm.store.toolkit.time.sleep", pauses.append)
+    return pauses
+
+
+def test_a_transaction_cancelled_for_any_other_reason_is_not_recorded() -> None:
     table, stubber = _stubbed_table()
-    _cancelled(stubber, "ConditionalCheckFailed", reason)
+    _cancelled(stubber, "ConditionalCheckFailed", "ThrottlingError")
     with stubber, pytest.raises(StoreUnavailableError):
         table.transact(ITEMS)
+
+
+def test_a_transaction_that_met_another_on_an_item_is_tried_again_and_commits(no_pauses: list[float]) -> None:
+    # Given DynamoDB cancels the transaction twice because another one held the counter item at that moment
+    table, stubber = _stubbed_table()
+    _cancelled(stubber, "None", "TransactionConflict")
+    _cancelled(stubber, "TransactionConflict", "None")
+    stubber.add_response("transact_write_items", {})
+    # When the store writes it, then it is committed after two short pauses
+    with stubber:
+        assert table.transact(ITEMS) is None
+    assert len(no_pauses) == 2
+    stubber.assert_no_pending_responses()
+
+
+def test_a_conflict_that_outlasts_the_retries_is_not_recorded(no_pauses: list[float]) -> None:
+    table, stubber = _stubbed_table()
+    for _ in range(4):
+        _cancelled(stubber, "ConditionalCheckFailed", "TransactionConflict")
+    with stubber, pytest.raises(StoreUnavailableError):
+        table.transact(ITEMS)
+    assert len(no_pauses) == 3
+
+
+def test_a_single_write_refused_during_another_transaction_is_tried_again(no_pauses: list[float]) -> None:
+    table, stubber = _stubbed_table()
+    request = Update().set("state", "done").request("t", {"PK": "MSG#1", "SK": "REPLY"}, "attribute_exists(PK)")
+    stubber.add_client_error("update_item", service_error_code="TransactionConflictException")
+    stubber.add_client_error("update_item", service_error_code="ConditionalCheckFailedException")
+    with stubber:
+        assert table.update(request) is False
+    assert len(no_pauses) == 1
 
 
 def test_an_item_dynamodb_can_never_hold_is_unstorable_unless_the_caller_only_knows_unavailable() -> None:

@@ -12,7 +12,9 @@ Stores (store/dynamodb.py, responder.py, read_api.py, ...) hold a `Table` and ex
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import lru_cache
@@ -118,6 +120,37 @@ def cancelled_items(error: ClientError) -> set[int] | None:
     if others:
         return None
     return failed
+
+
+def conflicted(error: ClientError) -> bool:
+    """DynamoDB refused the write because another transaction held one of its items at that moment: a
+    cancelled transaction with a TransactionConflict reason, or a single write's TransactionConflictException."""
+    code = error_code(error)
+    if code == "TransactionConflictException":
+        return True
+    if code != "TransactionCanceledException":
+        return False
+    return any(
+        reason.get("Code") == "TransactionConflict" for reason in error.response.get("CancellationReasons") or []
+    )
+
+
+# Pauses (seconds, jittered by +-50%) before trying a conflicted write again. botocore retries neither kind of
+# conflict; they come from concurrent writers (the webhook writes a POST's parts side by side, Lambda runs
+# invocations side by side) that meet on one item: a lead, an hourly counter shard. A conflicted write
+# changed nothing and every write here is conditional, so trying again is safe.
+CONFLICT_RETRY_PAUSES = (0.02, 0.05, 0.1)
+
+
+def _retrying_conflicts[T](call: Callable[[], T]) -> T:
+    for pause in CONFLICT_RETRY_PAUSES:
+        try:
+            return call()
+        except ClientError as error:
+            if not conflicted(error):
+                raise
+        time.sleep(pause * (0.5 + random.random()))
+    return call()
 
 
 def translated(error: ClientError, subject: str = "the request") -> UnstorableError | StoreUnavailableError:
@@ -286,7 +319,7 @@ class Table:
         condition failed."""
         with store_errors(subject):
             try:
-                return getattr(self.client, operation)(**request)
+                return _retrying_conflicts(lambda: getattr(self.client, operation)(**request))
             except ClientError as error:
                 if error_code(error) == CONDITION_FAILED:
                     return None
@@ -305,7 +338,7 @@ class Table:
         good is StoreUnavailableError too (for callers whose only failure path is "not recorded").
         """
         try:
-            self.client.transact_write_items(TransactItems=items)
+            _retrying_conflicts(lambda: self.client.transact_write_items(TransactItems=items))
             return None
         except ClientError as error:
             failed = cancelled_items(error)
