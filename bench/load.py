@@ -52,7 +52,7 @@ TARGET_RATE = 50.0
 # What "the stack sustains a rate" means for --find-max: every webhook answered 200, sends kept on schedule,
 # and Meta's own bar for a webhook endpoint ("less than 1% latency exceeds 1s").
 SUSTAINED_P99_MS = 1000.0
-FIND_MAX_RATES = (5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0)
+FIND_MAX_RATES = (2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0)
 TEXTS = (
     "שלום, ראיתי את המודעה",
     "היי, הדירה עדיין פנויה?",
