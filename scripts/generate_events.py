@@ -359,6 +359,72 @@ def media_sqs_event(template: dict[str, Any], settings: Settings) -> dict[str, A
     return {"Records": [lambda_record(message, source)]}
 
 
+def stream_event(template: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
+    """A table stream batch for EventsFunction: a lead's message stored (message and lead), then the lead opting
+    out, as DynamoDB Streams delivers them (NEW_AND_OLD_IMAGES, typed attribute values, epoch seconds)."""
+    if "EventsFunction" not in template.get("Resources", {}):
+        return None
+    wamid = "wamid.HBgMOTcyNTI1NTUxMjM0FQIAEhgUM0FFQjVDNTJBRDQ4QjJDNjAwMDMA"
+    at = _iso(settings.epoch)
+    message = {
+        "PK": {"S": f"MSG#{wamid}"},
+        "SK": {"S": "MSG"},
+        "wamid": {"S": wamid},
+        "wa_id": {"S": LEAD},
+        "direction": {"S": "inbound"},
+        "message_type": {"S": "text"},
+        "timestamp": {"S": at},
+        "received_at": {"S": at},
+        "phone_number_id": {"S": meta.DEMO_PHONE_NUMBER_ID},
+        "text": {"S": "תסירו אותי מהרשימה"},
+    }
+    lead = {
+        "PK": {"S": f"LEAD#{LEAD}"},
+        "SK": {"S": "LEAD"},
+        "wa_id": {"S": LEAD},
+        "last_phone_number_id": {"S": meta.DEMO_PHONE_NUMBER_ID},
+        "last_inbound_at": {"S": at},
+    }
+    opted_out = {
+        **lead,
+        "opted_out": {"BOOL": True},
+        "opt_state_at": {"S": at},
+        "opt_state_source": {"S": "text:opt_out"},
+        "opted_out_at": {"S": at},
+    }
+    table_arn = "arn:aws:dynamodb:il-central-1:123456789012:table/whatsapp-crm-ConversationsTable"
+    stream_arn = f"{table_arn}/stream/2025-11-24T16:00:00.000"
+    changes: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = [
+        ("INSERT", message, None),
+        ("INSERT", lead, None),
+        ("MODIFY", opted_out, lead),
+    ]
+    records = []
+    for index, (name, new, old) in enumerate(changes):
+        body: dict[str, Any] = {
+            "ApproximateCreationDateTime": settings.epoch + 1,
+            "Keys": {"PK": new["PK"], "SK": new["SK"]},
+            "NewImage": new,
+            "SequenceNumber": f"1100000000017454423{index:03d}",
+            "SizeBytes": len(json.dumps(new)),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+        if old is not None:
+            body["OldImage"] = old
+        records.append(
+            {
+                "eventID": hashlib.md5(f"{name}{index}".encode()).hexdigest(),  # a stable id, not security
+                "eventName": name,
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "il-central-1",
+                "dynamodb": body,
+                "eventSourceARN": stream_arn,
+            }
+        )
+    return {"Records": records}
+
+
 def _iso(epoch: int) -> str:
     import time
 
@@ -380,6 +446,9 @@ def generate(settings: Settings | None = None, template: dict[str, Any] | None =
     archive = media_sqs_event(template, settings)
     if archive is not None:
         files["media_sqs_archive_batch.json"] = json.dumps(archive, indent=2, ensure_ascii=False) + "\n"
+    stream = stream_event(template, settings)
+    if stream is not None:
+        files["events_table_stream_batch.json"] = json.dumps(stream, indent=2, ensure_ascii=False) + "\n"
     if "TemplatesFunction" in template.get("Resources", {}):
         schedule = schedule_event("TemplatesFunction", settings)
         files["templates_sync_schedule.json"] = json.dumps(schedule, indent=2, ensure_ascii=False) + "\n"

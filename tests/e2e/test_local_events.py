@@ -98,6 +98,8 @@ def test_every_function_in_the_template_has_at_least_one_event() -> None:
     covered = {spec.function for spec in generator.HTTP_EVENTS if f"{spec.name}.json" in generator.generate()}
     if (EVENTS / "responder_sqs_fifo_batch.json").exists():
         covered.add("ResponderFunction")
+    if (EVENTS / "events_table_stream_batch.json").exists():
+        covered.add("EventsFunction")
     assert functions <= covered, f"no event in events/ for {sorted(functions - covered)}"
 
 
@@ -114,9 +116,10 @@ def test_readmes_sam_local_invoke_lines_name_every_event_with_its_function() -> 
     for name, function in listed.items():
         event = _event(name)
         if "Records" in event:
-            # An SQS batch: the function whose SQS event reads that queue.
+            # An SQS batch or a table stream batch: the function whose SQS or DynamoDB event reads it.
+            kind = "DynamoDB" if event["Records"][0].get("eventSource") == "aws:dynamodb" else "SQS"
             sources = load_template()["Resources"][function]["Properties"]["Events"].values()
-            assert any(source["Type"] == "SQS" for source in sources), name
+            assert any(source["Type"] == kind for source in sources), name
             continue
         if event.get("detail-type") == "Scheduled Event":
             # An EventBridge schedule: the function whose Schedule event it stands for.

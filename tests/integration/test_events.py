@@ -100,3 +100,22 @@ def test_the_media_archive_batch_is_processed_without_a_failed_record(
     # The event's media id is unknown to this simulator: the archiver records it unavailable, never a failure.
     event = json.loads((EVENTS / "media_sqs_archive_batch.json").read_text(encoding="utf-8"))
     assert _invoke(function_env, graph_fake, "MediaFunction", event) == {"batchItemFailures": []}
+
+
+def test_the_table_stream_batch_publishes_its_facts(aws: Any, function_env: Callable[..., dict[str, str]]) -> None:
+    # Given a rule that queues everything on the CRM bus
+    sqs, events = aws.client("sqs"), aws.client("events")
+    url = sqs.create_queue(QueueName="stream-batch-observer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = aws.ref("CrmEventBus")
+    events.put_rule(Name="stream-batch", EventBusName=bus, EventPattern=json.dumps({"source": ["whatsapp-crm"]}))
+    events.put_targets(Rule="stream-batch", EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
+    # When EventsFunction gets events/events_table_stream_batch.json
+    function_env("EventsFunction")
+    module = load_function_module("EventsFunction")
+    event = json.loads((EVENTS / "events_table_stream_batch.json").read_text(encoding="utf-8"))
+    assert module.lambda_handler(event, lambda_context("EventsFunction")) == {"batchItemFailures": []}
+    # Then the bus received the message and the opt-out, without the lead's words
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+    assert sorted(body["detail-type"] for body in bodies) == ["lead.opted_out", "message.received"]
+    assert all("text" not in body["detail"] for body in bodies)
