@@ -156,7 +156,43 @@ def failed_message_ids(outcome: Any, records: list[dict[str, Any]], report_failu
     return wanted
 
 
-class SqsPoller:
+class BackgroundPolling:
+    """A poller's thread: poll_once() again and again until stop(); an error is logged and retried a second
+    later (moto restarting, a stack shutting down). Subclasses set `_stop`, `_log`, `_thread` and `_label`."""
+
+    _stop: threading.Event
+    _thread: threading.Thread | None
+    _log: Callable[[str], None] | None
+    _label: str  # e.g. "sqs-ResponderFunction-Inbound"
+    # How long to wait after a poll that found nothing (an SQS long poll has waited already).
+    _idle_seconds: float = 0.0
+
+    def poll_once(self) -> Any:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self._label, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.poll_once() and self._idle_seconds:
+                    self._stop.wait(self._idle_seconds)
+            except Exception as error:  # moto restarting, a stack shutting down: keep the loop, say why
+                if self._stop.is_set():
+                    return
+                if self._log is not None:
+                    self._log(f"{self._label}: poll failed ({error!r}); retrying")
+                self._stop.wait(1.0)
+
+
+class SqsPoller(BackgroundPolling):
     """Feeds one function from one queue on a background thread until stop()."""
 
     def __init__(
@@ -175,29 +211,8 @@ class SqsPoller:
         self._log = log
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._label = f"sqs-{source.function}-{source.event_name}"
         self.batches = 0
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name=f"sqs-{self.source.function}-{self.source.event_name}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as error:  # moto restarting, a stack shutting down: keep the loop, say why
-                if self._stop.is_set():
-                    return
-                if self._log is not None:
-                    self._log(f"{self.source.function}: SQS poll failed ({error!r}); retrying")
-                self._stop.wait(1.0)
 
     def _receive(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from local.defaults import LOCAL_REGION
+from local.poller import BackgroundPolling
 from local.template import CreatedResources
 
 
@@ -122,7 +123,7 @@ def retry_position(outcome: Any, records: list[dict[str, Any]], report_failures:
     return min(positions)
 
 
-class StreamPoller:
+class StreamPoller(BackgroundPolling):
     """Feeds one function from one table stream: poll_once() for tests, start() for the local stack."""
 
     def __init__(
@@ -139,10 +140,11 @@ class StreamPoller:
         self._streams = streams_client
         self._sqs = sqs_client
         self._invoke = invoke
-        self._interval = interval_seconds
+        self._idle_seconds = interval_seconds
         self._log = log
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._label = f"stream-{source.function}-{source.event_name}"
         self._position: str | None = None  # sequence number of the next record to read (AT_SEQUENCE_NUMBER)
         self._pending: list[dict[str, Any]] = []  # records read but not yet checkpointed
         self._attempts = 0
@@ -223,26 +225,3 @@ class StreamPoller:
             if not self._pending and (self._position, 0) == (before[0], 0):
                 return total
         return total
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name=f"stream-{self.source.function}-{self.source.event_name}", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self.poll_once():
-                    self._stop.wait(self._interval)
-            except Exception as error:  # moto restarting, a stack shutting down: keep the loop, say why
-                if self._stop.is_set():
-                    return
-                if self._log is not None:
-                    self._log(f"{self.source.function}: stream poll failed ({error!r}); retrying")
-                self._stop.wait(1.0)
