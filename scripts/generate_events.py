@@ -297,7 +297,7 @@ def sqs_event(template: dict[str, Any], settings: Settings) -> dict[str, Any] | 
             timestamp=int(message["timestamp"]),
             received_at=_iso(int(message["timestamp"]) + 1),
             message=message,
-        ).model_dump_json()
+        ).body()
         sent_ms = str((int(message["timestamp"]) + 1) * 1000)
         sqs_message = {
             "MessageId": f"0c6f6e5e-4a1b-4f3e-9d1a-00000000000{index + 1}",
@@ -321,6 +321,7 @@ def sqs_event(template: dict[str, Any], settings: Settings) -> dict[str, Any] | 
 def media_sqs_event(template: dict[str, Any], settings: Settings) -> dict[str, Any] | None:
     """A media queue batch for MediaFunction: the archive request the responder makes for a lead's photo."""
     from whatsapp_crm.media_archive import archive_request
+    from whatsapp_crm.webhook.models import InboundMessage
 
     if "MediaFunction" not in template.get("Resources", {}):
         return None
@@ -331,7 +332,7 @@ def media_sqs_event(template: dict[str, Any], settings: Settings) -> dict[str, A
         "type": "image",
         "image": {"id": MEDIA_ID, "mime_type": "image/jpeg", "caption": "תלוש שכר"},
     }
-    request = archive_request(PHOTO_WAMID, LEAD, meta.DEMO_PHONE_NUMBER_ID, photo)
+    request = archive_request(PHOTO_WAMID, LEAD, meta.DEMO_PHONE_NUMBER_ID, InboundMessage.model_validate(photo))
     assert request is not None
     body = request.model_dump_json(exclude_none=True)
     source = SqsSource(

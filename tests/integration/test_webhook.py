@@ -11,6 +11,8 @@ import pytest
 from conftest import TEST_VERIFY_TOKEN, AwsStack
 from integration.conftest import drain
 from local import meta_payloads as meta
+from whatsapp_crm.handoff import QueuedInbound
+from whatsapp_crm.webhook.models import InboundMessage
 
 LEAD = "972525551234"
 
@@ -89,7 +91,9 @@ class TestInboundMessages:
         assert len(queued) == 1
         assert queued[0]["Attributes"]["MessageGroupId"] == LEAD
         assert queued[0]["Attributes"]["MessageDeduplicationId"] == message["id"]
-        assert json.loads(queued[0]["Body"])["message"] == message
+        handed_off = QueuedInbound.model_validate_json(queued[0]["Body"])
+        assert handed_off.message == InboundMessage.model_validate(message)
+        assert handed_off.message.text_content == "שלום, אפשר לקבוע פגישה מחר? 🙂"
 
     def test_redelivery_is_stored_once_but_enqueued_again(self, aws: AwsStack, webhook: Any, table: Any) -> None:
         # Given a message Meta has already delivered once

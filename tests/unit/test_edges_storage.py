@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from local import meta_payloads as meta
 from whatsapp_crm.clock import EARLIEST_PLAUSIBLE_UNIX, shifted_iso
 from whatsapp_crm.errors import UnstorableError
-from whatsapp_crm.handoff import Handoff, QueuedInbound
+from whatsapp_crm.handoff import QueuedInbound
 from whatsapp_crm.ingest import UnstorablePart, inbound_record, preference_change, record_notification, status_update
 from whatsapp_crm.json_text import MAX_DEPTH, MalformedPayloadError, decode_json
 from whatsapp_crm.outbound import window_closes_at, window_is_open
@@ -93,7 +93,7 @@ def test_a_queued_record_from_before_the_check_answers_by_its_receipt_time() -> 
         phone_number_id="1",
         timestamp=LAST_DAY_OF_9999,
         received_at=RECEIVED_AT,
-        message={},
+        message={"id": "wamid.x", "from": LEAD, "timestamp": str(LAST_DAY_OF_9999), "type": "text"},
     )
     assert queued.sent_unix == int(NOW.timestamp())
 
@@ -306,5 +306,4 @@ def test_every_record_the_webhook_can_queue_the_responder_can_read() -> None:
 def _handoff_body(event: Any, record: InboundRecord) -> str:
     from whatsapp_crm.ingest import _handoff
 
-    handoff: Handoff = _handoff(event, record.received_at, record.raw_json)
-    return handoff.body
+    return _handoff(event, record.received_at).body()

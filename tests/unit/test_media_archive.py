@@ -26,6 +26,7 @@ from whatsapp_crm.media_archive import (
     download_link,
 )
 from whatsapp_crm.read_api import message_view
+from whatsapp_crm.webhook.models import InboundMessage
 
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 JPEG = b"\xff\xd8\xff\xe0" + b"\x10" * 2000
@@ -129,16 +130,26 @@ def _archive(
 class TestWhatIsAskedFor:
     @pytest.mark.parametrize("kind", ["image", "document", "audio", "video", "sticker"])
     def test_every_media_kind_is_asked_for(self, kind: str) -> None:
-        message = {"type": kind, kind: {"id": "77", "mime_type": "x/y", "sha256": "abc", "filename": "a.pdf"}}
-        request = archive_request("wamid.1", "972525551234", "1065", message)
+        media = {"id": "77", "mime_type": "x/y", "sha256": "abc", "filename": "a.pdf"}
+        request = archive_request("wamid.1", "972525551234", "1065", _inbound({"type": kind, kind: media}))
         assert request is not None and (request.media_id, request.kind) == ("77", kind)
+        assert (request.mime_type, request.sha256, request.filename) == ("x/y", "abc", "a.pdf")
 
     @pytest.mark.parametrize(
         "message",
-        [{"type": "text", "text": {"body": "x"}}, {"type": "image", "image": {}}, {"type": "image", "image": "7"}],
+        [
+            {"type": "text", "text": {"body": "x"}},
+            {"type": "image", "image": {}},
+            {"type": "image", "image": {"id": ""}},
+            {"type": "poll", "poll": {"id": "7"}},  # a kind Meta adds later carries nothing to archive
+        ],
     )
     def test_no_media_id_no_request(self, message: dict[str, Any]) -> None:
-        assert archive_request("wamid.1", "972525551234", "1065", message) is None
+        assert archive_request("wamid.1", "972525551234", "1065", _inbound(message)) is None
+
+
+def _inbound(fields: dict[str, Any]) -> InboundMessage:
+    return InboundMessage.model_validate({"id": "wamid.1", "from": "972525551234", "timestamp": "1764000000", **fields})
 
 
 class TestArchive:

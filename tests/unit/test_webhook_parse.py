@@ -10,7 +10,7 @@ import pytest
 
 from local import meta_payloads as meta
 from whatsapp_crm.ingest import inbound_record, preference_change, status_update
-from whatsapp_crm.webhook.models import MessageType, StatusKind
+from whatsapp_crm.webhook.models import InboundMessage, MessageType, StatusKind
 from whatsapp_crm.webhook.parse import MalformedPayloadError, decode_body, parse_notification
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "webhooks"
@@ -246,13 +246,54 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
 
 
 def test_queue_body_validates_as_the_responders_contract() -> None:
-    # The webhook builds the SQS body by hand for speed; the responder validates it as QueuedInbound.
+    # The webhook queues QueuedInbound's own JSON; the responder reads it back with the same model.
     from whatsapp_crm.handoff import QueuedInbound
     from whatsapp_crm.ingest import _handoff
 
     [event] = _parse(meta.envelope(meta.message_value([MESSAGES["text_from_ad"]], name='דנה "הבונה"'))).messages
-    record = inbound_record(event, "2026-11-25T10:00:00Z")
-    queued = QueuedInbound.model_validate_json(_handoff(event, record.received_at, record.raw_json).body)
-    assert queued.message == MESSAGES["text_from_ad"]
+    queued = QueuedInbound.model_validate_json(_handoff(event, "2026-11-25T10:00:00Z").body())
+    assert queued.message == InboundMessage.model_validate(MESSAGES["text_from_ad"])
+    assert queued.message.referral is not None and queued.message.referral.source_id == "120"
     assert (queued.wamid, queued.wa_id, queued.profile_name) == ("wamid.text3", "972525551234", 'דנה "הבונה"')
     assert (queued.phone_number_id, queued.timestamp) == (meta.DEMO_PHONE_NUMBER_ID, 1764000002)
+
+
+@pytest.mark.parametrize("kind", sorted(EXPECTED_MESSAGES))
+def test_every_message_kind_crosses_the_queue_as_the_same_typed_message(kind: str) -> None:
+    # Given any kind of message Meta sends, including a type it adds later
+    from whatsapp_crm.handoff import QueuedInbound
+    from whatsapp_crm.ingest import _handoff
+
+    [event] = _parse(meta.envelope(meta.message_value([MESSAGES[kind]]))).messages
+    # When the webhook queues it and the responder reads the record back
+    queued = QueuedInbound.model_validate_json(_handoff(event, "2026-11-25T10:00:00Z").body())
+    # Then the responder holds the message the webhook validated, type and text included
+    assert queued.message == event.message
+    assert (queued.message.type, queued.message.text_content) == EXPECTED_MESSAGES[kind]
+
+
+def test_a_record_queued_in_the_old_format_with_metas_raw_message_is_still_read() -> None:
+    # Given a record queued before the contract was typed: `message` is Meta's object as it sent it
+    from whatsapp_crm.handoff import QueuedInbound
+
+    old_body = json.dumps(
+        {
+            "wamid": "wamid.new",
+            "wa_id": "972525551234",
+            "phone_number_id": meta.DEMO_PHONE_NUMBER_ID,
+            "display_phone_number": None,
+            "profile_name": None,
+            "timestamp": 1764000019,
+            "received_at": "2026-11-25T10:00:00Z",
+            "message": MESSAGES["brand_new_type"],
+        },
+        ensure_ascii=False,
+    )
+    # When the responder reads it
+    queued = QueuedInbound.model_validate_json(old_body)
+    # Then it is a message of unknown type from the lead, not an error
+    assert (queued.message.id, queued.message.from_, queued.message.type) == (
+        "wamid.new",
+        "972525551234",
+        MessageType.UNKNOWN,
+    )

@@ -18,7 +18,7 @@ from typing import Protocol
 from whatsapp_crm.clock import Clock, iso, iso_from_unix, plausible_unix, unix_from_iso, utc_now, utc_now_iso
 from whatsapp_crm.errors import ConfigurationError, UnstorableError
 from whatsapp_crm.graph.errors import MarketingOptOutError, error_class_for
-from whatsapp_crm.handoff import Handoff, handoff
+from whatsapp_crm.handoff import QueuedInbound
 from whatsapp_crm.numbers import is_ours
 from whatsapp_crm.records import (
     InboundRecord,
@@ -59,7 +59,7 @@ class ConversationWriter(Protocol):
 
 
 class InboundSink(Protocol):
-    def enqueue(self, messages: Sequence[Handoff]) -> None: ...
+    def enqueue(self, messages: Sequence[QueuedInbound]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +170,8 @@ def inbound_record(event: InboundEvent, received_at: str) -> InboundRecord:
     )
 
 
-def _handoff(event: InboundEvent, received_at: str, message_json: str) -> Handoff:
-    return handoff(
+def _handoff(event: InboundEvent, received_at: str) -> QueuedInbound:
+    return QueuedInbound(
         wamid=event.message.id,
         wa_id=event.message.from_,
         phone_number_id=event.metadata.phone_number_id,
@@ -180,7 +180,7 @@ def _handoff(event: InboundEvent, received_at: str, message_json: str) -> Handof
         # The responder's window runs from here: the plausible moment, never Meta's year 9999.
         timestamp=_moment(event.message.timestamp, received_at)[0],
         received_at=received_at,
-        message_json=message_json,
+        message=event.message,
     )
 
 
@@ -296,7 +296,7 @@ class _Written:
     """What writing one part came to. `failure`: not durably recorded (the POST answers 5xx)."""
 
     stored: bool | None = None  # a message: True new, False already stored
-    handoff: Handoff | None = None
+    handoff: QueuedInbound | None = None
     status: str | None = None  # a status: its StatusOutcome's name, or "unknown"
     preference_applied: bool = False
     unusable: bool = False
@@ -349,7 +349,7 @@ def _write_message(event: InboundEvent, store: ConversationWriter, received_at: 
         stored = store.record_inbound(record)
     except UnstorableError as error:
         return _Written(refusal=_Refusal("message", error, event.raw, record.phone_number_id))
-    return _Written(stored=stored, handoff=_handoff(event, received_at, record.raw_json))
+    return _Written(stored=stored, handoff=_handoff(event, received_at))
 
 
 def _write_status(event: StatusEvent, store: ConversationWriter, received_at: str) -> _Written:

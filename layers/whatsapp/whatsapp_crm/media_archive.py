@@ -29,6 +29,7 @@ from whatsapp_crm.graph.errors import (
     MediaTooLargeError,
 )
 from whatsapp_crm.media_types import normalize_sha256, sniff_mismatch, storage_type
+from whatsapp_crm.webhook.models import InboundMessage
 
 MEDIA_KINDS = frozenset({"image", "document", "audio", "video", "sticker"})
 # Files up to this size stay in memory while they are checked; larger ones spill to /tmp.
@@ -67,23 +68,20 @@ class ArchiveRequest(BaseModel):
     filename: str | None = Field(default=None, max_length=240)
 
 
-def archive_request(wamid: str, wa_id: str, phone_number_id: str, message: Mapping[str, Any]) -> ArchiveRequest | None:
-    """The request for an inbound message object, or None when it carries no media to keep."""
-    kind = message.get("type")
-    if kind not in MEDIA_KINDS:
-        return None
-    media = message.get(str(kind))
-    if not isinstance(media, Mapping) or not isinstance(media.get("id"), str) or not media.get("id"):
+def archive_request(wamid: str, wa_id: str, phone_number_id: str, message: InboundMessage) -> ArchiveRequest | None:
+    """The request for an inbound message, or None when it carries no media to keep."""
+    media = message.media
+    if media is None or not media.id:
         return None
     return ArchiveRequest(
         wamid=wamid,
         wa_id=wa_id,
-        media_id=str(media["id"]),
+        media_id=media.id,
         phone_number_id=phone_number_id,
-        kind=str(kind),
-        mime_type=media.get("mime_type") if isinstance(media.get("mime_type"), str) else None,
-        sha256=media.get("sha256") if isinstance(media.get("sha256"), str) else None,
-        filename=media["filename"][:240] if isinstance(media.get("filename"), str) and media["filename"] else None,
+        kind=message.type.value,
+        mime_type=media.mime_type,
+        sha256=media.sha256,
+        filename=media.filename[:240] if media.filename else None,
     )
 
 
@@ -92,7 +90,7 @@ class ArchiveRequests(Protocol):
 
 
 def request_archive(
-    wamid: str, wa_id: str, phone_number_id: str, message: Mapping[str, Any], sink: ArchiveRequests
+    wamid: str, wa_id: str, phone_number_id: str, message: InboundMessage, sink: ArchiveRequests
 ) -> ArchiveRequest | None:
     """Hand a media message to the archiver (QueueUnavailableError propagates: the record is retried)."""
     request = archive_request(wamid, wa_id, phone_number_id, message)

@@ -671,7 +671,7 @@ def respond(
     time_left: TimeLeft | None = None,
 ) -> ReplyReport:
     """Answer one queued inbound message at most once. Raises ReplyRetryableError when SQS should retry."""
-    message = InboundMessage.model_validate(queued.message)
+    message = queued.message
     now = clock()
     unanswerable = _unanswerable(queued, message, now, policy.window, policy.own_phone_number_ids)
     inquiry = classify(message) if unanswerable is not ReplyOutcome.SYSTEM_MESSAGE else None
