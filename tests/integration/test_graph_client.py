@@ -24,10 +24,12 @@ from whatsapp_crm.graph import (
     ReengagementRequiredError,
     TemplateError,
 )
+from whatsapp_crm.graph.errors import InvalidMessageError, error_from_response
+from whatsapp_crm.phone import normalize_phone
+from whatsapp_crm.send_models import AnyMessage, parse_send_request, text_message
 from whatsapp_crm.signature import SignatureVerdict, verify
 
 PHONE_NUMBER_ID = "106540352242922"
-LEAD_NATIONAL = "052-555-1234"
 LEAD_E164 = "+972525551234"
 LEAD_WA_ID = "972525551234"
 INBOUND = "wamid.HBgMOTcyNTI1NTUxMjM0FQIAEhggQTdGMzE0"
@@ -44,11 +46,20 @@ def envelope(kind: str, content: Any, **extra: Any) -> dict[str, Any]:
     }
 
 
+def message(kind: str, content: Any, **extra: Any) -> AnyMessage:
+    """A send model as the send API parses it, addressed as the send use case addresses it."""
+    return parse_send_request({"to": LEAD_E164, "type": kind, kind: content, **extra})
+
+
+HI = text_message(LEAD_E164, "hi")
+
+
 class TestSendsProduceMetaBodies:
     def test_text_reply_in_hebrew(self, graph_fake: GraphSimulator, graph_client: GraphClient) -> None:
-        # Given a reply to a lead's message, addressed the way the CRM stores the number
+        # Given a reply to a lead's message, built as the responder builds it
+        reply = text_message(LEAD_E164, "שלום דנה, נדבר מחר 🙂", reply_to=INBOUND)
         # When it is sent
-        result = graph_client.send_text(PHONE_NUMBER_ID, LEAD_NATIONAL, "שלום דנה, נדבר מחר 🙂", reply_to=INBOUND)
+        result = graph_client.send_message(PHONE_NUMBER_ID, reply)
         # Then Meta receives the exact body, with the recipient in E.164 and the quote as context
         assert graph_fake.sent_messages() == [
             envelope(
@@ -66,7 +77,7 @@ class TestSendsProduceMetaBodies:
     def test_requests_go_to_the_numbers_messages_endpoint_as_json(
         self, graph_fake: GraphSimulator, graph_client: GraphClient
     ) -> None:
-        graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+        graph_client.send_message(PHONE_NUMBER_ID, HI)
         (request,) = graph_fake.recorded()
         assert request.method == "POST"
         assert request.path == f"/v22.0/{PHONE_NUMBER_ID}/messages"
@@ -74,8 +85,9 @@ class TestSendsProduceMetaBodies:
 
     def test_template_reports_its_pacing_status(self, graph_fake: GraphSimulator, graph_client: GraphClient) -> None:
         components = [{"type": "body", "parameters": [{"type": "text", "text": "דנה"}]}]
-        result = graph_client.send_template(
-            PHONE_NUMBER_ID, LEAD_NATIONAL, "visit_followup", "he", components, biz_opaque_callback_data="lead-7"
+        template = {"name": "visit_followup", "language": {"code": "he"}, "components": components}
+        result = graph_client.send_message(
+            PHONE_NUMBER_ID, message("template", template, biz_opaque_callback_data="lead-7")
         )
         assert graph_fake.sent_messages() == [
             envelope(
@@ -87,65 +99,49 @@ class TestSendsProduceMetaBodies:
         assert result.message_status == "accepted"
 
     def test_media_by_id_and_by_link(self, graph_fake: GraphSimulator, graph_client: GraphClient) -> None:
-        graph_client.send_media(PHONE_NUMBER_ID, LEAD_E164, "image", media_id="1013859600285441", caption="סלון")
-        graph_client.send_media(
-            PHONE_NUMBER_ID, LEAD_E164, "document", link="https://example.com/plan.pdf", filename="plan.pdf"
-        )
+        graph_client.send_message(PHONE_NUMBER_ID, message("image", {"id": "1013859600285441", "caption": "סלון"}))
+        document = {"link": "https://example.com/plan.pdf", "filename": "plan.pdf"}
+        graph_client.send_message(PHONE_NUMBER_ID, message("document", document))
         assert graph_fake.sent_messages() == [
             envelope("image", {"id": "1013859600285441", "caption": "סלון"}),
             envelope("document", {"link": "https://example.com/plan.pdf", "filename": "plan.pdf"}),
         ]
 
     def test_reply_buttons(self, graph_fake: GraphSimulator, graph_client: GraphClient) -> None:
-        graph_client.send_reply_buttons(
-            PHONE_NUMBER_ID,
-            LEAD_E164,
-            "מתי נוח לך?",
-            [("slot_am", "בוקר"), ("slot_pm", "ערב")],
-            footer="אפשר גם לכתוב",
-            reply_to=INBOUND,
-        )
-        assert graph_fake.sent_messages() == [
-            envelope(
-                "interactive",
-                {
-                    "type": "button",
-                    "body": {"text": "מתי נוח לך?"},
-                    "footer": {"text": "אפשר גם לכתוב"},
-                    "action": {
-                        "buttons": [
-                            {"type": "reply", "reply": {"id": "slot_am", "title": "בוקר"}},
-                            {"type": "reply", "reply": {"id": "slot_pm", "title": "ערב"}},
-                        ]
-                    },
-                },
-                context={"message_id": INBOUND},
-            )
-        ]
+        buttons = {
+            "type": "button",
+            "body": {"text": "מתי נוח לך?"},
+            "footer": {"text": "אפשר גם לכתוב"},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": "slot_am", "title": "בוקר"}},
+                    {"type": "reply", "reply": {"id": "slot_pm", "title": "ערב"}},
+                ]
+            },
+        }
+        graph_client.send_message(PHONE_NUMBER_ID, message("interactive", buttons, context={"message_id": INBOUND}))
+        assert graph_fake.sent_messages() == [envelope("interactive", buttons, context={"message_id": INBOUND})]
 
     def test_list(self, graph_fake: GraphSimulator, graph_client: GraphClient) -> None:
         sections = [
             {"title": "תל אביב", "rows": [{"id": "ta-3", "title": "3 חדרים", "description": "פלורנטין"}]},
             {"title": "רמת גן", "rows": [{"id": "rg-4", "title": "4 חדרים"}]},
         ]
-        graph_client.send_list(PHONE_NUMBER_ID, LEAD_E164, "נכסים זמינים", "הצג", sections, header="נכסים")
-        assert graph_fake.sent_messages() == [
-            envelope(
-                "interactive",
-                {
-                    "type": "list",
-                    "header": {"type": "text", "text": "נכסים"},
-                    "body": {"text": "נכסים זמינים"},
-                    "action": {"button": "הצג", "sections": sections},
-                },
-            )
-        ]
+        listing = {
+            "type": "list",
+            "header": {"type": "text", "text": "נכסים"},
+            "body": {"text": "נכסים זמינים"},
+            "action": {"button": "הצג", "sections": sections},
+        }
+        graph_client.send_message(PHONE_NUMBER_ID, message("interactive", listing))
+        assert graph_fake.sent_messages() == [envelope("interactive", listing)]
 
     def test_reaction_location_and_contacts(self, graph_fake: GraphSimulator, graph_client: GraphClient) -> None:
         card = {"name": {"formatted_name": "Yossi Agent", "first_name": "Yossi"}, "phones": [{"phone": "+97235551234"}]}
-        graph_client.send_reaction(PHONE_NUMBER_ID, LEAD_E164, INBOUND, "👍")
-        graph_client.send_location(PHONE_NUMBER_ID, LEAD_E164, 32.0853, 34.7818, name="Office", address="Rothschild 1")
-        graph_client.send_contacts(PHONE_NUMBER_ID, LEAD_E164, [card], reply_to=INBOUND)
+        office = {"latitude": 32.0853, "longitude": 34.7818, "name": "Office", "address": "Rothschild 1"}
+        graph_client.send_message(PHONE_NUMBER_ID, message("reaction", {"message_id": INBOUND, "emoji": "👍"}))
+        graph_client.send_message(PHONE_NUMBER_ID, message("location", office))
+        graph_client.send_message(PHONE_NUMBER_ID, message("contacts", [card], context={"message_id": INBOUND}))
         assert graph_fake.sent_messages() == [
             envelope("reaction", {"message_id": INBOUND, "emoji": "👍"}),
             envelope(
@@ -154,16 +150,28 @@ class TestSendsProduceMetaBodies:
             envelope("contacts", [card], context={"message_id": INBOUND}),
         ]
 
-    def test_passthrough_is_completed_and_normalized(
+    def test_a_send_api_body_goes_as_written_addressed_to_the_normalized_number(
         self, graph_fake: GraphSimulator, graph_client: GraphClient
     ) -> None:
-        # Given a send object from the send API, as a CRM integrator wrote it
-        message = {"to": "00972 52 555 1234", "type": "text", "text": {"body": "x"}, "context": {"message_id": INBOUND}}
-        # When it is passed through
-        result = graph_client.send_message(PHONE_NUMBER_ID, message)
-        # Then Meta gets it complete and addressed in E.164
+        # Given a send object from the send API, as a CRM integrator wrote it, with our own lead_id
+        written = {"to": "00972 52 555 1234", "type": "text", "text": {"body": "x"}, "lead_id": "crm-7"}
+        request = parse_send_request(written | {"context": {"message_id": INBOUND}})
+        # When the send use case addresses it to the normalized number and it is sent
+        result = graph_client.send_message(PHONE_NUMBER_ID, request.addressed_to(normalize_phone(request.to).e164))
+        # Then Meta gets it complete, in E.164, without the CRM's id
         assert graph_fake.sent_messages() == [envelope("text", {"body": "x"}, context={"message_id": INBOUND})]
         assert result.wa_id == LEAD_WA_ID
+
+    @pytest.mark.parametrize("to", ["00972 52 555 1234", "052-555-1234", LEAD_WA_ID])
+    def test_a_number_not_in_e164_never_leaves(
+        self, graph_fake: GraphSimulator, graph_client: GraphClient, to: str
+    ) -> None:
+        # Given a message whose number nobody normalized (Meta would prefix the business number's +1)
+        unaddressed = parse_send_request({"to": to, "type": "text", "text": {"body": "x"}})
+        # When it is sent, then it is refused before any request
+        with pytest.raises(InvalidMessageError):
+            graph_client.send_message(PHONE_NUMBER_ID, unaddressed)
+        assert graph_fake.recorded() == []
 
 
 class TestReadReceipts:
@@ -191,7 +199,7 @@ class TestRetries:
         # Given Meta fails the first attempt with "something went wrong"
         graph_fake.fail_next(131000)
         # When a text is sent
-        result = graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+        result = graph_client.send_message(PHONE_NUMBER_ID, HI)
         # Then the client backed off once, resent, and the lead receives exactly one message
         assert result.message_id.startswith("wamid.")
         assert [request.status for request in graph_fake.recorded()] == [500, 200]
@@ -206,7 +214,7 @@ class TestRetries:
         graph_fake.set_outage(True)
         # When a text is sent
         with pytest.raises(GraphUnavailableError) as unavailable:
-            graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            graph_client.send_message(PHONE_NUMBER_ID, HI)
         # Then it was tried three times with growing backoff, and nothing reached the lead
         assert len(graph_fake.recorded()) == 3
         assert graph_fake.sent_messages() == []
@@ -222,7 +230,7 @@ class TestRetries:
         client = GraphClient(TEST_ACCESS_TOKEN, base_url=graph_fake.base_url, read_timeout=0.2, sleep=sleeps.append)
         # When a text is sent
         with client, pytest.raises(GraphUnavailableError) as unavailable:
-            client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            client.send_message(PHONE_NUMBER_ID, HI)
         # Then every attempt timed out and the client gave up after its attempt bound
         assert len(graph_fake.recorded()) == 3
         assert len(sleeps) == 2
@@ -244,7 +252,7 @@ class TestRetries:
         )
         # When a text is sent
         with client, pytest.raises(GraphUnavailableError):
-            client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            client.send_message(PHONE_NUMBER_ID, HI)
         # Then the time budget, not the attempt count, ended it: two timeouts plus backoff exceed 1.2 s
         assert len(graph_fake.recorded()) == 2
         assert len(sleeps) == 1
@@ -257,7 +265,7 @@ class TestRetries:
         with GraphClient(TEST_ACCESS_TOKEN, base_url=base_url, sleep=sleeps.append) as client:
             # When a text is sent
             with pytest.raises(GraphUnavailableError) as unavailable:
-                client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+                client.send_message(PHONE_NUMBER_ID, HI)
         # Then the client retried connecting, then gave up with a retryable error
         assert len(sleeps) == 2
         assert "ConnectionError" in str(unavailable.value)
@@ -271,7 +279,7 @@ class TestErrorsRaisedAtOnce:
         graph_fake.fail_next(131047, details="Message failed to send because more than 24 hours have passed")
         # When a free-form text is sent
         with pytest.raises(ReengagementRequiredError) as refused:
-            graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            graph_client.send_message(PHONE_NUMBER_ID, HI)
         # Then the caller learns exactly what Meta said, after one request and no waiting
         error = refused.value
         assert error.code == 131047
@@ -300,7 +308,7 @@ class TestErrorsRaisedAtOnce:
         graph_fake.fail_next(code, http_status)
         # When a text is sent
         with pytest.raises(expected) as limited:
-            graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            graph_client.send_message(PHONE_NUMBER_ID, HI)
         # Then it is raised at once, for the caller to reschedule after the hint
         assert len(graph_fake.recorded()) == 1
         assert graph_sleeps == []
@@ -310,7 +318,8 @@ class TestErrorsRaisedAtOnce:
         with GraphSimulator(access_token=TEST_ACCESS_TOKEN, known_templates={"hello_world"}) as strict:
             with GraphClient(TEST_ACCESS_TOKEN, base_url=strict.base_url) as client:
                 with pytest.raises(TemplateError) as refused:
-                    client.send_template(PHONE_NUMBER_ID, LEAD_E164, "no_such_template", "he")
+                    unknown = {"name": "no_such_template", "language": {"code": "he"}}
+                    client.send_message(PHONE_NUMBER_ID, message("template", unknown))
         assert refused.value.code == 132001
         assert refused.value.http_status == 404
 
@@ -319,7 +328,7 @@ class TestErrorsRaisedAtOnce:
     ) -> None:
         wrong = "EAAGwrongwrongwrongwrongwrongwrong0000"
         with GraphClient(wrong, base_url=graph_fake.base_url) as client, pytest.raises(AuthError) as refused:
-            client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            client.send_message(PHONE_NUMBER_ID, HI)
         assert refused.value.code == 190
         assert wrong not in str(refused.value)
         assert wrong not in repr(refused.value)
@@ -329,7 +338,7 @@ class TestErrorsRaisedAtOnce:
         self, graph_fake: GraphSimulator, graph_client: GraphClient, log_output: io.StringIO
     ) -> None:
         graph_fake.fail_next(131016)
-        graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+        graph_client.send_message(PHONE_NUMBER_ID, HI)
         logged = log_output.getvalue()
         assert "131016" in logged
         assert TEST_ACCESS_TOKEN not in logged
@@ -338,9 +347,9 @@ class TestErrorsRaisedAtOnce:
     def test_random_failures_follow_the_ratio(self, graph_fake: GraphSimulator, graph_client: GraphClient) -> None:
         graph_fake.fail_ratio(1.0, codes=[130429])
         with pytest.raises(RateLimitError):
-            graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            graph_client.send_message(PHONE_NUMBER_ID, HI)
         graph_fake.fail_ratio(0.0)
-        assert graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi").message_id
+        assert graph_client.send_message(PHONE_NUMBER_ID, HI).message_id
 
 
 class TestSimulatorRefusesWhatMetaWould:
@@ -392,12 +401,19 @@ class TestSimulatorRefusesWhatMetaWould:
         ],
     )
     def test_invalid_bodies_get_meta_shaped_errors(
-        self, graph_fake: GraphSimulator, graph_client: GraphClient, message: dict[str, Any], code: int
+        self, graph_fake: GraphSimulator, message: dict[str, Any], code: int
     ) -> None:
-        with pytest.raises(InvalidParameterError) as refused:
-            graph_client.send_message(PHONE_NUMBER_ID, {"to": LEAD_E164, **message})
-        assert refused.value.code == code
-        assert refused.value.fbtrace_id
+        # Posted raw: the client only sends the validated model, which refuses all of these itself.
+        response = requests.post(
+            graph_fake.messages_url(PHONE_NUMBER_ID),
+            json={"messaging_product": "whatsapp", "recipient_type": "individual", "to": LEAD_E164, **message},
+            headers={"Authorization": f"Bearer {TEST_ACCESS_TOKEN}"},
+            timeout=5,
+        )
+        refused = error_from_response(response.status_code, response.json())
+        assert isinstance(refused, InvalidParameterError)
+        assert refused.code == code
+        assert refused.fbtrace_id
         assert graph_fake.sent_messages() == []
 
     def test_a_recipient_without_plus_is_refused(self, graph_fake: GraphSimulator) -> None:
@@ -415,7 +431,7 @@ class TestSimulatorRefusesWhatMetaWould:
     def test_the_authorization_header_is_not_recorded(
         self, graph_fake: GraphSimulator, graph_client: GraphClient
     ) -> None:
-        graph_client.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+        graph_client.send_message(PHONE_NUMBER_ID, HI)
         (request,) = graph_fake.recorded()
         assert all(name.lower() != "authorization" for name in request.headers)
         assert TEST_ACCESS_TOKEN not in json.dumps(request.headers)
@@ -471,7 +487,7 @@ class TestStatusWebhooks:
     ) -> None:
         with self.simulator(receiver) as simulator, GraphClient(TEST_ACCESS_TOKEN, base_url=simulator.base_url) as c:
             # When a text is accepted
-            result = c.send_text(PHONE_NUMBER_ID, LEAD_NATIONAL, "שלום")
+            result = c.send_message(PHONE_NUMBER_ID, text_message(LEAD_E164, "שלום"))
             deliveries = simulator.wait_for_deliveries(3)
         # Then three signed status webhooks follow, in order, about that message and that lead
         assert [delivery.http_status for delivery in deliveries] == [200, 200, 200]
@@ -487,7 +503,7 @@ class TestStatusWebhooks:
         receiver.answers = [500, 503]
         with self.simulator(receiver) as simulator, GraphClient(TEST_ACCESS_TOKEN, base_url=simulator.base_url) as c:
             # When a send is accepted
-            c.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            c.send_message(PHONE_NUMBER_ID, HI)
             first = simulator.wait_for_deliveries(1)[0]
         # Then the `sent` status is posted again until it is taken, and no status is lost
         assert (first.status, first.http_status, first.attempts) == ("sent", 200, 3)
@@ -497,7 +513,7 @@ class TestStatusWebhooks:
         with self.simulator(receiver) as simulator, GraphClient(TEST_ACCESS_TOKEN, base_url=simulator.base_url) as c:
             # Given Meta accepts the send but later finds the 24 h window closed
             simulator.fail_async_next(131047)
-            result = c.send_text(PHONE_NUMBER_ID, LEAD_E164, "hi")
+            result = c.send_message(PHONE_NUMBER_ID, HI)
             simulator.wait_for_deliveries(1)
         # Then the only status is `failed`, carrying the error code
         (status,) = receiver.statuses()

@@ -15,6 +15,7 @@ from local.graph_simulator import GraphSimulator
 from local.template_catalogue import DEFAULT_WABA_ID, default_catalogue
 from whatsapp_crm.graph import GraphClient, GraphUnavailableError, InvalidParameterError, MediaError
 from whatsapp_crm.graph.errors import MediaDownloadError, MediaTooLargeError
+from whatsapp_crm.send_models import parse_send_request
 
 pytestmark = pytest.mark.integration
 
@@ -203,9 +204,8 @@ class TestTemplateCatalogue:
                 template["components"] = components
             with GraphClient(TEST_ACCESS_TOKEN, base_url=catalogue_fake.base_url) as client:
                 try:
-                    client.send_message(
-                        PHONE_NUMBER_ID, {"to": "+972525551234", "type": "template", "template": template}
-                    )
+                    message = parse_send_request({"to": "+972525551234", "type": "template", "template": template})
+                    client.send_message(PHONE_NUMBER_ID, message)
                 except TemplateError as error:
                     return error.code
             return None

@@ -16,6 +16,7 @@ from local import meta_payloads as meta
 from local.graph_simulator import GraphSimulator
 from whatsapp_crm.graph.client import GraphClient
 from whatsapp_crm.records import PreferenceChange
+from whatsapp_crm.send_models import AnyMessage
 
 LEAD = "972525551234"
 OTHER_LEAD = "972545550199"
@@ -400,7 +401,7 @@ class _StatusOvertakesTheRecord:
         self.client = client
         self.webhook = webhook
 
-    def send_message(self, phone_number_id: str, message: Mapping[str, Any]) -> Any:
+    def send_message(self, phone_number_id: str, message: AnyMessage) -> Any:
         result = self.client.send_message(phone_number_id, message)
         delivered = meta.status(result.message_id, "delivered", LEAD)
         assert self.webhook(meta.envelope(meta.status_value([delivered]))).status == 200

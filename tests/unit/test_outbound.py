@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +21,7 @@ from whatsapp_crm.outbound import (
 )
 from whatsapp_crm.ratelimit import RateLimitedError, WindowSlot
 from whatsapp_crm.records import OutboundRecord, PreferenceChange, SentBy
-from whatsapp_crm.send_models import parse_send_request
+from whatsapp_crm.send_models import AnyMessage, parse_send_request
 
 NOW = datetime(2026, 11, 25, 10, 0, 30, tzinfo=UTC)
 LEAD = "972525551234"
@@ -62,8 +61,8 @@ class FakeSender:
     answer_wa_id: str | None = LEAD
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def send_message(self, phone_number_id: str, message: Mapping[str, Any]) -> Accepted:
-        self.sent.append((phone_number_id, dict(message)))
+    def send_message(self, phone_number_id: str, message: AnyMessage) -> Accepted:
+        self.sent.append((phone_number_id, message.graph_body()))
         return Accepted(message_id=f"wamid.{len(self.sent)}", wa_id=self.answer_wa_id)
 
 
@@ -226,7 +225,7 @@ class TestLimitsAndRecording:
 class RefusingSender:
     error: Exception
 
-    def send_message(self, phone_number_id: str, message: Mapping[str, Any]) -> Accepted:
+    def send_message(self, phone_number_id: str, message: AnyMessage) -> Accepted:
         raise self.error
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ from whatsapp_crm.respond import (
     respond,
 )
 from whatsapp_crm.schedule import BusinessHours
+from whatsapp_crm.send_models import AnyMessage, InteractiveMessage
 
 LEAD = "972525551234"
 # Tuesday 10:00 in Israel: inside the default business hours.
@@ -202,42 +203,24 @@ class FakeSender:
     read_errors: list[Exception] = field(default_factory=list)
     counter: int = 0
 
-    def _result(self, to: str) -> SendResult:
+    def _result(self, wa_id: str) -> SendResult:
         self.counter += 1
-        return SendResult(message_id=f"wamid.OUT{self.counter}", wa_id=to, input=f"+{to}", message_status=None)
+        return SendResult(message_id=f"wamid.OUT{self.counter}", wa_id=wa_id, input=f"+{wa_id}", message_status=None)
 
-    def send_text(
-        self,
-        phone_number_id: str,
-        to: str,
-        body: str,
-        *,
-        preview_url: bool = False,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult:
+    def send_message(self, phone_number_id: str, message: AnyMessage) -> SendResult:
         if self.send_errors:
             raise self.send_errors.pop(0)
-        self.sent.append(Sent("text", phone_number_id, to, body, reply_to, callback=biz_opaque_callback_data))
-        return self._result(to)
-
-    def send_reply_buttons(
-        self,
-        phone_number_id: str,
-        to: str,
-        body: str,
-        buttons: Sequence[tuple[str, str]],
-        *,
-        header: str | None = None,
-        footer: str | None = None,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult:
-        if self.send_errors:
-            raise self.send_errors.pop(0)
-        sent = Sent("buttons", phone_number_id, to, body, reply_to, tuple(buttons), biz_opaque_callback_data)
-        self.sent.append(sent)
-        return self._result(to)
+        body = message.graph_body()
+        to = message.to  # as posted: E.164 with '+'
+        reply_to = message.context.message_id if getattr(message, "context", None) is not None else None
+        callback = message.biz_opaque_callback_data
+        if isinstance(message, InteractiveMessage):
+            buttons = tuple((b["reply"]["id"], b["reply"]["title"]) for b in body["interactive"]["action"]["buttons"])
+            text = body["interactive"]["body"]["text"]
+            self.sent.append(Sent("buttons", phone_number_id, to, text, reply_to, buttons, callback))
+        else:
+            self.sent.append(Sent("text", phone_number_id, to, body["text"]["body"], reply_to, callback=callback))
+        return self._result(to.removeprefix("+"))
 
     def mark_as_read(self, phone_number_id: str, message_id: str, *, typing_indicator: bool = False) -> None:
         if self.read_errors:
@@ -319,7 +302,7 @@ class TestReply:
         assert sender.reads == [("998877", queued.wamid, True)]
         assert len(sender.sent) == 1
         reply = sender.sent[0]
-        assert (reply.phone_number_id, reply.to, reply.reply_to) == ("998877", LEAD, queued.wamid)
+        assert (reply.phone_number_id, reply.to, reply.reply_to) == ("998877", f"+{LEAD}", queued.wamid)
         assert any("\u05d0" <= char <= "\u05ea" for char in reply.body)
         assert reply.callback == f"{CALLBACK_PREFIX}{queued.wamid}"
         # And the intent is on the inbound message, the reply is recorded as an auto-reply that answered it

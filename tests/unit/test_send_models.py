@@ -13,13 +13,14 @@ from whatsapp_crm.send_models import (
     SendRequest,
     TemplateMessage,
     TextMessage,
+    buttons_message,
     media_id,
-    meta_payload,
     parse_send_request,
     preview,
     readable_text,
     reply_to,
     requires_open_window,
+    text_message,
 )
 
 TO = "+972525551234"
@@ -164,11 +165,10 @@ class TestEveryKindAsMetaWritesIt:
     def test_is_accepted_and_forwarded_unchanged(self, name: str) -> None:
         # Given Meta's own send object (plus our optional extras)
         document = {"to": "052-555-1234", **copy.deepcopy(VALID[name])}
-        # When it is validated and turned into Meta's payload
-        message = parse_send_request(document)
-        payload = meta_payload(message, TO)
-        # Then Meta gets what the caller wrote, only `to` rewritten, and no defaults invented
-        assert payload == {**document, "to": TO}
+        # When it is validated, addressed to the normalized number and turned into the Graph body
+        body = parse_send_request(document).addressed_to(TO).graph_body()
+        # Then Meta gets what the caller wrote, only `to` rewritten, no defaults invented but Meta's envelope
+        assert body == {"messaging_product": "whatsapp", "recipient_type": "individual", **document, "to": TO}
 
     def test_our_own_keys_never_reach_meta(self) -> None:
         document = {
@@ -180,12 +180,64 @@ class TestEveryKindAsMetaWritesIt:
             "context": {"message_id": "wamid.Q"},
             **VALID["text"],
         }
-        payload = meta_payload(parse_send_request(document), TO)
-        assert "lead_id" not in payload
-        assert "messaging_product" not in payload  # the Graph client adds it
-        assert payload["recipient_type"] == "individual"
-        assert payload["biz_opaque_callback_data"] == "campaign-7"
-        assert payload["context"] == {"message_id": "wamid.Q"}
+        body = parse_send_request(document).graph_body()
+        assert "lead_id" not in body
+        assert body["messaging_product"] == "whatsapp"
+        assert body["recipient_type"] == "individual"
+        assert body["biz_opaque_callback_data"] == "campaign-7"
+        assert body["context"] == {"message_id": "wamid.Q"}
+
+    def test_a_callback_is_added_only_where_the_caller_set_none(self) -> None:
+        own = parse_send_request({"to": TO, "biz_opaque_callback_data": "campaign-7", **VALID["text"]})
+        bare = parse_send_request({"to": TO, **VALID["text"]})
+        assert own.addressed_to(TO, callback="idem:1").graph_body()["biz_opaque_callback_data"] == "campaign-7"
+        assert bare.addressed_to(TO, callback="idem:1").graph_body()["biz_opaque_callback_data"] == "idem:1"
+        assert "biz_opaque_callback_data" not in bare.addressed_to(TO).graph_body()
+
+
+class TestTheServicesOwnReplies:
+    """The responder writes its replies with the same model, so they obey the same limits."""
+
+    def test_a_text_reply_quotes_the_lead_and_carries_the_callback(self) -> None:
+        body = text_message(TO, "שלום", reply_to="wamid.IN", callback="auto:wamid.IN").graph_body()
+        assert body == {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": TO,
+            "type": "text",
+            "text": {"body": "שלום", "preview_url": False},
+            "context": {"message_id": "wamid.IN"},
+            "biz_opaque_callback_data": "auto:wamid.IN",
+        }
+
+    def test_no_quote_without_a_message_to_quote(self) -> None:
+        assert "context" not in text_message(TO, "hi").graph_body()
+
+    def test_buttons(self) -> None:
+        body = buttons_message(TO, "מתי נוח לך?", [("am", "בוקר"), ("pm", "ערב")], reply_to="wamid.IN").graph_body()
+        assert body["interactive"] == {
+            "type": "button",
+            "body": {"text": "מתי נוח לך?"},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": "am", "title": "בוקר"}},
+                    {"type": "reply", "reply": {"id": "pm", "title": "ערב"}},
+                ]
+            },
+        }
+        assert body["context"] == {"message_id": "wamid.IN"}
+
+    @pytest.mark.parametrize(
+        "buttons",
+        [[], [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")], [("a", "A"), ("a", "B")], [("a", "x" * 21)]],
+    )
+    def test_buttons_meta_would_refuse_are_refused_here(self, buttons: list[tuple[str, str]]) -> None:
+        with pytest.raises(ValidationError):
+            buttons_message(TO, "pick", buttons)
+
+    def test_a_text_over_metas_limit_is_refused_here(self) -> None:
+        with pytest.raises(ValidationError):
+            text_message(TO, "x" * 4097)
 
 
 class TestLimits:

@@ -10,7 +10,6 @@ Graph errors propagate unchanged: the handler maps each class to one HTTP answer
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,10 +28,10 @@ from whatsapp_crm.send_models import (
     AnyMessage,
     TemplateMessage,
     media_id,
-    meta_payload,
     preview,
     readable_text,
     reply_to,
+    request_json,
     requires_open_window,
 )
 from whatsapp_crm.service_window import window_closes_at, window_is_open
@@ -51,7 +50,9 @@ class SentMessage(Protocol):
 
 
 class MessageSender(Protocol):
-    def send_message(self, phone_number_id: str, message: Mapping[str, Any]) -> SentMessage: ...
+    """The Graph client's one transport (whatsapp_crm.graph.GraphClient.send_message)."""
+
+    def send_message(self, phone_number_id: str, message: AnyMessage) -> SentMessage: ...
 
 
 class OutboundStore(Protocol):
@@ -151,13 +152,11 @@ def send_message(
         ],
         now,
     )
-    payload = meta_payload(message, recipient.e164)
-    if callback is not None and "biz_opaque_callback_data" not in payload:
-        payload["biz_opaque_callback_data"] = callback
+    outgoing = message.addressed_to(recipient.e164, callback=callback)
     if before_send is not None:
         before_send(recipient.wa_id)
     try:
-        result = sender.send_message(phone_number_id, payload)
+        result = sender.send_message(phone_number_id, outgoing)
     except GraphAPIError as error:
         _learn_from_refusal(error, recipient.wa_id, store, refusals, iso(now))
         raise
@@ -173,11 +172,11 @@ def send_message(
         preview=preview(message),
         reply_to=reply_to(message),
         media_id=media_id(message),
-        request_json=json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
+        request_json=request_json(outgoing),
         message_status=result.message_status,
         lead_id=message.lead_id,
         awaits_response=False,
-        callback=payload.get("biz_opaque_callback_data"),
+        callback=outgoing.biz_opaque_callback_data,
     )
     recorded = _record(store, record)
     return SendAccepted(

@@ -17,13 +17,14 @@ SQS should retry surface as ReplyRetryableError; permanent Graph refusals are re
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
 
 from whatsapp_crm.clock import Clock, iso, iso_from_unix, parse_iso, utc_now
 from whatsapp_crm.graph.errors import (
@@ -66,6 +67,7 @@ from whatsapp_crm.responder_records import (
     SentReply,
 )
 from whatsapp_crm.schedule import SLOT_ID_PREFIX, BusinessHours, parse_slot_id
+from whatsapp_crm.send_models import AnyMessage, buttons_message, preview, readable_text, request_json, text_message
 from whatsapp_crm.webhook.models import InboundMessage, MessageType
 
 if TYPE_CHECKING:
@@ -82,7 +84,6 @@ EVIDENCE_SLACK = timedelta(minutes=10)
 # this long before the reply is sent again. Meta posts `sent` within seconds; its retries of a webhook we
 # failed to take take longer, so the wait trades reply latency in this rare case against a double reply.
 EVIDENCE_WAIT = timedelta(minutes=5)
-PREVIEW_LENGTH = 80
 # What the outbound record and the lead's cool-down stamp call our "shall we remove you?" question.
 OPT_OUT_QUESTION = "opt_out_question"
 
@@ -124,29 +125,9 @@ class ReplyStore(Protocol):
 
 
 class ReplySender(Protocol):
-    def send_text(
-        self,
-        phone_number_id: str,
-        to: str,
-        body: str,
-        *,
-        preview_url: bool = False,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult: ...
+    """The Graph client's transport (whatsapp_crm.graph.GraphClient): replies are the one outbound model."""
 
-    def send_reply_buttons(
-        self,
-        phone_number_id: str,
-        to: str,
-        body: str,
-        buttons: Sequence[tuple[str, str]],
-        *,
-        header: str | None = None,
-        footer: str | None = None,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult: ...
+    def send_message(self, phone_number_id: str, message: AnyMessage) -> SendResult: ...
 
     def mark_as_read(self, phone_number_id: str, message_id: str, *, typing_indicator: bool = False) -> None: ...
 
@@ -420,23 +401,6 @@ def _buttons(plan: ReplyPlan) -> tuple[tuple[str, str], ...]:
     return tuple((button.id, button.title) for button in plan.buttons)
 
 
-def _request_json(pending: PendingReply) -> str:
-    """The message as posted, without `to`: enough for the conversations API to show the offered slots."""
-    if pending.kind == "buttons":
-        buttons = [{"type": "reply", "reply": {"id": bid, "title": title}} for bid, title in pending.buttons]
-        content: dict[str, Any] = {
-            "type": "interactive",
-            "interactive": {"type": "button", "body": {"text": pending.body}, "action": {"buttons": buttons}},
-        }
-    else:
-        content = {"type": "text", "text": {"body": pending.body}}
-    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
-
-
-def _preview(body: str) -> str:
-    return body if len(body) <= PREVIEW_LENGTH else body[: PREVIEW_LENGTH - 1] + "…"
-
-
 def _pending(plan: ReplyPlan, inquiry: Inquiry) -> PendingReply:
     asks = any(button.id == REMOVE_ME_ID for button in plan.buttons)
     return PendingReply(
@@ -449,43 +413,44 @@ def _pending(plan: ReplyPlan, inquiry: Inquiry) -> PendingReply:
     )
 
 
-def _outbound(queued: QueuedInbound, pending: PendingReply, reply_wamid: str, at: datetime) -> OutboundRecord:
+def _reply_message(queued: QueuedInbound, pending: PendingReply, booking_url: str | None) -> AnyMessage:
+    """The reply as the one outbound model (pydantic's ValidationError if Meta would refuse it), quoting the
+    lead's message, with the callback data that ties Meta's status webhooks to it."""
+    to = normalize_phone(queued.wa_id).e164
+    callback = f"{CALLBACK_PREFIX}{queued.wamid}"
+    if pending.kind == "buttons" and pending.buttons:
+        return buttons_message(to, pending.body, pending.buttons, reply_to=queued.wamid, callback=callback)
+    preview_url = booking_url is not None and booking_url in pending.body
+    return text_message(to, pending.body, preview_url=preview_url, reply_to=queued.wamid, callback=callback)
+
+
+def _outbound(
+    queued: QueuedInbound, pending: PendingReply, message: AnyMessage, reply_wamid: str, at: datetime
+) -> OutboundRecord:
     return OutboundRecord(
         wamid=reply_wamid,
         wa_id=queued.wa_id,
         phone_number_id=queued.phone_number_id,
-        message_type="interactive" if pending.kind == "buttons" else "text",
+        message_type=message.type,
         timestamp=iso(at),
         sent_by=SentBy.AUTO_REPLY,
-        text=pending.body,
-        preview=_preview(pending.body),
+        text=readable_text(message),
+        preview=preview(message),
         intent=pending.intent,
         reply_to=queued.wamid,
-        request_json=_request_json(pending),
+        request_json=request_json(message),
         # Only the catch-all reply leaves the question open for a human; every other intent was answered.
         awaits_response=pending.intent == Intent.DEFAULT.value,
     )
 
 
-def _deliver(sender: ReplySender, queued: QueuedInbound, pending: PendingReply, booking_url: str | None) -> SendResult:
-    callback = f"{CALLBACK_PREFIX}{queued.wamid}"
-    if pending.kind == "buttons" and pending.buttons:
-        return sender.send_reply_buttons(
-            queued.phone_number_id,
-            queued.wa_id,
-            pending.body,
-            pending.buttons,
-            reply_to=queued.wamid,
-            biz_opaque_callback_data=callback,
-        )
-    return sender.send_text(
-        queued.phone_number_id,
-        queued.wa_id,
-        pending.body,
-        preview_url=booking_url is not None and booking_url in pending.body,
-        reply_to=queued.wamid,
-        biz_opaque_callback_data=callback,
-    )
+def _refusal_title(error: InvalidMessageError | ValidationError) -> str:
+    """What the message record says about a reply that never left: the broken rule, not the reply's text."""
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        place = ".".join(str(part) for part in first["loc"])
+        return f"the reply breaks a rule of Meta's: {place}: {first['msg']}"
+    return str(error)
 
 
 def _mark_read(sender: ReplySender, queued: QueuedInbound) -> None:
@@ -598,13 +563,14 @@ def _send(job: _Sending, pending: PendingReply, time_left: TimeLeft | None) -> R
     if not store.mark_reply_sending(claim, pending, job.clock()):
         raise ReplyRetryableError("the reply claim was taken over before sending")
     try:
-        result = _deliver(job.sender, queued, pending, job.policy.booking_url)
-    except InvalidMessageError as error:
-        store.finish_reply_failed(claim, MessageError(code=None, title=str(error)), job.clock())
+        message = _reply_message(queued, pending, job.policy.booking_url)
+        result = job.sender.send_message(queued.phone_number_id, message)
+    except (InvalidMessageError, ValidationError) as error:
+        store.finish_reply_failed(claim, MessageError(code=None, title=_refusal_title(error)), job.clock())
         return ReplyReport(ReplyOutcome.FAILED, queued.wamid, job.inquiry)
     except GraphAPIError as error:
         return _graph_failure(job, error)
-    record = _outbound(queued, pending, result.message_id, job.clock())
+    record = _outbound(queued, pending, message, result.message_id, job.clock())
     if not store.finish_reply_sent(claim, record):
         logger.error(
             "reply claim lost while sending; another attempt may also have replied", extra={"wamid": queued.wamid}
@@ -635,7 +601,8 @@ def _adopt_earlier_send(job: _Sending) -> ReplyReport | None:
                 )
         logger.warning("resending a reply whose earlier attempt was interrupted", extra={"wamid": queued.wamid})
         return None
-    job.store.finish_reply_sent(claim, _outbound(queued, claim.pending, evidence.wamid, job.clock()))
+    message = _reply_message(queued, claim.pending, job.policy.booking_url)
+    job.store.finish_reply_sent(claim, _outbound(queued, claim.pending, message, evidence.wamid, job.clock()))
     return ReplyReport(
         ReplyOutcome.SENT, queued.wamid, job.inquiry, reply_wamid=evidence.wamid, resumed=True, adopted=True
     )

@@ -1,17 +1,23 @@
-"""The body of POST /messages: Meta's own send-message object (minus `messaging_product`), validated.
+"""The one outbound message model: Meta's send-message object, validated, for every message the service sends.
 
-Every kind Meta accepts on `/<PHONE_NUMBER_ID>/messages` that the CRM uses has a model here, with Meta's
-documented limits, so a request Meta would refuse is answered 400 with the offending field before any
-call leaves. Unknown keys are refused (a typo must not silently drop a caption). Where Meta documents no
-limit we cap a string at a generous sanity bound; those bounds are listed in docs/api.md.
+The body of POST /messages is parsed into it (`parse_send_request`), the responder builds its replies with it
+(`text_message`, `buttons_message`), and the Graph client posts `graph_body()` of it: there is no other
+definition of a WhatsApp send. Every kind Meta accepts on `/<PHONE_NUMBER_ID>/messages` that the CRM uses has
+a model here, with Meta's documented limits, so a message Meta would refuse is refused (400 with the offending
+field, for the API) before any call leaves. Unknown keys are refused (a typo must not silently drop a caption).
+Where Meta documents no limit we cap a string at a generous sanity bound; those bounds are listed in docs/api.md.
 
 What a caller sent is forwarded as sent (`exclude_unset`): defaults declared here are never added to
-Meta's JSON. `lead_id` is ours (stored on the lead) and never reaches Meta.
+Meta's JSON. `lead_id` is ours (stored on the lead) and never reaches Meta. `to` is whatever spelling the
+caller gave until the sender puts the normalized number in (`addressed_to`, whatsapp_crm.phone): Meta prepends
+the *business* number's country code to a number without '+', so the client refuses to post any other form.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -424,6 +430,10 @@ class ReplyContext(_Strict):
     message_id: MessageId
 
 
+# Ours, never Meta's: `lead_id` is stored on the lead; `messaging_product` is always set by graph_body.
+_NOT_FORWARDED = {"lead_id", "messaging_product"}
+
+
 class _SendBase(_Strict):
     to: PhoneInput
     recipient_type: Literal["individual"] | None = None
@@ -433,6 +443,20 @@ class _SendBase(_Strict):
     lead_id: (
         Annotated[str, Field(min_length=1, max_length=128, description="The CRM's id, stored on the lead")] | None
     ) = None
+
+    def addressed_to(self, e164: str, *, callback: str | None = None) -> Self:
+        """This message to a normalized number ('+972525551234'), with `callback` as its
+        biz_opaque_callback_data unless the message has its own."""
+        update: dict[str, Any] = {"to": e164}
+        if callback is not None and self.biz_opaque_callback_data is None:
+            update["biz_opaque_callback_data"] = callback
+        return self.model_copy(update=update)
+
+    def graph_body(self) -> dict[str, Any]:
+        """The JSON posted to `/<PHONE_NUMBER_ID>/messages`: what was set, our own keys removed."""
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual"}
+        body.update(self.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=_NOT_FORWARDED))
+        return body
 
 
 class _Replyable(_SendBase):
@@ -513,7 +537,6 @@ SendRequest = Annotated[AnyMessage, Field(discriminator="type")]
 send_request_adapter: TypeAdapter[AnyMessage] = TypeAdapter(SendRequest)
 
 MEDIA_MESSAGES = (ImageMessage, DocumentMessage, AudioMessage, VideoMessage, StickerMessage)
-_NOT_FORWARDED = {"lead_id", "messaging_product"}
 
 
 def parse_send_request(document: Any) -> AnyMessage:
@@ -526,13 +549,53 @@ def requires_open_window(message: AnyMessage) -> bool:
     return not isinstance(message, TemplateMessage)
 
 
-def meta_payload(message: AnyMessage, to_e164: str) -> dict[str, Any]:
-    """The send object for Meta exactly as the caller wrote it, with `to` in '+E.164' and our keys removed."""
-    payload: dict[str, Any] = message.model_dump(
-        mode="json", exclude_unset=True, exclude_none=True, exclude=_NOT_FORWARDED
+def request_json(message: AnyMessage) -> str:
+    """The message as posted, for the outbound record (the conversations API shows offered buttons from it)."""
+    return json.dumps(message.graph_body(), ensure_ascii=False, separators=(",", ":"))
+
+
+# --- the replies the service writes itself --------------------------------------------------------
+
+
+def text_message(
+    to: str, body: str, *, preview_url: bool = False, reply_to: str | None = None, callback: str | None = None
+) -> TextMessage:
+    """A text reply (ValidationError if Meta would refuse it, e.g. a body over 4,096 characters)."""
+    return TextMessage(
+        to=to,
+        type="text",
+        text=TextContent(body=body, preview_url=preview_url),
+        **_reply_fields(reply_to, callback),
     )
-    payload["to"] = to_e164
-    return payload
+
+
+def buttons_message(
+    to: str,
+    body: str,
+    buttons: Sequence[tuple[str, str]],
+    *,
+    reply_to: str | None = None,
+    callback: str | None = None,
+) -> InteractiveMessage:
+    """Up to three reply buttons given as (id, title); the id comes back in the lead's button_reply."""
+    reply_buttons = [ReplyButton(type="reply", reply=Reply(id=button_id, title=title)) for button_id, title in buttons]
+    return InteractiveMessage(
+        to=to,
+        type="interactive",
+        interactive=ButtonInteractive(
+            type="button", body=InteractiveBody(text=body), action=ButtonAction(buttons=reply_buttons)
+        ),
+        **_reply_fields(reply_to, callback),
+    )
+
+
+def _reply_fields(reply_to: str | None, callback: str | None) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if reply_to:
+        fields["context"] = ReplyContext(message_id=reply_to)
+    if callback is not None:
+        fields["biz_opaque_callback_data"] = callback
+    return fields
 
 
 def _clip(text: str) -> str:

@@ -1,4 +1,7 @@
-"""The Graph API client: one method per send endpoint, one private `_request` that owns timeouts and retries.
+"""The Graph API client: one method per endpoint, one private `_request` that owns timeouts and retries.
+
+Every message goes through `send_message` with the one outbound model (whatsapp_crm.send_models); there are no
+per-kind senders to drift from it.
 
 Retries are for failures that a moment later may not happen again: network errors, timeouts, HTTP 5xx
 and Meta's transient codes. They are bounded by attempts *and* by seconds, because the caller is a
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +28,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from whatsapp_crm.graph import payloads
 from whatsapp_crm.graph.errors import (
     GraphAPIError,
     GraphUnavailableError,
@@ -34,13 +37,15 @@ from whatsapp_crm.graph.errors import (
     TransientError,
     error_from_response,
 )
-from whatsapp_crm.graph.payloads import MediaKind
 from whatsapp_crm.observability import logger
+from whatsapp_crm.send_models import AnyMessage as OutboundMessage
 
 _NETWORK_FAILURES = (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
 _BACKOFF_BASE_SECONDS = 0.5
 _BACKOFF_CAP_SECONDS = 4.0
 _CHUNK_BYTES = 64 * 1024
+# What `to` must look like when it leaves: '+', then the country code and number (E.164 caps it at 15 digits).
+_E164 = re.compile(r"\+[1-9][0-9]{5,14}")
 # Media download URLs Meta hands out live on its CDN hosts; the access token is sent to nothing else.
 _MEDIA_HOST_SUFFIXES = (".fbsbx.com", ".facebook.com", ".whatsapp.net", ".fbcdn.net")
 # The fields a template sync reads (Meta's default set lacks none of them, but naming them keeps pages small).
@@ -181,12 +186,10 @@ class GraphClientSettings(Protocol):
     def graph_max_attempts(self) -> int: ...
     @property
     def graph_max_retry_seconds(self) -> float: ...
-    @property
-    def default_phone_region(self) -> str: ...
 
 
 class GraphClient:
-    """WhatsApp Cloud API sends for one access token. `to` takes any number phone.normalize_phone accepts."""
+    """The WhatsApp Cloud API for one access token: one method per endpoint, all through `_request`."""
 
     @classmethod
     def from_settings(cls, access_token: str, settings: GraphClientSettings) -> GraphClient:
@@ -198,7 +201,6 @@ class GraphClient:
             read_timeout=settings.graph_read_timeout_seconds,
             max_attempts=settings.graph_max_attempts,
             max_retry_seconds=settings.graph_max_retry_seconds,
-            default_region=settings.default_phone_region,
         )
 
     def __init__(
@@ -213,7 +215,6 @@ class GraphClient:
         max_attempts: int = 3,
         max_retry_seconds: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
-        default_region: str = "IL",
     ) -> None:
         if not access_token:
             raise ValueError("GraphClient needs an access token")
@@ -230,7 +231,6 @@ class GraphClient:
         self._max_attempts = max_attempts
         self._max_retry_seconds = max_retry_seconds
         self._sleep = sleep
-        self._default_region = default_region
         self._random = random.Random()
 
     def __repr__(self) -> str:
@@ -248,189 +248,23 @@ class GraphClient:
 
     # -- sends -------------------------------------------------------------------------------------------
 
-    def send_message(self, phone_number_id: str, message: Mapping[str, Any]) -> SendResult:
-        """Send a Meta send object as is (the send API's passthrough), completed and with `to` normalized."""
-        return self._send(phone_number_id, payloads.message(message, default_region=self._default_region))
-
-    def send_text(
-        self,
-        phone_number_id: str,
-        to: str,
-        body: str,
-        *,
-        preview_url: bool = False,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult:
-        return self._send(
-            phone_number_id,
-            payloads.text(
-                to,
-                body,
-                preview_url=preview_url,
-                reply_to=reply_to,
-                biz_opaque_callback_data=biz_opaque_callback_data,
-                default_region=self._default_region,
-            ),
-        )
-
-    def send_template(
-        self,
-        phone_number_id: str,
-        to: str,
-        name: str,
-        language_code: str,
-        components: Sequence[Mapping[str, Any]] = (),
-        *,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult:
-        return self._send(
-            phone_number_id,
-            payloads.template(
-                to,
-                name,
-                language_code,
-                components,
-                reply_to=reply_to,
-                biz_opaque_callback_data=biz_opaque_callback_data,
-                default_region=self._default_region,
-            ),
-        )
-
-    def send_media(
-        self,
-        phone_number_id: str,
-        to: str,
-        kind: MediaKind,
-        *,
-        media_id: str | None = None,
-        link: str | None = None,
-        caption: str | None = None,
-        filename: str | None = None,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult:
-        return self._send(
-            phone_number_id,
-            payloads.media(
-                to,
-                kind,
-                media_id=media_id,
-                link=link,
-                caption=caption,
-                filename=filename,
-                reply_to=reply_to,
-                biz_opaque_callback_data=biz_opaque_callback_data,
-                default_region=self._default_region,
-            ),
-        )
-
-    def send_reply_buttons(
-        self,
-        phone_number_id: str,
-        to: str,
-        body: str,
-        buttons: Sequence[tuple[str, str]],
-        *,
-        header: str | None = None,
-        footer: str | None = None,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult:
-        """`buttons` are (id, title) pairs, 1 to 3; the id comes back in the user's button_reply."""
-        return self._send(
-            phone_number_id,
-            payloads.reply_buttons(
-                to,
-                body,
-                buttons,
-                header=header,
-                footer=footer,
-                reply_to=reply_to,
-                biz_opaque_callback_data=biz_opaque_callback_data,
-                default_region=self._default_region,
-            ),
-        )
-
-    def send_list(
-        self,
-        phone_number_id: str,
-        to: str,
-        body: str,
-        button: str,
-        sections: Sequence[Mapping[str, Any]],
-        *,
-        header: str | None = None,
-        footer: str | None = None,
-        reply_to: str | None = None,
-        biz_opaque_callback_data: str | None = None,
-    ) -> SendResult:
-        """`sections` in Meta's shape: [{"title", "rows": [{"id", "title", "description"?}]}], 10 rows in all."""
-        return self._send(
-            phone_number_id,
-            payloads.list_message(
-                to,
-                body,
-                button,
-                sections,
-                header=header,
-                footer=footer,
-                reply_to=reply_to,
-                biz_opaque_callback_data=biz_opaque_callback_data,
-                default_region=self._default_region,
-            ),
-        )
-
-    def send_reaction(self, phone_number_id: str, to: str, message_id: str, emoji: str) -> SendResult:
-        return self._send(
-            phone_number_id, payloads.reaction(to, message_id, emoji, default_region=self._default_region)
-        )
-
-    def send_location(
-        self,
-        phone_number_id: str,
-        to: str,
-        latitude: float,
-        longitude: float,
-        *,
-        name: str | None = None,
-        address: str | None = None,
-        reply_to: str | None = None,
-    ) -> SendResult:
-        return self._send(
-            phone_number_id,
-            payloads.location(
-                to,
-                latitude,
-                longitude,
-                name=name,
-                address=address,
-                reply_to=reply_to,
-                default_region=self._default_region,
-            ),
-        )
-
-    def send_contacts(
-        self,
-        phone_number_id: str,
-        to: str,
-        contacts: Sequence[Mapping[str, Any]],
-        *,
-        reply_to: str | None = None,
-    ) -> SendResult:
-        return self._send(
-            phone_number_id,
-            payloads.contacts(to, contacts, reply_to=reply_to, default_region=self._default_region),
-        )
+    def send_message(self, phone_number_id: str, message: OutboundMessage) -> SendResult:
+        """`POST /{phone-number-id}/messages`: the one transport for every kind of message (pywa's
+        `send_message`). `message` is the validated send model (whatsapp_crm.send_models), addressed to a
+        normalized number: a `to` without '+' would get the business number's country code from Meta."""
+        body = message.graph_body()
+        if not _E164.fullmatch(body["to"]):
+            raise InvalidMessageError("'to' must be E.164 with '+' (whatsapp_crm.phone.normalize_phone)")
+        return SendResult.from_response(self._request("POST", self._messages_path(phone_number_id), body))
 
     def mark_as_read(self, phone_number_id: str, message_id: str, *, typing_indicator: bool = False) -> None:
         """Blue ticks on `message_id` (and everything before it); optionally show "typing…" for up to 25 s."""
-        answer = self._request(
-            "POST",
-            self._messages_path(phone_number_id),
-            payloads.mark_as_read(message_id, typing_indicator=typing_indicator),
-        )
+        if not message_id:
+            raise InvalidMessageError("mark_as_read needs the inbound message_id")
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+        if typing_indicator:
+            body["typing_indicator"] = {"type": "text"}
+        answer = self._request("POST", self._messages_path(phone_number_id), body)
         if answer.get("success") is not True:
             raise GraphAPIError(title="the Graph API did not confirm the read receipt")
 
@@ -492,9 +326,6 @@ class GraphClient:
         return TemplatePage(templates=templates, after=next_cursor)
 
     # -- transport ---------------------------------------------------------------------------------------
-
-    def _send(self, phone_number_id: str, body: Mapping[str, Any]) -> SendResult:
-        return SendResult.from_response(self._request("POST", self._messages_path(phone_number_id), body))
 
     @staticmethod
     def _messages_path(phone_number_id: str) -> str:
