@@ -405,8 +405,9 @@ class TestNoReply:
             {"type": "contacts", "contacts": [{"name": {"formatted_name": "Avi"}}]},
             {"type": "order", "order": {"catalog_id": "1", "product_items": []}},
             {"type": "unsupported", "unsupported": {"type": "poll_creation"}},
+            {"type": "hologram", "hologram": {"id": "9"}},  # a type Meta adds later: queued as unknown
         ],
-        ids=["image-with-caption", "location", "reaction", "contacts", "order", "unsupported"],
+        ids=["image-with-caption", "location", "reaction", "contacts", "order", "unsupported", "new-type"],
     )
     def test_messages_that_ask_nothing_get_no_reply(
         self, store: FakeStore, sender: FakeSender, message: dict[str, Any]

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hmac
 import json
-from _json import make_encoder
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring
 from typing import Protocol
 
 from whatsapp_crm.clock import Clock, iso, iso_from_unix, plausible_unix, unix_from_iso, utc_now, utc_now_iso
@@ -41,14 +39,14 @@ from whatsapp_crm.webhook.parse import (
 )
 
 PREVIEW_LENGTH = 80
-# The C encoder that JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode builds on every call,
-# built once; no circular-reference markers, since a decoded JSON document cannot hold a cycle.
-# allow_nan=False: a number that overflowed to infinity (1e400) has no JSON form; ValueError instead.
-_encode_chunks = make_encoder(None, json.JSONEncoder().default, encode_basestring, None, ":", ",", False, False, False)
+# Compact, UTF-8 as is. allow_nan=False: a number that overflowed to infinity (1e400) has no JSON form;
+# ValueError instead. (A private C encoder built once saved ~2 µs of an event that costs ~1.8 ms end to end,
+# bench/bench_entry.py: not worth a CPython private API; docs/performance.md.)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
 
 
 def _compact_json(value: object) -> str:
-    return "".join(_encode_chunks(value, 0))
+    return _ENCODER.encode(value)
 
 
 class ConversationWriter(Protocol):

@@ -596,13 +596,14 @@ _NEGATION_LISTS = ("negators", "in_between", "inverted_subjects", "reversers")
 
 
 class _Compiler:
-    """Validates intents.json with messages that name the bad entry, and builds the matcher."""
+    """Builds the matcher from the cue file's model (intent/cue_file.py validates its shape and names a bad
+    entry); what only compiling can tell (a phrase's '...', an unknown '@class') is named the same way here."""
 
     def __init__(self, data: Mapping[str, Any]) -> None:
         from whatsapp_crm.intent.cue_file import parse_cue_file
 
-        self._data = parse_cue_file(data, DATA_FILE).model_dump(mode="json")
-        never_split = [_single_word(word) for word in self._data["hebrew"]["never_split_prefix"]]
+        self._file = parse_cue_file(data, DATA_FILE)
+        never_split = [_single_word(word) for word in self._file.hebrew.never_split_prefix]
         self._lexicon = _Lexicon(never_split)
         self._classes: dict[tuple[Language, str], frozenset[str]] = {}
 
@@ -614,29 +615,29 @@ class _Compiler:
         negation: dict[str, set[str]] = {name: set() for name in _NEGATION_LISTS}
         fillers: set[str] = set()
         openers: set[str] = set()
-        all_cues = self._data["cues"]
         for language in Language:
             where = f"cues.{language}"
-            section = all_cues[language]
-            for name, spellings in section["classes"].items():
+            section = self._file.cues[language]
+            for name, spellings in section.classes.items():
                 keys = frozenset(self._lexicon.add(word, f"{where}.classes.{name}") for word in spellings)
                 self._classes[(language, name)] = keys
-            negation_section = section["negation"]
             for name in _NEGATION_LISTS:
-                negation[name] |= self._keys(negation_section, name, f"{where}.negation", language)
-            fillers |= self._keys(section, "command_fillers", where, language)
-            openers |= self._keys(section, "clause_openers", where, language)
-            intents = section["intents"]
+                words = getattr(section.negation, name)
+                negation[name] |= self._keys(words, f"{where}.negation.{name}", language)
+            fillers |= self._keys(section.command_fillers, f"{where}.command_fillers", language)
+            openers |= self._keys(section.clause_openers, f"{where}.clause_openers", language)
             for intent in PRECEDENCE:
-                spec = intents[intent]
+                spec = section.intents[intent]
                 place = f"{where}.intents.{intent}"
-                cues += self._patterns(intent, language, spec, place, "keywords")
-                cues += self._patterns(intent, language, spec, place, "phrases")
-                unless += self._patterns(intent, language, spec, place, "unless")
-                commands += self._patterns(intent, language, spec, place, "commands", gaps=False)
-                clause_commands += self._patterns(intent, language, spec, place, "clause_commands", gaps=False)
+                cues += self._patterns(intent, language, spec.keywords, f"{place}.keywords")
+                cues += self._patterns(intent, language, spec.phrases, f"{place}.phrases")
+                unless += self._patterns(intent, language, spec.unless, f"{place}.unless")
+                commands += self._patterns(intent, language, spec.commands, f"{place}.commands", gaps=False)
+                clause_commands += self._patterns(
+                    intent, language, spec.clause_commands, f"{place}.clause_commands", gaps=False
+                )
         self._lexicon.freeze()
-        negatable = frozenset(Intent(name) for name in self._data["negatable_intents"])
+        negatable = frozenset(self._file.negatable_intents)
         return IntentEngine(
             self._lexicon,
             cues=cues,
@@ -650,21 +651,21 @@ class _Compiler:
         )
 
     def _patterns(
-        self, intent: Intent, language: Language, spec: Mapping[str, Any], place: str, kind: str, *, gaps: bool = True
+        self, intent: Intent, language: Language, texts: Sequence[str], where: str, *, gaps: bool = True
     ) -> list[_Pattern]:
-        return [self._pattern(intent, language, text, f"{place}.{kind}", gaps=gaps) for text in spec[kind]]
+        return [self._pattern(intent, language, text, where, gaps=gaps) for text in texts]
 
-    def _keys(self, section: Mapping[str, Any], name: str, where: str, language: Language) -> set[str]:
+    def _keys(self, words: Sequence[str], where: str, language: Language) -> set[str]:
         """The words of a word list, where '@name' stands for every word of classes.<name>."""
         keys: set[str] = set()
-        for word in section[name]:
+        for word in words:
             if word.startswith("@"):
                 found = self._classes.get((language, word[1:]))
                 if found is None:
-                    raise ValueError(f"{DATA_FILE}: {where}.{name}: unknown class {word!r}")
+                    raise ValueError(f"{DATA_FILE}: {where}: unknown class {word!r}")
                 keys |= found
             else:
-                keys.add(self._lexicon.add(word, f"{where}.{name}"))
+                keys.add(self._lexicon.add(word, where))
         return keys
 
     def _pattern(self, intent: Intent, language: Language, text: str, where: str, *, gaps: bool = True) -> _Pattern:

@@ -35,21 +35,21 @@ def _batches(entries: Sequence[dict[str, str]]) -> Iterator[list[dict[str, str]]
         yield batch
 
 
-def _entry(message: QueuedInbound) -> dict[str, str]:
-    return {
-        "MessageBody": message.body(),
-        "MessageGroupId": message.wa_id,
-        "MessageDeduplicationId": _dedup_id(message.wamid),
-    }
-
-
 class SqsInboundQueue(SqsQueue):
     def enqueue(self, messages: Sequence[QueuedInbound]) -> None:
         """Send every message or raise QueueUnavailableError (then the webhook answers 500 and Meta retries)."""
-        for batch in _batches([_entry(message) for message in messages]):
-            entries = [{"Id": str(index), **entry} for index, entry in enumerate(batch)]
+        entries = [
+            {
+                "Id": str(index),  # unique in the call, so in every batch cut from it
+                "MessageBody": message.body(),
+                "MessageGroupId": message.wa_id,
+                "MessageDeduplicationId": _dedup_id(message.wamid),
+            }
+            for index, message in enumerate(messages)
+        ]
+        for batch in _batches(entries):
             try:
-                response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+                response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=batch)
             except (ClientError, BotoCoreError) as error:
                 raise QueueUnavailableError(f"SQS refused the batch: {type(error).__name__}") from error
             if response.get("Failed"):
