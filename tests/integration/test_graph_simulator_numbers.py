@@ -17,6 +17,7 @@ from local import meta_payloads as meta
 from local.graph_simulator import GraphSimulator
 from local.template_catalogue import DEFAULT_WABA_ID
 from whatsapp_crm.graph import GraphClient, InvalidParameterError
+from whatsapp_crm.send_models import text_message
 
 LEAD = "972525551234"
 STRANGER_NUMBER = "100000000000001"
@@ -38,8 +39,8 @@ def _get(simulator: GraphSimulator, path: str) -> Any:
 
 def test_each_of_the_two_numbers_sends_as_itself(two_numbers: GraphSimulator) -> None:
     with GraphClient(TEST_ACCESS_TOKEN, base_url=two_numbers.base_url) as client:
-        first = client.send_text(meta.DEMO_PHONE_NUMBER_ID, f"+{LEAD}", "שלום מהסניף הראשון")
-        second = client.send_text(meta.DEMO_SECOND_PHONE_NUMBER_ID, f"+{LEAD}", "שלום מהסניף השני")
+        first = client.send_message(meta.DEMO_PHONE_NUMBER_ID, text_message(f"+{LEAD}", "שלום מהסניף הראשון"))
+        second = client.send_message(meta.DEMO_SECOND_PHONE_NUMBER_ID, text_message(f"+{LEAD}", "שלום מהסניף השני"))
     assert first.message_id != second.message_id
     assert [record.phone_number_id for record in two_numbers.recorded()] == [
         meta.DEMO_PHONE_NUMBER_ID,
@@ -50,7 +51,7 @@ def test_each_of_the_two_numbers_sends_as_itself(two_numbers: GraphSimulator) ->
 def test_a_number_the_waba_does_not_own_is_refused_like_meta_refuses_it(two_numbers: GraphSimulator) -> None:
     with GraphClient(TEST_ACCESS_TOKEN, base_url=two_numbers.base_url) as client:
         with pytest.raises(InvalidParameterError) as refused:
-            client.send_text(STRANGER_NUMBER, f"+{LEAD}", "hello")
+            client.send_message(STRANGER_NUMBER, text_message(f"+{LEAD}", "hello"))
     assert refused.value.code == 100
     assert STRANGER_NUMBER in str(refused.value.details)
     assert two_numbers.sent_messages() == []
@@ -88,7 +89,7 @@ def test_status_webhooks_name_the_number_that_sent() -> None:
             status_sequence=("sent",),
         ) as simulator:
             with GraphClient(TEST_ACCESS_TOKEN, base_url=simulator.base_url) as client:
-                client.send_text(meta.DEMO_SECOND_PHONE_NUMBER_ID, f"+{LEAD}", "hello")
+                client.send_message(meta.DEMO_SECOND_PHONE_NUMBER_ID, text_message(f"+{LEAD}", "hello"))
             simulator.wait_for_deliveries(1)
     finally:
         server.shutdown()
