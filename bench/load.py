@@ -341,6 +341,13 @@ def report(stats: RunStats) -> str:
     for role, seconds in stats.cpu.items():
         if seconds >= 0.05:
             lines.append(f"    {role:<48} {seconds:7.1f} s  {100 * seconds / stats.wall_seconds:5.0f}%")
+    stack_cpu = {role: seconds for role, seconds in stats.cpu.items() if not role.startswith("load generator")}
+    if stack_cpu and sum(stack_cpu.values()) > 0:
+        busiest, seconds = max(stack_cpu.items(), key=lambda item: item[1])
+        lines.append(
+            f"  busiest: {busiest}, {100 * seconds / sum(stack_cpu.values()):.0f}% of the stack's CPU time "
+            f"({1000 * seconds / stats.sent:.0f} ms per inbound webhook)"
+        )
     if stats.work:
         lines.append("  per inbound webhook sent (the stack's meters): invocations, AWS calls; handler time p50/p95")
     for function, work in sorted(stats.work.items(), key=lambda item: -sum(item[1].aws_calls.values())):
