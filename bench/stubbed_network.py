@@ -115,7 +115,20 @@ def _ssm(operation: str, request: dict[str, Any]) -> dict[str, Any]:
     return {"Parameter": {"Name": name, "Type": "String", "Value": "{}", "Version": 1}}
 
 
-_JSON_SERVICES = {"DynamoDB": _dynamodb, "AmazonSQS": _sqs, "secretsmanager": _secretsmanager, "AmazonSSM": _ssm}
+def _events(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+    if operation == "PutEvents":
+        entries = request.get("Entries", [])
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": f"stub-{index}"} for index in range(len(entries))]}
+    return {}
+
+
+_JSON_SERVICES = {
+    "AWSEvents": _events,
+    "DynamoDB": _dynamodb,
+    "AmazonSQS": _sqs,
+    "secretsmanager": _secretsmanager,
+    "AmazonSSM": _ssm,
+}
 
 
 def record_parameters(params: dict[str, Any], event_name: str, **_: Any) -> None:
