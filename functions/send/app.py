@@ -18,6 +18,7 @@ from whatsapp_crm.api_models import SendAcceptedBody, body_doc, error_doc
 from whatsapp_crm.http_responses import error_response, json_response
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from whatsapp_crm.outbound import (
+    ForeignSenderError,
     InvalidRecipientError,
     RecipientOptedOutError,
     WindowClosedError,
@@ -141,6 +142,11 @@ def _key_in_use(error: idempotency.IdempotencyKeyInUseError) -> Response[str]:
 @app.exception_handler(InvalidRecipientError)
 def _invalid_recipient(error: InvalidRecipientError) -> Response[str]:
     return invalid_field("to", str(error))
+
+
+@app.exception_handler(ForeignSenderError)
+def _foreign_sender(error: ForeignSenderError) -> Response[str]:
+    return invalid_field("from_phone_number_id", str(error))
 
 
 @app.exception_handler(RecipientOptedOutError)

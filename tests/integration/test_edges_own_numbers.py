@@ -110,3 +110,31 @@ def test_a_queued_message_to_a_foreign_number_is_never_answered(
     assert run.failed_ids == set()
     assert graph_fake.recorded() == []
     assert table.get_message(message["id"])["reply_status"] == "foreign_number"
+
+
+def test_the_crm_picks_the_sending_number_among_ours_and_a_foreign_one_is_a_400(
+    aws: AwsStack, own_webhook: Any, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator
+) -> None:
+    # Given a lead who wrote to our second number a minute ago
+    message = meta.text_message(LEAD, "שלום, מה נשמע?")
+    assert own_webhook(meta.envelope(meta.message_value([message], phone_number_id=OURS[1]))).status == 200
+    api = ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST)
+    text = {"type": "text", "text": {"body": "היי, חוזרים אליך"}}
+    # When the CRM names a number that is not ours
+    refused = api.send({"to": LEAD, **text, "from_phone_number_id": FOREIGN})
+    # Then it is a 400 on that field, and nothing reaches Meta
+    assert refused.status == 400, refused.body
+    assert (refused.json()["error"]["code"], refused.json()["error"]["field"]) == (
+        "validation_error",
+        "from_phone_number_id",
+    )
+    assert graph_fake.recorded() == []
+    # And free text from our first number is refused too: the lead's window is open on the second one only
+    assert api.send({"to": LEAD, **text, "from_phone_number_id": OURS[0]}).status == 422
+    # And without a choice the message goes from the number the lead wrote to, never carrying our field to Meta
+    assert api.send({"to": LEAD, **text}).status == 201
+    template = {"type": "template", "template": {"name": "hello_world", "language": {"code": "en"}}}
+    assert api.send({"to": LEAD, **template, "from_phone_number_id": OURS[0]}).status == 201
+    sends = [r for r in graph_fake.recorded() if r.is_send]
+    assert [r.phone_number_id for r in sends] == [OURS[1], OURS[0]]
+    assert all("from_phone_number_id" not in r.body for r in sends)

@@ -13,6 +13,7 @@ from whatsapp_crm.clock import iso
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.graph.errors import AuthError, MarketingOptOutError, PairRateLimitError
 from whatsapp_crm.outbound import (
+    ForeignSenderError,
     InvalidRecipientError,
     RecipientOptedOutError,
     SendPolicy,
@@ -176,6 +177,57 @@ class TestSendingNumber:
         store = FakeStore(leads={LEAD: _lead(NOW - timedelta(minutes=5), last_phone_number_id="110022003300")})
         sender = FakeSender()
         _send({"to": LEAD, **TEXT}, store, sender)
+        assert sender.sent[0][0] == "110022003300"
+
+    def test_the_caller_picks_one_of_our_numbers(self) -> None:
+        policy = SendPolicy(
+            default_phone_number_id=DEFAULT_NUMBER,
+            default_region="IL",
+            per_recipient_per_minute=10,
+            per_number_per_second=80,
+            own_phone_number_ids=(DEFAULT_NUMBER, "110022003300"),
+        )
+        sender = FakeSender()
+        _send({"to": LEAD, **TEMPLATE, "from_phone_number_id": "110022003300"}, FakeStore(), sender, policy=policy)
+        assert sender.sent[0][0] == "110022003300"
+        assert "from_phone_number_id" not in sender.sent[0][1]  # ours, never posted to Meta
+
+    def test_a_number_that_is_not_ours_is_refused_before_anything_else(self) -> None:
+        policy = SendPolicy(
+            default_phone_number_id=DEFAULT_NUMBER,
+            default_region="IL",
+            per_recipient_per_minute=10,
+            per_number_per_second=80,
+            own_phone_number_ids=(DEFAULT_NUMBER,),
+        )
+        sender = FakeSender()
+        with pytest.raises(ForeignSenderError):
+            _send({"to": LEAD, **TEMPLATE, "from_phone_number_id": "999"}, FakeStore(), sender, policy=policy)
+        assert sender.sent == []
+
+    def test_the_window_is_the_number_the_lead_wrote_to(self) -> None:
+        # The lead wrote to the second number five minutes ago: free text may go from it, not from the first.
+        policy = SendPolicy(
+            default_phone_number_id=DEFAULT_NUMBER,
+            default_region="IL",
+            per_recipient_per_minute=10,
+            per_number_per_second=80,
+            own_phone_number_ids=(DEFAULT_NUMBER, "110022003300"),
+        )
+        lead = _lead(NOW - timedelta(minutes=5), last_phone_number_id="110022003300")
+        with pytest.raises(WindowClosedError):
+            _send(
+                {"to": LEAD, **TEXT, "from_phone_number_id": DEFAULT_NUMBER},
+                FakeStore(leads={LEAD: lead}),
+                policy=policy,
+            )
+        sender = FakeSender()
+        _send(
+            {"to": LEAD, **TEXT, "from_phone_number_id": "110022003300"},
+            FakeStore(leads={LEAD: lead}),
+            sender,
+            policy=policy,
+        )
         assert sender.sent[0][0] == "110022003300"
 
     def test_without_a_default_or_a_known_number_nothing_is_sent(self) -> None:

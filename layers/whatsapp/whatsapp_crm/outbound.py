@@ -19,7 +19,7 @@ from whatsapp_crm.clock import Clock, iso
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.graph.errors import GraphAPIError, MarketingOptOutError
 from whatsapp_crm.health import RefusalCounter, counts_as_refused
-from whatsapp_crm.numbers import sending_number
+from whatsapp_crm.numbers import is_ours, sending_number
 from whatsapp_crm.observability import logger, mask_phone
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.ratelimit import RateCounter, RateLimit, acquire
@@ -67,6 +67,14 @@ class InvalidRecipientError(ValueError):
         self.reason = reason
 
 
+class ForeignSenderError(ValueError):
+    """`from_phone_number_id` names a number this deployment does not own (WhatsAppPhoneNumberIds)."""
+
+    def __init__(self, phone_number_id: str) -> None:
+        super().__init__(f"{phone_number_id} is not one of this deployment's WhatsApp numbers (WhatsAppPhoneNumberIds)")
+        self.phone_number_id = phone_number_id
+
+
 class RecipientOptedOutError(Exception):
     def __init__(self, opted_out_at: str | None) -> None:
         super().__init__("the recipient opted out of messages from this business")
@@ -102,15 +110,36 @@ class SendAccepted:
     status: str = "accepted"
 
 
-def _check_rules(message: AnyMessage, lead: Mapping[str, Any] | None, now: datetime) -> None:
+def _check_rules(message: AnyMessage, lead: Mapping[str, Any] | None, now: datetime, phone_number_id: str) -> None:
     # An opt-out blocks every kind, not only templates: a lead who said stop is not messaged from the CRM,
-    # even inside a window their "stop" itself opened.
+    # even inside a window their "stop" itself opened. It is the business's, so it holds for every number.
     if lead and lead.get("opted_out"):
         raise RecipientOptedOutError(lead.get("opted_out_at"))
     if requires_open_window(message):
         last_inbound_at = lead.get("last_inbound_at") if lead else None
+        written_to = lead.get("last_phone_number_id") if lead else None
+        # The window is per business number: the lead's last message opened it on the number it went to
+        # only. Another of our numbers has no window this service knows of.
+        if isinstance(written_to, str) and written_to != phone_number_id:
+            last_inbound_at = None
         if not window_is_open(last_inbound_at, now):
             raise WindowClosedError(last_inbound_at)
+
+
+def _sending_number(message: AnyMessage, lead: Mapping[str, Any] | None, policy: SendPolicy) -> str:
+    """The caller's `from_phone_number_id` when it is ours (else ForeignSenderError); otherwise the number the
+    lead last wrote to, if ours, else the first listed."""
+    asked = message.from_phone_number_id
+    if asked is not None:
+        if not is_ours(asked, policy.own_phone_number_ids):
+            raise ForeignSenderError(asked)
+        return asked
+    last_number = (lead or {}).get("last_phone_number_id")
+    received_on = last_number if isinstance(last_number, str) else None
+    phone_number_id = sending_number(received_on, policy.own_phone_number_ids, policy.default_phone_number_id)
+    if not phone_number_id:
+        raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_IDS to send from")
+    return phone_number_id
 
 
 def send_message(
@@ -134,16 +163,11 @@ def send_message(
         raise InvalidRecipientError(error.reason) from None
     lead = store.get_lead(recipient.wa_id)
     now = clock()
-    _check_rules(message, lead, now)
+    phone_number_id = _sending_number(message, lead, policy)
+    _check_rules(message, lead, now, phone_number_id)
     # Before the rate limits: a template Meta would refuse must not spend the lead's or the number's budget.
     if templates is not None and isinstance(message, TemplateMessage):
         check_template(message.template, templates)
-    # The window is per business number, so reply from the number the lead last wrote to, if it is ours.
-    last_number = (lead or {}).get("last_phone_number_id")
-    received_on = last_number if isinstance(last_number, str) else None
-    phone_number_id = sending_number(received_on, policy.own_phone_number_ids, policy.default_phone_number_id)
-    if not phone_number_id:
-        raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_IDS to send from")
     acquire(
         limiter,
         [

@@ -430,8 +430,9 @@ class ReplyContext(_Strict):
     message_id: MessageId
 
 
-# Ours, never Meta's: `lead_id` is stored on the lead; `messaging_product` is always set by graph_body.
-_NOT_FORWARDED = {"lead_id", "messaging_product"}
+# Ours, never Meta's: `lead_id` is stored on the lead, `from_phone_number_id` picks the number the message is
+# posted from; `messaging_product` is always set by graph_body.
+_NOT_FORWARDED = {"lead_id", "from_phone_number_id", "messaging_product"}
 
 
 class _SendBase(_Strict):
@@ -442,6 +443,19 @@ class _SendBase(_Strict):
     biz_opaque_callback_data: Annotated[str, Field(min_length=1, max_length=512)] | None = None
     lead_id: (
         Annotated[str, Field(min_length=1, max_length=128, description="The CRM's id, stored on the lead")] | None
+    ) = None
+    from_phone_number_id: (
+        Annotated[
+            str,
+            Field(
+                pattern=r"^[0-9]{1,30}$",
+                description=(
+                    "The business number to send from: one of the deployment's WhatsAppPhoneNumberIds. Default: "
+                    "the number the lead last wrote to, else the first listed."
+                ),
+            ),
+        ]
+        | None
     ) = None
 
     def addressed_to(self, e164: str, *, callback: str | None = None) -> Self:
