@@ -138,3 +138,25 @@ def test_the_crm_picks_the_sending_number_among_ours_and_a_foreign_one_is_a_400(
     sends = [r for r in graph_fake.recorded() if r.is_send]
     assert [r.phone_number_id for r in sends] == [OURS[1], OURS[0]]
     assert all("from_phone_number_id" not in r.body for r in sends)
+
+
+def test_an_opt_out_on_one_number_holds_for_every_number_of_the_business(
+    aws: AwsStack, own_webhook: Any, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator
+) -> None:
+    # Given a lead who asked our second number to stop writing
+    stop = meta.text_message(LEAD, "תסירו אותי מהרשימה בבקשה")
+    assert own_webhook(meta.envelope(meta.message_value([stop], phone_number_id=OURS[1]))).status == 200
+    function_env("ResponderFunction", WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST, **graph_fake.environment())
+    assert Responder(aws, load_function_module("ResponderFunction")).run().failed_ids == set()
+    confirmations = len([r for r in graph_fake.recorded() if r.is_send])
+    # When the lead then writes to our first number, and the CRM tries a template from it
+    hello = meta.text_message(LEAD, "שלום")
+    assert own_webhook(meta.envelope(meta.message_value([hello], phone_number_id=OURS[0]))).status == 200
+    function_env("ResponderFunction", WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST, **graph_fake.environment())
+    assert Responder(aws, load_function_module("ResponderFunction")).run().failed_ids == set()
+    api = ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST)
+    template = {"type": "template", "template": {"name": "hello_world", "language": {"code": "en"}}}
+    refused = api.send({"to": LEAD, **template, "from_phone_number_id": OURS[0]})
+    # Then neither the bot nor the CRM writes to them from any number: the opt-out is the business's
+    assert refused.status == 409, refused.body
+    assert len([r for r in graph_fake.recorded() if r.is_send]) == confirmations
