@@ -302,6 +302,13 @@ class _Written:
     failure: Exception | None = None
 
 
+def _write_one[Part](write: Callable[[Part], _Written], part: Part) -> _Written:
+    try:
+        return write(part)
+    except Exception as error:  # re-raised by the caller after the other parts are written
+        return _Written(failure=error)
+
+
 def _write_in_groups[Part](
     parts: Sequence[Part],
     group_of: Callable[[Part], str],
@@ -311,6 +318,8 @@ def _write_in_groups[Part](
     """`write` for every part, results in the parts' order. Within a group, parts are written in order and
     the first failure stops the rest of its group: a later message of a lead must not be stored and queued
     ahead of an earlier one that will only be stored on Meta's retry (FIFO order per lead)."""
+    if len(parts) <= 1:  # the usual POST: one message or one status, no grouping to do
+        return [_write_one(write, part) for part in parts]
     groups: dict[str, list[int]] = {}
     for index, part in enumerate(parts):
         groups.setdefault(group_of(part), []).append(index)
@@ -318,11 +327,7 @@ def _write_in_groups[Part](
 
     def write_group(indexes: list[int]) -> None:
         for index in indexes:
-            try:
-                written = write(parts[index])
-            except Exception as error:  # re-raised by the caller after the other groups are written
-                written = _Written(failure=error)
-            results[index] = written
+            results[index] = written = _write_one(write, parts[index])
             if written.failure is not None:
                 return
 
