@@ -332,7 +332,7 @@ class TestNeverLost:
         # And scripts/redrive_events.py puts the kept entry back: the same fact, with the same detail.id
         _deliver_letter_again(aws, letter)
         counts = _redrive_script().redrive(aws.client("sqs"), aws.client("events"), aws.ref("EventsDeadLetterQueue"))
-        assert counts == {"redriven": 1, "refused": 0, "left_for_a_person": 0}
+        assert counts == {"redriven": 1, "refused": 0, "left_for_a_person": 0, "stream_events_republished": 0}
         assert _dead_letters(aws) == []
         [published] = _drain(aws, feed.observer_url)
         assert published["detail"]["id"] == letter["detail_id"] == json.loads(entry["Detail"])["id"]
@@ -392,3 +392,41 @@ class TestStatusChangesByDefault:
         assert {event["detail"]["wamid"] for event in feed.of_type("message.status_changed")} == {crm_wamid}
         assert len(feed.of_type("message.status_changed")) == 2
         assert [event["detail"]["wamid"] for event in feed.of_type("auto_reply.sent")] == [reply_wamid]
+
+
+def test_a_stream_range_lambda_gave_up_on_is_published_again_by_the_redrive(
+    feed: Feed, webhook: Any, aws: AwsStack
+) -> None:
+    # Given a lead's message whose stream batch EventsFunction crashed on until Lambda gave up (its note, not
+    # the records, on the dead-letter queue: the records stay on the stream for 24 hours)
+    message = _text("שלום")
+    _deliver(webhook, message)
+    streams = aws.client("dynamodbstreams")
+    arn = feed.poller.source.stream_arn
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    note = {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11},
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": records[0]["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": records[-1]["dynamodb"]["SequenceNumber"],
+            "batchSize": len(records),
+            "streamArn": arn,
+        },
+    }
+    aws.client("sqs").send_message(QueueUrl=aws.ref("EventsDeadLetterQueue"), MessageBody=json.dumps(note))
+    # When the redrive runs with the bus's name
+    counts = _redrive_script().redrive(
+        aws.client("sqs"),
+        aws.client("events"),
+        aws.ref("EventsDeadLetterQueue"),
+        bus_name=aws.ref("CrmEventBus"),
+        streams=streams,
+    )
+    # Then the message's event is published and the note is gone
+    assert counts["stream_events_republished"] == 1 and counts["refused"] == 0
+    [published] = _drain(aws, feed.observer_url)
+    assert (published["detail-type"], published["detail"]["wamid"]) == ("message.received", message["id"])
+    assert _dead_letters(aws) == []
