@@ -25,6 +25,16 @@ from typing import TYPE_CHECKING, Any, Protocol, TypedDict, cast
 
 from whatsapp_crm.clock import Clock, utc_now
 from whatsapp_crm.errors import ConfigurationError
+from whatsapp_crm.settings import (
+    ConversationsSettings,
+    EventsSettings,
+    MediaSettings,
+    ResponderSettings,
+    SecretSettings,
+    SendSettings,
+    TemplatesSettings,
+    WebhookSettings,
+)
 
 if TYPE_CHECKING:
     from whatsapp_crm.domain_events import EventOptions
@@ -45,16 +55,6 @@ if TYPE_CHECKING:
     from whatsapp_crm.ratelimit import RateCounter
     from whatsapp_crm.read_api import ConversationReader, CursorSigner, ReadReceiptSender
     from whatsapp_crm.respond import ReplyPolicy, ReplySender, ReplyStore
-    from whatsapp_crm.settings import (
-        ConversationsSettings,
-        EventsSettings,
-        MediaSettings,
-        ResponderSettings,
-        SecretSettings,
-        SendSettings,
-        TemplatesSettings,
-        WebhookSettings,
-    )
     from whatsapp_crm.store.dynamodb import DynamoConversationStore
     from whatsapp_crm.store.idempotency import DynamoIdempotencyStore
     from whatsapp_crm.store.media import DynamoMediaLedger
@@ -317,8 +317,37 @@ def invoke(
         return lambda_handler(event, context)
 
 
-def _either[P](double: P | None, real: Callable[[], P]) -> P:
-    return real() if double is None else double
+class _Ports[S]:
+    """One invocation's adapters of a function whose settings are S: each `_Port` attribute below."""
+
+    def __init__(self, settings: S) -> None:
+        self.settings = settings
+        self.doubles = _handed_in.get()
+
+
+class _Port[S, P]:
+    """A port: the double handed in under the attribute's name, else the real adapter `real(settings)`."""
+
+    def __init__(self, real: Callable[[S], P]) -> None:
+        self._real = real
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, ports: _Ports[S], owner: type | None = None) -> P:
+        double = ports.doubles.get(self._name)
+        return self._real(ports.settings) if double is None else cast(P, double)
+
+
+def _now(settings: object) -> Clock:
+    return utc_now
+
+
+def _graph(
+    settings: SendSettings | ResponderSettings | ConversationsSettings | TemplatesSettings | MediaSettings,
+) -> GraphClient:
+    return graph_client(access_token(settings), settings)
 
 
 class WebhookDoubles(TypedDict, total=False):
@@ -327,29 +356,15 @@ class WebhookDoubles(TypedDict, total=False):
     dead_letters: DeadLetterSink | None
 
 
-class WebhookPorts:
+class WebhookPorts(_Ports[WebhookSettings]):
     """The webhook writes each event to the table and hands new messages to the responder's queue."""
 
-    def __init__(self, settings: WebhookSettings) -> None:
-        self.settings = settings
-        self._doubles = cast(WebhookDoubles, _handed_in.get())
-
-    @property
-    def store(self) -> ConversationWriter:
-        return _either(self._doubles.get("store"), lambda: conversation_store(self.settings.table_name))
-
-    @property
-    def queue(self) -> InboundSink:
-        return _either(self._doubles.get("queue"), lambda: inbound_queue(self.settings.inbound_queue_url))
-
-    @property
-    def dead_letters(self) -> DeadLetterSink | None:
-        """Where parts DynamoDB refuses for good go; None when the deployment has no such queue."""
-        double = self._doubles.get("dead_letters")
-        if double is not None:
-            return double
-        url = self.settings.webhook_dead_letter_queue_url
-        return webhook_dead_letters(url) if url else None
+    store: _Port[WebhookSettings, ConversationWriter] = _Port(lambda s: conversation_store(s.table_name))
+    queue: _Port[WebhookSettings, InboundSink] = _Port(lambda s: inbound_queue(s.inbound_queue_url))
+    # Where parts DynamoDB refuses for good go; None when the deployment has no such queue.
+    dead_letters: _Port[WebhookSettings, DeadLetterSink | None] = _Port(
+        lambda s: webhook_dead_letters(s.webhook_dead_letter_queue_url) if s.webhook_dead_letter_queue_url else None
+    )
 
 
 class SendDoubles(TypedDict, total=False):
@@ -362,44 +377,20 @@ class SendDoubles(TypedDict, total=False):
     keys: IdempotencyStore | None
 
 
-class SendPorts:
+class SendPorts(_Ports[SendSettings]):
     """POST /messages: the lead's record, Graph, the rate counters, the template cache, idempotency keys."""
 
-    def __init__(self, settings: SendSettings) -> None:
-        self.settings = settings
-        self._doubles = cast(SendDoubles, _handed_in.get())
+    store: _Port[SendSettings, OutboundStore] = _Port(lambda s: conversation_store(s.table_name))
+    sender: _Port[SendSettings, MessageSender] = _Port(_graph)
+    clock: _Port[SendSettings, Clock] = _Port(_now)
+    limiter: _Port[SendSettings, RateCounter] = _Port(lambda s: rate_counter(s.table_name))
+    refusals: _Port[SendSettings, RefusalCounter] = _Port(lambda s: refusal_counter(s.table_name))
+    templates: _Port[SendSettings, TemplateCatalogue] = _Port(lambda s: template_store(s.table_name))
+    keys: _Port[SendSettings, IdempotencyStore] = _Port(lambda s: idempotency_store(s.table_name))
 
     @property
     def policy(self) -> SendPolicy:
         return send_policy(self.settings)
-
-    @property
-    def store(self) -> OutboundStore:
-        return _either(self._doubles.get("store"), lambda: conversation_store(self.settings.table_name))
-
-    @property
-    def sender(self) -> MessageSender:
-        return _either(self._doubles.get("sender"), lambda: graph_client(access_token(self.settings), self.settings))
-
-    @property
-    def clock(self) -> Clock:
-        return _either(self._doubles.get("clock"), lambda: utc_now)
-
-    @property
-    def limiter(self) -> RateCounter:
-        return _either(self._doubles.get("limiter"), lambda: rate_counter(self.settings.table_name))
-
-    @property
-    def refusals(self) -> RefusalCounter:
-        return _either(self._doubles.get("refusals"), lambda: refusal_counter(self.settings.table_name))
-
-    @property
-    def templates(self) -> TemplateCatalogue:
-        return _either(self._doubles.get("templates"), lambda: template_store(self.settings.table_name))
-
-    @property
-    def keys(self) -> IdempotencyStore:
-        return _either(self._doubles.get("keys"), lambda: idempotency_store(self.settings.table_name))
 
 
 class ResponderDoubles(TypedDict, total=False):
@@ -411,46 +402,24 @@ class ResponderDoubles(TypedDict, total=False):
     media_requests: ArchiveRequests | None
 
 
-class ResponderPorts:
+class ResponderPorts(_Ports[ResponderSettings]):
     """The auto-reply: the reply records, Graph, and the queues records are delayed, set aside or archived by."""
 
-    def __init__(self, settings: ResponderSettings) -> None:
-        self.settings = settings
-        self._doubles = cast(ResponderDoubles, _handed_in.get())
+    store: _Port[ResponderSettings, ReplyStore] = _Port(lambda s: reply_store(s.table_name))
+    sender: _Port[ResponderSettings, ReplySender] = _Port(_graph)
+    clock: _Port[ResponderSettings, Clock] = _Port(_now)
+    redelivery: _Port[ResponderSettings, Redelivery] = _Port(lambda s: inbound_redelivery(s.inbound_queue_url))
+    dead_letters: _Port[ResponderSettings, DeadLetterForward] = _Port(
+        lambda s: inbound_dead_letter_forward(s.inbound_dead_letter_queue_url)
+    )
+    # Where media messages are handed to the archiver; None when the deployment archives nothing.
+    media_requests: _Port[ResponderSettings, ArchiveRequests | None] = _Port(
+        lambda s: media_queue(s.media_queue_url) if s.media_queue_url else None
+    )
 
     @property
     def policy(self) -> ReplyPolicy:
         return reply_policy(self.settings)
-
-    @property
-    def store(self) -> ReplyStore:
-        return _either(self._doubles.get("store"), lambda: reply_store(self.settings.table_name))
-
-    @property
-    def sender(self) -> ReplySender:
-        return _either(self._doubles.get("sender"), lambda: graph_client(access_token(self.settings), self.settings))
-
-    @property
-    def clock(self) -> Clock:
-        return _either(self._doubles.get("clock"), lambda: utc_now)
-
-    @property
-    def redelivery(self) -> Redelivery:
-        return _either(self._doubles.get("redelivery"), lambda: inbound_redelivery(self.settings.inbound_queue_url))
-
-    @property
-    def dead_letters(self) -> DeadLetterForward:
-        url = self.settings.inbound_dead_letter_queue_url
-        return _either(self._doubles.get("dead_letters"), lambda: inbound_dead_letter_forward(url))
-
-    @property
-    def media_requests(self) -> ArchiveRequests | None:
-        """Where media messages are handed to the archiver; None when the deployment archives nothing."""
-        double = self._doubles.get("media_requests")
-        if double is not None:
-            return double
-        url = self.settings.media_queue_url
-        return media_queue(url) if url else None
 
 
 class ConversationsDoubles(TypedDict, total=False):
@@ -459,24 +428,12 @@ class ConversationsDoubles(TypedDict, total=False):
     clock: Clock | None
 
 
-class ConversationsPorts:
+class ConversationsPorts(_Ports[ConversationsSettings]):
     """The read API and /health: the table (read, plus the unread reset), Graph's read receipts, the cursors."""
 
-    def __init__(self, settings: ConversationsSettings) -> None:
-        self.settings = settings
-        self._doubles = cast(ConversationsDoubles, _handed_in.get())
-
-    @property
-    def store(self) -> ConversationsStore:
-        return _either(self._doubles.get("store"), lambda: read_store(self.settings.table_name))
-
-    @property
-    def sender(self) -> ReadReceiptSender:
-        return _either(self._doubles.get("sender"), lambda: graph_client(access_token(self.settings), self.settings))
-
-    @property
-    def clock(self) -> Clock:
-        return _either(self._doubles.get("clock"), lambda: utc_now)
+    store: _Port[ConversationsSettings, ConversationsStore] = _Port(lambda s: read_store(s.table_name))
+    sender: _Port[ConversationsSettings, ReadReceiptSender] = _Port(_graph)
+    clock: _Port[ConversationsSettings, Clock] = _Port(_now)
 
     @property
     def signer(self) -> CursorSigner:
@@ -490,32 +447,17 @@ class TemplatesDoubles(TypedDict, total=False):
     clock: Clock | None
 
 
-class TemplatesPorts:
+class TemplatesPorts(_Ports[TemplatesSettings]):
     """GET /templates and the scheduled sync: the template cache, Graph's listing, the hourly call budget."""
 
-    def __init__(self, settings: TemplatesSettings) -> None:
-        self.settings = settings
-        self._doubles = cast(TemplatesDoubles, _handed_in.get())
+    store: _Port[TemplatesSettings, TemplateStore] = _Port(lambda s: template_store(s.table_name))
+    source: _Port[TemplatesSettings, TemplatePageSource] = _Port(_graph)
+    limiter: _Port[TemplatesSettings, RateCounter] = _Port(lambda s: rate_counter(s.table_name))
+    clock: _Port[TemplatesSettings, Clock] = _Port(_now)
 
     @property
     def policy(self) -> SyncPolicy:
         return sync_policy(self.settings)
-
-    @property
-    def store(self) -> TemplateStore:
-        return _either(self._doubles.get("store"), lambda: template_store(self.settings.table_name))
-
-    @property
-    def source(self) -> TemplatePageSource:
-        return _either(self._doubles.get("source"), lambda: graph_client(access_token(self.settings), self.settings))
-
-    @property
-    def limiter(self) -> RateCounter:
-        return _either(self._doubles.get("limiter"), lambda: rate_counter(self.settings.table_name))
-
-    @property
-    def clock(self) -> Clock:
-        return _either(self._doubles.get("clock"), lambda: utc_now)
 
 
 class MediaDoubles(TypedDict, total=False):
@@ -525,28 +467,13 @@ class MediaDoubles(TypedDict, total=False):
     clock: Clock | None
 
 
-class MediaPorts:
+class MediaPorts(_Ports[MediaSettings]):
     """The media archive, the file route and uploads: the ledger, the bucket, Graph's media endpoints."""
 
-    def __init__(self, settings: MediaSettings) -> None:
-        self.settings = settings
-        self._doubles = cast(MediaDoubles, _handed_in.get())
-
-    @property
-    def ledger(self) -> MediaLedger:
-        return _either(self._doubles.get("ledger"), lambda: media_ledger(self.settings.table_name))
-
-    @property
-    def objects(self) -> FileObjects:
-        return _either(self._doubles.get("objects"), lambda: media_objects(self.settings.media_bucket))
-
-    @property
-    def source(self) -> MediaGraph:
-        return _either(self._doubles.get("source"), lambda: graph_client(access_token(self.settings), self.settings))
-
-    @property
-    def clock(self) -> Clock:
-        return _either(self._doubles.get("clock"), lambda: utc_now)
+    ledger: _Port[MediaSettings, MediaLedger] = _Port(lambda s: media_ledger(s.table_name))
+    objects: _Port[MediaSettings, FileObjects] = _Port(lambda s: media_objects(s.media_bucket))
+    source: _Port[MediaSettings, MediaGraph] = _Port(_graph)
+    clock: _Port[MediaSettings, Clock] = _Port(_now)
 
 
 class EventsDoubles(TypedDict, total=False):
@@ -555,28 +482,21 @@ class EventsDoubles(TypedDict, total=False):
     sleep: Callable[[float], None] | None
 
 
-class EventsPorts:
+def _sleep(settings: object) -> Callable[[float], None]:
+    import time
+
+    return time.sleep
+
+
+class EventsPorts(_Ports[EventsSettings]):
     """The table's stream to the CRM bus: EventBridge, the events' dead-letter queue, the retry backoff."""
 
-    def __init__(self, settings: EventsSettings) -> None:
-        self.settings = settings
-        self._doubles = cast(EventsDoubles, _handed_in.get())
+    publisher: _Port[EventsSettings, EventPublisher] = _Port(lambda s: event_bridge())
+    dead_letters: _Port[EventsSettings, EventDeadLetters] = _Port(
+        lambda s: event_dead_letters(s.events_dead_letter_queue_url)
+    )
+    sleep: _Port[EventsSettings, Callable[[float], None]] = _Port(_sleep)
 
     @property
     def options(self) -> EventOptions:
         return event_options(self.settings)
-
-    @property
-    def publisher(self) -> EventPublisher:
-        return _either(self._doubles.get("publisher"), event_bridge)
-
-    @property
-    def dead_letters(self) -> EventDeadLetters:
-        url = self.settings.events_dead_letter_queue_url
-        return _either(self._doubles.get("dead_letters"), lambda: event_dead_letters(url))
-
-    @property
-    def sleep(self) -> Callable[[float], None]:
-        import time
-
-        return _either(self._doubles.get("sleep"), lambda: time.sleep)
