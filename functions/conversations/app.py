@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Unpack
 from urllib.parse import unquote
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -27,7 +27,7 @@ from whatsapp_crm.clock import iso
 from whatsapp_crm.credentials import load_credentials
 from whatsapp_crm.errors import ConfigurationError
 from whatsapp_crm.health import HealthPolicy, check_health
-from whatsapp_crm.http_responses import json_response
+from whatsapp_crm.http_responses import compact_json
 from whatsapp_crm.numbers import parse_phone_number_ids, sending_number
 from whatsapp_crm.observability import logger, metrics, tracer
 from whatsapp_crm.read_api import (
@@ -42,7 +42,7 @@ from whatsapp_crm.read_api import (
 from whatsapp_crm.settings import ConversationsSettings, load
 from whatsapp_crm.wiring import ConversationsDoubles, ConversationsPorts, invoke
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, serializer=compact_json)
 install_error_handlers(app)
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100")]
@@ -71,7 +71,7 @@ def _wa_id(raw: str) -> str:
     operation_id="listConversations",
     responses={200: body_doc("One page of conversations", ConversationsPage), 400: _INVALID},
 )
-def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
+def conversations(limit: Limit = 50, cursor: Cursor = None) -> ConversationsPage:
     settings = load(ConversationsSettings)
     ports = ConversationsPorts(settings)
     page = list_conversations(
@@ -82,7 +82,7 @@ def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
         takeover=timedelta(hours=settings.human_takeover_hours),
         default_phone_number_id=sending_number(None, parse_phone_number_ids(settings.whatsapp_phone_number_ids)),
     )
-    return json_response(200, page.model_dump(mode="json"))
+    return ConversationsPage.model_validate(page, from_attributes=True)
 
 
 @app.get(
@@ -97,10 +97,10 @@ def conversations(limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
         404: error_doc("not_found: no conversation with this WhatsApp id"),
     },
 )
-def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> Response[str]:
+def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> MessagesPage:
     ports = ConversationsPorts(load(ConversationsSettings))
-    page = list_messages(ports.store, ports.signer, wa_id=_wa_id(wa_id), limit=limit, cursor=cursor)
-    return json_response(200, page.model_dump(mode="json"))
+    thread = list_messages(ports.store, ports.signer, wa_id=_wa_id(wa_id), limit=limit, cursor=cursor)
+    return MessagesPage.model_validate(thread, from_attributes=True)
 
 
 @app.post(
@@ -118,17 +118,17 @@ def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> Response[
         404: error_doc("not_found: no conversation with this WhatsApp id"),
     },
 )
-def mark_read(wa_id: WaId) -> Response[str]:
+def mark_read(wa_id: WaId) -> ReadBody:
     settings = load(ConversationsSettings)
     ports = ConversationsPorts(settings)
-    body = mark_conversation_read(
+    marked = mark_conversation_read(
         ports.store,
         lambda: ports.sender,
         wa_id=_wa_id(wa_id),
         own_phone_number_ids=parse_phone_number_ids(settings.whatsapp_phone_number_ids),
         at=iso(ports.clock()),
     )
-    return json_response(200, body.model_dump(mode="json", exclude_none=True))
+    return ReadBody.model_validate(marked, from_attributes=True)
 
 
 @app.get(
@@ -146,7 +146,7 @@ def mark_read(wa_id: WaId) -> Response[str]:
         503: body_doc("Unhealthy: the table or the secret cannot be read", HealthBody),
     },
 )
-def health() -> Response[str]:
+def health() -> Response[HealthBody]:
     settings = load(ConversationsSettings)
     ports = ConversationsPorts(settings)
 
@@ -163,7 +163,11 @@ def health() -> Response[str]:
             error_rate_threshold=settings.health_error_rate_threshold, min_sends=settings.health_min_sends
         ),
     )
-    return json_response(503 if report.status == "unhealthy" else 200, report.model_dump(mode="json"))
+    return Response(
+        status_code=503 if report.status == "unhealthy" else 200,
+        content_type=content_types.APPLICATION_JSON,
+        body=HealthBody.model_validate(report, from_attributes=True),
+    )
 
 
 @app.exception_handler(InvalidCursorError)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Unpack
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
@@ -19,7 +19,7 @@ from pydantic import Json
 from whatsapp_crm.api_errors import install_error_handlers, invalid_field, not_found
 from whatsapp_crm.api_models import UploadBody, body_doc, error_doc
 from whatsapp_crm.errors import ConfigurationError
-from whatsapp_crm.http_responses import error_response, json_response
+from whatsapp_crm.http_responses import compact_json, error_response, json_response
 from whatsapp_crm.media_archive import (
     DOWNLOAD_URL_SECONDS,
     ArchivePolicy,
@@ -37,7 +37,7 @@ from whatsapp_crm.settings import MediaSettings, load
 from whatsapp_crm.signature import raw_body
 from whatsapp_crm.wiring import MediaDoubles, MediaPorts, invoke
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, serializer=compact_json)
 install_error_handlers(app)
 
 WaId = Annotated[str, Path(min_length=1, max_length=64, description="The lead's WhatsApp id (international digits)")]
@@ -46,6 +46,13 @@ MediaId = Annotated[str, Path(pattern=r"^[0-9]{1,64}$", description="The media i
 
 class MediaQueueRecord(SqsRecordModel):
     body: Json[ArchiveRequest]
+
+
+class ForeignNumberError(ValueError):
+    """POST /media for a phone_number_id this deployment does not own."""
+
+    def __init__(self) -> None:
+        super().__init__("not one of this deployment's numbers (WhatsAppPhoneNumberIds)")
 
 
 processor = BatchProcessor(event_type=EventType.SQS, model=MediaQueueRecord)
@@ -161,12 +168,12 @@ def upload(
         str | None,
         Query(pattern=r"^[0-9]{1,32}$", description="The business number to upload for (default: the stack's)"),
     ] = None,
-) -> Response[str]:
+) -> Response[UploadBody]:
     settings = load(MediaSettings)
     own = parse_phone_number_ids(settings.whatsapp_phone_number_ids)
     if phone_number_id is not None and not is_ours(phone_number_id, own):
         # Media is uploaded for the number that will send it, and nothing is ever sent from another's.
-        return invalid_field("phone_number_id", "not one of this deployment's numbers (WhatsAppPhoneNumberIds)")
+        raise ForeignNumberError()
     number = phone_number_id or sending_number(None, own)
     if not number:
         raise ConfigurationError("no WHATSAPP_PHONE_NUMBER_IDS to upload media for")
@@ -186,7 +193,14 @@ def upload(
     logger.info(
         "media uploaded", extra={"media_id": result.media_id, "mime_type": result.mime_type, "size": result.size}
     )
-    return json_response(201, UploadBody.model_validate(result.as_json()).model_dump(mode="json"))
+    return Response(
+        status_code=201, content_type=content_types.APPLICATION_JSON, body=UploadBody.model_validate(result.as_json())
+    )
+
+
+@app.exception_handler(ForeignNumberError)
+def _foreign_number(error: ForeignNumberError) -> Response[str]:
+    return invalid_field("phone_number_id", str(error))
 
 
 @app.exception_handler(UploadRefusedError)

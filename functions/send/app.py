@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Unpack
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whatsapp_crm import idempotency
 from whatsapp_crm.api_errors import TEMPLATE_HINT, install_error_handlers, invalid_field, rate_limited
 from whatsapp_crm.api_models import SendAcceptedBody, body_doc, error_doc
-from whatsapp_crm.http_responses import error_response, json_response
+from whatsapp_crm.http_responses import compact_json, error_response
 from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
 from whatsapp_crm.outbound import (
     ForeignSenderError,
@@ -30,7 +30,7 @@ from whatsapp_crm.settings import SendSettings, load
 from whatsapp_crm.templates import TemplateMismatchError
 from whatsapp_crm.wiring import SendDoubles, SendPorts, invoke
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, serializer=compact_json)
 install_error_handlers(app, body_type=SendRequest)
 
 
@@ -74,7 +74,7 @@ def send(
             "the first answer and never a second send; the same key with another body is 422",
         ),
     ] = None,
-) -> Response[str]:
+) -> Response[SendAcceptedBody]:
     outgoing: AnyMessage = message
     ports = SendPorts(load(SendSettings))
     if idempotency_key is None:
@@ -84,12 +84,13 @@ def send(
     if isinstance(started, idempotency.IdempotentAnswer):
         logger.info("idempotent replay: answered from the first request with this key")
         metrics.add_metric(name="IdempotentReplays", unit=MetricUnit.Count, value=1)
-        return _accepted(started.body, replayed=True)
-    answer = idempotency.run(started, lambda attempt: _send(outgoing, ports, attempt))
-    return _accepted(answer.body, replayed=False)
+        return _accepted(SendAcceptedBody.model_validate(started.body), replayed=True)
+    # The key keeps the answer's JSON, so a replay answers the very same body.
+    answer = idempotency.run(started, lambda attempt: _send(outgoing, ports, attempt).model_dump(mode="json"))
+    return _accepted(SendAcceptedBody.model_validate(answer.body), replayed=False)
 
 
-def _send(outgoing: AnyMessage, ports: SendPorts, attempt: idempotency.Attempt | None) -> dict[str, Any]:
+def _send(outgoing: AnyMessage, ports: SendPorts, attempt: idempotency.Attempt | None) -> SendAcceptedBody:
     accepted = send_message(
         outgoing,
         policy=ports.policy,
@@ -109,18 +110,17 @@ def _send(outgoing: AnyMessage, ports: SendPorts, attempt: idempotency.Attempt |
         "message accepted by WhatsApp",
         extra={"wamid": accepted.message_id, "wa_id": mask_phone(accepted.wa_id), "type": outgoing.type},
     )
-    body = SendAcceptedBody(
-        message_id=accepted.message_id,
-        wa_id=accepted.wa_id,
-        to=accepted.to,
-        message_status=accepted.message_status,
-    )
-    return body.model_dump(mode="json", exclude_none=True)
+    return SendAcceptedBody.model_validate(accepted, from_attributes=True)
 
 
-def _accepted(body: dict[str, Any], *, replayed: bool) -> Response[str]:
+def _accepted(body: SendAcceptedBody, *, replayed: bool) -> Response[SendAcceptedBody]:
     # Stripe's header: the answer is the first request's, nothing was sent this time.
-    return json_response(201, body, headers={"Idempotent-Replayed": "true"} if replayed else None)
+    return Response(
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={"Idempotent-Replayed": "true"} if replayed else None,
+    )
 
 
 @app.exception_handler(idempotency.IdempotencyKeyReusedError)

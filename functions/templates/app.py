@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from whatsapp_crm.api_errors import install_error_handlers, rate_limited
 from whatsapp_crm.api_models import TemplatesBody, body_doc, error_doc
 from whatsapp_crm.graph.errors import GraphAPIError
-from whatsapp_crm.http_responses import json_response
+from whatsapp_crm.http_responses import compact_json
 from whatsapp_crm.observability import MetricUnit, logger, metrics, tracer
 from whatsapp_crm.ratelimit import RateLimitedError
 from whatsapp_crm.settings import TemplatesSettings, load
@@ -26,7 +26,7 @@ from whatsapp_crm.templates import (
 )
 from whatsapp_crm.wiring import TemplatesDoubles, TemplatesPorts, invoke
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, serializer=compact_json)
 install_error_handlers(app)
 
 Refresh = Annotated[
@@ -73,7 +73,7 @@ def _sync(ports: TemplatesPorts) -> SyncReport:
         503: error_doc("whatsapp_unavailable: Meta kept failing after retries"),
     },
 )
-def list_templates(refresh: Refresh = None, status: StatusFilter = None, name: NameFilter = None) -> Response[str]:
+def list_templates(refresh: Refresh = None, status: StatusFilter = None, name: NameFilter = None) -> TemplatesBody:
     ports = TemplatesPorts(load(TemplatesSettings))
     store = ports.store
     state = store.sync_state()
@@ -92,7 +92,7 @@ def list_templates(refresh: Refresh = None, status: StatusFilter = None, name: N
             "last_error": (state.last_error or None) if state else None,
         }
     )
-    return json_response(200, body.model_dump(mode="json"))
+    return body
 
 
 @app.exception_handler(RefreshThrottledError)

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from local import meta_payloads as meta
+from whatsapp_crm.api_models import ConversationSummary, MessageView
 from whatsapp_crm.clock import EARLIEST_PLAUSIBLE_UNIX, shifted_iso
 from whatsapp_crm.errors import UnstorableError
 from whatsapp_crm.handoff import QueuedInbound
@@ -169,8 +170,8 @@ def test_the_read_models_never_fail_on_any_stored_value(
     summary = conversation_summary(lead, timedelta(hours=takeover_hours), NOW)
     view = message_view(item)
     # Then each becomes a valid answer (never a 500 for the whole page)
-    json.loads(summary.model_dump_json())
-    json.loads(view.model_dump_json())
+    json.loads(ConversationSummary.model_validate(summary, from_attributes=True).model_dump_json())
+    json.loads(MessageView.model_validate(view, from_attributes=True).model_dump_json())
     assert summary.unread_count >= 0
     if summary.window_expires_at is not None:
         assert summary.window_expires_at <= "9999-12-31T23:59:59Z"

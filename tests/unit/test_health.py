@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from whatsapp_crm.api_models import HealthBody
 from whatsapp_crm.errors import ConfigurationError, StoreUnavailableError
 from whatsapp_crm.health import Counts, HealthPolicy, check_health, error_rate, hour_buckets, last_hour
 
@@ -36,7 +37,8 @@ def _fine() -> None:
 
 def _check(store: FakeStore, secret: object = _fine, policy: HealthPolicy = POLICY) -> dict[str, object]:
     report = check_health(store, secret, clock=lambda: NOW, policy=policy)
-    return report.model_dump(mode="json")
+    # What GET /health answers: the handler's mapping of the report.
+    return HealthBody.model_validate(report, from_attributes=True).model_dump(mode="json")
 
 
 def test_the_last_24_hourly_buckets_are_read_newest_first() -> None:

@@ -1,4 +1,8 @@
-"""Response bodies of the send and read APIs. They shape the JSON and document it in docs/openapi.json."""
+"""Response bodies of the send and read APIs. They shape the JSON and document it in docs/openapi.json.
+
+The domain answers in its own types (read_api, health, outbound); the handlers map those to these models
+(`Model.model_validate(answer, from_attributes=True)`) and return them from their routes.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,19 @@ class _Body(BaseModel):
 # --- errors --------------------------------------------------------------------------------------
 
 
+def _absent_when_none(value: Any) -> bool:
+    return value is None
+
+
+# Fields marked so are left out of the JSON when they have no value (a null would say "known to be empty").
+_OMITTED_WHEN_NONE: Any = _absent_when_none
+
+
 class GraphErrorBody(_Body):
-    code: int | None = Field(description="Meta's error code, e.g. 131047")
-    title: str | None = None
-    details: str | None = None
-    fbtrace_id: str | None = Field(default=None, description="Quote it to Meta support")
+    code: int | None = Field(description="Meta's error code, e.g. 131047", exclude_if=_OMITTED_WHEN_NONE)
+    title: str | None = Field(default=None, exclude_if=_OMITTED_WHEN_NONE)
+    details: str | None = Field(default=None, exclude_if=_OMITTED_WHEN_NONE)
+    fbtrace_id: str | None = Field(default=None, description="Quote it to Meta support", exclude_if=_OMITTED_WHEN_NONE)
 
 
 class FieldProblem(_Body):
@@ -76,7 +88,9 @@ class SendAcceptedBody(_Body):
     to: str = Field(description="The number as sent to Meta, E.164 with '+'", examples=["+972525551234"])
     status: Literal["accepted"] = "accepted"
     message_status: str | None = Field(
-        default=None, description="Templates only: accepted, held_for_quality_assessment or paused"
+        default=None,
+        description="Templates only: accepted, held_for_quality_assessment or paused",
+        exclude_if=_OMITTED_WHEN_NONE,
     )
 
 
@@ -175,9 +189,11 @@ class MessagesPage(_Body):
 
 
 class ReadReceipt(_Body):
-    message_id: str | None = Field(description="The lead's last inbound wamid, marked read on WhatsApp")
+    message_id: str | None = Field(
+        description="The lead's last inbound wamid, marked read on WhatsApp", exclude_if=_OMITTED_WHEN_NONE
+    )
     status: Literal["sent", "failed", "none"]
-    graph_error: GraphErrorBody | None = None
+    graph_error: GraphErrorBody | None = Field(default=None, exclude_if=_OMITTED_WHEN_NONE)
 
 
 class ReadBody(_Body):

@@ -11,17 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Literal, Protocol
 
 from whatsapp_crm.clock import Clock, iso
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.graph.errors import GraphAPIError, RateLimitError
 from whatsapp_crm.observability import logger
-
-if TYPE_CHECKING:
-    # The API models are built only when /health answers: the responder and the send path import this
-    # module for counts_as_refused alone (issue 11, cold start).
-    from whatsapp_crm.api_models import Check, HealthBody
 
 HOURS_REPORTED = 24
 
@@ -48,6 +43,48 @@ class Counts:
     @property
     def unsuccessful(self) -> int:
         return self.failed + self.refused
+
+
+HealthStatus = Literal["healthy", "degraded", "unhealthy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    ok: bool
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRateCheck:
+    ok: bool
+    last_hour: float
+    sent_last_hour: float  # attempted: accepted by Meta or refused
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChecks:
+    table: Check
+    secret: Check
+    error_rate: ErrorRateCheck
+
+
+@dataclass(frozen=True, slots=True)
+class Last24h:
+    received: int
+    sent: int
+    failed: int
+    error_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """What GET /health answers (the handler maps it to api_models.HealthBody)."""
+
+    status: HealthStatus
+    checks: HealthChecks
+    last_24h: Last24h
+    last_activity: str | None
 
 
 class HealthStore(Protocol):
@@ -101,9 +138,7 @@ def check_health(
     *,
     clock: Clock,
     policy: HealthPolicy,
-) -> HealthBody:
-    from whatsapp_crm.api_models import Check, ErrorRateCheck, HealthBody, HealthChecks, HealthStatus, Last24h
-
+) -> HealthReport:
     now = clock()
     hours = hour_buckets(now)
     table = Check(ok=True)
@@ -127,7 +162,7 @@ def check_health(
     # Unhealthy: the service cannot do its work (no table, no usable secret). Degraded: it works, but the
     # last hour's sends fail too often (Meta refuses them), which a person must look at.
     status: HealthStatus = "unhealthy" if not (table.ok and secret.ok) else "healthy" if rate.ok else "degraded"
-    return HealthBody(
+    return HealthReport(
         status=status,
         checks=HealthChecks(table=table, secret=secret, error_rate=rate),
         last_24h=Last24h(
@@ -141,7 +176,6 @@ def check_health(
 
 
 def _secret_check(check_secret: Callable[[], None]) -> Check:
-    from whatsapp_crm.api_models import Check
 
     try:
         check_secret()

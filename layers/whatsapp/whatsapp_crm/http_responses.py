@@ -8,12 +8,14 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response, content_types
 
 
+def compact_json(body: Any) -> str:
+    """Every JSON answer's text (the resolvers' serializer too): Hebrew as UTF-8, not \\u escapes, no spaces."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response[str]:
     return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
-        headers=headers,
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=compact_json(body), headers=headers
     )
 
 

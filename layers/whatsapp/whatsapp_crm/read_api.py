@@ -17,20 +17,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from whatsapp_crm.api_models import (
-    ConversationsPage,
-    ConversationSummary,
-    GraphErrorBody,
-    MediaView,
-    MessagesPage,
-    MessageView,
-    OfferedButton,
-    ReadBody,
-    ReadReceipt,
-    StatusEntry,
-)
 from whatsapp_crm.clock import shifted_iso, utc_now
 from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.media_archive import MEDIA_KINDS
@@ -78,6 +66,112 @@ class Position:
 class Page:
     items: list[dict[str, Any]]
     next_position: Position | None
+
+
+# --- what the read API answers (the handler maps these to api_models' response bodies) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One lead in the list, by last activity."""
+
+    wa_id: str
+    name: str | None
+    lead_id: str | None
+    last_message_at: str | None
+    last_message_preview: str | None
+    unread_count: int
+    awaits_response: bool
+    opted_out: bool
+    window_expires_at: str | None
+    meeting: dict[str, Any] | None
+    last_human_outbound_at: str | None
+    human_takeover_until: str | None
+    phone_number_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationList:
+    conversations: list[Conversation]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReached:
+    """A delivery status and when Meta reported it."""
+
+    status: str
+    timestamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfferedReply:
+    """A reply button a message offered (a meeting slot's id for offered slots)."""
+
+    id: str
+    title: str
+
+
+MediaState = Literal["pending", "archived", "unavailable"]
+_MEDIA_STATES: dict[str, MediaState] = {"pending": "pending", "archived": "archived", "unavailable": "unavailable"}
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """What a thread says about a media message's file: Meta's fields, then the archive's outcome."""
+
+    id: str | None
+    mime_type: str | None
+    size: int | None
+    sha256: str | None
+    caption: str | None
+    filename: str | None
+    status: MediaState
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    id: str
+    direction: Literal["inbound", "outbound"]
+    type: str
+    text: str | None
+    timestamp: str
+    status: str | None
+    status_history: list[StatusReached]
+    error: dict[str, Any] | None
+    intent: str | None
+    language: str | None
+    auto_reply: bool
+    reply_to: str | None
+    sent_by: Literal["human", "auto_reply"] | None
+    buttons: list[OfferedReply]
+    template_name: str | None
+    media: MediaFile | None
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    wa_id: str
+    messages: list[ThreadMessage]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReceiptOutcome:
+    """The blue ticks of POST .../read: best effort, so reported rather than raised."""
+
+    message_id: str | None
+    status: Literal["sent", "failed", "none"]
+    # Meta's answer when it refused (code, title, details, fbtrace_id); None otherwise.
+    graph_error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedRead:
+    wa_id: str
+    unread_count: int
+    read_receipt: ReadReceiptOutcome
 
 
 class ConversationReader(Protocol):
@@ -175,11 +269,11 @@ def conversation_summary(
     takeover: timedelta = DEFAULT_TAKEOVER,
     now: datetime | None = None,
     default_phone_number_id: str | None = None,
-) -> ConversationSummary:
+) -> Conversation:
     # The responder records the lead's latest meeting request (slot, time, status) on the lead.
     meeting = lead.get("meeting_request")
     last_human = _text(lead.get("last_human_outbound_at"))
-    return ConversationSummary(
+    return Conversation(
         wa_id=str(lead["wa_id"]),
         name=_text(lead.get("profile_name")),
         lead_id=_text(lead.get("lead_id")),
@@ -198,7 +292,7 @@ def conversation_summary(
     )
 
 
-def _status_history(item: Mapping[str, Any]) -> list[StatusEntry]:
+def _status_history(item: Mapping[str, Any]) -> list[StatusReached]:
     entries = [
         (name.removeprefix(STATUS_PREFIX), value)
         for name, value in item.items()
@@ -209,7 +303,7 @@ def _status_history(item: Mapping[str, Any]) -> list[StatusEntry]:
         rank = StatusRank.of(entry[0])
         return (int(rank) if rank is not None else len(StatusRank), entry[1])
 
-    return [StatusEntry(status=status, timestamp=at) for status, at in sorted(entries, key=order)]
+    return [StatusReached(status=status, timestamp=at) for status, at in sorted(entries, key=order)]
 
 
 def _sent_request(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -224,7 +318,7 @@ def _sent_request(item: Mapping[str, Any]) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _offered_buttons(request: Mapping[str, Any]) -> list[OfferedButton]:
+def _offered_buttons(request: Mapping[str, Any]) -> list[OfferedReply]:
     interactive = request.get("interactive")
     action = interactive.get("action") if isinstance(interactive, dict) else None
     buttons = action.get("buttons") if isinstance(action, dict) else None
@@ -232,7 +326,7 @@ def _offered_buttons(request: Mapping[str, Any]) -> list[OfferedButton]:
     for button in buttons if isinstance(buttons, list) else []:
         reply = button.get("reply") if isinstance(button, dict) else None
         if isinstance(reply, dict) and isinstance(reply.get("id"), str) and isinstance(reply.get("title"), str):
-            offered.append(OfferedButton(id=reply["id"], title=reply["title"]))
+            offered.append(OfferedReply(id=reply["id"], title=reply["title"]))
     return offered
 
 
@@ -253,20 +347,23 @@ def _raw_message(item: Mapping[str, Any]) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _media_view(item: Mapping[str, Any], kind: str, message: Mapping[str, Any], inbound: bool) -> MediaView | None:
+def _media_view(item: Mapping[str, Any], kind: str, message: Mapping[str, Any], inbound: bool) -> MediaFile | None:
     """What the thread says about a media message's file: Meta's fields, then the archive's outcome."""
     if kind not in MEDIA_KINDS:
         return None
     content = message.get(kind)
     media: Mapping[str, Any] = content if isinstance(content, dict) else {}
     media_id = _text(item.get("media_id")) or _text(media.get("id"))
-    status = _text(item.get("media_status"))
+    status = _MEDIA_STATES.get(_text(item.get("media_status")) or "")
     reason = _text(item.get("media_reason"))
-    if status not in ("pending", "archived", "unavailable"):
+    if status is None:
         # Inbound: waiting for the archiver. Outbound sent by link (or by an id uploaded elsewhere): never here.
-        status, reason = ("pending", None) if inbound and media_id else ("unavailable", reason or "not_kept")
+        fallback: tuple[MediaState, str | None] = (
+            ("pending", None) if inbound and media_id else ("unavailable", reason or "not_kept")
+        )
+        status, reason = fallback
     size = item.get("media_size")
-    return MediaView(
+    return MediaFile(
         id=media_id,
         mime_type=_text(item.get("media_mime_type")) or _text(item.get("mime_type")) or _text(media.get("mime_type")),
         size=size if isinstance(size, int) else None,
@@ -278,13 +375,13 @@ def _media_view(item: Mapping[str, Any], kind: str, message: Mapping[str, Any], 
     )
 
 
-def message_view(item: Mapping[str, Any]) -> MessageView:
-    direction = "inbound" if item.get("direction") == "inbound" else "outbound"
+def message_view(item: Mapping[str, Any]) -> ThreadMessage:
+    direction: Literal["inbound", "outbound"] = "inbound" if item.get("direction") == "inbound" else "outbound"
     error = item.get("error")
     request = _sent_request(item) if direction == "outbound" else {}
     kind = _text(item.get("message_type")) or "unknown"
     sent_by = _text(item.get("sent_by")) if direction == "outbound" else None
-    return MessageView(
+    return ThreadMessage(
         id=str(item.get("wamid") or str(item.get("PK", "")).removeprefix("MSG#")),
         direction=direction,
         type=kind,
@@ -297,7 +394,7 @@ def message_view(item: Mapping[str, Any]) -> MessageView:
         language=_text(item.get("language")),
         auto_reply=bool(item.get("auto_reply")),
         reply_to=_text(item.get("reply_to")),
-        sent_by=sent_by if sent_by in ("human", "auto_reply") else None,
+        sent_by="human" if sent_by == "human" else "auto_reply" if sent_by == "auto_reply" else None,
         buttons=_offered_buttons(request),
         template_name=_template_name(request),
         media=_media_view(
@@ -332,11 +429,11 @@ def list_conversations(
     cursor: str | None,
     takeover: timedelta = DEFAULT_TAKEOVER,
     default_phone_number_id: str | None = None,
-) -> ConversationsPage:
+) -> ConversationList:
     page = store.list_leads(limit, _after(signer, cursor, CONVERSATIONS_ROUTE, ""))
     next_cursor = signer.issue(CONVERSATIONS_ROUTE, "", page.next_position) if page.next_position else None
     now = utc_now()
-    return ConversationsPage(
+    return ConversationList(
         conversations=[
             conversation_summary(lead, takeover, now, default_phone_number_id)
             for lead in page.items
@@ -348,7 +445,7 @@ def list_conversations(
 
 def list_messages(
     store: ConversationReader, signer: CursorSigner, *, wa_id: str, limit: int, cursor: str | None
-) -> MessagesPage:
+) -> Thread:
     after = _after(signer, cursor, MESSAGES_ROUTE, wa_id)
     page = store.list_thread(wa_id, limit, after)
     # Messages without a lead exist (statuses of sends made outside this API), so only an empty first
@@ -356,10 +453,10 @@ def list_messages(
     if not page.items and after is None and store.get_lead(wa_id) is None:
         raise LeadNotFoundError()
     next_cursor = signer.issue(MESSAGES_ROUTE, wa_id, page.next_position) if page.next_position else None
-    return MessagesPage(wa_id=wa_id, messages=_with_sent_files(store, page.items), next_cursor=next_cursor)
+    return Thread(wa_id=wa_id, messages=_with_sent_files(store, page.items), next_cursor=next_cursor)
 
 
-def _with_sent_files(store: ConversationReader, items: Sequence[Mapping[str, Any]]) -> list[MessageView]:
+def _with_sent_files(store: ConversationReader, items: Sequence[Mapping[str, Any]]) -> list[ThreadMessage]:
     """Outbound files sent by the id POST /media gave are kept in the bucket: one BatchGetItem per page
     finds which (the send path itself never waits for this)."""
     sent = {
@@ -402,7 +499,7 @@ def mark_conversation_read(
     wa_id: str,
     own_phone_number_ids: tuple[str, ...],
     at: str,
-) -> ReadBody:
+) -> MarkedRead:
     """Reset the thread's unread count, then blue-tick the lead's last message on WhatsApp.
 
     The receipt is best effort: Meta refuses receipts for messages older than 30 days, and that must not
@@ -412,18 +509,17 @@ def mark_conversation_read(
     lead = _reset(store, wa_id, at)
     remaining = store.get_lead(wa_id) or lead
     wamid = _text(lead.get("last_inbound_wamid"))
-    receipt = ReadReceipt(message_id=wamid, status="none")
+    receipt = ReadReceiptOutcome(message_id=wamid, status="none")
     # Blue ticks go from the number the lead wrote to, and only ever from one of ours.
     phone_number_id = sending_number(_text(lead.get("last_phone_number_id")), own_phone_number_ids)
     if wamid and phone_number_id:
         try:
             receipts().mark_as_read(phone_number_id, wamid)
-            receipt = ReadReceipt(message_id=wamid, status="sent")
+            receipt = ReadReceiptOutcome(message_id=wamid, status="sent")
         except GraphAPIError as error:
-            details = error.as_dict() if error.code is not None or error.http_status is not None else None
-            receipt = ReadReceipt(
-                message_id=wamid,
-                status="failed",
-                graph_error=GraphErrorBody.model_validate(details) if details else None,
+            # Only when Meta answered: an error of ours (a timeout, no connection) has nothing to show.
+            answered = error.code is not None or error.http_status is not None
+            receipt = ReadReceiptOutcome(
+                message_id=wamid, status="failed", graph_error=error.as_dict() if answered else None
             )
-    return ReadBody(wa_id=wa_id, unread_count=_count(remaining.get("unread_count")), read_receipt=receipt)
+    return MarkedRead(wa_id=wa_id, unread_count=_count(remaining.get("unread_count")), read_receipt=receipt)
