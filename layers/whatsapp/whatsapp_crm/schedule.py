@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from whatsapp_crm.send_limits import MAX_BUTTON_TITLE as MAX_BUTTON_TITLE
+
 DEFAULT_SPEC = "sun-thu 09:00-18:00"
 DEFAULT_TIMEZONE = "Asia/Jerusalem"
 
 # Slots further ahead than this are never offered, so an older id for a date this far out was not ours.
 SLOT_HORIZON = timedelta(days=28)
 SLOT_ID_PREFIX = "slot:"
-MAX_BUTTON_TITLE = 20
 
 _DAY_NAMES = {  # name -> Python weekday (Monday = 0)
     "sun": 6, "sunday": 6,

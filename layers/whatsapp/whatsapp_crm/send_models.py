@@ -31,6 +31,15 @@ from pydantic import (
     model_validator,
 )
 
+from whatsapp_crm.send_limits import (
+    MAX_BUTTON_ID,
+    MAX_BUTTON_TITLE,
+    MAX_INTERACTIVE_BODY,
+    MAX_LIST_ROWS,
+    MAX_REPLY_BUTTONS,
+    MAX_TEXT_BODY,
+)
+
 PREVIEW_LENGTH = 80
 
 
@@ -62,7 +71,7 @@ PhoneInput = Annotated[str, Field(min_length=1, max_length=64, examples=["+97252
 
 
 class TextContent(_Strict):
-    body: Annotated[str, Field(min_length=1, max_length=4096)]
+    body: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_BODY)]
     preview_url: StrictBool | None = None
 
 
@@ -114,11 +123,11 @@ class _TextBlock(_Strict):
 
 
 class InteractiveBody(_Strict):
-    text: Annotated[str, Field(min_length=1, max_length=1024)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_INTERACTIVE_BODY)]
 
 
 class ListBody(_Strict):
-    text: Annotated[str, Field(min_length=1, max_length=4096)]
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_BODY)]
 
 
 class InteractiveFooter(_Strict):
@@ -149,8 +158,8 @@ ButtonHeader = Annotated[TextHeader | ImageHeader | VideoHeader | DocumentHeader
 
 
 class Reply(_Strict):
-    id: Annotated[str, Field(min_length=1, max_length=256)]
-    title: Annotated[str, Field(min_length=1, max_length=20)]
+    id: Annotated[str, Field(min_length=1, max_length=MAX_BUTTON_ID)]
+    title: Annotated[str, Field(min_length=1, max_length=MAX_BUTTON_TITLE)]
 
 
 class ReplyButton(_Strict):
@@ -159,7 +168,7 @@ class ReplyButton(_Strict):
 
 
 class ButtonAction(_Strict):
-    buttons: Annotated[list[ReplyButton], Field(min_length=1, max_length=3)]
+    buttons: Annotated[list[ReplyButton], Field(min_length=1, max_length=MAX_REPLY_BUTTONS)]
 
     @model_validator(mode="after")
     def _distinct(self) -> ButtonAction:
@@ -185,9 +194,6 @@ class ListRow(_Strict):
 class ListSection(_Strict):
     title: Annotated[str, Field(min_length=1, max_length=24)] | None = None
     rows: Annotated[list[ListRow], Field(min_length=1, max_length=10)]
-
-
-MAX_LIST_ROWS = 10
 
 
 class ListAction(_Strict):

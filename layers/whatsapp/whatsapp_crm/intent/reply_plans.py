@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from whatsapp_crm.intent.engine import DATA_FILE, Intent, IntentEngine, Language, read_intent_data
 from whatsapp_crm.schedule import (
-    MAX_BUTTON_TITLE,
     BusinessHours,
     Opening,
     Slot,
@@ -25,12 +24,9 @@ from whatsapp_crm.schedule import (
     parse_slot_id,
     weekday_name,
 )
-
-# WhatsApp Cloud API limits for interactive reply buttons and for text bodies.
-MAX_BUTTONS = 3
-MAX_BUTTON_ID = 256
-MAX_BUTTON_BODY = 1024
-MAX_TEXT_BODY = 4096
+from whatsapp_crm.send_limits import MAX_BUTTON_ID, MAX_BUTTON_TITLE, MAX_TEXT_BODY
+from whatsapp_crm.send_limits import MAX_INTERACTIVE_BODY as MAX_BUTTON_BODY
+from whatsapp_crm.send_limits import MAX_REPLY_BUTTONS as MAX_BUTTONS
 
 ReplyKind = Literal["text", "buttons"]
 
