@@ -64,9 +64,9 @@ def _thumbnail_origin() -> str | None:
         bucket = load(InboxSettings).media_bucket
         if not bucket:
             return None
-        from whatsapp_crm.store.media_objects import S3MediaObjects
+        from whatsapp_crm.wiring import media_objects
 
-        origin = S3MediaObjects(bucket).download_origin()
+        origin = media_objects(bucket).download_origin()
         if origin is None:
             logger.warning("the media bucket's link origin cannot be found; thumbnails will not load")
             return None
