@@ -143,8 +143,6 @@ def worker_environment(spec: FunctionSpec, aws_endpoint: str, base: dict[str, st
         PYTHONUNBUFFERED="1",
     )
     env.update(spec.environment)
-    # There is no X-Ray daemon on a laptop; the template's Tracing stays what it is in AWS.
-    env["POWERTOOLS_TRACE_DISABLED"] = "true"
     return env
 
 

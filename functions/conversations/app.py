@@ -29,7 +29,7 @@ from whatsapp_crm.errors import ConfigurationError
 from whatsapp_crm.health import HealthPolicy, check_health
 from whatsapp_crm.http_responses import compact_json
 from whatsapp_crm.numbers import parse_phone_number_ids, sending_number
-from whatsapp_crm.observability import logger, metrics, tracer
+from whatsapp_crm.observability import logger, metrics
 from whatsapp_crm.read_api import (
     InvalidCursorError,
     InvalidWaIdError,
@@ -188,7 +188,6 @@ def _no_lead(error: LeadNotFoundError) -> Response[str]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
 

@@ -23,7 +23,7 @@ from whatsapp_crm.inbox_page import (
     page_config,
     security_headers,
 )
-from whatsapp_crm.observability import logger, tracer
+from whatsapp_crm.observability import logger
 from whatsapp_crm.settings import InboxSettings, load
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -111,6 +111,5 @@ def serve(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return serve(event)

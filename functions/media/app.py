@@ -31,7 +31,7 @@ from whatsapp_crm.media_archive import (
 )
 from whatsapp_crm.media_upload import UploadRefusedError, header, read_upload, upload_media
 from whatsapp_crm.numbers import is_ours, parse_phone_number_ids, sending_number
-from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
+from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics
 from whatsapp_crm.read_api import InvalidWaIdError, resolve_wa_id
 from whatsapp_crm.settings import MediaSettings, load
 from whatsapp_crm.signature import raw_body
@@ -214,7 +214,6 @@ def _refused(error: UploadRefusedError) -> Response[str]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
         return dict(process_partial_response(event, _archive_record, processor, context))

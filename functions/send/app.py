@@ -16,7 +16,7 @@ from whatsapp_crm import idempotency
 from whatsapp_crm.api_errors import TEMPLATE_HINT, install_error_handlers, invalid_field, rate_limited
 from whatsapp_crm.api_models import SendAcceptedBody, body_doc, error_doc
 from whatsapp_crm.http_responses import compact_json, error_response
-from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics, tracer
+from whatsapp_crm.observability import MetricUnit, logger, mask_phone, metrics
 from whatsapp_crm.outbound import (
     ForeignSenderError,
     InvalidRecipientError,
@@ -197,7 +197,6 @@ def _rate_limited(error: RateLimitedError) -> Response[str]:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)
 

@@ -16,7 +16,7 @@ from whatsapp_crm.api_errors import install_error_handlers, rate_limited
 from whatsapp_crm.api_models import TemplatesBody, body_doc, error_doc
 from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.http_responses import compact_json
-from whatsapp_crm.observability import MetricUnit, logger, metrics, tracer
+from whatsapp_crm.observability import MetricUnit, logger, metrics
 from whatsapp_crm.ratelimit import RateLimitedError
 from whatsapp_crm.settings import TemplatesSettings, load
 from whatsapp_crm.templates import (
@@ -133,7 +133,6 @@ def _is_schedule(event: dict[str, Any]) -> bool:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if _is_schedule(event):
         return scheduled_sync()

@@ -1,6 +1,6 @@
 """docs/openapi.json is generated from the code; a change to a route or model must come with a regenerated file.
 
-Here rather than in unit tests: importing the handlers builds the X-Ray tracer, which opens a UDP socket.
+Here rather than in unit tests: it imports every handler module, which is slow for the unit level.
 """
 
 from __future__ import annotations

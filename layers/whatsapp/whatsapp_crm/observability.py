@@ -1,19 +1,20 @@
-"""The one Logger, Metrics and Tracer every function shares, plus masking for personal data.
+"""The one Logger and Metrics every function shares, plus masking for personal data.
 
 Service name and metrics namespace come from POWERTOOLS_SERVICE_NAME and POWERTOOLS_METRICS_NAMESPACE
 (set in template.yaml's Globals), so nothing here reads settings at import time.
+
+No X-Ray SDK: Lambda's active tracing (template.yaml `Tracing: Active`) records every sampled invocation,
+its initialisation and its duration without any code in the function; the SDK (Powertools' Tracer) would
+add only subsegments per AWS and Graph call, at about a fifth of a cold start and a botocore of its own in
+the layer (docs/decision-log.md, 2026-12-07).
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools import Tracer
 
 logger = Logger()
 metrics = Metrics()
@@ -28,23 +29,7 @@ def quiet_empty_metrics_warning() -> None:
 
 quiet_empty_metrics_warning()
 
-# `tracer` is provided lazily by __getattr__ below.
 __all__ = ["MetricUnit", "logger", "mask_phone", "metrics"]
-
-_tracer: Tracer | None = None
-
-
-def __getattr__(name: str) -> Any:
-    """`tracer` is built on first import of the name: constructing a Powertools Tracer loads the X-Ray SDK
-    (about 200 ms of cold start, measured by bench/bench_webhook.py), which the webhook must not pay."""
-    global _tracer
-    if name == "tracer":
-        if _tracer is None:
-            from aws_lambda_powertools import Tracer
-
-            _tracer = Tracer()
-        return _tracer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def mask_phone(number: str | None) -> str:
