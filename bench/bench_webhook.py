@@ -48,6 +48,10 @@ class RecordingClient:
         self.calls["transact_write_items"] += 1
         return {}
 
+    def put_item(self, **request: Any) -> dict[str, Any]:
+        self.calls["put_item"] += 1
+        return {}
+
     def update_item(self, **request: Any) -> dict[str, Any]:
         self.calls["update_item"] += 1
         return {}

@@ -1,15 +1,20 @@
-"""AWS calls, invocations and handler time per event, measured on the local stack (input to docs/cost.md).
+"""AWS calls, capacity units, invocations and handler time per event, measured on the local stack
+(input to docs/cost.md).
 
-    .venv/bin/python bench/cost_profile.py --inbound 300 --outbound 300 --json .local/cost-profile.json
+    .venv/bin/python bench/cost_profile.py --inbound 100 --outbound 100 --json .local/cost-profile.json
 
-Two clean workloads, each measured alone with the stack's botocore hooks (local/faults.py metering):
-1. inbound: N leads each send one Hebrew greeting (a message that gets exactly one auto-reply); the Graph
-   simulator then posts sent, delivered and read for each reply, as Meta does;
+Clean workloads, each measured alone with the stack's botocore hooks (local/faults.py metering, and
+local/capacity.py for DynamoDB capacity units computed from each item before and after each write):
+1. inbound, one per reply kind (greeting, availability, meeting): N leads each send one Hebrew message
+   that gets exactly one auto-reply of that kind (the same N leads each time: a greeting from a new lead,
+   then availability and meeting questions from leads the table knows); the Graph simulator then posts
+   sent, delivered and read for each reply, as Meta does;
 2. outbound: M template sends through POST /messages (the CRM's sends), each followed by the simulator's
    three status webhooks.
 Per event it reports Lambda invocations per function, AWS API calls per operation (and HTTP attempts),
-handler milliseconds (mean, p50, p95) and log bytes. Handler time here is this machine's CPU plus moto's
-latency on loopback, not Lambda's arm64 at 512 MB calling real DynamoDB; docs/cost.md says how it uses it.
+DynamoDB write and read units (table, transactions' doubling, index entries, per item kind), handler
+milliseconds (mean, p50, p95) and log bytes. Handler time here is this machine's CPU plus moto's latency on
+loopback, not Lambda's arm64 at 512 MB calling real DynamoDB; docs/cost.md says how it uses it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ for _path in (str(ROOT), str(ROOT / "layers" / "whatsapp"), str(ROOT / "bench"))
 from replay import OwnStack, Progress, Stack, StackOptions, drain, get_json, summarize_meters
 
 from local import meta_payloads as meta
+from local.capacity import item_size
 from local.defaults import LOCAL_APP_SECRET
 from local.faults import read_meters
 
@@ -49,9 +55,17 @@ def _leads(count: int, offset: int) -> list[str]:
     return [f"97253{offset + index:07d}" for index in range(count)]
 
 
-def inbound_workload(stack: Stack, count: int) -> None:
-    for wa_id in _leads(count, 0):
-        message = meta.text_message(wa_id, "שלום, ראיתי את המודעה", timestamp=int(time.time()) - 5)
+# One Hebrew message per reply kind; bench/cost_profile.py checks that each got the intended reply.
+INBOUND_KINDS = {
+    "greeting": "שלום",
+    "availability": "מתי אפשר לדבר בטלפון?",
+    "meeting": "שלום, אפשר לקבוע פגישה מחר?",
+}
+
+
+def inbound_workload(stack: Stack, count: int, text: str, offset: int) -> None:
+    for wa_id in _leads(count, offset):
+        message = meta.text_message(wa_id, text, timestamp=int(time.time()) - 5)
         body = meta.wire_bytes(meta.envelope(meta.message_value([message], name="דנה")))
         status = _post(f"{stack.url}/webhook", body, meta.signed_headers(body, LOCAL_APP_SECRET))
         if status != 200:
@@ -71,22 +85,6 @@ def outbound_workload(stack: Stack, count: int) -> None:
             raise RuntimeError(f"POST /messages answered {status}")
 
 
-def _attribute_size(value: dict[str, Any]) -> int:
-    """DynamoDB's size of one attribute value (bytes), as its item-size rules count it."""
-    kind, inner = next(iter(value.items()))
-    if kind in ("S", "B"):
-        return len(inner.encode("utf-8")) if kind == "S" else len(inner)
-    if kind == "N":
-        return len(str(inner).lstrip("-").replace(".", "")) // 2 + 2
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + 1 + _attribute_size(v) for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(1 + _attribute_size(v) for v in inner)
-    return len(json.dumps(inner))
-
-
 def item_sizes(stack: Stack) -> dict[str, dict[str, float]]:
     """Mean and max size (bytes) of each kind of item the workloads left in the table."""
     client = stack.client("dynamodb")
@@ -96,9 +94,21 @@ def item_sizes(stack: Stack) -> dict[str, dict[str, float]]:
             pk, sk = item["PK"]["S"], item["SK"]["S"]
             direction = item.get("direction", {}).get("S", "")
             kind = f"{pk.split('#')[0]}/{sk.split('#')[0]}" + (f"/{direction}" if direction else "")
-            size = sum(len(name.encode()) + _attribute_size(value) for name, value in item.items())
+            size = item_size(item)
             sizes.setdefault(kind, []).append(size)
     return {kind: {"count": len(v), "mean": round(sum(v) / len(v)), "max": max(v)} for kind, v in sizes.items()}
+
+
+def _replies_by_intent(stack: Stack) -> dict[str, int]:
+    """How many auto-replies of each intent the table holds: each workload must have got its own kind."""
+    client = stack.client("dynamodb")
+    counts: dict[str, int] = {}
+    for page in client.get_paginator("scan").paginate(TableName=stack.resource("ConversationsTable")):
+        for item in page.get("Items", []):
+            if item.get("direction", {}).get("S") == "outbound" and item.get("auto_reply", {}).get("BOOL"):
+                intent = item.get("intent", {}).get("S", "?")
+                counts[intent] = counts.get(intent, 0) + 1
+    return counts
 
 
 def _durations(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -145,28 +155,58 @@ def _difference(after: dict[str, Any], before: dict[str, Any], events: int) -> d
             "calls_per_event": calls,
             "http_attempts_per_event": attempts,
             "log_bytes_per_invocation": round((now["log_bytes"] - earlier.get("log_bytes", 0)) / invocations),
+            "capacity_per_event": _capacity(now.get("capacity", {}), earlier.get("capacity", {}), events),
         }
+    per_event["dynamodb"] = _totals(per_event)
     return per_event
+
+
+def _capacity(now: dict[str, int], earlier: dict[str, int], events: int) -> dict[str, float]:
+    """Write units (and read units, kept doubled in the meter to stay integral) per event."""
+    figures = {}
+    for name, value in now.items():
+        delta = value - earlier.get(name, 0)
+        if delta:
+            key = "rru" if name == "rru_x2" else name
+            figures[key] = round(delta / (2 if name == "rru_x2" else 1) / events, 3)
+    return figures
+
+
+def _totals(per_function: dict[str, Any]) -> dict[str, float]:
+    """The whole event's DynamoDB units over every function (what docs/cost.md prices)."""
+    totals: dict[str, float] = {}
+    for figures in per_function.values():
+        for name, value in figures.get("capacity_per_event", {}).items():
+            totals[name] = round(totals.get(name, 0) + value, 3)
+    return dict(sorted(totals.items()))
 
 
 def run(inbound: int, outbound: int, progress: Progress) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cost-") as workdir:
-        own = OwnStack(StackOptions(fault_seed=None), Path(workdir))
+        own = OwnStack(StackOptions(fault_seed=None, meter_capacity=True), Path(workdir))
         own.start()
         try:
             stack = Stack(own.url, get_json(f"{own.url}/_local/info"))
-            results: dict[str, Any] = {"inbound_messages": inbound, "outbound_sends": outbound}
+            results: dict[str, Any] = {"inbound_messages_per_kind": inbound, "outbound_sends": outbound}
+            workloads: list[tuple[str, int, Any]] = [
+                # The same leads write all three: the greeting is a new lead's first message, availability
+                # and meeting come from leads the table knows (their listing entry moves).
+                (f"per_inbound_{kind}", inbound, lambda n, t=text: inbound_workload(stack, n, t, 0))
+                for kind, text in INBOUND_KINDS.items()
+            ]
+            workloads.append(("per_outbound_send", outbound, lambda n: outbound_workload(stack, n)))
             readings = []
-            for workload, count in ((inbound_workload, inbound), (outbound_workload, outbound)):
+            for _name, count, workload in workloads:
                 time.sleep(1.5)  # workers write their meters every second
                 readings.append(read_meters(own.meter_dir))
-                workload(stack, count)
+                workload(count)
                 drain(stack, 600, progress)
             time.sleep(1.5)
             readings.append(read_meters(own.meter_dir))
+            results["replies_by_intent"] = _replies_by_intent(stack)
             results["item_bytes"] = item_sizes(stack)
             summaries = [summarize_meters(own.meter_dir, raw) for raw in readings]
-            for index, (name, count) in enumerate((("per_inbound_message", inbound), ("per_outbound_send", outbound))):
+            for index, (name, count, _workload) in enumerate(workloads):
                 results[name] = _difference(summaries[index + 1], summaries[index], count)
                 results[name]["handler_ms"] = _durations(readings[index], readings[index + 1])
             return results
@@ -176,8 +216,8 @@ def run(inbound: int, outbound: int, progress: Progress) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--inbound", type=int, default=300)
-    parser.add_argument("--outbound", type=int, default=300)
+    parser.add_argument("--inbound", type=int, default=100, help="leads per reply kind")
+    parser.add_argument("--outbound", type=int, default=100)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)

@@ -83,6 +83,8 @@ class StackOptions:
     max_instances: int = 4
     # Scaled down like the visibility timeout: the simulator's statuses arrive within seconds, retried on 5xx.
     evidence_wait: int | None = 60
+    # DynamoDB capacity units from item sizes (local/capacity.py): doubles the reads moto serves.
+    meter_capacity: bool = False
 
 
 class OwnStack:
@@ -113,6 +115,8 @@ class OwnStack:
     def start(self, timeout: float = 120.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WHATSAPP_", "LOCAL_"))}
         env["LOCAL_METER_DIR"] = str(self.meter_dir)
+        if self.options.meter_capacity:
+            env["LOCAL_METER_CAPACITY"] = "1"
         if self.options.evidence_wait is not None:
             env["REPLY_EVIDENCE_WAIT_SECONDS"] = str(self.options.evidence_wait)
         log = self.log_path.open("wb")
@@ -969,9 +973,9 @@ def summarize_meters(directory: Path | None, meters: list[dict[str, Any]] | None
         for key in ("invocations", "records", "errors", "log_bytes"):
             entry[key] += meter[key]
         entry["durations_ms"] += meter["durations_ms"]
-        for key in ("calls", "attempts", "faults"):
+        for key in ("calls", "attempts", "faults", "capacity"):
             bucket = entry.setdefault(key, {})
-            for name, count in meter[key].items():
+            for name, count in meter.get(key, {}).items():
                 bucket[name] = bucket.get(name, 0) + count
     for entry in summary.values():
         durations = sorted(entry.pop("durations_ms"))

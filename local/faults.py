@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local import capacity
+
 AWS_RATE_ENV = "LOCAL_AWS_FAULT_RATE"
 AWS_LEVEL_ENV = "LOCAL_AWS_FAULT_LEVEL"
 AWS_SERVICES_ENV = "LOCAL_AWS_FAULT_SERVICES"
@@ -175,6 +177,8 @@ class Meter:
     attempts: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
     log_bytes: int = 0
+    # DynamoDB capacity units computed from item sizes (local/capacity.py), when LOCAL_METER_CAPACITY=1.
+    capacity: Counter[str] = field(default_factory=Counter)
     # Faults injected during the invocation running now (reset by the handler wrapper).
     current_faults: int = 0
 
@@ -190,6 +194,7 @@ class Meter:
             "attempts": dict(self.attempts),
             "faults": dict(self.faults),
             "log_bytes": self.log_bytes,
+            "capacity": dict(self.capacity),
         }
 
 
@@ -218,6 +223,9 @@ class WorkerFaults:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._http: Any = None
+        self._capacity: Any = None
+        if os.environ.get(capacity.ENABLE_ENV) == "1":
+            self._capacity = capacity.CapacityMeter(meter.capacity)
 
     def _faulted(self, service: str) -> bool:
         if self.config.aws_rate <= 0 or service not in self.config.aws_services:
@@ -238,6 +246,8 @@ class WorkerFaults:
         session.register("before-call", self.before_call)
         session.register("after-call", self.after_call)
         session.register("before-send", self.before_send)
+        if self._capacity is not None:
+            self._capacity.register(session)
 
     @staticmethod
     def _name(event_name: str) -> tuple[str, str]:
@@ -247,6 +257,8 @@ class WorkerFaults:
         return service, ".".join(parts[1:3])
 
     def before_call(self, event_name: str, context: Any = None, **_: Any) -> Any:
+        if capacity.is_meter_call():
+            return None
         service, name = self._name(event_name)
         self.meter.calls[name] += 1
         if self.config.aws_level != CALL or not self._faulted(service):
@@ -274,6 +286,8 @@ class WorkerFaults:
         return response, parsed
 
     def after_call(self, event_name: str, context: Any = None, **_: Any) -> None:
+        if capacity.is_meter_call():
+            return
         if isinstance(context, dict) and context.pop("local_fault_lost", False):
             from botocore.exceptions import ReadTimeoutError
 
@@ -282,6 +296,8 @@ class WorkerFaults:
             raise ReadTimeoutError(endpoint_url=f"injected://{name}")
 
     def before_send(self, event_name: str, request: Any = None, **_: Any) -> Any:
+        if capacity.is_meter_call():
+            return None
         service, name = self._name(event_name)
         self.meter.attempts[name] += 1
         if self.config.aws_level != ATTEMPT or not self._faulted(service):

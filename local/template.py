@@ -113,6 +113,42 @@ def _resolve(value: Any, created: CreatedResources) -> Any:
     return value
 
 
+_NO_VALUE = object()
+
+
+def _with_defaults(value: Any, template: dict[str, Any]) -> Any:
+    """Parameters at their defaults, Fn::If decided by the template's conditions, AWS::NoValue dropped:
+    what a deploy without parameter overrides gives a table (its billing mode and indexes)."""
+    parameters = {name: spec.get("Default", "") for name, spec in template.get("Parameters", {}).items()}
+
+    def condition(name: str) -> bool:
+        return bool(evaluate(template.get("Conditions", {})[name]))
+
+    def evaluate(node: Any) -> Any:
+        if isinstance(node, dict) and len(node) == 1:
+            ((key, argument),) = node.items()
+            if key == "Ref" and argument == "AWS::NoValue":
+                return _NO_VALUE
+            if key == "Ref" and argument in parameters:
+                return parameters[argument]
+            if key == "Condition":
+                return condition(argument)
+            if key == "Fn::Equals":
+                return str(evaluate(argument[0])) == str(evaluate(argument[1]))
+            if key == "Fn::Not":
+                return not evaluate(argument[0])
+            if key == "Fn::If":
+                return evaluate(argument[1] if condition(argument[0]) else argument[2])
+        if isinstance(node, dict):
+            resolved = {key: evaluate(item) for key, item in node.items()}
+            return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+        if isinstance(node, list):
+            return [item for item in (evaluate(entry) for entry in node) if item is not _NO_VALUE]
+        return node
+
+    return evaluate(value)
+
+
 def _create_table(client: Any, name: str, properties: dict[str, Any]) -> tuple[str, str | None]:
     request: dict[str, Any] = {
         "TableName": name,
@@ -120,6 +156,10 @@ def _create_table(client: Any, name: str, properties: dict[str, Any]) -> tuple[s
         "KeySchema": properties["KeySchema"],
         "BillingMode": properties.get("BillingMode", "PROVISIONED"),
     }
+    if properties.get("ProvisionedThroughput"):
+        request["ProvisionedThroughput"] = {
+            name: int(units) for name, units in properties["ProvisionedThroughput"].items()
+        }
     if properties.get("GlobalSecondaryIndexes"):
         request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
     if properties.get("SSESpecification"):
@@ -249,7 +289,8 @@ def create_resources(
     dynamodb = session.client("dynamodb")
     for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
         name = f"{prefix}-{logical_id}"
-        arn, stream_arn = _create_table(dynamodb, name, resource["Properties"])
+        properties = _with_defaults(resource["Properties"], template)
+        arn, stream_arn = _create_table(dynamodb, name, properties)
         created.attributes[(logical_id, "Arn")] = arn
         if stream_arn:
             created.attributes[(logical_id, "StreamArn")] = str(stream_arn)

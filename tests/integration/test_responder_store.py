@@ -53,6 +53,17 @@ def _claim_item(aws: AwsStack, wamid: str) -> dict[str, Any]:
     return from_item(item)
 
 
+def _hour_counts(aws: AwsStack) -> dict[str, int]:
+    """Every hourly counter of the table, summed over hours and shards."""
+    totals: dict[str, int] = {}
+    for item in aws.client("dynamodb").scan(TableName=aws.ref("ConversationsTable"))["Items"]:
+        if item["PK"]["S"].startswith("STATS#"):
+            for name in ("received", "sent", "auto_replies", "failed", "refused"):
+                if name in item:
+                    totals[name] = totals.get(name, 0) + int(item[name]["N"])
+    return totals
+
+
 class TestClaim:
     def test_only_one_of_many_concurrent_consumers_wins_the_claim(self, replies: DynamoReplyStore) -> None:
         # Given eight consumers racing for the same inbound message
@@ -211,10 +222,10 @@ class TestFinish:
             "failed": lambda: replies.finish_reply_failed(claim, MessageError(131026, "Undeliverable"), NOW),
         }[outcome]
 
-        # When DynamoDB fails every write that touches the inbound message
+        # When DynamoDB fails every write to the message's reply record (where claim and decision live)
         def refuse_inbound_writes(params: dict[str, Any], **_: Any) -> None:
-            if f"MSG#{inbound['id']}" in str(params) and '"SK": {"S": "MSG"}' in json.dumps(params):
-                raise StoreUnavailableError("injected: the inbound message's partition is unavailable")
+            if f"MSG#{inbound['id']}" in str(params) and '"SK": {"S": "REPLY"}' in json.dumps(params):
+                raise StoreUnavailableError("injected: the reply record's partition is unavailable")
 
         events = replies.table.client.meta.events
         events.register("provide-client-params.dynamodb.*", refuse_inbound_writes, unique_id="refuse-inbound")
@@ -227,18 +238,23 @@ class TestFinish:
         # Then nothing is half-written: the claim is still open, so the retry will record the decision
         assert _claim_item(aws, inbound["id"])["state"] == "in_progress"
         assert "reply_status" not in table.get_message(inbound["id"])
-        # And once DynamoDB is back, the claim and the decision land together
+        # And once DynamoDB is back, the claim and the decision land together (one write), and a reply
+        # recorded by the first attempt is not recorded or counted again
         finish()
         assert table.get_message(inbound["id"])["reply_status"] == outcome
         assert _claim_item(aws, inbound["id"])["state"] in ("done", "failed_permanent")
+        if outcome == "sent":
+            assert table.get_message("wamid.R5")["reply_to"] == inbound["id"]
+            assert _hour_counts(aws).get("sent") == 1
 
 
 class TestLead:
-    def test_annotating_a_message_that_is_not_stored_writes_nothing(
-        self, replies: DynamoReplyStore, aws: AwsStack
+    def test_a_decision_about_a_message_never_stored_creates_no_message(
+        self, replies: DynamoReplyStore, table: Any
     ) -> None:
-        assert replies.annotate_inbound("wamid.MISSING", {"intent": "greeting"}) is False
-        assert aws.client("dynamodb").scan(TableName=aws.ref("ConversationsTable"))["Items"] == []
+        # The decision lives on the reply record; it never makes up a message the webhook did not store
+        assert replies.annotate_inbound("wamid.MISSING", {"reply_status": "no_intent"}) is True
+        assert table.get_message("wamid.MISSING") is None
 
     def test_the_latest_meeting_request_wins(self, replies: DynamoReplyStore, table: Any) -> None:
         def request(minute: int) -> MeetingRequest:

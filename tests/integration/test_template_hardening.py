@@ -211,7 +211,7 @@ def test_dynamodb_throttles_of_the_table_and_its_index_raise_an_alarm() -> None:
     assert watched == {
         ("ReadThrottleEvents", (table,)),
         ("WriteThrottleEvents", (table,)),
-        ("WriteThrottleEvents", (("GlobalSecondaryIndexName", "GSI1"), table)),
+        ("WriteThrottleEvents", (("GlobalSecondaryIndexName", "GSI2"), table)),
     }
     [expression] = [query for query in alarm["Metrics"] if query.get("ReturnData")]
     assert set(re.findall(r"[a-z]+", expression["Expression"])) == {

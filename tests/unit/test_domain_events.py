@@ -70,6 +70,30 @@ class TestMessages:
     def test_annotating_a_stored_message_is_not_a_new_message(self) -> None:
         assert _types(_change({**INBOUND, "intent": "greeting"}, INBOUND)) == []
 
+    def test_the_responders_record_taking_intent_meeting_is_the_meeting_request(self) -> None:
+        # Since the table redesign the intent arrives with the reply claim, not on the message
+        claim = {
+            "PK": "MSG#w1",
+            "SK": "REPLY",
+            "wamid": "w1",
+            "wa_id": LEAD,
+            "phone_number_id": NUMBER,
+            "message_at": "2026-12-07T10:00:00Z",
+            "state": "in_progress",
+            "intent": "meeting",
+            "intent_cue": "לקבוע",
+            "language": "he",
+        }
+        [event] = events_for(_change(claim))
+        assert event.detail_type.value == "meeting.requested"
+        assert (event.detail["wamid"], event.detail["phone_number_id"]) == ("w1", NUMBER)
+        # Same fact, same id as when the message carried the intent
+        asked = {**INBOUND, "intent": "meeting", "intent_cue": "meeting"}
+        assert event.detail["id"] == events_for(_change(asked, INBOUND))[0].detail["id"]
+        # The claim's later writes (sending, done) and a slot tap mean nothing more
+        assert events_for(_change({**claim, "state": "done"}, claim)) == []
+        assert events_for(_change({**claim, "intent_cue": "slot:2026-12-08T09:00"})) == []
+
     def test_a_meeting_question_is_a_meeting_request_but_a_slot_tap_is_not(self) -> None:
         asked = {**INBOUND, "intent": "meeting", "intent_cue": "meeting"}
         assert _types(_change(asked, INBOUND)) == ["meeting.requested"]

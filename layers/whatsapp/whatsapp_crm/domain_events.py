@@ -10,7 +10,8 @@ into the facts a CRM cares about. A fact is recognised by what changed, never by
                                       default not for auto-replies (StatusChanges)
     message.failed           message  status_rank moves forward to failed
     auto_reply.sent          message  an auto-reply's sent_at appears
-    meeting.requested        message  an inbound message's intent becomes meeting (not a slot tap)
+    meeting.requested        reply    the responder's record of an inbound message takes intent meeting
+                                      (not a slot tap; older messages carried the intent themselves)
     lead.opted_out           lead     opted_out becomes true
     lead.opted_in            lead     opted_out becomes false after being true
     meeting.booked           lead     meeting_request names another slot tap
@@ -45,6 +46,7 @@ _ID_NAMESPACE = uuid.UUID("6f1c3d52-8a0e-4b7f-9c1d-2e5a7b9f0c44")
 
 _MESSAGE_SK = "MSG"
 _LEAD_SK = "LEAD"
+_REPLY_SK = "REPLY"
 _FAILED_RANK = 5
 _ACCEPTED_RANK = 0
 
@@ -133,12 +135,15 @@ class _Builder:
 
 
 def item_kind(change: TableChange) -> str | None:
-    """`message`, `lead`, or None for items no event is about (claims, counters, templates, keys...)."""
+    """`message`, `lead`, `reply` (the responder's claim and decision about an inbound message), or None for
+    items no event is about (counters, templates, keys...)."""
     sort_key = change.keys.get("SK")
     if sort_key == _MESSAGE_SK:
         return "message"
     if sort_key == _LEAD_SK:
         return "lead"
+    if sort_key == _REPLY_SK:
+        return "reply"
     return None
 
 
@@ -158,12 +163,16 @@ def events_for(change: TableChange, options: EventOptions | None = None) -> list
     if set(new) <= set(change.keys):
         return []  # keys only: no fact yet (moto writes such an INSERT before a transaction's update)
     old = change.old if isinstance(change.old, Mapping) else {}
+    if kind == "reply" and new.get("intent") != "meeting":
+        return []  # a claim, its lease or a decision: the only fact a reply record can carry is a meeting ask
     wa_id = new.get("wa_id")
     if not isinstance(wa_id, str) or not wa_id:
         raise UnmappableChangeError(f"{kind}_without_wa_id")
     builder = _Builder(change, options)
     if kind == "message":
         _message_events(builder, old, new, wa_id)
+    elif kind == "reply":
+        _reply_events(builder, old, new, wa_id)
     else:
         _lead_events(builder, old, new, wa_id)
     return builder.events
@@ -193,19 +202,39 @@ def _message_events(builder: _Builder, old: Mapping[str, Any], new: Mapping[str,
             media_id=new.get("media_id"),
             text=_text(builder, new),
         )
-    if inbound and new.get("intent") == "meeting" and old.get("intent") != "meeting":
-        cue = new.get("intent_cue")
-        if not (isinstance(cue, str) and cue.startswith(SLOT_ID_PREFIX)):  # a slot tap is meeting.booked
-            builder.emit(
-                DetailType.MEETING_REQUESTED,
-                wamid,
-                new.get("timestamp"),
-                **common,
-                language=new.get("language"),
-                text=_text(builder, new),
-            )
-    if not inbound:
+    if inbound:
+        _meeting_requested(builder, old, new, common, new.get("timestamp"), _text(builder, new))
+    else:
         _outbound_events(builder, old, new, common)
+
+
+def _meeting_requested(
+    builder: _Builder,
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    common: Mapping[str, Any],
+    at: Any,
+    text: str | None,
+) -> None:
+    if new.get("intent") != "meeting" or old.get("intent") == "meeting":
+        return
+    cue = new.get("intent_cue")
+    if isinstance(cue, str) and cue.startswith(SLOT_ID_PREFIX):
+        return  # a slot tap is meeting.booked
+    builder.emit(
+        DetailType.MEETING_REQUESTED, str(common["wamid"]), at, **common, language=new.get("language"), text=text
+    )
+
+
+def _reply_events(builder: _Builder, old: Mapping[str, Any], new: Mapping[str, Any], wa_id: str) -> None:
+    """The responder's reply record: the intent arrives with its claim (docs/table-design.md). The message's
+    text is not on it; with CrmEventsIncludeText it is in the same wamid's message.received."""
+    wamid = new.get("wamid")
+    if not isinstance(wamid, str) or not wamid:
+        raise UnmappableChangeError("reply_without_wamid")
+    number = new.get("phone_number_id")
+    common = {"wa_id": wa_id, "phone_number_id": number if isinstance(number, str) else None, "wamid": wamid}
+    _meeting_requested(builder, old, new, common, new.get("message_at") or new.get("claimed_at"), None)
 
 
 def _outbound_events(

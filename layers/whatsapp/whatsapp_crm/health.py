@@ -1,9 +1,11 @@
 """GET /health: figures from what the table persisted, never from one Lambda instance's memory.
 
-The webhook and the senders add to hourly counters (STATS#<hour>, sharded) in the same writes that record
-each event, so the figures cannot drift from the data. The last hour's error rate is a sliding estimate
-over two buckets: all of the current hour plus the share of the previous hour still inside the last 60
-minutes, so the rate does not reset to zero every time the clock turns an hour.
+The webhook and the senders add to hourly counters (STATS#<hour>#<nn>, 16 partitions an hour) right after
+the write that records each event, and only when that write created the record, so a redelivery is never
+counted twice (a Lambda dying between the two writes leaves one event uncounted: docs/table-design.md).
+The last hour's error rate is a sliding estimate over two buckets: all of the current hour plus the share
+of the previous hour still inside the last 60 minutes, so the rate does not reset to zero every time the
+clock turns an hour.
 """
 
 from __future__ import annotations

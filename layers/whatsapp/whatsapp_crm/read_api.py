@@ -307,15 +307,29 @@ def _status_history(item: Mapping[str, Any]) -> list[StatusReached]:
 
 
 def _sent_request(item: Mapping[str, Any]) -> dict[str, Any]:
-    """The send object as we posted it (outbound messages made by this service), or {}."""
+    """The send object as we posted it (outbound messages made by this service), or {}. An auto-reply keeps
+    only its offered buttons ([[id, title], ...]), read here as the interactive part they came from."""
     raw = item.get("request")
     if not isinstance(raw, str) or not raw:
-        return {}
+        return _from_buttons(item.get("buttons"))
     try:
         document = json.loads(raw)
     except (ValueError, RecursionError):
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def _from_buttons(raw: Any) -> dict[str, Any]:
+    try:
+        pairs = json.loads(raw) if isinstance(raw, str) and raw else []
+    except (ValueError, RecursionError):
+        return {}
+    buttons = [
+        {"type": "reply", "reply": {"id": pair[0], "title": pair[1]}}
+        for pair in pairs
+        if isinstance(pairs, list) and isinstance(pair, list) and len(pair) == 2
+    ]
+    return {"type": "interactive", "interactive": {"type": "button", "action": {"buttons": buttons}}} if buttons else {}
 
 
 def _offered_buttons(request: Mapping[str, Any]) -> list[OfferedReply]:

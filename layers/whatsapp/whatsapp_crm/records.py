@@ -103,6 +103,8 @@ class OutboundRecord:
     reply_to: str | None = None
     media_id: str | None = None
     request_json: str | None = None  # the send object as we posted it, minus nothing secret
+    # An auto-reply's offered buttons, compact: [[id, title], ...] (its text is `text`; no request echo).
+    buttons_json: str | None = None
     message_status: str | None = None  # template pacing: accepted / held_for_quality_assessment / paused
     lead_id: str | None = None
     # None leaves the lead's flag alone; a human send clears it, an auto-reply sets it per intent.

@@ -3,13 +3,13 @@
 Order of work for one queued message (docs/responder.md draws it):
 1. Messages nobody should answer are annotated and dropped: our own, system notices, anything outside
    the 24-hour window, and types that carry no question (media, location, reactions...).
-2. The intent, language and cue are stored on the inbound message.
-3. A durable claim on the wamid is taken (the store makes it conditional). Whoever holds it decides and
-   replies; everyone else sees `done` and stops, or sees a live lease and retries later.
-4. The lead's state decides: opt-out / opt-in, the question "shall we remove you?" when the engine cannot
+2. A durable claim on the wamid is taken (the store makes it conditional), carrying the intent, language
+   and cue. Whoever holds it decides and replies; everyone else sees `done` and stops, or sees a live lease
+   and retries later.
+3. The lead's state decides: opt-out / opt-in, the question "shall we remove you?" when the engine cannot
    tell whether the message is an opt-out (and the lead's tap answering it), human takeover, cool-down,
    meeting slot taps.
-5. Mark as read with the typing indicator, send, and record the reply and the claim together.
+4. Mark as read with the typing indicator while sending (two Graph calls at once), and record the reply.
 
 Ports are passed in: a ReplyStore, a ReplySender (GraphClient satisfies it) and a clock. Failures that
 SQS should retry surface as ReplyRetryableError; permanent Graph refusals are recorded and returned.
@@ -17,6 +17,8 @@ SQS should retry surface as ReplyRetryableError; permanent Graph refusals are re
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -67,7 +69,7 @@ from whatsapp_crm.responder_records import (
     SentReply,
 )
 from whatsapp_crm.schedule import SLOT_ID_PREFIX, BusinessHours, parse_slot_id
-from whatsapp_crm.send_models import AnyMessage, buttons_message, preview, readable_text, request_json, text_message
+from whatsapp_crm.send_models import AnyMessage, buttons_message, preview, readable_text, text_message
 from whatsapp_crm.webhook.models import InboundMessage, MessageType
 
 if TYPE_CHECKING:
@@ -111,7 +113,16 @@ class ReplyOutcome(StrEnum):
 
 class ReplyStore(Protocol):
     def annotate_inbound(self, wamid: str, fields: Mapping[str, Any]) -> bool: ...
-    def claim_reply(self, wamid: str, wa_id: str, *, owner: str, now: datetime, lease: timedelta) -> Claim: ...
+    def claim_reply(
+        self,
+        wamid: str,
+        wa_id: str,
+        *,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        annotation: Mapping[str, Any] | None = None,
+    ) -> Claim: ...
     def mark_reply_sending(self, claim: Claim, pending: PendingReply, now: datetime) -> bool: ...
     def release_reply(self, claim: Claim, reason: str, now: datetime, error: MessageError | None = None) -> None: ...
     def finish_reply_sent(self, claim: Claim, record: OutboundRecord) -> bool: ...
@@ -401,6 +412,15 @@ def _buttons(plan: ReplyPlan) -> tuple[tuple[str, str], ...]:
     return tuple((button.id, button.title) for button in plan.buttons)
 
 
+def _buttons_json(pending: PendingReply) -> str | None:
+    """The offered buttons, compact ([[id, title], ...]): all the conversations API needs of the message as
+    posted beyond its text. The full request echo repeated the body and pushed meeting replies over 1 KB,
+    doubling each of their status writes (docs/table-design.md)."""
+    if pending.kind != "buttons" or not pending.buttons:
+        return None
+    return json.dumps([list(button) for button in pending.buttons], ensure_ascii=False, separators=(",", ":"))
+
+
 def _pending(plan: ReplyPlan, inquiry: Inquiry) -> PendingReply:
     asks = any(button.id == REMOVE_ME_ID for button in plan.buttons)
     return PendingReply(
@@ -438,7 +458,9 @@ def _outbound(
         preview=preview(message),
         intent=pending.intent,
         reply_to=queued.wamid,
-        request_json=request_json(message),
+        # As sent to Meta, who echoes it in the statuses: the evidence of this reply, recorded or not.
+        callback=f"{CALLBACK_PREFIX}{queued.wamid}",
+        buttons_json=_buttons_json(pending),
         # Only the catch-all reply leaves the question open for a human; every other intent was answered.
         awaits_response=pending.intent == Intent.DEFAULT.value,
     )
@@ -549,20 +571,38 @@ def _out_of_time(time_left: TimeLeft | None, policy: ReplyPolicy) -> bool:
     return time_left is not None and time_left() < policy.send_budget_seconds
 
 
+class _ReadReceipt:
+    """Mark-as-read on a thread of its own, overlapping the send: the two Graph waits were the responder's
+    longest wait, one after the other (docs/cost.md). Started first, so Meta usually sees it first."""
+
+    def __init__(self, sender: ReplySender, queued: QueuedInbound) -> None:
+        self._error: AuthError | None = None
+        self._thread = threading.Thread(target=self._run, args=(sender, queued), name="mark-as-read", daemon=True)
+        self._thread.start()
+
+    def _run(self, sender: ReplySender, queued: QueuedInbound) -> None:
+        try:
+            _mark_read(sender, queued)
+        except AuthError as error:
+            self._error = error
+        except Exception as error:  # a courtesy: nothing it raises may cost the lead the reply
+            logger.warning("mark-as-read failed; replying anyway", extra={"error_type": type(error).__name__})
+
+    def refused_token(self) -> AuthError | None:
+        """Waits for the call; the AuthError if Meta refused the token."""
+        self._thread.join()
+        return self._error
+
+
 def _send(job: _Sending, pending: PendingReply, time_left: TimeLeft | None) -> ReplyReport:
     queued, store, claim = job.queued, job.store, job.claim
-    if job.policy.mark_as_read:
-        try:
-            _mark_read(job.sender, queued)
-        except AuthError as error:
-            store.release_reply(claim, type(error).__name__, job.clock(), _message_error(error))
-            raise CredentialsRejectedError("Graph API refused the access token", code=error.code) from error
     if _out_of_time(time_left, job.policy):
         store.release_reply(claim, "deadline", job.clock())
         raise _DeadlineError()
-    if not store.mark_reply_sending(claim, pending, job.clock()):
-        raise ReplyRetryableError("the reply claim was taken over before sending")
+    receipt = _ReadReceipt(job.sender, queued) if job.policy.mark_as_read else None
     try:
+        if not store.mark_reply_sending(claim, pending, job.clock()):
+            raise ReplyRetryableError("the reply claim was taken over before sending")
         message = _reply_message(queued, pending, job.policy.booking_url)
         result = job.sender.send_message(queued.phone_number_id, message)
     except (InvalidMessageError, ValidationError) as error:
@@ -570,6 +610,10 @@ def _send(job: _Sending, pending: PendingReply, time_left: TimeLeft | None) -> R
         return ReplyReport(ReplyOutcome.FAILED, queued.wamid, job.inquiry)
     except GraphAPIError as error:
         return _graph_failure(job, error)
+    finally:
+        refused = receipt.refused_token() if receipt is not None else None
+    if refused is not None:
+        logger.warning("mark-as-read refused the access token; the reply itself was accepted")
     record = _outbound(queued, pending, message, result.message_id, job.clock())
     if not store.finish_reply_sent(claim, record):
         logger.error(
@@ -618,7 +662,20 @@ def _release_quietly(store: ReplyStore, claim: Claim, now: datetime) -> None:
 def _claimed(
     queued: QueuedInbound, inquiry: Inquiry, store: ReplyStore, policy: ReplyPolicy, clock: Clock
 ) -> Claim | ReplyReport:
-    claim = store.claim_reply(queued.wamid, queued.wa_id, owner=uuid.uuid4().hex, now=clock(), lease=policy.lease)
+    # The intent goes with the claim (one write); a claim held by another attempt already carries it.
+    claim = store.claim_reply(
+        queued.wamid,
+        queued.wa_id,
+        owner=uuid.uuid4().hex,
+        now=clock(),
+        lease=policy.lease,
+        # The number and the message's time let the reply record stand on its own (meeting.requested).
+        annotation={
+            **_inquiry_fields(inquiry),
+            "phone_number_id": queued.phone_number_id,
+            "message_at": iso_from_unix(queued.sent_unix),
+        },
+    )
     if claim.status is ClaimStatus.HANDLED:
         return ReplyReport(ReplyOutcome.ALREADY_HANDLED, queued.wamid, inquiry)
     if claim.status is ClaimStatus.HELD:
@@ -647,7 +704,6 @@ def respond(
         fields = {**(_inquiry_fields(inquiry) if inquiry else {}), "reply_status": outcome.value}
         store.annotate_inbound(queued.wamid, fields)
         return ReplyReport(outcome, queued.wamid, inquiry)
-    store.annotate_inbound(queued.wamid, _inquiry_fields(inquiry))
     if _out_of_time(time_left, policy):
         raise _DeadlineError()
     claimed = _claimed(queued, inquiry, store, policy, clock)

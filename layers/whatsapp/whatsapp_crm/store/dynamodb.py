@@ -1,21 +1,24 @@
 """The conversation store on DynamoDB: inbound messages, statuses, outbound messages, leads, opt-outs.
 
-Built from the toolkit (store/toolkit.py). Every webhook event costs one write request: a transaction for a
-new inbound message (message + lead + hourly counter), one conditional update for a status. Conditions make
-redelivery and reordering safe. The outbound writes and lead reads are functions over a `Table`, so the
+Built from the toolkit (store/toolkit.py). No transactions on the hot paths (a transaction doubles every
+item's write units, docs/cost.md): a new inbound message is a conditional Put, its lead's update and a
+counter ADD; a status one conditional update. Conditions and idempotent updates make redelivery, retries
+and reordering safe (docs/table-design.md). The outbound writes and lead reads are functions over a `Table`, so the
 responder's store (store/responder.py) and the read API's (store/read_api.py) use them without inheriting
 the webhook's methods.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import zlib
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from whatsapp_crm.clock import FUTURE_SKEW_SECONDS, parse_iso, shifted_iso
-from whatsapp_crm.errors import StoreUnavailableError
+from whatsapp_crm.errors import StoreUnavailableError, UnstorableError
+from whatsapp_crm.observability import logger
 from whatsapp_crm.records import (
     InboundRecord,
     OutboundRecord,
@@ -26,7 +29,7 @@ from whatsapp_crm.records import (
     StatusUpdate,
 )
 from whatsapp_crm.store import keys
-from whatsapp_crm.store.toolkit import AttributeValue, Table, Update, to_attribute
+from whatsapp_crm.store.toolkit import AttributeValue, Table, Update, key_attributes, store_errors, to_attribute
 
 if TYPE_CHECKING:
     from whatsapp_crm.templates import TemplateStatusUpdate
@@ -67,15 +70,15 @@ def _stats_expression(
 
 
 def stats_update(table: str, at: str, discriminator: str, **increments: int) -> dict[str, Any]:
-    """An ADD on this hour's counter shard, for use inside the same transaction as the event."""
-    hour = at[:13]
+    """An ADD on this hour's counter shard (a partition of its own), written after the event's own write."""
+    hour = keys.stats_hour(at)
     expression, names, numbers = _stats_expression(tuple(increments.items()))
     values: dict[str, AttributeValue] = {":ttl": {"N": _stats_expiry(hour)}, ":hour": {"S": hour}}
     for placeholder, number in numbers:
         values[placeholder] = {"N": number}
     return {
         "TableName": table,
-        "Key": {"PK": {"S": keys.stats_pk(at)}, "SK": {"S": keys.stats_shard(discriminator)}},
+        "Key": {"PK": {"S": keys.stats_pk(hour, keys.stats_shard(discriminator))}, "SK": {"S": keys.STATS_SK}},
         "UpdateExpression": expression,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
@@ -97,10 +100,16 @@ class _LeadTimeline:
     ORDER = (FULL, INBOUND_ONLY, COUNT_ONLY)
 
 
-@lru_cache(maxsize=8)
-def _lead_expression(timeline: str, with_name: bool) -> tuple[str, dict[str, str], str | None]:
+def unread_tag(wamid: str) -> str:
+    """A message's member of its lead's `unread_tags` set: adding it twice counts it once."""
+    return f"{zlib.crc32(wamid.encode('utf-8')):08x}"
+
+
+@lru_cache(maxsize=16)
+def _lead_expression(timeline: str, with_name: bool, unread: bool = True) -> tuple[str, dict[str, str], str | None]:
     """The lead update of an inbound message, per timeline variant (see _LeadTimeline). Static text, so
-    the per-event cost is only the values."""
+    the per-event cost is only the values. Without `unread` (a redelivery repairing a lead the first
+    delivery never reached), the timeline moves only where the lead is strictly older than the message."""
     assignments = [
         "#wa_id = :wa",
         "#phone = :pn",
@@ -114,7 +123,6 @@ def _lead_expression(timeline: str, with_name: bool) -> tuple[str, dict[str, str
         "#awaits": "awaits_response",
         "#updated": "updated_at",
         "#first": "first_seen_at",
-        "#unread": "unread_count",
     }
     condition = None
     if with_name:
@@ -126,6 +134,8 @@ def _lead_expression(timeline: str, with_name: bool) -> tuple[str, dict[str, str
         # `> :horizon`: a moment implausibly far ahead (stored before the webhook checked Meta's
         # timestamps) must not pin the lead's timeline for ever; the next real message replaces it.
         condition = "(attribute_not_exists(#last_in) OR #last_in < :ts OR #last_in > :horizon)"
+        if not unread:
+            condition = "(attribute_not_exists(#last_in) OR #last_in < :ts)"
     if timeline == _LeadTimeline.FULL:
         assignments += ["#last = :ts", "#preview = :preview", "#dir = :in", "#gpk = :leads", "#gsk = :gsk"]
         names |= {
@@ -136,7 +146,11 @@ def _lead_expression(timeline: str, with_name: bool) -> tuple[str, dict[str, str
             "#gsk": "GSI1SK",
         }
         condition = f"{condition} AND (attribute_not_exists(#last) OR #last <= :ts OR #last > :horizon)"
-    return "SET " + ", ".join(assignments) + " ADD #unread :one", names, condition
+    expression = "SET " + ", ".join(assignments)
+    if unread:
+        expression += " ADD #unread :tag"
+        names["#unread"] = "unread_tags"
+    return expression, names, condition
 
 
 # DynamoDB numbers are strings; str(int(rank)) per status costs more than this lookup.
@@ -228,26 +242,28 @@ def message_put(table: str, record: InboundRecord) -> dict[str, Any]:
     return {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}
 
 
-def inbound_lead_update(table: str, record: InboundRecord, timeline: str) -> dict[str, Any]:
+def inbound_lead_update(table: str, record: InboundRecord, timeline: str, unread: bool = True) -> dict[str, Any]:
     """The lead's update for an inbound message, as far as `timeline` (a _LeadTimeline) lets it move."""
-    expression, names, condition = _lead_expression(timeline, record.profile_name is not None)
+    expression, names, condition = _lead_expression(timeline, record.profile_name is not None, unread)
     values: dict[str, AttributeValue] = {
         ":wa": {"S": record.wa_id},
         ":pn": {"S": record.phone_number_id},
         ":yes": {"BOOL": True},
         ":now": {"S": record.received_at},
-        ":one": {"N": "1"},
         ":ts": {"S": record.timestamp},
     }
+    if unread:
+        values[":tag"] = {"SS": [unread_tag(record.wamid)]}
     if record.profile_name is not None:
         values[":name"] = {"S": record.profile_name}
     if timeline != _LeadTimeline.COUNT_ONLY:
         values[":wamid"] = {"S": record.wamid}
-        values[":horizon"] = {"S": _horizon(record.received_at)}
+        if unread or timeline == _LeadTimeline.FULL:
+            values[":horizon"] = {"S": _horizon(record.received_at)}
     if timeline == _LeadTimeline.FULL:
         values[":preview"] = {"S": record.preview}
         values[":in"] = {"S": "inbound"}
-        values[":leads"] = {"S": keys.LEADS_BY_ACTIVITY}
+        values[":leads"] = {"S": keys.leads_pk(record.wa_id)}
         values[":gsk"] = {"S": keys.leads_sk(record.timestamp, record.wa_id)}
     request: dict[str, Any] = {
         "TableName": table,
@@ -311,8 +327,10 @@ def outbound_update(table: str, record: OutboundRecord) -> dict[str, Any]:
         .set("message_type", record.message_type)
         .set("timestamp", record.timestamp)
         .set("sent_at", record.timestamp)
-        .set("GSI1PK", keys.thread_pk(record.wa_id))
-        .set("GSI1SK", keys.thread_sk(record.timestamp, record.wamid))
+        # A status webhook that came first placed the message in the thread already (at Meta's time of the
+        # status): moving it would cost the index a delete and a put.
+        .set_if_absent("GSI1PK", keys.thread_pk(record.wa_id))
+        .set_if_absent("GSI1SK", keys.thread_sk(record.timestamp, record.wamid))
         .set("phone_number_id", record.phone_number_id)
         .set("sent_by", record.sent_by.value)
         .set("auto_reply", record.sent_by is SentBy.AUTO_REPLY)
@@ -321,6 +339,7 @@ def outbound_update(table: str, record: OutboundRecord) -> dict[str, Any]:
         .set("reply_to", record.reply_to)
         .set("media_id", record.media_id)
         .set("request", record.request_json)
+        .set("buttons", record.buttons_json)
         .set("message_status", record.message_status)
         .set("biz_opaque_callback_data", record.callback)
         # A status webhook may have created this item already; its status must survive the merge.
@@ -349,8 +368,11 @@ def outbound_lead_update(table: str, record: OutboundRecord, move_timeline: bool
     if move_timeline:
         update.set("last_message_at", record.timestamp).set("last_message_preview", record.preview)
         update.set("last_message_direction", "outbound")
-        update.set("GSI1PK", keys.LEADS_BY_ACTIVITY)
-        update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id))
+        if record.sent_by is not SentBy.AUTO_REPLY:
+            # An auto-reply follows its inbound message within seconds: it leaves the lead's place in the
+            # listing alone, which saves the index a delete and a put per answered message.
+            update.set("GSI1PK", keys.leads_pk(record.wa_id))
+            update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id))
         condition = "attribute_not_exists(#m) OR #m <= :since OR #m > :horizon"
         update.names["#m"] = "last_message_at"
         update.values[":since"] = to_attribute(record.timestamp)
@@ -361,39 +383,64 @@ def outbound_lead_update(table: str, record: OutboundRecord, move_timeline: bool
 # --- what several stores do on the conversation items ---------------------------------------------
 
 
-def record_outbound(table: Table, record: OutboundRecord) -> bool:
-    """Store an accepted send with its lead update and the hourly `sent` counter, in one transaction.
+def count(table: Table, at: str, discriminator: str, **increments: int) -> None:
+    """ADD to this hour's counters. After the event's own write, so a failure here is logged, never raised:
+    the event is stored, and failing its delivery would not count it either."""
+    try:
+        with store_errors("the hourly counter"):
+            table.client.update_item(**stats_update(table.name, at, discriminator, **increments))
+    except (StoreUnavailableError, UnstorableError) as error:
+        logger.warning("hourly counter not written", extra={"problem": str(error), **increments})
+
+
+def record_outbound(table: Table, record: OutboundRecord, lead_extras: Mapping[str, Any] | None = None) -> bool:
+    """Store an accepted send, then its lead update, then (first record only) the hourly `sent` counter.
 
     False when this wamid was already recorded by a sender (a retried call), so nothing is counted twice.
+    Plain writes: the message's condition decides, the lead update is idempotent (docs/table-design.md).
     """
-    transactions = (
-        [
-            {"Update": outbound_update(table.name, record)},
-            {"Update": outbound_lead_update(table.name, record, move_timeline)},
-            {"Update": stats_update(table.name, record.timestamp, record.wamid, sent=1)},
-        ]
-        for move_timeline in (True, False)
-    )
-    # Meta accepted the send already: the caller's one failure path is "not recorded", never "unstorable".
-    return _record_once(table, transactions, "the send record", unstorable_is_unavailable=True)
+    try:
+        first = table.update(outbound_update(table.name, record), "the send record")
+    except UnstorableError as error:
+        # Meta accepted the send already: the caller's one failure path is "not recorded", never "unstorable".
+        raise StoreUnavailableError(f"DynamoDB refused the send record: {error}") from error
+    if first:
+        _update_outbound_lead(table, record, lead_extras or {})
+        increments = {"sent": 1, "auto_replies": 1} if record.sent_by is SentBy.AUTO_REPLY else {"sent": 1}
+        count(table, record.timestamp, record.wamid, **increments)
+    return first
 
 
-def _record_once(
-    table: Table, transactions: Iterable[list[dict[str, Any]]], subject: str, *, unstorable_is_unavailable: bool = False
-) -> bool:
-    """Commit the first transaction whose lead update (item 1) holds, each next one moving the lead less.
-
-    False when the record itself (item 0) is already stored: a redelivery or a retried call.
-    """
-    for transaction in transactions:
-        failed = table.transact(transaction, subject, unstorable_is_unavailable=unstorable_is_unavailable)
-        if failed is None:
-            return True
-        if 0 in failed:
-            return False
-        if failed != {1}:
-            raise StoreUnavailableError(f"transaction cancelled on items {sorted(failed)}")
+def _update_outbound_lead(table: Table, record: OutboundRecord, extras: Mapping[str, Any]) -> None:
+    for move_timeline in (True, False):
+        update = outbound_lead_update(table.name, record, move_timeline)
+        if extras:
+            update = with_extra_sets(update, extras)
+        if table.update(update, "the lead"):
+            return
     raise StoreUnavailableError("lead update kept failing its condition")
+
+
+def with_extra_sets(request: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`request` (an UpdateItem built by Update) with more SET clauses, under placeholders of their own."""
+    names = dict(request["ExpressionAttributeNames"])
+    attribute_values = dict(request.get("ExpressionAttributeValues", {}))
+    clauses = []
+    for index, (attribute, value) in enumerate(values.items()):
+        names[f"#extra{index}"] = attribute
+        attribute_values[f":extra{index}"] = to_attribute(value)
+        clauses.append(f"#extra{index} = :extra{index}")
+    expression = str(request["UpdateExpression"])
+    if expression.startswith("SET "):
+        expression = "SET " + ", ".join(clauses) + ", " + expression[len("SET ") :]
+    else:
+        expression = ("SET " + ", ".join(clauses) + " " + expression).strip()
+    return {
+        **request,
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": attribute_values,
+    }
 
 
 def record_preference(table: Table, change: PreferenceChange) -> bool:
@@ -415,7 +462,39 @@ def record_preference(table: Table, change: PreferenceChange) -> bool:
 
 
 def get_lead(table: Table, wa_id: str) -> dict[str, Any] | None:
-    return table.get(lead_key(wa_id))
+    lead = table.get(lead_key(wa_id))
+    return lead_view(lead) if lead is not None else None
+
+
+def lead_view(lead: dict[str, Any]) -> dict[str, Any]:
+    """A lead as readers know it: `unread_count` is the unread tags set's size (plus any count left by the
+    previous design); the tags themselves stay inside the store."""
+    tags = lead.pop("unread_tags", None)
+    if tags:
+        previous = lead.get("unread_count")
+        lead["unread_count"] = (previous if isinstance(previous, int) else 0) + len(tags)
+    return lead
+
+
+# What the responder decided about an inbound message, kept on its reply record (MSG#<wamid>/REPLY).
+DECISION_FIELDS = (
+    "intent",
+    "language",
+    "intent_cue",
+    "opt_out_unclear",
+    "reply_status",
+    "reply_wamid",
+    "reply_at",
+    "reply_error",
+)
+
+
+def with_decision(message: dict[str, Any], reply: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The inbound message as readers know it: the reply record's decision fields shown on it (messages
+    stored before the table redesign carry them themselves)."""
+    if not reply:
+        return message
+    return message | {name: reply[name] for name in DECISION_FIELDS if name in reply}
 
 
 # --- the store ---------------------------------------------------------------------------------------
@@ -430,32 +509,43 @@ class DynamoConversationStore:
     # --- webhook: inbound messages -------------------------------------------------------------
 
     def record_inbound(self, record: InboundRecord) -> bool:
-        """Store a new inbound message and update its lead, once. False when the wamid is already stored."""
-        name = self.table.name
-        transactions = (
-            [
-                {"Put": message_put(name, record)},
-                {"Update": inbound_lead_update(name, record, timeline)},
-                {"Update": stats_update(name, record.received_at, record.wamid, received=1)},
-            ]
-            for timeline in _LeadTimeline.ORDER
-        )
-        return _record_once(self.table, transactions, "the message")
+        """Store a new inbound message and update its lead, once. False when the wamid is already stored.
+
+        Three plain writes, no transaction: the message's conditional Put decides whether this delivery is
+        the first; the lead update runs either way (a redelivery repairs a lead the first delivery never
+        reached, without counting the message unread twice); the counter only for the first.
+        """
+        first = self.table.conditional("put_item", message_put(self.table.name, record), "the message") is not None
+        try:
+            self._update_inbound_lead(record, first)
+        except UnstorableError:
+            if first:
+                # The lead cannot take this message (a sender id at a key's size limit): nothing half-written.
+                with store_errors("the message"):
+                    self.table.client.delete_item(
+                        TableName=self.table.name, Key=key_attributes(message_key(record.wamid))
+                    )
+            raise
+        if first:
+            count(self.table, record.received_at, record.wamid, received=1)
+        return first
+
+    def _update_inbound_lead(self, record: InboundRecord, first: bool) -> None:
+        variants = _LeadTimeline.ORDER if first else _LeadTimeline.ORDER[:2]
+        for timeline in variants:
+            if self.table.update(inbound_lead_update(self.table.name, record, timeline, unread=first), "the lead"):
+                return
+        if first:
+            raise StoreUnavailableError("lead update kept failing its condition")
 
     # --- webhook: statuses ---------------------------------------------------------------------
 
     def record_status(self, update: StatusUpdate) -> StatusOutcome:
         """Move the message's status forward (creating an `unknown` outbound record if it is new)."""
-        request = status_update(self.table.name, update)
-        if update.error is not None:
-            # A failure is counted for /health in the same write, and only the first time.
-            failed_counter = stats_update(self.table.name, update.received_at, update.wamid, failed=1)
-            failed = self.table.transact([{"Update": request}, {"Update": failed_counter}], "the status")
-            if failed is None:
-                return StatusOutcome.APPLIED
-            if failed != {0}:
-                raise StoreUnavailableError(f"status transaction cancelled on items {sorted(failed)}")
-        elif self.table.update(request, "the status"):
+        if self.table.update(status_update(self.table.name, update), "the status"):
+            if update.error is not None:
+                # `failed` ranks highest, so only its first arrival passes the forward condition: counted once.
+                count(self.table, update.received_at, update.wamid, failed=1)
             return StatusOutcome.APPLIED
         return self._record_late_status(update)
 
@@ -488,7 +578,18 @@ class DynamoConversationStore:
     # --- reads ---------------------------------------------------------------------------------------
 
     def get_message(self, wamid: str) -> dict[str, Any] | None:
-        return self.table.get(message_key(wamid))
+        """The message with the responder's decision on it: one consistent Query of its partition."""
+        request = {
+            "TableName": self.table.name,
+            "KeyConditionExpression": "PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": keys.message_pk(wamid)}},
+            "ConsistentRead": True,
+        }
+        found = {str(item["SK"]): item for item in self.table.query(request)}
+        message = found.get(keys.MESSAGE_SK)
+        if message is None:
+            return None
+        return with_decision(message, found.get(keys.REPLY_CLAIM_SK))
 
     def get_lead(self, wa_id: str) -> dict[str, Any] | None:
         return get_lead(self.table, wa_id)

@@ -1,13 +1,16 @@
 """Key layout of the single conversations table. docs/table-design.md explains each access pattern.
 
-item              PK                     SK            GSI1PK              GSI1SK
-lead              LEAD#<wa_id>           LEAD          LEADS               <last_message_at>#<wa_id>
-message           MSG#<wamid>            MSG           THREAD#<wa_id>      <timestamp>#<wamid>
-reply claim       MSG#<wamid>            REPLY         -                   -
-hourly counters   STATS#<yyyy-mm-ddThh>  SHARD#<n>     -                   -
-template          TEMPLATES              T#<name>#<lang> -                 -
-template sync     TEMPLATES              SYNC          -                   -
-media file        MEDIA#<media_id>       MEDIA         -                   -
+item              PK                        SK              GSI1PK           GSI1SK
+lead              LEAD#<wa_id>              LEAD            LEADS#<n>        <last_inbound_at>#<wa_id>
+message           MSG#<wamid>               MSG             THREAD#<wa_id>   <timestamp>#<wamid>
+reply record      MSG#<wamid>               REPLY           -                -
+hourly counters   STATS#<yyyy-mm-ddThh>#<n> STATS           -                -
+template          TEMPLATES                 T#<name>#<lang> -                -
+template sync     TEMPLATES                 SYNC            -                -
+media file        MEDIA#<media_id>          MEDIA           -                -
+
+The index is GSI2 (attributes GSI1PK/GSI1SK), projecting only what the thread lookups filter on. `<n>` is
+a shard: a hash of the lead (LEADS) or of the event (STATS), so no partition takes every write.
 """
 
 from __future__ import annotations
@@ -17,14 +20,23 @@ import zlib
 LEAD_SK = "LEAD"
 MESSAGE_SK = "MSG"
 REPLY_CLAIM_SK = "REPLY"
-LEADS_BY_ACTIVITY = "LEADS"
-GSI1 = "GSI1"
-STATS_SHARDS = 8
+# The leads listing's partitions: an answered message moves its lead's entry once (a delete and a put),
+# so 16 shards keep each under 1,000 index writes a second up to ~8,000 new messages a second.
+LEADS_PREFIX = "LEADS#"
+LEAD_SHARDS = 16
+# GSI2 replaced GSI1 (projection ALL -> INCLUDE) in the table redesign; the key attributes kept their names.
+GSI1 = "GSI2"
+STATS_SK = "STATS"
+STATS_SHARDS = 16
 TTL_ATTRIBUTE = "expires_at"
 MEDIA_SK = "MEDIA"
 TEMPLATES_PK = "TEMPLATES"
 TEMPLATE_SK_PREFIX = "T#"
 TEMPLATE_SYNC_SK = "SYNC"
+
+
+def _shard(discriminator: str, shards: int) -> int:
+    return zlib.crc32(discriminator.encode("utf-8")) % shards
 
 
 def lead_pk(wa_id: str) -> str:
@@ -43,22 +55,37 @@ def thread_sk(timestamp: str, wamid: str) -> str:
     return f"{timestamp}#{wamid}"
 
 
+# Formatted once: every inbound message names its lead's shard.
+_LEADS_SHARD_NAMES = tuple(f"{LEADS_PREFIX}{shard:02d}" for shard in range(LEAD_SHARDS))
+
+
+def leads_pk(wa_id: str) -> str:
+    """The listing partition of one lead: always the same for a lead, spread evenly over the leads."""
+    return _LEADS_SHARD_NAMES[_shard(wa_id, LEAD_SHARDS)]
+
+
+def leads_partitions() -> tuple[str, ...]:
+    """Every listing partition: a page merges them newest first."""
+    return _LEADS_SHARD_NAMES
+
+
 def leads_sk(last_message_at: str, wa_id: str) -> str:
     return f"{last_message_at}#{wa_id}"
 
 
-def stats_pk(iso_timestamp: str) -> str:
-    """Hourly bucket: `2026-11-25T21:45:53Z` -> `STATS#2026-11-25T21`."""
-    return f"STATS#{iso_timestamp[:13]}"
+def stats_hour(iso_timestamp: str) -> str:
+    """Hourly bucket: `2026-11-25T21:45:53Z` -> `2026-11-25T21`."""
+    return iso_timestamp[:13]
 
 
-# Formatted once: every webhook event names a shard.
-_SHARD_NAMES = tuple(f"SHARD#{shard}" for shard in range(STATS_SHARDS))
+def stats_pk(hour: str, shard: int) -> str:
+    """One counter item of an hour: `STATS#2026-11-25T21#07`, a partition of its own."""
+    return f"STATS#{hour}#{shard:02d}"
 
 
-def stats_shard(discriminator: str) -> str:
-    """Spread one hour's counter writes over several items so no single item becomes hot."""
-    return _SHARD_NAMES[zlib.crc32(discriminator.encode("utf-8")) % STATS_SHARDS]
+def stats_shard(discriminator: str) -> int:
+    """Spread one hour's counter writes over several partitions so no single one becomes hot."""
+    return _shard(discriminator, STATS_SHARDS)
 
 
 def template_sk(name: str, language: str) -> str:

@@ -1,9 +1,11 @@
 """DynamoDB reads for the conversations API and /health, on top of the conversation store.
 
 Access patterns (all on the one table):
-  leads by activity   Query GSI1  GSI1PK = LEADS            newest first
-  a lead's thread     Query GSI1  GSI1PK = THREAD#<wa_id>   newest first
-  health counters     BatchGetItem STATS#<hour> x SHARD#<n> for the last 24 hours
+  leads by activity   Query GSI2  GSI1PK = LEADS#<nn> on every shard, merged newest first
+  a lead's thread     Query GSI2  GSI1PK = THREAD#<wa_id>   newest first
+  page items          BatchGetItem of the page's items (the index projects keys and a few filter fields)
+                      and, for inbound messages, of their reply records (the responder's decision)
+  health counters     BatchGetItem STATS#<hour>#<nn> for the last 24 hours
   reset unread        UpdateItem on LEAD#<wa_id>, only while its last inbound message is the one seen
 
 Pages ask DynamoDB for one item more than they return: that extra item says whether a next page exists,
@@ -12,14 +14,16 @@ so the last page never carries a cursor to an empty page.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.health import Counts
 from whatsapp_crm.read_api import Page, Position
 from whatsapp_crm.store import keys
-from whatsapp_crm.store.dynamodb import get_lead, lead_key
+from whatsapp_crm.store.dynamodb import get_lead, lead_key, lead_view, with_decision
 from whatsapp_crm.store.toolkit import Table, Update, from_item, store_errors, to_attribute
 
 BATCH_GET_LIMIT = 100
@@ -55,16 +59,59 @@ class DynamoApiStore:
         with store_errors():
             response = self.table.client.query(**request)
         raw = response.get("Items", [])
-        items = [from_item(item) for item in raw[:limit]]
         more = len(raw) > limit or "LastEvaluatedKey" in response
+        return self._fetched_page(raw[:limit], more)
+
+    def _fetched_page(self, entries: list[dict[str, Any]], more: bool) -> Page:
+        """The page's full items (index entries carry keys and filter fields only), in the entries' order."""
+        wanted = [{"PK": entry["PK"], "SK": entry["SK"]} for entry in entries]
+        inbound = [entry["PK"] for entry in entries if entry.get("direction", {}).get("S") == "inbound"]
+        wanted += [{"PK": pk, "SK": {"S": keys.REPLY_CLAIM_SK}} for pk in inbound]
+        found = {(item["PK"], item["SK"]): item for item in self._batch_get_items(wanted)}
+        items = []
+        for entry in entries:
+            item = found.get((entry["PK"]["S"], entry["SK"]["S"]))
+            if item is None:
+                continue  # deleted between the Query and the read
+            if item.get("direction") == "inbound":
+                item = with_decision(item, found.get((entry["PK"]["S"], keys.REPLY_CLAIM_SK)))
+            items.append(lead_view(item) if entry["SK"]["S"] == keys.LEAD_SK else item)
         next_position = None
-        if more and items:
-            last = raw[len(items) - 1]
+        if more and entries:
+            last = entries[-1]
             next_position = Position(pk=last["PK"]["S"], sort_key=last["GSI1SK"]["S"])
         return Page(items=items, next_position=next_position)
 
+    def _batch_get_items(self, wanted: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            found.extend(self._batch_get(wanted[start : start + BATCH_GET_LIMIT], counters=False))
+        return found
+
+    def _shard_entries(self, partition: str, limit: int, after: Position | None) -> list[dict[str, Any]]:
+        """Up to `limit` listing entries of one shard, newest first, older than the cursor."""
+        request: dict[str, Any] = {
+            "TableName": self.table.name,
+            "IndexName": keys.GSI1,
+            "KeyConditionExpression": "GSI1PK = :partition",
+            "ExpressionAttributeValues": {":partition": {"S": partition}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:
+            # The sort key ends with the wa_id, so it is unique: "older than the cursor" is exact on every shard.
+            request["KeyConditionExpression"] += " AND GSI1SK < :after"
+            request["ExpressionAttributeValues"][":after"] = {"S": after.sort_key}
+        with store_errors():
+            return list(self.table.client.query(**request).get("Items", []))
+
     def list_leads(self, limit: int, after: Position | None) -> Page:
-        return self._page(keys.LEADS_BY_ACTIVITY, keys.LEAD_SK, limit, after)
+        """The 16 listing shards queried at once and merged newest first (docs/table-design.md)."""
+        partitions = keys.leads_partitions()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            shards = list(pool.map(lambda partition: self._shard_entries(partition, limit + 1, after), partitions))
+        merged = list(heapq.merge(*shards, key=lambda entry: entry["GSI1SK"]["S"], reverse=True))
+        return self._fetched_page(merged[:limit], len(merged) > limit)
 
     def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page:
         return self._page(keys.thread_pk(wa_id), keys.MESSAGE_SK, limit, after)
@@ -93,25 +140,28 @@ class DynamoApiStore:
         """Zero the unread count unless a newer inbound message arrived since `seen_wamid` was read."""
         update = Update().set("unread_count", 0).set("read_at", at)
         update.names["#last"] = "last_inbound_wamid"
+        update.names["#tags"] = "unread_tags"
         if seen_wamid is None:
             condition = "attribute_exists(PK) AND attribute_not_exists(#last)"
         else:
             condition = "attribute_exists(PK) AND #last = :seen"
             update.values[":seen"] = to_attribute(seen_wamid)
-        return self.table.update(update.request(self.table.name, lead_key(wa_id), condition))
+        request = update.request(self.table.name, lead_key(wa_id), condition)
+        request["UpdateExpression"] += " REMOVE #tags"
+        return self.table.update(request)
 
     # --- health ----------------------------------------------------------------------------------
 
     def hourly_counts(self, hours: Sequence[str]) -> Mapping[str, Counts]:
         wanted = [
-            {"PK": {"S": f"STATS#{hour}"}, "SK": {"S": f"SHARD#{shard}"}}
+            {"PK": {"S": keys.stats_pk(hour, shard)}, "SK": {"S": keys.STATS_SK}}
             for hour in hours
             for shard in range(keys.STATS_SHARDS)
         ]
         totals: dict[str, Counts] = {}
         for start in range(0, len(wanted), BATCH_GET_LIMIT):
             for item in self._batch_get(wanted[start : start + BATCH_GET_LIMIT]):
-                hour = str(item["PK"]).removeprefix("STATS#")
+                hour = str(item["PK"]).split("#")[1]
                 counts = Counts(
                     received=int(item.get("received") or 0),
                     sent=int(item.get("sent") or 0),
@@ -121,30 +171,31 @@ class DynamoApiStore:
                 totals[hour] = totals.get(hour, Counts()) + counts
         return totals
 
-    def _batch_get(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _batch_get(self, batch: list[dict[str, Any]], counters: bool = True) -> list[dict[str, Any]]:
+        """The items of these keys (only the counter attributes with `counters`), retrying unprocessed keys."""
         found: list[dict[str, Any]] = []
         pending: list[dict[str, Any]] = batch
         for _ in range(BATCH_GET_ROUNDS):
-            request = {
-                self.table.name: {
-                    "Keys": pending,
-                    "ProjectionExpression": "#pk, #received, #sent, #failed, #refused",
-                    "ExpressionAttributeNames": {
-                        "#pk": "PK",
-                        "#received": "received",
-                        "#sent": "sent",
-                        "#failed": "failed",
-                        "#refused": "refused",
-                    },
+            if not pending:
+                return found
+            wanted: dict[str, Any] = {"Keys": pending}
+            if counters:
+                wanted["ProjectionExpression"] = "#pk, #received, #sent, #failed, #refused"
+                wanted["ExpressionAttributeNames"] = {
+                    "#pk": "PK",
+                    "#received": "received",
+                    "#sent": "sent",
+                    "#failed": "failed",
+                    "#refused": "refused",
                 }
-            }
+            request = {self.table.name: wanted}
             with store_errors():
                 response = self.table.client.batch_get_item(RequestItems=request)
             found.extend(from_item(item) for item in response.get("Responses", {}).get(self.table.name, []))
             pending = response.get("UnprocessedKeys", {}).get(self.table.name, {}).get("Keys", [])
             if not pending:
                 return found
-        raise StoreUnavailableError("DynamoDB kept leaving health counters unprocessed")
+        raise StoreUnavailableError("DynamoDB kept leaving keys unprocessed")
 
     def latest_activity(self) -> str | None:
         page = self.list_leads(1, None)

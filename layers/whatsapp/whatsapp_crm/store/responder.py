@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from whatsapp_crm.clock import iso
-from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.records import MessageError, OutboundRecord, PreferenceChange
 from whatsapp_crm.responder_records import (
     CALLBACK_PREFIX,
@@ -34,11 +33,8 @@ from whatsapp_crm.store.dynamodb import (
     get_lead,
     lead_key,
     message_key,
-    outbound_lead_update,
-    outbound_update,
     record_outbound,
     record_preference,
-    stats_update,
 )
 from whatsapp_crm.store.refusals import record_refusal
 from whatsapp_crm.store.toolkit import Table, Update, from_item, to_attribute
@@ -52,28 +48,6 @@ AUTO_REPLY_AT_PREFIX = "last_auto_reply_at_"
 
 def reply_claim_key(wamid: str) -> dict[str, str]:
     return {"PK": keys.message_pk(wamid), "SK": keys.REPLY_CLAIM_SK}
-
-
-def _with_extra_sets(request: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """`request` (an UpdateItem built by Update) with more SET clauses, under placeholders of their own."""
-    names = dict(request["ExpressionAttributeNames"])
-    attribute_values = dict(request.get("ExpressionAttributeValues", {}))
-    clauses = []
-    for index, (attribute, value) in enumerate(values.items()):
-        names[f"#extra{index}"] = attribute
-        attribute_values[f":extra{index}"] = to_attribute(value)
-        clauses.append(f"#extra{index} = :extra{index}")
-    expression = str(request["UpdateExpression"])
-    if expression.startswith("SET "):
-        expression = "SET " + ", ".join(clauses) + ", " + expression[len("SET ") :]
-    else:
-        expression = ("SET " + ", ".join(clauses) + " " + expression).strip()
-    return {
-        **request,
-        "UpdateExpression": expression,
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": attribute_values,
-    }
 
 
 def _pending_item(pending: PendingReply) -> dict[str, Any]:
@@ -112,10 +86,20 @@ class DynamoReplyStore:
 
     # --- the claim ---------------------------------------------------------------------------------
 
-    def claim_reply(self, wamid: str, wa_id: str, *, owner: str, now: datetime, lease: timedelta) -> Claim:
+    def claim_reply(
+        self,
+        wamid: str,
+        wa_id: str,
+        *,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        annotation: Mapping[str, Any] | None = None,
+    ) -> Claim:
+        """Take the claim; `annotation` (the intent) is written with it, in the same write."""
         claimed_at = iso(now)
         update = (
-            Update()
+            Update.setting(annotation or {})
             .set("state", IN_PROGRESS)
             .set("owner", owner)
             .set("lease_expires_at", int((now + lease).timestamp()))
@@ -194,93 +178,51 @@ class DynamoReplyStore:
         finish = self._finish(FAILED_PERMANENT, "failed", at, error=error.as_item())
         self._close(claim, finish, {"reply_status": "failed", "reply_error": error.as_item(), "reply_at": at})
 
-    def _close(self, claim: Claim, finish: Update, annotation: Mapping[str, Any]) -> None:
-        """Close the claim and show the decision on the inbound message in one transaction: written apart,
-        a failure between the two left a closed claim whose retry stops early, and no decision shown."""
-        transaction = [
-            {"Update": self._owned_update(claim, finish)},
-            {"Update": self._annotation(claim.wamid, annotation)},
-        ]
-        failed = self._transact(transaction)
-        if failed == {1}:
-            # The inbound message is not stored (it always is, unless deleted): close the claim all the same.
-            self.table.update(transaction[0]["Update"])
-        # A failed claim condition means another attempt owns it now; that attempt records its own decision.
+    def _close(self, claim: Claim, finish: Update, annotation: Mapping[str, Any]) -> bool:
+        """Close the claim with the decision on it (the reply record is where readers find it): one write.
+        False when another attempt owns the claim now; that attempt records its own decision."""
+        for name, value in annotation.items():
+            finish.set(name, value)
+        return self.table.update(self._owned_update(claim, finish))
 
     def _annotation(self, wamid: str, fields: Mapping[str, Any]) -> dict[str, Any]:
-        """Set fields on a stored inbound message, never creating one."""
-        return Update.setting(fields).request(self.table.name, message_key(wamid), "attribute_exists(PK)")
+        """Set decision fields on the message's reply record (created if there is none yet)."""
+        return Update.setting(fields).set("wamid", wamid).request(self.table.name, reply_claim_key(wamid))
 
     def finish_reply_sent(self, claim: Claim, record: OutboundRecord) -> bool:
-        """Record the reply, its lead update and counters, and close the claim, all in one transaction.
+        """Record the reply (message, lead, counters) and close the claim with the decision on it.
 
-        False when the claim was no longer ours (the reply is still recorded, on its own).
+        Plain writes in this order, no transaction: a crash before the close leaves an open claim whose retry
+        finds the recorded reply (find_sent_reply) and closes it, without sending or counting again.
+        False when the claim was no longer ours (the reply is still recorded).
         """
-        finish = self._finish(DONE, "sent", record.timestamp, reply_wamid=record.wamid)
-        claim_update = self._owned_update(claim, finish)
         cooldown = {f"{AUTO_REPLY_AT_PREFIX}{record.intent}": record.timestamp} if record.intent else {}
-        # The decision shown on the inbound message commits with the claim, never after it.
-        annotation = self._annotation(
-            claim.wamid, {"reply_status": "sent", "reply_wamid": record.wamid, "reply_at": record.timestamp}
-        )
-        move_timeline = include_outbound = include_annotation = True
-        for _ in range(4):
-            lead_update = outbound_lead_update(self.table.name, record, move_timeline)
-            transaction = [
-                {"Update": claim_update},
-                {"Update": _with_extra_sets(lead_update, cooldown) if cooldown else lead_update},
-            ]
-            if include_outbound:
-                counters = stats_update(self.table.name, record.timestamp, record.wamid, sent=1, auto_replies=1)
-                transaction += [{"Update": outbound_update(self.table.name, record)}, {"Update": counters}]
-            annotation_index = len(transaction) if include_annotation else None
-            if include_annotation:
-                transaction.append({"Update": annotation})
-            failed = self._transact(transaction)
-            if failed is None:
-                return True
-            if 0 in failed:
-                record_outbound(self.table, record)  # the reply went out all the same; keep it in the thread
-                return False
-            if annotation_index is not None and annotation_index in failed:
-                include_annotation = False  # the inbound message is not stored: nothing to show it on
-                failed = failed - {annotation_index}
-            if failed - {1, 2} or (1 in failed and not move_timeline):
-                raise StoreUnavailableError(f"reply transaction cancelled on items {sorted(failed)}")
-            # 1: the lead holds a newer message, so the reply must not move its timeline.
-            # 2: this wamid is recorded already (an adopted send): close the claim without counting it again.
-            move_timeline = move_timeline and 1 not in failed
-            include_outbound = include_outbound and 2 not in failed
-        raise StoreUnavailableError("reply transaction kept failing its conditions")
-
-    def _transact(self, transaction: list[dict[str, Any]]) -> set[int] | None:
-        """None when committed, else the indexes whose condition failed. The reply went out already, so any
-        refusal is "not recorded" (the message is retried), never "unstorable"."""
-        return self.table.transact(transaction, "the reply", unstorable_is_unavailable=True)
+        record_outbound(self.table, record, lead_extras=cooldown)
+        finish = self._finish(DONE, "sent", record.timestamp)
+        decision = {"reply_status": "sent", "reply_wamid": record.wamid, "reply_at": record.timestamp}
+        return self._close(claim, finish, decision)
 
     def find_sent_reply(self, wa_id: str, inbound_wamid: str, since: str) -> SentReply | None:
-        """An outbound message in the lead's thread since `since` that answers `inbound_wamid`, if any."""
+        """An outbound message in the lead's thread since `since` that answers `inbound_wamid`, if any: the
+        callback data the reply was sent with (its record keeps it, Meta echoes it in every status)."""
         request: dict[str, Any] = {
             "TableName": self.table.name,
             "IndexName": keys.GSI1,
             "KeyConditionExpression": "GSI1PK = :thread AND GSI1SK >= :since",
-            "FilterExpression": "(#reply_to = :wamid AND #auto = :yes) OR #callback = :callback",
-            "ExpressionAttributeNames": {
-                "#reply_to": "reply_to",
-                "#auto": "auto_reply",
-                "#callback": "biz_opaque_callback_data",
-            },
+            "FilterExpression": "#callback = :callback",
+            "ExpressionAttributeNames": {"#callback": "biz_opaque_callback_data"},
             "ExpressionAttributeValues": {
                 ":thread": to_attribute(keys.thread_pk(wa_id)),
                 ":since": to_attribute(since),
-                ":wamid": to_attribute(inbound_wamid),
-                ":yes": to_attribute(True),
                 ":callback": to_attribute(f"{CALLBACK_PREFIX}{inbound_wamid}"),
             },
         }
-        for item in self.table.query(request):
-            if item.get("direction") == "outbound" and item.get("wamid"):
-                return SentReply(wamid=str(item["wamid"]), recorded="sent_at" in item)
+        for entry in self.table.query(request):
+            if entry.get("direction") == "outbound" and entry.get("wamid"):
+                wamid = str(entry["wamid"])
+                # The index projects no sent_at: one read, on this rare path only.
+                item = self.table.get(message_key(wamid)) or {}
+                return SentReply(wamid=wamid, recorded="sent_at" in item)
         return None
 
     def record_refusal(self, at: str, discriminator: str) -> None:
@@ -289,7 +231,7 @@ class DynamoReplyStore:
     # --- the inbound message -------------------------------------------------------------------------
 
     def annotate_inbound(self, wamid: str, fields: Mapping[str, Any]) -> bool:
-        """Set fields on a stored inbound message; False (and nothing written) if it is not stored."""
+        """Record the decision about an inbound message nobody answers (on its reply record)."""
         if not Update.setting(fields).expression:
             return True
         return self.table.update(self._annotation(wamid, fields))
