@@ -183,7 +183,10 @@ def _totals(per_function: dict[str, Any]) -> dict[str, float]:
 
 def run(inbound: int, outbound: int, progress: Progress) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cost-") as workdir:
-        own = OwnStack(StackOptions(fault_seed=None, meter_capacity=True), Path(workdir))
+        # Statuses 0.3 s apart after each send, as Meta posts them (about a second later): with none, a status
+        # and the reply's record race for one item, and each process's before/after reads count the other's
+        # write too.
+        own = OwnStack(StackOptions(fault_seed=None, meter_capacity=True, status_delay=0.3), Path(workdir))
         own.start()
         try:
             stack = Stack(own.url, get_json(f"{own.url}/_local/info"))

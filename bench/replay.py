@@ -85,6 +85,8 @@ class StackOptions:
     evidence_wait: int | None = 60
     # DynamoDB capacity units from item sizes (local/capacity.py): doubles the reads moto serves.
     meter_capacity: bool = False
+    # Seconds the Graph simulator waits before posting a send's statuses (Meta: about a second).
+    status_delay: float = 0
 
 
 class OwnStack:
@@ -99,7 +101,8 @@ class OwnStack:
         self.process: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        command = [sys.executable, "-m", "local", "--port", str(self.port), "--quiet", "--status-delay", "0"]
+        command = [sys.executable, "-m", "local", "--port", str(self.port), "--quiet"]
+        command += ["--status-delay", str(self.options.status_delay)]
         command += ["--max-instances", str(self.options.max_instances)]
         for flag, value in (
             ("--fault-rate", self.options.fault_rate),
