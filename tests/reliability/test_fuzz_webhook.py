@@ -134,7 +134,10 @@ class Webhook:
         inbound = Counter(
             str(item["wa_id"]) for item in items if item["SK"] == "MSG" and item.get("direction") == "inbound"
         )
-        leads = {str(item["PK"])[5:]: item for item in items if item["SK"] == "LEAD"}
+        from whatsapp_crm.store.dynamodb import lead_view
+
+        # The unread count as readers see it (a set of message tags since the table redesign)
+        leads = {str(item["PK"])[5:]: lead_view(item) for item in items if item["SK"] == "LEAD"}
         for wa_id, count in inbound.items():
             assert wa_id in leads, f"message of {wa_id} stored without its lead"
             assert leads[wa_id].get("unread_count") == count, f"lead {wa_id}: unread_count vs {count} messages"
