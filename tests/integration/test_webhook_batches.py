@@ -43,22 +43,28 @@ def handed_off(webhook: Any) -> Iterator[list[tuple[str, str]]]:
     sqs.meta.events.unregister("provide-client-params.sqs.SendMessageBatch", record)
 
 
+def _keys(params: dict[str, Any]) -> set[str]:
+    """The partition keys a write request names (a single write, or each item of a transaction)."""
+    operations = [params, *(next(iter(entry.values())) for entry in params.get("TransactItems", []))]
+    return {str((op.get("Item") or op.get("Key") or {}).get("PK", {}).get("S")) for op in operations}
+
+
 @pytest.fixture
 def failing_writes(webhook: Any) -> Iterator[set[str]]:
-    """wamids whose DynamoDB write fails as a throttle that outlasted botocore's retries would."""
+    """wamids whose message item DynamoDB refuses to write, as a throttle that outlasted botocore's retries."""
     failing: set[str] = set()
 
     def fail(params: dict[str, Any], **_: Any) -> None:
-        text = json.dumps(params)
-        if any(wamid in text for wamid in failing):
+        if _keys(params) & {f"MSG#{wamid}" for wamid in failing}:
             error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}
             raise ClientError(error, "write")  # type: ignore[arg-type]
 
     dynamodb, _ = _webhook_clients()
-    for operation in ("TransactWriteItems", "UpdateItem"):
+    operations = ("TransactWriteItems", "UpdateItem", "PutItem")
+    for operation in operations:
         dynamodb.meta.events.register(f"provide-client-params.dynamodb.{operation}", fail)
     yield failing
-    for operation in ("TransactWriteItems", "UpdateItem"):
+    for operation in operations:
         dynamodb.meta.events.unregister(f"provide-client-params.dynamodb.{operation}", fail)
 
 
