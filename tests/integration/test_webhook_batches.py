@@ -1,6 +1,7 @@
 """Big batched POSTs (Meta batches up to 1,000 updates) through the real webhook handler on moto's server:
 written several at a time, yet every part once, each lead's messages queued in Meta's order, statuses
-forward-only, and a partial failure answered 500 so that Meta's redelivery completes exactly the rest."""
+forward-only, and a partial failure answered 500 so that Meta's redelivery completes exactly the rest (the
+lead's unread count too, unless an agent read the thread in between)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import AwsStack
+from integration.api_client import ApiClient
 from integration.conftest import drain
 from local import meta_payloads as meta
 
@@ -191,3 +193,87 @@ def test_statuses_of_one_message_in_one_big_batch_end_at_the_highest_with_every_
             assert item["status"] == "read"
             assert item["status_ts_delivered"] == "2025-11-24T16:00:20Z"
             assert item["status_ts_read"] == "2025-11-24T16:00:30Z"
+
+
+# --- a redelivery after the message was stored but its lead update was not -----------------------------
+
+
+@pytest.fixture
+def refused_lead_updates(webhook: Any) -> Iterator[set[str]]:
+    """wa_ids whose lead item DynamoDB refuses to update, as a throttle that outlasted botocore's retries."""
+    failing: set[str] = set()
+
+    def fail(params: dict[str, Any], **_: Any) -> None:
+        if _keys(params) & {f"LEAD#{wa_id}" for wa_id in failing}:
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}
+            raise ClientError(error, "UpdateItem")  # type: ignore[arg-type]
+
+    dynamodb, _ = _webhook_clients()
+    dynamodb.meta.events.register("provide-client-params.dynamodb.UpdateItem", fail)
+    yield failing
+    dynamodb.meta.events.unregister("provide-client-params.dynamodb.UpdateItem", fail)
+
+
+@pytest.fixture
+def api(aws: AwsStack, function_env: Any, graph_fake: Any) -> ApiClient:
+    return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=meta.DEMO_PHONE_NUMBER_ID)
+
+
+def _one_message_post(wa_id: str, earlier: int = 0) -> tuple[str, dict[str, Any]]:
+    messages = [
+        meta.text_message(wa_id, f"הודעה {number}", timestamp=int(time.time()) - 60 + number)
+        for number in range(earlier + 1)
+    ]
+    return str(messages[-1]["id"]), meta.envelope(meta.message_value(messages))
+
+
+def test_a_lead_update_refused_on_the_first_delivery_counts_the_message_unread_once_on_the_redelivery(
+    webhook: Any, table: Any, refused_lead_updates: set[str]
+) -> None:
+    # Given a lead who wrote once before, and a new message whose lead update DynamoDB refuses
+    lead = "972525550101"
+    assert (
+        webhook(
+            meta.envelope(meta.message_value([meta.text_message(lead, "שלום", timestamp=int(time.time()) - 120)]))
+        ).status
+        == 200
+    )
+    wamid, document = _one_message_post(lead)
+    refused_lead_updates.add(lead)
+    # When Meta delivers it: the message is stored, its lead is not, and Meta is told to retry
+    assert webhook(document).status == 500
+    assert table.get_message(wamid) is not None
+    assert table.get_lead(lead)["unread_count"] == 1
+    # When DynamoDB recovers and Meta redelivers it, twice
+    refused_lead_updates.clear()
+    assert webhook(document).status == 200
+    assert webhook(document).status == 200
+    # Then the lead counts it unread, once, and its timeline moved to it
+    lead_item = table.get_lead(lead)
+    assert lead_item["unread_count"] == 2
+    assert lead_item["last_inbound_wamid"] == wamid
+
+
+def test_a_redelivery_after_the_agent_read_the_thread_leaves_it_read(webhook: Any, table: Any, api: ApiClient) -> None:
+    # Given a message delivered completely, and an agent who read the thread
+    lead = "972525550102"
+    wamid, document = _one_message_post(lead, earlier=1)
+    assert webhook(document).status == 200
+    assert table.get_lead(lead)["unread_count"] == 2
+    assert api.mark_read(lead).status == 200
+    # When Meta redelivers the message
+    assert webhook(document).status == 200
+    # Then the thread stays read
+    assert table.get_lead(lead)["unread_count"] == 0
+    assert api.conversations().json()["conversations"][0]["unread_count"] == 0
+
+
+def test_a_plain_redelivery_leaves_the_unread_count_as_it_was(webhook: Any, table: Any) -> None:
+    # Given two messages delivered completely and not read
+    lead = "972525550103"
+    _, document = _one_message_post(lead, earlier=1)
+    assert webhook(document).status == 200
+    # When Meta redelivers them
+    assert webhook(document).status == 200
+    # Then each is still counted once
+    assert table.get_lead(lead)["unread_count"] == 2

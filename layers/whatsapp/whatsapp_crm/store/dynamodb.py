@@ -242,6 +242,19 @@ def message_put(table: str, record: InboundRecord) -> dict[str, Any]:
     return {"TableName": table, "Item": item, "ConditionExpression": "attribute_not_exists(PK)"}
 
 
+def redelivered_unread_update(table: str, record: InboundRecord) -> dict[str, Any]:
+    """A redelivered message's unread tag, only if no agent has read its thread since it was sent: a set
+    ADD, so a redelivery after a complete first delivery changes nothing."""
+    return {
+        "TableName": table,
+        "Key": {"PK": {"S": keys.lead_pk(record.wa_id)}, "SK": {"S": keys.LEAD_SK}},
+        "UpdateExpression": "ADD #unread :tag",
+        "ConditionExpression": "attribute_exists(PK) AND (attribute_not_exists(#read) OR #read < :ts)",
+        "ExpressionAttributeNames": {"#unread": "unread_tags", "#read": "read_at"},
+        "ExpressionAttributeValues": {":tag": {"SS": [unread_tag(record.wamid)]}, ":ts": {"S": record.timestamp}},
+    }
+
+
 def inbound_lead_update(table: str, record: InboundRecord, timeline: str, unread: bool = True) -> dict[str, Any]:
     """The lead's update for an inbound message, as far as `timeline` (a _LeadTimeline) lets it move."""
     expression, names, condition = _lead_expression(timeline, record.profile_name is not None, unread)
@@ -513,7 +526,8 @@ class DynamoConversationStore:
 
         Three plain writes, no transaction: the message's conditional Put decides whether this delivery is
         the first; the lead update runs either way (a redelivery repairs a lead the first delivery never
-        reached, without counting the message unread twice); the counter only for the first.
+        reached, and adds the unread tag, a set member, only if no agent read the thread since the message
+        was sent); the counter only for the first.
         """
         first = self.table.conditional("put_item", message_put(self.table.name, record), "the message") is not None
         try:
@@ -531,12 +545,17 @@ class DynamoConversationStore:
         return first
 
     def _update_inbound_lead(self, record: InboundRecord, first: bool) -> None:
-        variants = _LeadTimeline.ORDER if first else _LeadTimeline.ORDER[:2]
-        for timeline in variants:
-            if self.table.update(inbound_lead_update(self.table.name, record, timeline, unread=first), "the lead"):
-                return
         if first:
+            for timeline in _LeadTimeline.ORDER:
+                if self.table.update(inbound_lead_update(self.table.name, record, timeline), "the lead"):
+                    return
             raise StoreUnavailableError("lead update kept failing its condition")
+        for timeline in _LeadTimeline.ORDER[:2]:
+            if self.table.update(inbound_lead_update(self.table.name, record, timeline, unread=False), "the lead"):
+                break
+        # The first delivery may have died before its lead update: its unread tag goes in now, unless an
+        # agent has read the thread since the message was sent (a redelivery never makes it unread again).
+        self.table.update(redelivered_unread_update(self.table.name, record), "the unread tag")
 
     # --- webhook: statuses ---------------------------------------------------------------------
 
