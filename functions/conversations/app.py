@@ -31,6 +31,7 @@ from whatsapp_crm.http_responses import compact_json
 from whatsapp_crm.numbers import parse_phone_number_ids, sending_number
 from whatsapp_crm.observability import logger, metrics
 from whatsapp_crm.read_api import (
+    ForeignNumberError,
     InvalidCursorError,
     InvalidWaIdError,
     LeadNotFoundError,
@@ -47,6 +48,17 @@ install_error_handlers(app)
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="next_cursor of the previous page")]
+NumberId = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description=(
+            "Only leads whose latest message to us was to this business number (one of the deployment's "
+            "WhatsAppPhoneNumberIds); the next_cursor stays bound to it"
+        ),
+    ),
+]
 WaId = Annotated[
     str,
     Path(
@@ -66,21 +78,24 @@ def _wa_id(raw: str) -> str:
 @app.get(
     "/conversations",
     summary="List conversations",
-    description="Leads by last activity, newest first.",
+    description="Leads by last activity, newest first; `phone_number_id` keeps one business number's leads.",
     tags=["conversations"],
     operation_id="listConversations",
     responses={200: body_doc("One page of conversations", ConversationsPage), 400: _INVALID},
 )
-def conversations(limit: Limit = 50, cursor: Cursor = None) -> ConversationsPage:
+def conversations(limit: Limit = 50, cursor: Cursor = None, phone_number_id: NumberId = None) -> ConversationsPage:
     settings = load(ConversationsSettings)
     ports = ConversationsPorts(settings)
+    own = parse_phone_number_ids(settings.whatsapp_phone_number_ids)
     page = list_conversations(
         ports.store,
         ports.signer,
         limit=limit,
         cursor=cursor,
         takeover=timedelta(hours=settings.human_takeover_hours),
-        default_phone_number_id=sending_number(None, parse_phone_number_ids(settings.whatsapp_phone_number_ids)),
+        default_phone_number_id=sending_number(None, own),
+        phone_number_id=phone_number_id,
+        own_phone_number_ids=own,
     )
     return ConversationsPage.model_validate(page, from_attributes=True)
 
@@ -174,6 +189,11 @@ def health() -> Response[HealthBody]:
 def _bad_cursor(error: InvalidCursorError) -> Response[str]:
     logger.warning("refused a pagination cursor that does not verify")
     return invalid_field("cursor", str(error))
+
+
+@app.exception_handler(ForeignNumberError)
+def _foreign_number(error: ForeignNumberError) -> Response[str]:
+    return invalid_field("phone_number_id", str(error))
 
 
 @app.exception_handler(InvalidWaIdError)

@@ -430,3 +430,104 @@ class TestHealth:
         assert report["status"] == "unhealthy"
         assert report["checks"]["table"]["ok"] is False
         assert report["last_24h"]["received"] == 0
+
+
+class TestNumberFilter:
+    """`?phone_number_id=`: leads whose latest message to us was to that business number."""
+
+    FIRST = meta.DEMO_PHONE_NUMBER_ID
+    SECOND = meta.DEMO_SECOND_PHONE_NUMBER_ID
+
+    @pytest.fixture
+    def two_numbers(self, function_env: Callable[..., dict[str, str]], graph_fake: GraphSimulator) -> ApiClient:
+        return ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=f"{self.FIRST},{self.SECOND}")
+
+    @staticmethod
+    def _leads(table: Any, count: int, on_second: Callable[[int], bool]) -> dict[str, list[str]]:
+        """`count` leads a minute apart, those `on_second` picks writing to the second number; newest first."""
+        start = datetime.now(UTC) - timedelta(hours=3)
+        by_number: dict[str, list[str]] = {TestNumberFilter.FIRST: [], TestNumberFilter.SECOND: []}
+        for index in range(count):
+            wa_id = f"97252557{index:04d}"
+            number = TestNumberFilter.SECOND if on_second(index) else TestNumberFilter.FIRST
+            record = _inbound(f"wamid.N{index:04d}", wa_id, start + timedelta(minutes=index), "hi")
+            table.record_inbound(replace(record, phone_number_id=number))
+            by_number[number].insert(0, wa_id)
+        return by_number
+
+    @staticmethod
+    def _pages(api: ApiClient, query: str) -> list[list[dict[str, Any]]]:
+        pages: list[list[dict[str, Any]]] = []
+        cursor: str | None = None
+        while True:
+            result = api.conversations(query + (f"&cursor={quote(cursor)}" if cursor else ""))
+            assert result.status == 200, result.body
+            pages.append(result.json()["conversations"])
+            cursor = result.json()["next_cursor"]
+            if cursor is None:
+                return pages
+
+    def test_each_number_lists_only_its_leads_in_full_pages(
+        self, two_numbers: ApiClient, table: Any, aws: AwsStack
+    ) -> None:
+        # Given 40 leads, every third on the second number, and one stored before numbers were recorded
+        expected = self._leads(table, 40, lambda index: index % 3 == 0)
+        aws.client("dynamodb").update_item(
+            TableName=aws.ref("ConversationsTable"),
+            Key={"PK": {"S": f"LEAD#{expected[self.FIRST][-1]}"}, "SK": {"S": "LEAD"}},
+            UpdateExpression="REMOVE last_phone_number_id",
+        )
+        for number, other in ((self.FIRST, self.SECOND), (self.SECOND, self.FIRST)):
+            # When the CRM pages through one number's conversations, 4 at a time
+            pages = self._pages(two_numbers, f"limit=4&phone_number_id={number}")
+            listed = [conversation["wa_id"] for page in pages for conversation in page]
+            # Then it gets exactly that number's leads, newest first, in full pages (the legacy lead under
+            # the first number, as the list shows it), and none of the other number's
+            assert listed == expected[number]
+            assert all(len(page) == 4 for page in pages[:-1])
+            assert {c["phone_number_id"] for page in pages for c in page} == {number}
+            assert not set(listed) & set(expected[other])
+
+    def test_a_page_cut_short_never_skips_a_lead(
+        self, two_numbers: ApiClient, table: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from whatsapp_crm.store import read_api as store_read_api
+
+        # Given a number with the newest lead and the 15 oldest, 80 leads of the other number between them,
+        # and a store that follows each shard for one Query only: shards stop reading before they find one
+        expected = self._leads(table, 96, lambda index: index < 15 or index == 95)
+        monkeypatch.setattr(store_read_api, "FILTER_ROUNDS", 1)
+        # When the CRM pages through that number's conversations
+        pages = self._pages(two_numbers, f"limit=2&phone_number_id={self.SECOND}")
+        # Then pages may come short (cut where the reading stopped), but every lead comes once, in order
+        assert [c["wa_id"] for page in pages for c in page] == expected[self.SECOND]
+        assert all(len(page) <= 2 for page in pages)
+
+    def test_a_number_not_ours_is_a_400_naming_the_field(self, two_numbers: ApiClient, table: Any) -> None:
+        self._leads(table, 3, lambda index: index % 2 == 0)
+        for unknown in ("123456789012345", "", " "):
+            result = two_numbers.conversations(f"phone_number_id={quote(unknown)}")
+            assert result.status == 400, unknown
+            assert result.error["code"] == "validation_error"
+            assert result.error["field"] == "phone_number_id"
+
+    def test_a_cursor_works_only_under_the_filter_it_was_issued_for(self, two_numbers: ApiClient, table: Any) -> None:
+        # Given next_cursors of the whole list and of each number's list
+        self._leads(table, 12, lambda index: index % 2 == 0)
+        cursors = {
+            scope: two_numbers.conversations("limit=2" + (f"&phone_number_id={scope}" if scope else "")).json()[
+                "next_cursor"
+            ]
+            for scope in ("", self.FIRST, self.SECOND)
+        }
+        assert all(cursors.values())
+        # When each is used under another filter (or none), it is refused; under its own it works
+        for issued, cursor in cursors.items():
+            for used in ("", self.FIRST, self.SECOND):
+                query = f"limit=2&cursor={quote(cursor)}" + (f"&phone_number_id={used}" if used else "")
+                result = two_numbers.conversations(query)
+                if used == issued:
+                    assert result.status == 200, result.body
+                else:
+                    assert result.status == 400, (issued, used)
+                    assert result.error["field"] == "cursor"

@@ -23,7 +23,7 @@ from whatsapp_crm.clock import shifted_iso, utc_now
 from whatsapp_crm.graph.errors import GraphAPIError
 from whatsapp_crm.media_archive import MEDIA_KINDS
 from whatsapp_crm.media_types import normalize_sha256
-from whatsapp_crm.numbers import sending_number
+from whatsapp_crm.numbers import is_ours, sending_number
 from whatsapp_crm.phone import InvalidPhoneNumberError, normalize_phone
 from whatsapp_crm.records import StatusRank
 from whatsapp_crm.service_window import window_closes_at
@@ -49,6 +49,13 @@ class InvalidWaIdError(ValueError):
         super().__init__(f"not a WhatsApp id or phone number: {reason}")
 
 
+class ForeignNumberError(ValueError):
+    """`?phone_number_id=` names a number this deployment does not own (WhatsAppPhoneNumberIds)."""
+
+    def __init__(self) -> None:
+        super().__init__("not one of this deployment's WhatsApp numbers (WhatsAppPhoneNumberIds)")
+
+
 class LeadNotFoundError(LookupError):
     def __init__(self) -> None:
         super().__init__("no conversation with this WhatsApp id")
@@ -60,6 +67,15 @@ class Position:
 
     pk: str
     sort_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class NumberFilter:
+    """Only leads whose latest message was with this business number; `or_unnumbered` also keeps leads
+    stored before the number was recorded (the list shows those under the first number)."""
+
+    phone_number_id: str
+    or_unnumbered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +191,7 @@ class MarkedRead:
 
 
 class ConversationReader(Protocol):
-    def list_leads(self, limit: int, after: Position | None) -> Page: ...
+    def list_leads(self, limit: int, after: Position | None, number: NumberFilter | None = None) -> Page: ...
     def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page: ...
     def get_lead(self, wa_id: str) -> dict[str, Any] | None: ...
     def reset_unread(self, wa_id: str, seen_wamid: str | None, at: str) -> bool: ...
@@ -443,9 +459,21 @@ def list_conversations(
     cursor: str | None,
     takeover: timedelta = DEFAULT_TAKEOVER,
     default_phone_number_id: str | None = None,
+    phone_number_id: str | None = None,
+    own_phone_number_ids: tuple[str, ...] = (),
 ) -> ConversationList:
-    page = store.list_leads(limit, _after(signer, cursor, CONVERSATIONS_ROUTE, ""))
-    next_cursor = signer.issue(CONVERSATIONS_ROUTE, "", page.next_position) if page.next_position else None
+    """Leads by last activity. `phone_number_id` keeps those whose latest message was with that number
+    (one of ours, else ForeignNumberError); the cursor is bound to it, so a cursor of one filter (or of none)
+    is refused under another."""
+    number = None
+    if phone_number_id is not None:
+        if not is_ours(phone_number_id, own_phone_number_ids):
+            raise ForeignNumberError()
+        number = NumberFilter(phone_number_id, or_unnumbered=phone_number_id == default_phone_number_id)
+    # The cursor's scope: "" for the whole list (as before the filter existed), else the number.
+    scope = f"phone_number_id={phone_number_id}" if phone_number_id is not None else ""
+    page = store.list_leads(limit, _after(signer, cursor, CONVERSATIONS_ROUTE, scope), number)
+    next_cursor = signer.issue(CONVERSATIONS_ROUTE, scope, page.next_position) if page.next_position else None
     now = utc_now()
     return ConversationList(
         conversations=[

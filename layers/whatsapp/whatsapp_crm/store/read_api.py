@@ -21,13 +21,18 @@ from typing import Any
 
 from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.health import Counts
-from whatsapp_crm.read_api import Page, Position
+from whatsapp_crm.read_api import NumberFilter, Page, Position
 from whatsapp_crm.store import keys
 from whatsapp_crm.store.dynamodb import get_lead, lead_key, lead_view, with_decision
 from whatsapp_crm.store.toolkit import Table, Update, from_item, store_errors, to_attribute
 
 BATCH_GET_LIMIT = 100
+FILTER_ROUNDS = 5  # Queries per shard a number-filtered page follows before it cuts the page short
 BATCH_GET_ROUNDS = 5  # unprocessed keys are retried this many times before the store counts as unavailable
+
+
+def _listing_key(entry: Mapping[str, Any]) -> str:
+    return str(entry["GSI1SK"]["S"])
 
 
 class DynamoApiStore:
@@ -62,7 +67,7 @@ class DynamoApiStore:
         more = len(raw) > limit or "LastEvaluatedKey" in response
         return self._fetched_page(raw[:limit], more)
 
-    def _fetched_page(self, entries: list[dict[str, Any]], more: bool) -> Page:
+    def _fetched_page(self, entries: list[dict[str, Any]], more: bool, resume: Position | None = None) -> Page:
         """The page's full items (index entries carry keys and filter fields only), in the entries' order."""
         wanted = [{"PK": entry["PK"], "SK": entry["SK"]} for entry in entries]
         inbound = [entry["PK"] for entry in entries if entry.get("direction", {}).get("S") == "inbound"]
@@ -77,7 +82,9 @@ class DynamoApiStore:
                 item = with_decision(item, found.get((entry["PK"]["S"], keys.REPLY_CLAIM_SK)))
             items.append(lead_view(item) if entry["SK"]["S"] == keys.LEAD_SK else item)
         next_position = None
-        if more and entries:
+        if more and resume is not None:
+            next_position = resume  # a filtered page cut where its reading stopped: resume from there
+        elif more and entries:
             last = entries[-1]
             next_position = Position(pk=last["PK"]["S"], sort_key=last["GSI1SK"]["S"])
         return Page(items=items, next_position=next_position)
@@ -88,8 +95,14 @@ class DynamoApiStore:
             found.extend(self._batch_get(wanted[start : start + BATCH_GET_LIMIT], counters=False))
         return found
 
-    def _shard_entries(self, partition: str, limit: int, after: Position | None) -> list[dict[str, Any]]:
-        """Up to `limit` listing entries of one shard, newest first, older than the cursor."""
+    def _shard_entries(
+        self, partition: str, limit: int, after: Position | None, number: NumberFilter | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Up to `limit` listing entries of one shard, newest first, older than the cursor, and where the
+        shard's reading stopped short of that (the last key read) when a number filter left too few.
+
+        DynamoDB applies Limit before the FilterExpression, so a filtered Query is followed a few rounds;
+        past FILTER_ROUNDS the caller cuts its page at the returned key, never skipping the unread rest."""
         request: dict[str, Any] = {
             "TableName": self.table.name,
             "IndexName": keys.GSI1,
@@ -102,16 +115,42 @@ class DynamoApiStore:
             # The sort key ends with the wa_id, so it is unique: "older than the cursor" is exact on every shard.
             request["KeyConditionExpression"] += " AND GSI1SK < :after"
             request["ExpressionAttributeValues"][":after"] = {"S": after.sort_key}
+        if number is not None:
+            request["FilterExpression"] = "#number = :number" + (
+                " OR attribute_not_exists(#number)" if number.or_unnumbered else ""
+            )
+            request["ExpressionAttributeNames"] = {"#number": "last_phone_number_id"}
+            request["ExpressionAttributeValues"][":number"] = {"S": number.phone_number_id}
+        entries: list[dict[str, Any]] = []
         with store_errors():
-            return list(self.table.client.query(**request).get("Items", []))
+            for _ in range(FILTER_ROUNDS if number is not None else 1):
+                response = self.table.client.query(**request)
+                entries.extend(response.get("Items", []))
+                stopped_at = response.get("LastEvaluatedKey")
+                if len(entries) >= limit or stopped_at is None or number is None:
+                    return entries[:limit], None
+                request["ExclusiveStartKey"] = stopped_at
+        return entries, stopped_at
 
-    def list_leads(self, limit: int, after: Position | None) -> Page:
-        """The 16 listing shards queried at once and merged newest first (docs/table-design.md)."""
+    def list_leads(self, limit: int, after: Position | None, number: NumberFilter | None = None) -> Page:
+        """The 16 listing shards queried at once and merged newest first (docs/table-design.md).
+
+        With a number filter a shard may stop reading before it found enough; the page then holds only
+        entries newer than the oldest such stop (all of those have been read on every shard), and the
+        cursor resumes from there."""
         partitions = keys.leads_partitions()
         with ThreadPoolExecutor(max_workers=8) as pool:
-            shards = list(pool.map(lambda partition: self._shard_entries(partition, limit + 1, after), partitions))
-        merged = list(heapq.merge(*shards, key=lambda entry: entry["GSI1SK"]["S"], reverse=True))
-        return self._fetched_page(merged[:limit], len(merged) > limit)
+            shards = list(
+                pool.map(lambda partition: self._shard_entries(partition, limit + 1, after, number), partitions)
+            )
+        merged = list(heapq.merge(*(entries for entries, _ in shards), key=_listing_key, reverse=True))
+        stops = [stopped_at for _, stopped_at in shards if stopped_at is not None]
+        if not stops:
+            return self._fetched_page(merged[:limit], len(merged) > limit)
+        frontier = max(stops, key=_listing_key)
+        complete = [entry for entry in merged if _listing_key(entry) >= _listing_key(frontier)]
+        resume = Position(pk=frontier["PK"]["S"], sort_key=frontier["GSI1SK"]["S"])
+        return self._fetched_page(complete[:limit], True, resume if len(complete) <= limit else None)
 
     def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page:
         return self._page(keys.thread_pk(wa_id), keys.MESSAGE_SK, limit, after)
