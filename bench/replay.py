@@ -513,6 +513,7 @@ class Truth:
 
 
 def read_truth(stack: Stack) -> Truth:
+    from whatsapp_crm.store.dynamodb import lead_view, with_decision
     from whatsapp_crm.store.toolkit import from_item
 
     dynamodb = stack.client("dynamodb")
@@ -532,6 +533,10 @@ def read_truth(stack: Stack) -> Truth:
                 leads[pk[5:]] = item
             elif pk.startswith("STATS#"):
                 stats.append(item)
+    # As readers see them (store/dynamodb.py): a lead's unread count is the size of its unread tag set, and
+    # an inbound message shows the decision its reply record holds.
+    leads = {wa_id: lead_view(lead) for wa_id, lead in leads.items()}
+    messages = {wamid: with_decision(message, claims.get(wamid)) for wamid, message in messages.items()}
     sqs = stack.client("sqs")
     dead: list[dict[str, Any]] = []
     while True:
@@ -744,9 +749,14 @@ def audit_statuses(truth: Truth, deliveries: Sequence[Delivery]) -> tuple[int, l
     return len(attempted), wrong
 
 
-def audit_counts(truth: Truth) -> list[str]:
-    """Counters and unread counts against the distinct items: what a double write would inflate."""
+def audit_counts(truth: Truth) -> tuple[list[str], list[str]]:
+    """Counters and unread counts against the distinct items: what a double write would inflate.
+
+    The hourly counters are written after the event's own write, outside any transaction (table redesign,
+    docs/table-design.md): a fault between the two leaves an event uncounted, so a counter may run short
+    (reported) but never over (a failure)."""
     problems: list[str] = []
+    short: list[str] = []
     inbound_by_lead: Counter[str] = Counter(
         str(item["wa_id"]) for item in truth.messages.values() if item.get("direction") == "inbound"
     )
@@ -765,9 +775,11 @@ def audit_counts(truth: Truth) -> list[str]:
         "failed": sum(1 for item in outbound if item.get("status") == "failed"),
     }
     for name, count in expected.items():
-        if totals[name] != count:
-            problems.append(f"counter {name}: {totals[name]} != {count} items")
-    return problems
+        if totals[name] > count:
+            problems.append(f"counter {name}: {totals[name]} > {count} items")
+        elif totals[name] < count:
+            short.append(f"{name} {totals[name]} of {count}")
+    return problems, short
 
 
 def audit_dead_letters(truth: Truth) -> list[str]:
@@ -800,8 +812,16 @@ def run_checks(day: Day, deliveries: Sequence[Delivery], truth: Truth, faults_on
             lost[:5],
         )
     )
-    counts = audit_counts(truth)
-    checks.append(Check("stored twice (counters, unread counts)", str(len(counts)), not counts, "", counts[:5]))
+    counts, short = audit_counts(truth)
+    checks.append(
+        Check(
+            "stored twice (counters, unread counts)",
+            str(len(counts)),
+            not counts,
+            f"counters short after faults: {', '.join(short)}" if short else "",
+            counts[:5],
+        )
+    )
     audit = audit_replies(truth)
     checks.append(
         Check(

@@ -36,12 +36,16 @@ def test_the_stream_mapping_reports_partial_failures_bisects_and_keeps_what_it_g
     assert source["BatchSize"] <= 100 and source["MaximumBatchingWindowInSeconds"] >= 1
 
 
-def test_only_messages_and_leads_invoke_the_function() -> None:
+def test_only_messages_leads_and_meeting_replies_invoke_the_function() -> None:
     [source] = [event["Properties"] for event in FUNCTION["Events"].values() if event["Type"] == "DynamoDB"]
-    [pattern] = [json.loads(item["Pattern"]) for item in source["FilterCriteria"]["Filters"]]
-    allowed = set(pattern["dynamodb"]["Keys"]["SK"]["S"])
+    patterns = [json.loads(item["Pattern"]) for item in source["FilterCriteria"]["Filters"]]
+    allowed = {key for pattern in patterns for key in pattern["dynamodb"]["Keys"]["SK"]["S"]}
     assert {"MSG", "LEAD"} <= allowed
     assert not allowed & {"RATE", "IDEM", "SYNC", "MEDIA"}
+    # A reply record (the responder's decision) is mapped only when it carries a meeting request
+    # (meeting.requested): every other claim, lease and close stays out of the function's invocations.
+    [replies] = [pattern for pattern in patterns if pattern["dynamodb"]["Keys"]["SK"]["S"] == ["REPLY"]]
+    assert replies["dynamodb"]["NewImage"] == {"intent": {"S": ["meeting"]}}
 
 
 def test_the_function_may_put_events_on_its_bus_and_dead_letters_on_its_queue_and_nothing_else() -> None:
