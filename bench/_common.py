@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "whatsapp"
@@ -15,6 +17,15 @@ def ensure_paths() -> None:
     for path in (str(ROOT), str(LAYER)):
         if path not in sys.path:
             sys.path.insert(0, path)
+
+
+def print_and_save(results: dict[str, Any], path: Path | None) -> None:
+    """A benchmark's results as indented JSON on stdout, and in `path` too when one is given (--json)."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
 
 
 def median_ms(samples: list[float]) -> float:

@@ -34,6 +34,7 @@ for _path in (str(ROOT), str(ROOT / "layers" / "whatsapp"), str(ROOT / "bench"))
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from _common import print_and_save
 from replay import OwnStack, Progress, Stack, StackOptions, drain, get_json, summarize_meters
 
 from local import meta_payloads as meta
@@ -225,11 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     results = run(args.inbound, args.outbound, Progress(args.quiet))
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text, encoding="utf-8")
+    print_and_save(results, args.json)
     return 0
 
 

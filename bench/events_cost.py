@@ -17,7 +17,6 @@ The stack's stream poller reads every 0.5 s and has no batching window; Lambda's
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ for _path in (str(ROOT), str(ROOT / "layers" / "whatsapp"), str(ROOT / "bench"))
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from _common import print_and_save
 from cost_profile import _post
 from replay import OwnStack, Progress, Stack, StackOptions, drain, get_json, summarize_meters
 
@@ -187,11 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     results = run(args.burst, args.trickle, Progress(args.quiet))
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text, encoding="utf-8")
+    print_and_save(results, args.json)
     return 0
 
 
