@@ -400,8 +400,7 @@ def count(table: Table, at: str, discriminator: str, **increments: int) -> None:
     """ADD to this hour's counters. After the event's own write, so a failure here is logged, never raised:
     the event is stored, and failing its delivery would not count it either."""
     try:
-        with store_errors("the hourly counter"):
-            table.client.update_item(**stats_update(table.name, at, discriminator, **increments))
+        table.add_once(stats_update(table.name, at, discriminator, **increments), "the hourly counter")
     except (StoreUnavailableError, UnstorableError) as error:
         logger.warning("hourly counter not written", extra={"problem": str(error), **increments})
 

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from whatsapp_crm.errors import StoreUnavailableError
+from whatsapp_crm.errors import StoreUnavailableError, UnstorableError
 from whatsapp_crm.observability import logger
 from whatsapp_crm.store.dynamodb import stats_update
-from whatsapp_crm.store.toolkit import Table, store_errors
+from whatsapp_crm.store.toolkit import Table
 
 
 def record_refusal(table: Table, at: str, discriminator: str) -> None:
     """ADD 1 to `refused` on this hour's counter shard (the shard picked by `discriminator`)."""
     try:
-        with store_errors():
-            table.client.update_item(**stats_update(table.name, at, discriminator, refused=1))
-    except StoreUnavailableError as error:
+        table.add_once(stats_update(table.name, at, discriminator, refused=1), "the refusal counter")
+    except (StoreUnavailableError, UnstorableError) as error:
         logger.warning("could not count a refused send for /health", extra={"problem": str(error)})
 
 

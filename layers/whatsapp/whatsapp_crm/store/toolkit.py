@@ -32,6 +32,13 @@ CLIENT_CONFIG = Config(
     read_timeout=5,
     retries={"mode": "standard", "max_attempts": 3},
 )
+# An ADD is not idempotent: botocore retrying one whose answer was lost (the write applied, the connection
+# dropped) counts twice. Such writes go through a client that never retries by itself; `Table.add_once`
+# tries again only when DynamoDB said the write was not applied.
+ADD_ONCE_CLIENT_CONFIG = CLIENT_CONFIG.merge(Config(retries={"mode": "standard", "total_max_attempts": 1}))
+# Refusals that mean "not applied, try later": safe to send again.
+NOT_APPLIED_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+NOT_APPLIED_RETRY_PAUSES = (0.05, 0.1, 0.2)
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 AttributeValue = dict[str, Any]
@@ -285,11 +292,13 @@ class Update:
 class Table:
     """One DynamoDB table and its client, built on first use. Pass a client to share connections or in tests."""
 
-    __slots__ = ("_lazy_client", "name")
+    __slots__ = ("_add_once_client", "_lazy_client", "name")
 
     def __init__(self, name: str, client: Any | None = None) -> None:
         self.name = name
         self._lazy_client = LazyClient("dynamodb", CLIENT_CONFIG, client)
+        # A handed-in client serves both (tests and benchmarks choose its retries themselves).
+        self._add_once_client = LazyClient("dynamodb", ADD_ONCE_CLIENT_CONFIG, client)
 
     @property
     def client(self) -> Any:
@@ -324,6 +333,22 @@ class Table:
                 if error_code(error) == CONDITION_FAILED:
                     return None
                 raise
+
+    def add_once(self, request: Mapping[str, Any], subject: str = "the request") -> None:
+        """An UpdateItem that is not idempotent (a counter's ADD), applied at most once: sent again only after
+        DynamoDB said it was not applied (throttling). A lost answer, a dropped connection or a server error
+        raises StoreUnavailableError without a retry, so a count can fall short after faults but never doubles."""
+        client = self._add_once_client.get()
+        with store_errors(subject):
+            for pause in NOT_APPLIED_RETRY_PAUSES:
+                try:
+                    client.update_item(**request)
+                    return
+                except ClientError as error:
+                    if error_code(error) not in NOT_APPLIED_CODES:
+                        raise
+                time.sleep(pause * (0.5 + random.random()))
+            client.update_item(**request)
 
     def update(self, request: Mapping[str, Any], subject: str = "the request") -> bool:
         """A conditional UpdateItem; False when its condition failed."""
