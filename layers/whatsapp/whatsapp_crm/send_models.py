@@ -44,7 +44,9 @@ PREVIEW_LENGTH = 80
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when it first validates, not at import; the responder builds
+    # two of these kinds and the read API none (cold start, docs/performance.md).
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _https_only(value: str) -> str:
@@ -554,7 +556,7 @@ AnyMessage = (
     | ContactsMessage
 )
 SendRequest = Annotated[AnyMessage, Field(discriminator="type")]
-send_request_adapter: TypeAdapter[AnyMessage] = TypeAdapter(SendRequest)
+send_request_adapter: TypeAdapter[AnyMessage] = TypeAdapter(SendRequest, config=ConfigDict(defer_build=True))
 
 MEDIA_MESSAGES = (ImageMessage, DocumentMessage, AudioMessage, VideoMessage, StickerMessage)
 
