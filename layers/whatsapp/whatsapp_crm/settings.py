@@ -20,7 +20,8 @@ NonEmpty = Annotated[str, Field(min_length=1)]
 class _EnvModel(BaseModel):
     """Fields are named after their environment variable, lower-cased."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # defer_build: every function imports this module but parses one model; the others' validators are never built.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class TableSettings(_EnvModel):
