@@ -513,13 +513,13 @@ class Truth:
 
 
 def read_truth(stack: Stack) -> Truth:
-    from whatsapp_crm.store.dynamodb import lead_view, with_decision
+    from whatsapp_crm.store.dynamodb import lead_state, with_decision
     from whatsapp_crm.store.toolkit import from_item
 
     dynamodb = stack.client("dynamodb")
     messages: dict[str, dict[str, Any]] = {}
     claims: dict[str, dict[str, Any]] = {}
-    leads: dict[str, dict[str, Any]] = {}
+    partitions: dict[str, list[dict[str, Any]]] = {}
     stats: list[dict[str, Any]] = []
     for page in dynamodb.get_paginator("scan").paginate(TableName=stack.resource("ConversationsTable")):
         for raw in page.get("Items", []):
@@ -530,12 +530,19 @@ def read_truth(stack: Stack) -> Truth:
             elif pk.startswith("MSG#") and sk == "REPLY":
                 claims[pk[4:]] = item
             elif pk.startswith("LEAD#"):
-                leads[pk[5:]] = item
+                partitions.setdefault(pk[5:], []).append(item)
             elif pk.startswith("STATS#"):
                 stats.append(item)
-    # As readers see them (store/dynamodb.py): a lead's unread count is the size of its unread tag set, and
-    # an inbound message shows the decision its reply record holds.
-    leads = {wa_id: lead_view(lead) for wa_id, lead in leads.items()}
+    # As readers see them (store/dynamodb.py): a conversation's unread count is the size of its unread tag
+    # set (a lead's is the sum over its conversations, one per business number), and an inbound message
+    # shows the decision its reply record holds.
+    leads: dict[str, dict[str, Any]] = {}
+    for wa_id, items in partitions.items():
+        view = lead_state(wa_id, items)
+        if view is not None:
+            conversations = view.pop("conversations", {})
+            view["unread_count"] = sum(int(c.get("unread_count") or 0) for c in conversations.values())
+            leads[wa_id] = view
     messages = {wamid: with_decision(message, claims.get(wamid)) for wamid, message in messages.items()}
     sqs = stack.client("sqs")
     dead: list[dict[str, Any]] = []

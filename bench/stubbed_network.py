@@ -63,6 +63,11 @@ def _lead(key: dict[str, Any]) -> dict[str, Any]:
 def _dynamodb(operation: str, request: dict[str, Any]) -> dict[str, Any]:
     if operation == "GetItem" and str(request.get("Key", {}).get("PK", {}).get("S", "")).startswith("LEAD#"):
         return {"Item": _lead(request["Key"])}
+    values = request.get("ExpressionAttributeValues", {})
+    if operation == "Query" and str(values.get(":pk", {}).get("S", "")).startswith("LEAD#"):
+        # A lead's partition (the lead and its conversations): an item in the shape written before issue 14,
+        # which readers take as the lead's one conversation.
+        return {"Items": [_lead({"PK": values[":pk"], "SK": {"S": "LEAD"}})], "Count": 1, "ScannedCount": 1}
     if operation == "Query" or operation == "Scan":
         return {"Items": [], "Count": 0, "ScannedCount": 0}
     if operation == "BatchGetItem":

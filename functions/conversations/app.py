@@ -54,8 +54,19 @@ NumberId = Annotated[
         min_length=1,
         max_length=64,
         description=(
-            "Only leads whose latest message to us was to this business number (one of the deployment's "
+            "Only the conversations with this business number (one of the deployment's "
             "WhatsAppPhoneNumberIds); the next_cursor stays bound to it"
+        ),
+    ),
+]
+ThreadNumber = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=64,
+        description=(
+            "The business number whose conversation with the lead is meant (one of the deployment's "
+            "WhatsAppPhoneNumberIds); default: the number the lead last wrote to"
         ),
     ),
 ]
@@ -78,7 +89,10 @@ def _wa_id(raw: str) -> str:
 @app.get(
     "/conversations",
     summary="List conversations",
-    description="Leads by last activity, newest first; `phone_number_id` keeps one business number's leads.",
+    description=(
+        "Conversations by last activity, newest first: one per lead and business number (a lead who wrote to "
+        "two of our numbers is listed twice); `phone_number_id` keeps one number's conversations."
+    ),
     tags=["conversations"],
     operation_id="listConversations",
     responses={200: body_doc("One page of conversations", ConversationsPage), 400: _INVALID},
@@ -103,7 +117,10 @@ def conversations(limit: Limit = 50, cursor: Cursor = None, phone_number_id: Num
 @app.get(
     "/conversations/<wa_id>/messages",
     summary="List a conversation's messages",
-    description="Inbound and outbound messages of one lead, newest first, with delivery statuses.",
+    description=(
+        "Inbound and outbound messages of one conversation (the lead with one business number: "
+        "`phone_number_id`, default the number the lead last wrote to), newest first, with delivery statuses."
+    ),
     tags=["conversations"],
     operation_id="listMessages",
     responses={
@@ -112,9 +129,20 @@ def conversations(limit: Limit = 50, cursor: Cursor = None, phone_number_id: Num
         404: error_doc("not_found: no conversation with this WhatsApp id"),
     },
 )
-def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> MessagesPage:
-    ports = ConversationsPorts(load(ConversationsSettings))
-    thread = list_messages(ports.store, ports.signer, wa_id=_wa_id(wa_id), limit=limit, cursor=cursor)
+def messages(
+    wa_id: WaId, limit: Limit = 50, cursor: Cursor = None, phone_number_id: ThreadNumber = None
+) -> MessagesPage:
+    settings = load(ConversationsSettings)
+    ports = ConversationsPorts(settings)
+    thread = list_messages(
+        ports.store,
+        ports.signer,
+        wa_id=_wa_id(wa_id),
+        limit=limit,
+        cursor=cursor,
+        phone_number_id=phone_number_id,
+        own_phone_number_ids=parse_phone_number_ids(settings.whatsapp_phone_number_ids),
+    )
     return MessagesPage.model_validate(thread, from_attributes=True)
 
 
@@ -122,8 +150,9 @@ def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> MessagesP
     "/conversations/<wa_id>/read",
     summary="Mark a conversation read",
     description=(
-        "Resets the unread count and marks the lead's last inbound message as read on WhatsApp "
-        "(blue ticks). The WhatsApp receipt is best effort; its outcome is in read_receipt."
+        "Resets one conversation's unread count (`phone_number_id`, default the number the lead last wrote "
+        "to) and marks the lead's last inbound message to that number as read on WhatsApp (blue ticks). "
+        "The WhatsApp receipt is best effort; its outcome is in read_receipt."
     ),
     tags=["conversations"],
     operation_id="markConversationRead",
@@ -133,7 +162,7 @@ def messages(wa_id: WaId, limit: Limit = 50, cursor: Cursor = None) -> MessagesP
         404: error_doc("not_found: no conversation with this WhatsApp id"),
     },
 )
-def mark_read(wa_id: WaId) -> ReadBody:
+def mark_read(wa_id: WaId, phone_number_id: ThreadNumber = None) -> ReadBody:
     settings = load(ConversationsSettings)
     ports = ConversationsPorts(settings)
     marked = mark_conversation_read(
@@ -142,6 +171,7 @@ def mark_read(wa_id: WaId) -> ReadBody:
         wa_id=_wa_id(wa_id),
         own_phone_number_ids=parse_phone_number_ids(settings.whatsapp_phone_number_ids),
         at=iso(ports.clock()),
+        phone_number_id=phone_number_id,
     )
     return ReadBody.model_validate(marked, from_attributes=True)
 

@@ -325,6 +325,7 @@ class TestMarkRead:
         assert result.status == 200
         assert result.json() == {
             "wa_id": LEAD,
+            "phone_number_id": meta.DEMO_PHONE_NUMBER_ID,
             "unread_count": 0,
             "read_receipt": {"message_id": last, "status": "sent"},
         }

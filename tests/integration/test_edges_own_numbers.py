@@ -83,12 +83,13 @@ def test_replies_and_sends_go_only_from_our_numbers(
     assert responder.run().failed_ids == set()
     # Then the reply goes from that number
     assert [r.phone_number_id for r in graph_fake.recorded() if r.is_send] == [OURS[1]]
-    # And a lead whose stored last number is not ours (written before this check) is sent to from our first
+    # And a lead whose latest conversation is with a number not ours (stored before this check) is sent to
+    # from our first
     aws.client("dynamodb").update_item(
         TableName=aws.ref("ConversationsTable"),
-        Key={"PK": {"S": f"LEAD#{LEAD}"}, "SK": {"S": "LEAD"}},
-        UpdateExpression="SET last_phone_number_id = :foreign",
-        ExpressionAttributeValues={":foreign": {"S": FOREIGN}},
+        Key={"PK": {"S": f"LEAD#{LEAD}"}, "SK": {"S": f"CONV#{FOREIGN}"}},
+        UpdateExpression="SET wa_id = :lead, last_inbound_at = :later",
+        ExpressionAttributeValues={":lead": {"S": LEAD}, ":later": {"S": "2100-01-01T00:00:00Z"}},
     )
     api = ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=OWN_LIST)
     template = {"type": "template", "template": {"name": "hello_world", "language": {"code": "en"}}}

@@ -69,7 +69,7 @@ class TestTimestampsAtTheCalendarsEnds:
         assert webhook(meta.envelope(meta.message_value([meta.text_message(LEAD, "שלום")]))).status == 200
         aws.client("dynamodb").update_item(
             TableName=aws.ref("ConversationsTable"),
-            Key={"PK": {"S": f"LEAD#{LEAD}"}, "SK": {"S": "LEAD"}},
+            Key={"PK": {"S": f"LEAD#{LEAD}"}, "SK": {"S": f"CONV#{meta.DEMO_PHONE_NUMBER_ID}"}},
             UpdateExpression="SET last_inbound_at = :far, last_message_at = :far, last_human_outbound_at = :far",
             ExpressionAttributeValues={":far": {"S": "9999-12-31T20:00:00Z"}},
         )

@@ -153,7 +153,7 @@ class TestFinish:
         message = table.get_message(inbound["id"])
         assert (message["reply_status"], message["reply_wamid"]) == ("sent", "wamid.R1")
         assert _claim_item(aws, inbound["id"])["state"] == "done"
-        assert replies.get_lead_snapshot(LEAD).auto_reply_at == {"greeting": iso(NOW)}
+        assert replies.get_lead_snapshot(LEAD, meta.DEMO_PHONE_NUMBER_ID).auto_reply_at == {"greeting": iso(NOW)}
 
     def test_a_reply_whose_status_arrived_first_keeps_that_status(
         self, replies: DynamoReplyStore, table: Any, webhook: Any
@@ -164,7 +164,7 @@ class TestFinish:
         status["biz_opaque_callback_data"] = f"{CALLBACK_PREFIX}{inbound}"
         assert webhook(meta.envelope(meta.status_value([status]))).status == 200
         # Then it is found as evidence of a send
-        evidence = replies.find_sent_reply(LEAD, inbound, iso(NOW - timedelta(minutes=10)))
+        evidence = replies.find_sent_reply(LEAD, meta.DEMO_PHONE_NUMBER_ID, inbound, iso(NOW - timedelta(minutes=10)))
         assert evidence is not None
         assert (evidence.wamid, evidence.recorded) == ("wamid.R2", False)
         # When the reply is recorded
@@ -172,7 +172,7 @@ class TestFinish:
         assert replies.finish_reply_sent(claim, _reply("wamid.R2", inbound)) is True
         # Then it merges with the status and is now evidence of a recorded send
         assert table.get_message("wamid.R2")["status"] == "delivered"
-        assert replies.find_sent_reply(LEAD, inbound, iso(NOW - timedelta(minutes=10))).recorded is True
+        assert replies.find_sent_reply(LEAD, meta.DEMO_PHONE_NUMBER_ID, inbound, iso(NOW - timedelta(minutes=10))).recorded is True
 
     def test_recording_an_already_recorded_reply_only_closes_the_claim(
         self, replies: DynamoReplyStore, table: Any, aws: AwsStack
@@ -265,11 +265,11 @@ class TestLead:
                 source_wamid=f"wamid.{minute}",
             )
 
-        assert replies.record_meeting_request(LEAD, request(5)) is True
-        assert replies.record_meeting_request(LEAD, request(1)) is False
+        assert replies.record_meeting_request(LEAD, meta.DEMO_PHONE_NUMBER_ID, request(5)) is True
+        assert replies.record_meeting_request(LEAD, meta.DEMO_PHONE_NUMBER_ID, request(1)) is False
         meeting = table.get_lead(LEAD)["meeting_request"]
         assert (meeting["slot_id"], meeting["status"]) == ("slot:5", "requested")
 
     def test_a_missing_lead_reads_as_a_fresh_one(self, replies: DynamoReplyStore) -> None:
-        snapshot = replies.get_lead_snapshot("972500000000")
+        snapshot = replies.get_lead_snapshot("972500000000", meta.DEMO_PHONE_NUMBER_ID)
         assert (snapshot.opted_out, snapshot.last_human_outbound_at, dict(snapshot.auto_reply_at)) == (False, None, {})

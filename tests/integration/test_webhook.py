@@ -183,7 +183,7 @@ class TestStatuses:
         assert item["direction"] == "outbound"
         assert item["message_type"] == "unknown"
         assert item["wa_id"] == LEAD
-        assert item["GSI1PK"] == f"THREAD#{LEAD}"
+        assert item["GSI1PK"] == f"THREAD#{meta.DEMO_PHONE_NUMBER_ID}#{LEAD}"  # the thread with that number
 
     def test_failed_is_terminal_and_keeps_the_error(self, webhook: Any, table: Any) -> None:
         wamid = meta.new_wamid("out")

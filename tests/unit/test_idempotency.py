@@ -45,7 +45,9 @@ class FakeKeys:
         self.records[key_id] = replace(current, owner=owner, state=State.IN_PROGRESS, lease_until=lease_until)
         return True
 
-    def mark_idempotent_sending(self, key_id: str, owner: str, wa_id: str, callback: str, at: str) -> None:
+    def mark_idempotent_sending(
+        self, key_id: str, owner: str, wa_id: str, phone_number_id: str, callback: str, at: str
+    ) -> None:
         current = self.records[key_id]
         if current.owner == owner:
             self.records[key_id] = replace(current, sending_at=at, wa_id=wa_id, callback=callback)
@@ -55,7 +57,7 @@ class FakeKeys:
         if current.owner == owner:
             self.records[key_id] = replace(current, state=state, response=dict(response) if response else None)
 
-    def find_send_by_callback(self, wa_id: str, callback: str, since: str) -> str | None:
+    def find_send_by_callback(self, wa_id: str, phone_number_id: str | None, callback: str, since: str) -> str | None:
         return self.thread.get((wa_id, callback))
 
 
@@ -78,7 +80,7 @@ class Meta:
     def send(self, attempt: idempotency.Attempt) -> dict[str, Any]:
         if self.fail_before_send is not None:
             raise self.fail_before_send
-        attempt.before_send(LEAD)
+        attempt.before_send(LEAD, "106540352242922")
         self.sends += 1
         if self.fail_with is not None:
             error, self.fail_with = self.fail_with, None

@@ -99,11 +99,17 @@ def _send(
     )
 
 
-def _lead(last_inbound: datetime | None = None, **extra: Any) -> dict[str, Any]:
-    lead: dict[str, Any] = {"wa_id": LEAD, **extra}
-    if last_inbound is not None:
-        lead["last_inbound_at"] = iso(last_inbound)
-    return lead
+def _lead(
+    last_inbound: datetime | None = None, *, last_phone_number_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A lead as the store's get_lead shows it: the number it last wrote to, and each conversation's fields."""
+    conversation = {"last_inbound_at": iso(last_inbound)} if last_inbound is not None else {}
+    return {
+        "wa_id": LEAD,
+        "last_phone_number_id": last_phone_number_id,
+        "conversations": {last_phone_number_id or "": conversation},
+        **extra,
+    }
 
 
 class TestWindow:
@@ -229,6 +235,27 @@ class TestSendingNumber:
             policy=policy,
         )
         assert sender.sent[0][0] == "110022003300"
+
+    def test_each_number_has_its_own_window(self) -> None:
+        # The lead wrote to the first number 25 hours ago and to the second 5 minutes ago: two conversations.
+        policy = SendPolicy(
+            default_phone_number_id=DEFAULT_NUMBER,
+            default_region="IL",
+            per_recipient_per_minute=10,
+            per_number_per_second=80,
+            own_phone_number_ids=(DEFAULT_NUMBER, "110022003300"),
+        )
+        lead = _lead(NOW - timedelta(minutes=5), last_phone_number_id="110022003300")
+        lead["conversations"][DEFAULT_NUMBER] = {"last_inbound_at": iso(NOW - timedelta(hours=25))}
+        with pytest.raises(WindowClosedError):
+            _send(
+                {"to": LEAD, **TEXT, "from_phone_number_id": DEFAULT_NUMBER},
+                FakeStore(leads={LEAD: lead}),
+                policy=policy,
+            )
+        sender = FakeSender()
+        _send({"to": LEAD, **TEXT}, FakeStore(leads={LEAD: lead}), sender, policy=policy)
+        assert sender.sent[0][0] == "110022003300"  # the default: the number the lead last wrote to
 
     def test_without_a_default_or_a_known_number_nothing_is_sent(self) -> None:
         policy = SendPolicy(

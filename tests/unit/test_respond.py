@@ -165,13 +165,13 @@ class FakeStore:
             current.state, current.outcome, current.error = "failed_permanent", "failed", error
         self.annotate_inbound(claim.wamid, {"reply_status": "failed", "reply_error": error.as_item()})
 
-    def find_sent_reply(self, wa_id: str, inbound_wamid: str, since: str) -> SentReply | None:
+    def find_sent_reply(self, wa_id: str, phone_number_id: str, inbound_wamid: str, since: str) -> SentReply | None:
         return self.evidence.get(inbound_wamid)
 
     def record_refusal(self, at: str, discriminator: str) -> None:
         self.refusals.append(discriminator)
 
-    def get_lead_snapshot(self, wa_id: str) -> LeadSnapshot:
+    def get_lead_snapshot(self, wa_id: str, phone_number_id: str) -> LeadSnapshot:
         self._maybe_fail("get_lead_snapshot")
         return self.lead
 
@@ -184,7 +184,7 @@ class FakeStore:
         )
         return True
 
-    def record_meeting_request(self, wa_id: str, request: MeetingRequest) -> bool:
+    def record_meeting_request(self, wa_id: str, phone_number_id: str, request: MeetingRequest) -> bool:
         self.meetings.append(request)
         return True
 

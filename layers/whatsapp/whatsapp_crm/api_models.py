@@ -123,9 +123,9 @@ class ConversationSummary(_Body):
     )
     phone_number_id: str | None = Field(
         default=None,
-        description="The business number (Meta's phone number id) the conversation is with: the one the lead "
-        "last wrote to, which POST /messages sends from; the first of WhatsAppPhoneNumberIds for a lead who "
-        "never wrote",
+        description="The business number (Meta's phone number id) the conversation is with (a lead who wrote "
+        "to two numbers has two conversations, each with its own window and unread count); the first of "
+        "WhatsAppPhoneNumberIds for a lead who never wrote",
     )
 
 
@@ -184,6 +184,9 @@ class MessageView(_Body):
 
 class MessagesPage(_Body):
     wa_id: str
+    phone_number_id: str | None = Field(
+        default=None, description="The business number whose conversation with the lead this thread is"
+    )
     messages: list[MessageView]
     next_cursor: str | None
 
@@ -198,6 +201,7 @@ class ReadReceipt(_Body):
 
 class ReadBody(_Body):
     wa_id: str
+    phone_number_id: str | None = Field(default=None, description="The business number whose conversation was read")
     unread_count: int
     read_receipt: ReadReceipt
 

@@ -15,7 +15,14 @@ into the facts a CRM cares about. A fact is recognised by what changed, never by
     lead.opted_out           lead     opted_out becomes true
     lead.opted_in            lead     opted_out becomes false after being true
     meeting.booked           lead     meeting_request names another slot tap
-    lead.human_takeover      lead     a human send starts a takeover period (none was running)
+    lead.human_takeover      conv.    a human send starts a takeover period in the conversation with one
+                                      business number (none was running there); lead items written before
+                                      issue 14 carry it themselves
+
+A conversation item (the lead with one business number: window, unread, timeline) changes with every
+message; the only fact it carries is a takeover, so it never repeats the message's own message.received.
+`detail.phone_number_id` is the message's number, the conversation's, or for a lead fact the number it
+came through (the lead item's `last_phone_number_id`, written with the opt change or the meeting tap).
 
 Redelivered webhooks, retried replies and late statuses fail their conditional writes or change nothing
 that matters here, so they produce no event. Each event's `detail.id` is derived from the fact itself
@@ -47,6 +54,7 @@ _ID_NAMESPACE = uuid.UUID("6f1c3d52-8a0e-4b7f-9c1d-2e5a7b9f0c44")
 _MESSAGE_SK = "MSG"
 _LEAD_SK = "LEAD"
 _REPLY_SK = "REPLY"
+_CONVERSATION_SK_PREFIX = "CONV#"
 _FAILED_RANK = 5
 _ACCEPTED_RANK = 0
 
@@ -135,9 +143,11 @@ class _Builder:
 
 
 def item_kind(change: TableChange) -> str | None:
-    """`message`, `lead`, `reply` (the responder's claim and decision about an inbound message), or None for
-    items no event is about (counters, templates, keys...)."""
+    """`message`, `lead`, `conversation` (a lead's with one business number), `reply` (the responder's claim
+    and decision about an inbound message), or None for items no event is about (counters, templates...)."""
     sort_key = change.keys.get("SK")
+    if isinstance(sort_key, str) and sort_key.startswith(_CONVERSATION_SK_PREFIX):
+        return "conversation"
     if sort_key == _MESSAGE_SK:
         return "message"
     if sort_key == _LEAD_SK:
@@ -173,6 +183,9 @@ def events_for(change: TableChange, options: EventOptions | None = None) -> list
         _message_events(builder, old, new, wa_id)
     elif kind == "reply":
         _reply_events(builder, old, new, wa_id)
+    elif kind == "conversation":
+        number = str(change.keys["SK"])[len(_CONVERSATION_SK_PREFIX) :]
+        _takeover(builder, old, new, {"wa_id": wa_id, "phone_number_id": number or None})
     else:
         _lead_events(builder, old, new, wa_id)
     return builder.events
@@ -338,9 +351,14 @@ def _takeover(builder: _Builder, old: Mapping[str, Any], new: Mapping[str, Any],
         return
     if previous is not None and start - previous < period:
         return  # a human writes again within a running takeover: the same takeover, extended
+    # A takeover is one conversation's: two numbers' takeovers at the same second are two facts. (A lead
+    # item written before issue 14 keeps the identity its takeovers had.)
+    identity = f"{common['wa_id']}|{started}"
+    if builder.change.keys.get("SK") != _LEAD_SK:
+        identity = f"{common['wa_id']}|{common.get('phone_number_id')}|{started}"
     builder.emit(
         DetailType.LEAD_HUMAN_TAKEOVER,
-        f"{common['wa_id']}|{started}",
+        identity,
         started,
         **common,
         until=shifted_iso(started, period),

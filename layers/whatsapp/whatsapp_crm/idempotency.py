@@ -71,6 +71,7 @@ class KeyRecord:
     sending_at: str | None = None
     wa_id: str | None = None
     callback: str | None = None
+    phone_number_id: str | None = None  # the sending number (None for a key held before issue 14)
 
 
 class IdempotencyStore(Protocol):
@@ -81,11 +82,15 @@ class IdempotencyStore(Protocol):
         ...
 
     def take_over_idempotency_key(self, key_id: str, held: KeyRecord, owner: str, now: datetime) -> bool: ...
-    def mark_idempotent_sending(self, key_id: str, owner: str, wa_id: str, callback: str, at: str) -> None: ...
+    def mark_idempotent_sending(
+        self, key_id: str, owner: str, wa_id: str, phone_number_id: str, callback: str, at: str
+    ) -> None: ...
     def settle_idempotency_key(
         self, key_id: str, owner: str, state: str, response: Mapping[str, Any] | None
     ) -> None: ...
-    def find_send_by_callback(self, wa_id: str, callback: str, since: str) -> str | None: ...
+    def find_send_by_callback(
+        self, wa_id: str, phone_number_id: str | None, callback: str, since: str
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +127,10 @@ class Attempt:
     callback: str
     sending: bool = False
 
-    def before_send(self, wa_id: str) -> None:
-        self.store.mark_idempotent_sending(self.key_id, self.owner, wa_id, self.callback, iso(self.clock()))
+    def before_send(self, wa_id: str, phone_number_id: str) -> None:
+        self.store.mark_idempotent_sending(
+            self.key_id, self.owner, wa_id, phone_number_id, self.callback, iso(self.clock())
+        )
         self.sending = True
 
     def settle(self, state: str, response: Mapping[str, Any] | None = None) -> None:
@@ -138,7 +145,8 @@ def _evidence_answer(store: IdempotencyStore, held: KeyRecord, now: datetime) ->
     sending_at = parse_iso_or_none(held.sending_at)
     if sending_at is None or not held.wa_id or not held.callback:
         return None
-    wamid = store.find_send_by_callback(held.wa_id, held.callback, iso(sending_at - EVIDENCE_SLACK))
+    since = iso(sending_at - EVIDENCE_SLACK)
+    wamid = store.find_send_by_callback(held.wa_id, held.phone_number_id, held.callback, since)
     if wamid is not None:
         return {"message_id": wamid, "wa_id": held.wa_id, "to": f"+{held.wa_id}", "status": "accepted"}
     waited = now - sending_at

@@ -221,6 +221,7 @@ def preference_change(event: PreferenceEvent, received_at: str) -> PreferenceCha
         timestamp=_moment(preference.timestamp, received_at)[1],
         detail=preference.detail,
         source=f"user_preferences:{preference.category or 'unknown'}",
+        phone_number_id=event.metadata.phone_number_id,
     )
 
 
@@ -232,7 +233,9 @@ def _marketing_stop(update: StatusUpdate) -> PreferenceChange | None:
         return None
     if not issubclass(error_class_for(error.code), MarketingOptOutError):
         return None
-    return PreferenceChange.stopped_marketing(update.recipient_wa_id, update.timestamp, error.code)
+    return PreferenceChange.stopped_marketing(
+        update.recipient_wa_id, update.timestamp, error.code, update.phone_number_id
+    )
 
 
 def _set_aside(

@@ -116,19 +116,19 @@ def _check_rules(message: AnyMessage, lead: Mapping[str, Any] | None, now: datet
     if lead and lead.get("opted_out"):
         raise RecipientOptedOutError(lead.get("opted_out_at"))
     if requires_open_window(message):
-        last_inbound_at = lead.get("last_inbound_at") if lead else None
-        written_to = lead.get("last_phone_number_id") if lead else None
-        # The window is per business number: the lead's last message opened it on the number it went to
-        # only. Another of our numbers has no window this service knows of.
-        if isinstance(written_to, str) and written_to != phone_number_id:
-            last_inbound_at = None
+        # The window is per business number: each conversation's (the lead with one of our numbers) is
+        # opened by the lead's messages to that number only. A lead stored before numbers were recorded
+        # has one conversation, under "".
+        conversations = (lead or {}).get("conversations") or {}
+        conversation = conversations.get(phone_number_id) or conversations.get("") or {}
+        last_inbound_at = conversation.get("last_inbound_at")
         if not window_is_open(last_inbound_at, now):
             raise WindowClosedError(last_inbound_at)
 
 
 def _sending_number(message: AnyMessage, lead: Mapping[str, Any] | None, policy: SendPolicy) -> str:
     """The caller's `from_phone_number_id` when it is ours (else ForeignSenderError); otherwise the number the
-    lead last wrote to, if ours, else the first listed."""
+    lead last wrote to (the store's view of the lead names it), if ours, else the first listed."""
     asked = message.from_phone_number_id
     if asked is not None:
         if not is_ours(asked, policy.own_phone_number_ids):
@@ -153,10 +153,11 @@ def send_message(
     refusals: RefusalCounter | None = None,
     templates: TemplateCatalogue | None = None,
     callback: str | None = None,
-    before_send: Callable[[str], None] | None = None,
+    before_send: Callable[[str, str], None] | None = None,
 ) -> SendAccepted:
     """The rules, the Graph call and the record. `callback` is the `biz_opaque_callback_data` to send when the
-    caller set none (an idempotent send's evidence); `before_send(wa_id)` runs right before the Graph call."""
+    caller set none (an idempotent send's evidence); `before_send(wa_id, phone_number_id)` runs right before
+    the Graph call."""
     try:
         recipient = normalize_phone(message.to, policy.default_region)
     except InvalidPhoneNumberError as error:
@@ -178,11 +179,11 @@ def send_message(
     )
     outgoing = message.addressed_to(recipient.e164, callback=callback)
     if before_send is not None:
-        before_send(recipient.wa_id)
+        before_send(recipient.wa_id, phone_number_id)
     try:
         result = sender.send_message(phone_number_id, outgoing)
     except GraphAPIError as error:
-        _learn_from_refusal(error, recipient.wa_id, store, refusals, iso(now))
+        _learn_from_refusal(error, recipient.wa_id, phone_number_id, store, refusals, iso(now))
         raise
     wa_id = result.wa_id or recipient.wa_id
     record = OutboundRecord(
@@ -213,14 +214,19 @@ def send_message(
 
 
 def _learn_from_refusal(
-    error: GraphAPIError, wa_id: str, store: OutboundStore, refusals: RefusalCounter | None, at: str
+    error: GraphAPIError,
+    wa_id: str,
+    phone_number_id: str,
+    store: OutboundStore,
+    refusals: RefusalCounter | None,
+    at: str,
 ) -> None:
     """What a refusal tells us beyond this request: the health counter, and Meta's word that the lead
     stopped marketing messages (131050), which opts them out here too, as the responder and webhook do."""
     if refusals is not None and counts_as_refused(error):
         refusals.record_refusal(at, wa_id)
     if isinstance(error, MarketingOptOutError):
-        change = PreferenceChange.stopped_marketing(wa_id, at, error.code)
+        change = PreferenceChange.stopped_marketing(wa_id, at, error.code, phone_number_id)
         try:
             store.record_preference(change)
         except StoreUnavailableError:

@@ -169,6 +169,7 @@ class ThreadMessage:
 @dataclass(frozen=True, slots=True)
 class Thread:
     wa_id: str
+    phone_number_id: str
     messages: list[ThreadMessage]
     next_cursor: str | None
 
@@ -186,15 +187,20 @@ class ReadReceiptOutcome:
 @dataclass(frozen=True, slots=True)
 class MarkedRead:
     wa_id: str
+    phone_number_id: str
     unread_count: int
     read_receipt: ReadReceiptOutcome
 
 
 class ConversationReader(Protocol):
     def list_leads(self, limit: int, after: Position | None, number: NumberFilter | None = None) -> Page: ...
-    def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page: ...
-    def get_lead(self, wa_id: str) -> dict[str, Any] | None: ...
-    def reset_unread(self, wa_id: str, seen_wamid: str | None, at: str) -> bool: ...
+    def list_thread(self, wa_id: str, phone_number_id: str, limit: int, after: Position | None) -> Page: ...
+    def get_lead(self, wa_id: str, phone_number_id: str | None = None) -> dict[str, Any] | None:
+        """The lead as seen through its conversation with `phone_number_id` (else the number it last wrote
+        to): that conversation's fields, the lead's opt-out, `phone_number_id`, and `conversations`."""
+        ...
+
+    def reset_unread(self, wa_id: str, phone_number_id: str, seen_wamid: str | None, at: str) -> bool: ...
     def media_records(self, media_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
 
@@ -485,17 +491,45 @@ def list_conversations(
     )
 
 
+def conversation_number(
+    store: ConversationReader, wa_id: str, phone_number_id: str | None, own_phone_number_ids: tuple[str, ...]
+) -> tuple[str, Mapping[str, Any] | None]:
+    """The business number of the conversation a request means, and the lead as seen through it: the one
+    asked for (one of ours, else ForeignNumberError), else the number the lead last wrote to, else the
+    first of ours. ("" when no number is known at all: a deployment without WhatsAppPhoneNumberIds.)"""
+    if phone_number_id is not None:
+        if not is_ours(phone_number_id, own_phone_number_ids):
+            raise ForeignNumberError()
+        return phone_number_id, store.get_lead(wa_id, phone_number_id)
+    lead = store.get_lead(wa_id)
+    number = sending_number(_text((lead or {}).get("phone_number_id")), own_phone_number_ids)
+    return number, lead
+
+
 def list_messages(
-    store: ConversationReader, signer: CursorSigner, *, wa_id: str, limit: int, cursor: str | None
+    store: ConversationReader,
+    signer: CursorSigner,
+    *,
+    wa_id: str,
+    limit: int,
+    cursor: str | None,
+    phone_number_id: str | None = None,
+    own_phone_number_ids: tuple[str, ...] = (),
 ) -> Thread:
-    after = _after(signer, cursor, MESSAGES_ROUTE, wa_id)
-    page = store.list_thread(wa_id, limit, after)
+    """One conversation's thread: the lead's messages with one business number (see conversation_number)."""
+    number, lead = conversation_number(store, wa_id, phone_number_id, own_phone_number_ids)
+    # The cursor is bound to the conversation: one number's cursor is refused on another's thread.
+    scope = f"{wa_id}@{number}"
+    after = _after(signer, cursor, MESSAGES_ROUTE, scope)
+    page = store.list_thread(wa_id, number, limit, after)
     # Messages without a lead exist (statuses of sends made outside this API), so only an empty first
     # page asks whether the lead exists at all.
-    if not page.items and after is None and store.get_lead(wa_id) is None:
+    if not page.items and after is None and lead is None:
         raise LeadNotFoundError()
-    next_cursor = signer.issue(MESSAGES_ROUTE, wa_id, page.next_position) if page.next_position else None
-    return Thread(wa_id=wa_id, messages=_with_sent_files(store, page.items), next_cursor=next_cursor)
+    next_cursor = signer.issue(MESSAGES_ROUTE, scope, page.next_position) if page.next_position else None
+    return Thread(
+        wa_id=wa_id, phone_number_id=number, messages=_with_sent_files(store, page.items), next_cursor=next_cursor
+    )
 
 
 def _with_sent_files(store: ConversationReader, items: Sequence[Mapping[str, Any]]) -> list[ThreadMessage]:
@@ -522,13 +556,15 @@ def _with_sent_files(store: ConversationReader, items: Sequence[Mapping[str, Any
     return views
 
 
-def _reset(store: ConversationReader, wa_id: str, at: str) -> Mapping[str, Any]:
-    """Zero the unread count up to the newest inbound message seen; a message arriving meanwhile stays unread."""
+def _reset(store: ConversationReader, wa_id: str, number: str, at: str) -> Mapping[str, Any]:
+    """Zero the conversation's unread count up to the newest inbound message seen; a message arriving
+    meanwhile stays unread."""
+    lead = None
     for _ in range(RESET_ATTEMPTS):
-        lead = store.get_lead(wa_id)
+        lead = store.get_lead(wa_id, number)
         if lead is None:
             raise LeadNotFoundError()
-        if store.reset_unread(wa_id, _text(lead.get("last_inbound_wamid")), at):
+        if store.reset_unread(wa_id, number, _text(lead.get("last_inbound_wamid")), at):
             return lead
     # Messages keep arriving: leave the count to the next call rather than wiping unseen ones.
     return lead or {}
@@ -541,6 +577,7 @@ def mark_conversation_read(
     wa_id: str,
     own_phone_number_ids: tuple[str, ...],
     at: str,
+    phone_number_id: str | None = None,
 ) -> MarkedRead:
     """Reset the thread's unread count, then blue-tick the lead's last message on WhatsApp.
 
@@ -548,15 +585,15 @@ def mark_conversation_read(
     stop an agent from clearing the badge. Its outcome is reported, not raised. `receipts` builds the
     Graph client only when there is a message to mark (it needs the access token).
     """
-    lead = _reset(store, wa_id, at)
-    remaining = store.get_lead(wa_id) or lead
+    number, _ = conversation_number(store, wa_id, phone_number_id, own_phone_number_ids)
+    lead = _reset(store, wa_id, number, at)
+    remaining = store.get_lead(wa_id, number) or lead
     wamid = _text(lead.get("last_inbound_wamid"))
     receipt = ReadReceiptOutcome(message_id=wamid, status="none")
-    # Blue ticks go from the number the lead wrote to, and only ever from one of ours.
-    phone_number_id = sending_number(_text(lead.get("last_phone_number_id")), own_phone_number_ids)
-    if wamid and phone_number_id:
+    # Blue ticks go from the number the lead wrote to (this conversation's), and only ever from one of ours.
+    if wamid and number:
         try:
-            receipts().mark_as_read(phone_number_id, wamid)
+            receipts().mark_as_read(number, wamid)
             receipt = ReadReceiptOutcome(message_id=wamid, status="sent")
         except GraphAPIError as error:
             # Only when Meta answered: an error of ours (a timeout, no connection) has nothing to show.
@@ -564,4 +601,6 @@ def mark_conversation_read(
             receipt = ReadReceiptOutcome(
                 message_id=wamid, status="failed", graph_error=error.as_dict() if answered else None
             )
-    return MarkedRead(wa_id=wa_id, unread_count=_count(remaining.get("unread_count")), read_receipt=receipt)
+    return MarkedRead(
+        wa_id=wa_id, phone_number_id=number, unread_count=_count(remaining.get("unread_count")), read_receipt=receipt
+    )

@@ -125,12 +125,16 @@ class PreferenceChange:
     timestamp: str
     detail: str | None = None
     source: str = "user_preferences"
+    # The business number the change came through (events name it); the change holds for every number.
+    phone_number_id: str | None = None
 
     @classmethod
-    def stopped_marketing(cls, wa_id: str, at: str, code: int | None) -> PreferenceChange:
+    def stopped_marketing(
+        cls, wa_id: str, at: str, code: int | None, phone_number_id: str | None = None
+    ) -> PreferenceChange:
         """Meta's 131050 (on a send, or in a `failed` status): the lead stopped marketing messages, which
         opts them out here too, wherever the code arrives."""
-        return cls(wa_id, True, at, detail=str(code), source=f"graph:{code}")
+        return cls(wa_id, True, at, detail=str(code), source=f"graph:{code}", phone_number_id=phone_number_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,11 +128,11 @@ class ReplyStore(Protocol):
     def finish_reply_sent(self, claim: Claim, record: OutboundRecord) -> bool: ...
     def finish_reply_skipped(self, claim: Claim, outcome: str, now: datetime) -> None: ...
     def finish_reply_failed(self, claim: Claim, error: MessageError, now: datetime) -> None: ...
-    def find_sent_reply(self, wa_id: str, inbound_wamid: str, since: str) -> SentReply | None: ...
+    def find_sent_reply(self, wa_id: str, phone_number_id: str, inbound_wamid: str, since: str) -> SentReply | None: ...
     def record_refusal(self, at: str, discriminator: str) -> None: ...
-    def get_lead_snapshot(self, wa_id: str) -> LeadSnapshot: ...
+    def get_lead_snapshot(self, wa_id: str, phone_number_id: str) -> LeadSnapshot: ...
     def record_preference(self, change: PreferenceChange) -> bool: ...
-    def record_meeting_request(self, wa_id: str, request: MeetingRequest) -> bool: ...
+    def record_meeting_request(self, wa_id: str, phone_number_id: str, request: MeetingRequest) -> bool: ...
 
 
 class ReplySender(Protocol):
@@ -342,7 +342,14 @@ def _within(moment: str | None, period: timedelta, now: datetime) -> bool:
 
 def _opt_out(ctx: _Context, lead: LeadSnapshot) -> ReplyPlan | ReplyOutcome:
     cue = ctx.inquiry.cue or "opt_out"
-    change = PreferenceChange(ctx.queued.wa_id, True, ctx.message_time, detail=cue, source=f"text:{cue}")
+    change = PreferenceChange(
+        ctx.queued.wa_id,
+        True,
+        ctx.message_time,
+        detail=cue,
+        source=f"text:{cue}",
+        phone_number_id=ctx.queued.phone_number_id,
+    )
     # Opted out by something else before this message: the one confirmation went out back then.
     by_this_message = lead.opt_state_at == change.timestamp and lead.opt_state_source == change.source
     already = lead.opted_out and not by_this_message
@@ -355,7 +362,14 @@ def _opt_out(ctx: _Context, lead: LeadSnapshot) -> ReplyPlan | ReplyOutcome:
 
 def _opt_in(ctx: _Context, lead: LeadSnapshot) -> LeadSnapshot | ReplyOutcome:
     cue = ctx.inquiry.cue or "opt_in"
-    change = PreferenceChange(ctx.queued.wa_id, False, ctx.message_time, detail=cue, source=f"text:{cue}")
+    change = PreferenceChange(
+        ctx.queued.wa_id,
+        False,
+        ctx.message_time,
+        detail=cue,
+        source=f"text:{cue}",
+        phone_number_id=ctx.queued.phone_number_id,
+    )
     if not ctx.store.record_preference(change):
         # A newer stop (Meta's button or a later message) wins over this start.
         return ReplyOutcome.SUPERSEDED if lead.opted_out else lead
@@ -371,14 +385,15 @@ def _slot_reply(ctx: _Context, slot_id: str) -> ReplyPlan:
     request = MeetingRequest(
         slot_id=slot_id, slot_start=iso(slot_start), requested_at=ctx.message_time, source_wamid=ctx.queued.wamid
     )
-    ctx.store.record_meeting_request(ctx.queued.wa_id, request)
+    ctx.store.record_meeting_request(ctx.queued.wa_id, ctx.queued.phone_number_id, request)
     return confirmation
 
 
 def _decide(ctx: _Context) -> ReplyPlan | ReplyOutcome:
     """The reply to send, or why there is none. Records opt-out/opt-in and meeting requests on the lead."""
     inquiry, policy, now = ctx.inquiry, ctx.policy, ctx.now
-    lead = ctx.store.get_lead_snapshot(ctx.queued.wa_id)
+    # The opt-out is the lead's (every number); takeover and cool-downs are this number's conversation's.
+    lead = ctx.store.get_lead_snapshot(ctx.queued.wa_id, ctx.queued.phone_number_id)
     if inquiry.intent is Intent.OPT_OUT:
         # A confirmation is owed even during a human takeover: the lead asked us to stop, we say we did.
         return _opt_out(ctx, lead)
@@ -538,7 +553,9 @@ def _graph_failure(job: _Sending, error: GraphAPIError) -> ReplyReport:
     elif not (error.retryable or isinstance(error, _CONFIGURATION_ERRORS)):
         store.finish_reply_failed(claim, _message_error(error), now)
         if isinstance(error, MarketingOptOutError):
-            stop = PreferenceChange.stopped_marketing(job.queued.wa_id, iso(now), error.code)
+            stop = PreferenceChange.stopped_marketing(
+                job.queued.wa_id, iso(now), error.code, job.queued.phone_number_id
+            )
             store.record_preference(stop)
         return ReplyReport(ReplyOutcome.FAILED, job.queued.wamid, job.inquiry, error_code=error.code)
     store.release_reply(claim, type(error).__name__, now, _message_error(error))
@@ -635,7 +652,7 @@ def _adopt_earlier_send(job: _Sending) -> ReplyReport | None:
     if claim.pending is None:
         return None  # it never reached the Graph call
     since = iso(parse_iso(claim.first_claimed_at) - EVIDENCE_SLACK)
-    evidence = job.store.find_sent_reply(queued.wa_id, queued.wamid, since)
+    evidence = job.store.find_sent_reply(queued.wa_id, queued.phone_number_id, queued.wamid, since)
     if evidence is None:
         if claim.sending_at is not None:
             waited = job.clock() - parse_iso(claim.sending_at)

@@ -11,7 +11,7 @@ the webhook's methods.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -40,6 +40,11 @@ STATS_RETENTION = timedelta(days=3)
 
 def lead_key(wa_id: str) -> dict[str, str]:
     return {"PK": keys.lead_pk(wa_id), "SK": keys.LEAD_SK}
+
+
+def conversation_key(wa_id: str, phone_number_id: str) -> dict[str, str]:
+    """The lead's conversation with one business number: beside the lead item, in its partition."""
+    return {"PK": keys.lead_pk(wa_id), "SK": keys.conversation_sk(phone_number_id)}
 
 
 def message_key(wamid: str) -> dict[str, str]:
@@ -215,7 +220,7 @@ def message_put(table: str, record: InboundRecord) -> dict[str, Any]:
     item: dict[str, AttributeValue] = {
         "PK": {"S": keys.message_pk(record.wamid)},
         "SK": {"S": keys.MESSAGE_SK},
-        "GSI1PK": {"S": keys.thread_pk(record.wa_id)},
+        "GSI1PK": {"S": keys.thread_pk(record.phone_number_id, record.wa_id)},
         "GSI1SK": {"S": keys.thread_sk(record.timestamp, record.wamid)},
         "wamid": {"S": record.wamid},
         "wa_id": {"S": record.wa_id},
@@ -247,7 +252,7 @@ def redelivered_unread_update(table: str, record: InboundRecord) -> dict[str, An
     ADD, so a redelivery after a complete first delivery changes nothing."""
     return {
         "TableName": table,
-        "Key": {"PK": {"S": keys.lead_pk(record.wa_id)}, "SK": {"S": keys.LEAD_SK}},
+        "Key": {"PK": {"S": keys.lead_pk(record.wa_id)}, "SK": {"S": keys.conversation_sk(record.phone_number_id)}},
         "UpdateExpression": "ADD #unread :tag",
         "ConditionExpression": "attribute_exists(PK) AND (attribute_not_exists(#read) OR #read < :ts)",
         "ExpressionAttributeNames": {"#unread": "unread_tags", "#read": "read_at"},
@@ -277,10 +282,10 @@ def inbound_lead_update(table: str, record: InboundRecord, timeline: str, unread
         values[":preview"] = {"S": record.preview}
         values[":in"] = {"S": "inbound"}
         values[":leads"] = {"S": keys.leads_pk(record.wa_id)}
-        values[":gsk"] = {"S": keys.leads_sk(record.timestamp, record.wa_id)}
+        values[":gsk"] = {"S": keys.leads_sk(record.timestamp, record.wa_id, record.phone_number_id)}
     request: dict[str, Any] = {
         "TableName": table,
-        "Key": {"PK": {"S": keys.lead_pk(record.wa_id)}, "SK": {"S": keys.LEAD_SK}},
+        "Key": {"PK": {"S": keys.lead_pk(record.wa_id)}, "SK": {"S": keys.conversation_sk(record.phone_number_id)}},
         "UpdateExpression": expression,
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
@@ -312,7 +317,7 @@ def status_update(table: str, update: StatusUpdate) -> dict[str, Any]:
     }
     if update.recipient_wa_id:
         values[":wa"] = {"S": update.recipient_wa_id}
-        values[":gpk"] = {"S": keys.thread_pk(update.recipient_wa_id)}
+        values[":gpk"] = {"S": keys.thread_pk(update.phone_number_id, update.recipient_wa_id)}
         values[":gsk"] = {"S": keys.thread_sk(update.timestamp, update.wamid)}
     if update.error is not None:
         values[":error"] = to_attribute(update.error.as_item())
@@ -342,7 +347,7 @@ def outbound_update(table: str, record: OutboundRecord) -> dict[str, Any]:
         .set("sent_at", record.timestamp)
         # A status webhook that came first placed the message in the thread already (at Meta's time of the
         # status): moving it would cost the index a delete and a put.
-        .set_if_absent("GSI1PK", keys.thread_pk(record.wa_id))
+        .set_if_absent("GSI1PK", keys.thread_pk(record.phone_number_id, record.wa_id))
         .set_if_absent("GSI1SK", keys.thread_sk(record.timestamp, record.wamid))
         .set("phone_number_id", record.phone_number_id)
         .set("sent_by", record.sent_by.value)
@@ -366,10 +371,12 @@ def outbound_update(table: str, record: OutboundRecord) -> dict[str, Any]:
 
 
 def outbound_lead_update(table: str, record: OutboundRecord, move_timeline: bool) -> dict[str, Any]:
-    """The lead's update for an outbound message; `move_timeline` only while nothing newer is on the lead."""
+    """The conversation's update for an outbound message (the lead's with the sending number);
+    `move_timeline` only while nothing newer is on it."""
     update = (
         Update()
         .set("wa_id", record.wa_id)
+        .set("last_phone_number_id", record.phone_number_id)
         .set("last_outbound_at", record.timestamp)
         .set("lead_id", record.lead_id)
         .set("awaits_response", record.awaits_response)
@@ -385,12 +392,12 @@ def outbound_lead_update(table: str, record: OutboundRecord, move_timeline: bool
             # An auto-reply follows its inbound message within seconds: it leaves the lead's place in the
             # listing alone, which saves the index a delete and a put per answered message.
             update.set("GSI1PK", keys.leads_pk(record.wa_id))
-            update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id))
+            update.set("GSI1SK", keys.leads_sk(record.timestamp, record.wa_id, record.phone_number_id))
         condition = "attribute_not_exists(#m) OR #m <= :since OR #m > :horizon"
         update.names["#m"] = "last_message_at"
         update.values[":since"] = to_attribute(record.timestamp)
         update.values[":horizon"] = to_attribute(_horizon(record.timestamp))
-    return update.request(table, lead_key(record.wa_id), condition)
+    return update.request(table, conversation_key(record.wa_id, record.phone_number_id), condition)
 
 
 # --- what several stores do on the conversation items ---------------------------------------------
@@ -456,10 +463,13 @@ def with_extra_sets(request: dict[str, Any], values: Mapping[str, Any]) -> dict[
 
 
 def record_preference(table: Table, change: PreferenceChange) -> bool:
-    """Set or clear the lead's opt-out. Returns False when a newer change is already recorded."""
+    """Set or clear the lead's opt-out, for every number of the business (it is on the lead item, which
+    each conversation's decisions read). Returns False when a newer change is already recorded."""
     update = (
         Update()
         .set("wa_id", change.wa_id)
+        # The number the change came through: the events' phone_number_id (the opt-out itself is the lead's).
+        .set("last_phone_number_id", change.phone_number_id)
         .set("opted_out", change.opted_out)
         .set("opt_state_at", change.timestamp)
         .set("opt_state_source", change.source)
@@ -473,9 +483,73 @@ def record_preference(table: Table, change: PreferenceChange) -> bool:
     return table.update(update.request(table.name, lead_key(change.wa_id), condition))
 
 
-def get_lead(table: Table, wa_id: str) -> dict[str, Any] | None:
-    lead = table.get(lead_key(wa_id))
-    return lead_view(lead) if lead is not None else None
+# What the lead item holds for the whole business; everything else a reader sees is a conversation's.
+LEAD_FIELDS = frozenset(
+    {"opted_out", "opted_out_at", "opt_state_at", "opt_state_source", "opt_state_detail", "meeting_request"}
+)
+# A lead item written before issue 14 holds its (one) conversation's timeline itself.
+_LEGACY_TIMELINE = ("last_message_at", "last_inbound_at", "last_outbound_at")
+
+
+def get_lead(table: Table, wa_id: str, phone_number_id: str | None = None) -> dict[str, Any] | None:
+    """The lead as seen through one of its conversations (one consistent Query of its partition)."""
+    request = {
+        "TableName": table.name,
+        "KeyConditionExpression": "PK = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": keys.lead_pk(wa_id)}},
+        "ConsistentRead": True,
+    }
+    return lead_state(wa_id, list(table.query(request)), phone_number_id)
+
+
+def conversations_of(
+    wa_id: str, items: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The lead item and the conversations (number -> item) among one lead partition's items. A lead item
+    written before issue 14 stands for the conversation with its `last_phone_number_id` ("" if it has
+    none) until scripts/migrate_table.py copies it to a conversation item."""
+    lead: dict[str, Any] = {}
+    conversations: dict[str, dict[str, Any]] = {}
+    for item in items:
+        sort_key = str(item.get("SK", ""))
+        if sort_key == keys.LEAD_SK:
+            lead = dict(item)
+        elif (number := keys.conversation_number(sort_key)) is not None:
+            conversations[number] = lead_view(dict(item))
+    if any(name in lead for name in _LEGACY_TIMELINE):
+        legacy = {name: value for name, value in lead.items() if name not in LEAD_FIELDS}
+        conversations.setdefault(str(lead.get("last_phone_number_id") or ""), lead_view(legacy | {"wa_id": wa_id}))
+    return lead, conversations
+
+
+def latest_number(conversations: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The number the lead wrote to last (then the one with the newest message): sends and reads default to it."""
+    if not conversations:
+        return None
+
+    def recency(number: str) -> tuple[str, str]:
+        item = conversations[number]
+        return str(item.get("last_inbound_at") or ""), str(item.get("last_message_at") or "")
+
+    return max(conversations, key=recency)
+
+
+def lead_state(
+    wa_id: str, items: Sequence[Mapping[str, Any]], phone_number_id: str | None = None
+) -> dict[str, Any] | None:
+    """One conversation's fields (of `phone_number_id`, else the latest) with the lead's business-wide ones
+    (opt-out, meeting request) over them, `phone_number_id`/`last_phone_number_id` naming the conversation's
+    number, and `conversations` every conversation of the lead. None when the lead has no item at all."""
+    lead, conversations = conversations_of(wa_id, items)
+    if not lead and not conversations:
+        return None
+    number = phone_number_id if phone_number_id is not None else latest_number(conversations)
+    view = dict(conversations.get(number or "", {}))
+    view.update({name: value for name, value in lead.items() if name in LEAD_FIELDS})
+    view["wa_id"] = wa_id
+    view["phone_number_id"] = view["last_phone_number_id"] = number or None
+    view["conversations"] = conversations
+    return view
 
 
 def lead_view(lead: dict[str, Any]) -> dict[str, Any]:

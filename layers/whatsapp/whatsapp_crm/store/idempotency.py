@@ -35,6 +35,7 @@ def _record(item: Mapping[str, Any]) -> KeyRecord:
         sending_at=item.get("sending_at") if isinstance(item.get("sending_at"), str) else None,
         wa_id=item.get("wa_id") if isinstance(item.get("wa_id"), str) else None,
         callback=item.get("callback") if isinstance(item.get("callback"), str) else None,
+        phone_number_id=item.get("phone_number_id") if isinstance(item.get("phone_number_id"), str) else None,
     )
 
 
@@ -54,7 +55,7 @@ class DynamoIdempotencyStore:
                 "Key": _key(key_id),
                 "UpdateExpression": (
                     "SET fingerprint = :fp, #state = :progress, #owner = :owner, lease_until = :lease, "
-                    "created_at = :now, #ttl = :expires REMOVE #response, sending_at, wa_id, #callback"
+                    "created_at = :now, #ttl = :expires REMOVE #response, sending_at, wa_id, #callback, phone_number_id"
                 ),
                 "ConditionExpression": "attribute_not_exists(PK) OR #ttl < :epoch OR #state = :released",
                 "ExpressionAttributeNames": {
@@ -104,17 +105,20 @@ class DynamoIdempotencyStore:
             }
         )
 
-    def mark_idempotent_sending(self, key_id: str, owner: str, wa_id: str, callback: str, at: str) -> None:
+    def mark_idempotent_sending(
+        self, key_id: str, owner: str, wa_id: str, phone_number_id: str, callback: str, at: str
+    ) -> None:
         self.table.update(
             {
                 "TableName": self.table.name,
                 "Key": _key(key_id),
-                "UpdateExpression": "SET sending_at = :at, wa_id = :wa, #callback = :cb",
+                "UpdateExpression": "SET sending_at = :at, wa_id = :wa, phone_number_id = :pn, #callback = :cb",
                 "ConditionExpression": "#owner = :owner",
                 "ExpressionAttributeNames": {"#owner": "owner", "#callback": "callback"},
                 "ExpressionAttributeValues": {
                     ":at": to_attribute(at),
                     ":wa": to_attribute(wa_id),
+                    ":pn": to_attribute(phone_number_id),
                     ":cb": to_attribute(callback),
                     ":owner": to_attribute(owner),
                 },
@@ -140,9 +144,11 @@ class DynamoIdempotencyStore:
             }
         )
 
-    def find_send_by_callback(self, wa_id: str, callback: str, since: str) -> str | None:
-        """An outbound message in the lead's thread since `since` carrying `callback` (Meta echoes it in the
-        status webhooks; the send's own record keeps it too)."""
+    def find_send_by_callback(self, wa_id: str, phone_number_id: str | None, callback: str, since: str) -> str | None:
+        """An outbound message in the thread of the lead with the sending number since `since` carrying
+        `callback` (Meta echoes it in the status webhooks; the send's own record keeps it too). A key held
+        before issue 14 names no number: its send is in the lead's old thread."""
+        thread = keys.thread_pk(phone_number_id, wa_id) if phone_number_id else keys.legacy_thread_pk(wa_id)
         request: dict[str, Any] = {
             "TableName": self.table.name,
             "IndexName": keys.GSI1,
@@ -150,7 +156,7 @@ class DynamoIdempotencyStore:
             "FilterExpression": "#callback = :callback",
             "ExpressionAttributeNames": {"#callback": "biz_opaque_callback_data"},
             "ExpressionAttributeValues": {
-                ":thread": to_attribute(keys.thread_pk(wa_id)),
+                ":thread": to_attribute(thread),
                 ":since": to_attribute(since),
                 ":callback": to_attribute(callback),
             },

@@ -1,16 +1,20 @@
 """Key layout of the single conversations table. docs/table-design.md explains each access pattern.
 
-item              PK                        SK              GSI1PK           GSI1SK
-lead              LEAD#<wa_id>              LEAD            LEADS#<n>        <last_inbound_at>#<wa_id>
-message           MSG#<wamid>               MSG             THREAD#<wa_id>   <timestamp>#<wamid>
+item              PK                        SK              GSI1PK                 GSI1SK
+lead              LEAD#<wa_id>              LEAD            -                      -
+conversation      LEAD#<wa_id>              CONV#<number>   LEADS#<n>              <last activity>#<wa_id>#<number>
+message           MSG#<wamid>               MSG             THREAD#<number>#<wa_id> <timestamp>#<wamid>
 reply record      MSG#<wamid>               REPLY           -                -
 hourly counters   STATS#<yyyy-mm-ddThh>#<n> STATS           -                -
 template          TEMPLATES                 T#<name>#<lang> -                -
 template sync     TEMPLATES                 SYNC            -                -
 media file        MEDIA#<media_id>          MEDIA           -                -
 
-The index is GSI2 (attributes GSI1PK/GSI1SK), projecting only what the thread lookups filter on. `<n>` is
-a shard: a hash of the lead (LEADS) or of the event (STATS), so no partition takes every write.
+A lead (opt-out, meeting request: one business) and its conversations, one per business number it wrote
+to or was written from (window, unread, timeline, cool-downs), share the partition `LEAD#<wa_id>`: one
+Query reads them all. `<number>` is the business phone_number_id. The index is GSI2 (attributes
+GSI1PK/GSI1SK), projecting only what the thread lookups filter on. `<n>` is a shard: a hash of the lead
+(LEADS) or of the event (STATS), so no partition takes every write.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import zlib
 
 LEAD_SK = "LEAD"
+CONVERSATION_SK_PREFIX = "CONV#"
 MESSAGE_SK = "MSG"
 REPLY_CLAIM_SK = "REPLY"
 # The leads listing's partitions: an answered message moves its lead's entry once (a delete and a put),
@@ -47,7 +52,23 @@ def message_pk(wamid: str) -> str:
     return f"MSG#{wamid}"
 
 
-def thread_pk(wa_id: str) -> str:
+def conversation_sk(phone_number_id: str) -> str:
+    return f"{CONVERSATION_SK_PREFIX}{phone_number_id}"
+
+
+def conversation_number(sort_key: str) -> str | None:
+    """The business number of a conversation item's sort key; None for any other item of the partition."""
+    return sort_key[len(CONVERSATION_SK_PREFIX) :] if sort_key.startswith(CONVERSATION_SK_PREFIX) else None
+
+
+def thread_pk(phone_number_id: str, wa_id: str) -> str:
+    """One conversation's messages: the lead's with one business number."""
+    return f"THREAD#{phone_number_id}#{wa_id}"
+
+
+def legacy_thread_pk(wa_id: str) -> str:
+    """A thread key written before issue 14 (every number's messages together); scripts/migrate_table.py
+    rewrites them."""
     return f"THREAD#{wa_id}"
 
 
@@ -69,8 +90,10 @@ def leads_partitions() -> tuple[str, ...]:
     return _LEADS_SHARD_NAMES
 
 
-def leads_sk(last_message_at: str, wa_id: str) -> str:
-    return f"{last_message_at}#{wa_id}"
+def leads_sk(last_message_at: str, wa_id: str, phone_number_id: str) -> str:
+    """Unique per conversation (a lead's two conversations may move in the same second): a page cursor
+    that says "older than this" skips none."""
+    return f"{last_message_at}#{wa_id}#{phone_number_id}"
 
 
 def stats_hour(iso_timestamp: str) -> str:

@@ -1,12 +1,13 @@
 """DynamoDB reads for the conversations API and /health, on top of the conversation store.
 
 Access patterns (all on the one table):
-  leads by activity   Query GSI2  GSI1PK = LEADS#<nn> on every shard, merged newest first
-  a lead's thread     Query GSI2  GSI1PK = THREAD#<wa_id>   newest first
-  page items          BatchGetItem of the page's items (the index projects keys and a few filter fields)
-                      and, for inbound messages, of their reply records (the responder's decision)
+  conversations       Query GSI2  GSI1PK = LEADS#<nn> on every shard, merged newest first
+  a thread            Query GSI2  GSI1PK = THREAD#<phone_number_id>#<wa_id>   newest first
+  page items          BatchGetItem of the page's items (the index projects keys and a few filter fields),
+                      for inbound messages of their reply records (the responder's decision), for
+                      conversations of their leads (the opt-out and meeting request are the lead's)
   health counters     BatchGetItem STATS#<hour>#<nn> for the last 24 hours
-  reset unread        UpdateItem on LEAD#<wa_id>, only while its last inbound message is the one seen
+  reset unread        UpdateItem on the conversation, only while its last inbound message is the one seen
 
 Pages ask DynamoDB for one item more than they return: that extra item says whether a next page exists,
 so the last page never carries a cursor to an empty page.
@@ -23,7 +24,7 @@ from whatsapp_crm.errors import StoreUnavailableError
 from whatsapp_crm.health import Counts
 from whatsapp_crm.read_api import NumberFilter, Page, Position
 from whatsapp_crm.store import keys
-from whatsapp_crm.store.dynamodb import get_lead, lead_key, lead_view, with_decision
+from whatsapp_crm.store.dynamodb import conversation_key, get_lead, lead_state, with_decision
 from whatsapp_crm.store.toolkit import Table, Update, from_item, store_errors, to_attribute
 
 BATCH_GET_LIMIT = 100
@@ -72,15 +73,32 @@ class DynamoApiStore:
         wanted = [{"PK": entry["PK"], "SK": entry["SK"]} for entry in entries]
         inbound = [entry["PK"] for entry in entries if entry.get("direction", {}).get("S") == "inbound"]
         wanted += [{"PK": pk, "SK": {"S": keys.REPLY_CLAIM_SK}} for pk in inbound]
+        # A conversation's page also reads its leads (opt-out, meeting request), once per lead.
+        conversation_leads = {
+            entry["PK"]["S"] for entry in entries if keys.conversation_number(entry["SK"]["S"]) is not None
+        }
+        wanted += [{"PK": {"S": pk}, "SK": {"S": keys.LEAD_SK}} for pk in sorted(conversation_leads)]
         found = {(item["PK"], item["SK"]): item for item in self._batch_get_items(wanted)}
+        listed = {(entry["PK"]["S"], keys.conversation_number(entry["SK"]["S"])) for entry in entries}
         items = []
         for entry in entries:
-            item = found.get((entry["PK"]["S"], entry["SK"]["S"]))
+            pk, sort_key = entry["PK"]["S"], entry["SK"]["S"]
+            item = found.get((pk, sort_key))
             if item is None:
                 continue  # deleted between the Query and the read
             if item.get("direction") == "inbound":
-                item = with_decision(item, found.get((entry["PK"]["S"], keys.REPLY_CLAIM_SK)))
-            items.append(lead_view(item) if entry["SK"]["S"] == keys.LEAD_SK else item)
+                item = with_decision(item, found.get((pk, keys.REPLY_CLAIM_SK)))
+            if sort_key == keys.LEAD_SK:
+                # A lead listed as it was before issue 14 (scripts/migrate_table.py moves it to a
+                # conversation item): shown once, not beside its own conversation item on the same page.
+                view = lead_state(str(item.get("wa_id") or pk.removeprefix("LEAD#")), [item])
+                if view is None or (pk, view.get("phone_number_id") or "") in listed:
+                    continue
+                item = view
+            elif (number := keys.conversation_number(sort_key)) is not None:
+                wa_id = str(item.get("wa_id") or pk.removeprefix("LEAD#"))
+                item = lead_state(wa_id, [found.get((pk, keys.LEAD_SK)) or {}, item], number) or item
+            items.append(item)
         next_position = None
         if more and resume is not None:
             next_position = resume  # a filtered page cut where its reading stopped: resume from there
@@ -152,11 +170,11 @@ class DynamoApiStore:
         resume = Position(pk=frontier["PK"]["S"], sort_key=frontier["GSI1SK"]["S"])
         return self._fetched_page(complete[:limit], True, resume if len(complete) <= limit else None)
 
-    def list_thread(self, wa_id: str, limit: int, after: Position | None) -> Page:
-        return self._page(keys.thread_pk(wa_id), keys.MESSAGE_SK, limit, after)
+    def list_thread(self, wa_id: str, phone_number_id: str, limit: int, after: Position | None) -> Page:
+        return self._page(keys.thread_pk(phone_number_id, wa_id), keys.MESSAGE_SK, limit, after)
 
-    def get_lead(self, wa_id: str) -> dict[str, Any] | None:
-        return get_lead(self.table, wa_id)
+    def get_lead(self, wa_id: str, phone_number_id: str | None = None) -> dict[str, Any] | None:
+        return get_lead(self.table, wa_id, phone_number_id)
 
     def media_records(self, media_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The MEDIA# items of these ids (at most a page's worth: one BatchGetItem of up to 100 keys)."""
@@ -175,8 +193,8 @@ class DynamoApiStore:
 
     # --- unread ----------------------------------------------------------------------------------
 
-    def reset_unread(self, wa_id: str, seen_wamid: str | None, at: str) -> bool:
-        """Zero the unread count unless a newer inbound message arrived since `seen_wamid` was read."""
+    def reset_unread(self, wa_id: str, phone_number_id: str, seen_wamid: str | None, at: str) -> bool:
+        """Zero the conversation's unread count unless a newer inbound message arrived since `seen_wamid`."""
         update = Update().set("unread_count", 0).set("read_at", at)
         update.names["#last"] = "last_inbound_wamid"
         update.names["#tags"] = "unread_tags"
@@ -185,7 +203,7 @@ class DynamoApiStore:
         else:
             condition = "attribute_exists(PK) AND #last = :seen"
             update.values[":seen"] = to_attribute(seen_wamid)
-        request = update.request(self.table.name, lead_key(wa_id), condition)
+        request = update.request(self.table.name, conversation_key(wa_id, phone_number_id), condition)
         request["UpdateExpression"] += " REMOVE #tags"
         return self.table.update(request)
 

@@ -202,9 +202,9 @@ class DynamoReplyStore:
         decision = {"reply_status": "sent", "reply_wamid": record.wamid, "reply_at": record.timestamp}
         return self._close(claim, finish, decision)
 
-    def find_sent_reply(self, wa_id: str, inbound_wamid: str, since: str) -> SentReply | None:
-        """An outbound message in the lead's thread since `since` that answers `inbound_wamid`, if any: the
-        callback data the reply was sent with (its record keeps it, Meta echoes it in every status)."""
+    def find_sent_reply(self, wa_id: str, phone_number_id: str, inbound_wamid: str, since: str) -> SentReply | None:
+        """An outbound message in the lead's thread with the number since `since` that answers `inbound_wamid`,
+        if any: the callback data the reply was sent with (its record keeps it, Meta echoes it in every status)."""
         request: dict[str, Any] = {
             "TableName": self.table.name,
             "IndexName": keys.GSI1,
@@ -212,7 +212,7 @@ class DynamoReplyStore:
             "FilterExpression": "#callback = :callback",
             "ExpressionAttributeNames": {"#callback": "biz_opaque_callback_data"},
             "ExpressionAttributeValues": {
-                ":thread": to_attribute(keys.thread_pk(wa_id)),
+                ":thread": to_attribute(keys.thread_pk(phone_number_id, wa_id)),
                 ":since": to_attribute(since),
                 ":callback": to_attribute(f"{CALLBACK_PREFIX}{inbound_wamid}"),
             },
@@ -238,8 +238,10 @@ class DynamoReplyStore:
 
     # --- the lead ---------------------------------------------------------------------------------------
 
-    def get_lead_snapshot(self, wa_id: str) -> LeadSnapshot:
-        item = get_lead(self.table, wa_id) or {}
+    def get_lead_snapshot(self, wa_id: str, phone_number_id: str) -> LeadSnapshot:
+        """The lead's opt-out (every number's) with the human takeover and cool-downs of its conversation
+        with `phone_number_id`: one Query of the lead's partition."""
+        item = get_lead(self.table, wa_id, phone_number_id) or {}
         stamps = {
             name[len(AUTO_REPLY_AT_PREFIX) :]: str(value)
             for name, value in item.items()
@@ -257,8 +259,9 @@ class DynamoReplyStore:
     def record_preference(self, change: PreferenceChange) -> bool:
         return record_preference(self.table, change)
 
-    def record_meeting_request(self, wa_id: str, request: MeetingRequest) -> bool:
-        """The lead's latest meeting request; False when a later tap is already recorded."""
+    def record_meeting_request(self, wa_id: str, phone_number_id: str, request: MeetingRequest) -> bool:
+        """The lead's latest meeting request (tapped in the conversation with `phone_number_id`); False when a
+        later tap is already recorded."""
         meeting = {
             "slot_id": request.slot_id,
             "slot_start": request.slot_start,
@@ -266,7 +269,8 @@ class DynamoReplyStore:
             "status": request.status,
             "source_wamid": request.source_wamid,
         }
-        update = Update().set("wa_id", wa_id).set("meeting_request", meeting)
+        update = Update().set("wa_id", wa_id).set("last_phone_number_id", phone_number_id)
+        update.set("meeting_request", meeting)
         condition = "attribute_not_exists(#mr) OR #mr.#at <= :at"
         update.names.update({"#mr": "meeting_request", "#at": "requested_at"})
         update.values[":at"] = to_attribute(request.requested_at)
