@@ -76,10 +76,11 @@ class ApiClient:
         )
         return self._invoke("ConversationsFunction", event, **ports)
 
-    def mark_read(self, wa_id: str, **ports: Any) -> ApiResult:
+    def mark_read(self, wa_id: str, query: str = "", **ports: Any) -> ApiResult:
         event = http_api_event(
             "POST",
             f"/conversations/{wa_id}/read",
+            query=query,
             path_parameters={"wa_id": wa_id},
             route_key="POST /conversations/{wa_id}/read",
         )
