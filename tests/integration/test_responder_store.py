@@ -172,7 +172,8 @@ class TestFinish:
         assert replies.finish_reply_sent(claim, _reply("wamid.R2", inbound)) is True
         # Then it merges with the status and is now evidence of a recorded send
         assert table.get_message("wamid.R2")["status"] == "delivered"
-        assert replies.find_sent_reply(LEAD, meta.DEMO_PHONE_NUMBER_ID, inbound, iso(NOW - timedelta(minutes=10))).recorded is True
+        since = iso(NOW - timedelta(minutes=10))
+        assert replies.find_sent_reply(LEAD, meta.DEMO_PHONE_NUMBER_ID, inbound, since).recorded is True
 
     def test_recording_an_already_recorded_reply_only_closes_the_claim(
         self, replies: DynamoReplyStore, table: Any, aws: AwsStack
