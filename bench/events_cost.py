@@ -42,6 +42,18 @@ EVENTS_FUNCTION = "EventsFunction"
 FILTERED_SORT_KEYS = ("MSG", "LEAD")
 
 
+def passes_filter(record: dict[str, Any]) -> bool:
+    """The event source mapping's FilterCriteria (template.yaml), which the local poller does not apply."""
+    body = record["dynamodb"]
+    sort_key = body["Keys"]["SK"]["S"]
+    new = body.get("NewImage") or {}
+    if sort_key in FILTERED_SORT_KEYS:
+        return True
+    if sort_key == "REPLY":
+        return bool(new.get("intent", {}).get("S") == "meeting")
+    return sort_key.startswith("CONV#") and "last_human_outbound_at" in new
+
+
 def _greet(stack: Stack, wa_id: str) -> None:
     message = meta.text_message(wa_id, "שלום, ראיתי את המודעה", timestamp=int(time.time()) - 5)
     body = meta.wire_bytes(meta.envelope(meta.message_value([message], name="דנה")))
@@ -78,8 +90,7 @@ def stream_records(stack: Stack) -> Counter[str]:
     while True:
         page = streams.get_records(ShardIterator=position, Limit=1000)
         for record in page.get("Records", []):
-            sort_key = record["dynamodb"]["Keys"]["SK"]["S"]
-            counts["passes_filter" if sort_key in FILTERED_SORT_KEYS else "filtered_out"] += 1
+            counts["passes_filter" if passes_filter(record) else "filtered_out"] += 1
         if not page.get("Records"):
             return counts
         position = page["NextShardIterator"]

@@ -44,6 +44,15 @@ _LEAD_OWN = frozenset({"PK", "SK", "wa_id", "last_phone_number_id"})
 _LEGACY_TIMELINE = ("last_message_at", "last_inbound_at", "last_outbound_at")
 
 
+def _scan(client: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        page = client.scan(**request)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def legacy_leads(client: Any, table: str) -> Iterator[dict[str, Any]]:
     """Lead items still in the single legacy partition (only the attributes the move needs)."""
     request: dict[str, Any] = {
@@ -53,12 +62,7 @@ def legacy_leads(client: Any, table: str) -> Iterator[dict[str, Any]]:
         "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK", "#gpk": "GSI1PK"},
         "ExpressionAttributeValues": {":lead": {"S": keys.LEAD_SK}, ":legacy": {"S": LEGACY_LEADS_PARTITION}},
     }
-    while True:
-        page = client.scan(**request)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return _scan(client, request)
 
 
 def move_lead(client: Any, table: str, item: dict[str, Any]) -> bool:
@@ -79,15 +83,6 @@ def move_lead(client: Any, table: str, item: dict[str, Any]) -> bool:
     except client.exceptions.ConditionalCheckFailedException:
         return False
     return True
-
-
-def _scan(client: Any, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    while True:
-        page = client.scan(**request)
-        yield from page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def leads_holding_a_conversation(client: Any, table: str) -> Iterator[dict[str, Any]]:

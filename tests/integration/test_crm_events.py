@@ -22,6 +22,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from conftest import AwsStack
+from integration.api_client import ApiClient
 from integration.test_responder import Responder
 from local import meta_payloads as meta
 from local.apigw import lambda_context
@@ -392,6 +393,59 @@ class TestStatusChangesByDefault:
         assert {event["detail"]["wamid"] for event in feed.of_type("message.status_changed")} == {crm_wamid}
         assert len(feed.of_type("message.status_changed")) == 2
         assert [event["detail"]["wamid"] for event in feed.of_type("auto_reply.sent")] == [reply_wamid]
+
+
+class TestTwoNumbers:
+    def test_each_event_names_the_number_of_its_conversation_and_a_conversation_adds_no_message_event(
+        self, feed: Feed, webhook: Any, responder: Responder
+    ) -> None:
+        first, second = meta.DEMO_PHONE_NUMBER_ID, "110022003300"
+        # Given a lead who greets our first number, then our second, and asks the second to stop
+        greetings = {first: _text("שלום"), second: _text("שלום, מה שלומכם?")}
+        for number, message in greetings.items():
+            assert webhook(meta.envelope(meta.message_value([message], phone_number_id=number))).status == 200
+        stop = _text("תסירו אותי מהרשימה בבקשה")
+        assert webhook(meta.envelope(meta.message_value([stop], phone_number_id=second))).status == 200
+        assert responder.run().failed_ids == set()
+        # When the table's stream is fed
+        feed.run()
+        # Then each message is received once, from the number it was written to (the conversations' own
+        # changes add none)
+        received = {
+            event["detail"]["wamid"]: event["detail"]["phone_number_id"] for event in feed.of_type("message.received")
+        }
+        assert received == {greetings[first]["id"]: first, greetings[second]["id"]: second, stop["id"]: second}
+        assert len(feed.of_type("message.received")) == 3
+        # And each auto-reply names the number it went from: the one its message was written to
+        sent = {
+            event["detail"]["in_reply_to"]: event["detail"]["phone_number_id"]
+            for event in feed.of_type("auto_reply.sent")
+        }
+        assert sent == {greetings[first]["id"]: first, greetings[second]["id"]: second, stop["id"]: second}
+        # And the opt-out, the business's, names the number it came through
+        [opted_out] = feed.of_type("lead.opted_out")
+        assert (opted_out["detail"]["wa_id"], opted_out["detail"]["phone_number_id"]) == (LEAD, second)
+
+    def test_a_takeover_is_the_conversation_s_and_names_its_number(
+        self,
+        feed: Feed,
+        webhook: Any,
+        graph_fake: GraphSimulator,
+        function_env: Callable[..., dict[str, str]],
+    ) -> None:
+        first, second = meta.DEMO_PHONE_NUMBER_ID, "110022003300"
+        # Given a lead who wrote to both numbers
+        for number in (first, second):
+            assert webhook(meta.envelope(meta.message_value([_text("שלום")], phone_number_id=number))).status == 200
+        # When an agent answers from the second number through the CRM
+        api = ApiClient(function_env, graph_fake, WHATSAPP_PHONE_NUMBER_IDS=f"{first},{second}")
+        answer = {"to": LEAD, "type": "text", "text": {"body": "שלום, כאן דנה"}, "from_phone_number_id": second}
+        assert api.send(answer).status == 201
+        feed.run()
+        # Then one takeover is published, of that conversation
+        [takeover] = feed.of_type("lead.human_takeover")
+        assert (takeover["detail"]["wa_id"], takeover["detail"]["phone_number_id"]) == (LEAD, second)
+        assert len(feed.of_type("message.received")) == 2
 
 
 def test_a_stream_range_lambda_gave_up_on_is_published_again_by_the_redrive(

@@ -36,16 +36,22 @@ def test_the_stream_mapping_reports_partial_failures_bisects_and_keeps_what_it_g
     assert source["BatchSize"] <= 100 and source["MaximumBatchingWindowInSeconds"] >= 1
 
 
-def test_only_messages_leads_and_meeting_replies_invoke_the_function() -> None:
+def test_only_messages_leads_meeting_replies_and_agents_conversations_invoke_the_function() -> None:
     [source] = [event["Properties"] for event in FUNCTION["Events"].values() if event["Type"] == "DynamoDB"]
     patterns = [json.loads(item["Pattern"]) for item in source["FilterCriteria"]["Filters"]]
-    allowed = {key for pattern in patterns for key in pattern["dynamodb"]["Keys"]["SK"]["S"]}
+    allowed = {key for pattern in patterns for key in pattern["dynamodb"]["Keys"]["SK"]["S"] if isinstance(key, str)}
     assert {"MSG", "LEAD"} <= allowed
     assert not allowed & {"RATE", "IDEM", "SYNC", "MEDIA"}
     # A reply record (the responder's decision) is mapped only when it carries a meeting request
     # (meeting.requested): every other claim, lease and close stays out of the function's invocations.
     [replies] = [pattern for pattern in patterns if pattern["dynamodb"]["Keys"]["SK"]["S"] == ["REPLY"]]
     assert replies["dynamodb"]["NewImage"] == {"intent": {"S": ["meeting"]}}
+    # A conversation (the lead with one of our numbers, changed by every message) only once an agent wrote
+    # in it: its one fact is a takeover (issue 14).
+    [conversations] = [
+        pattern for pattern in patterns if pattern["dynamodb"]["Keys"]["SK"]["S"] == [{"prefix": "CONV#"}]
+    ]
+    assert conversations["dynamodb"]["NewImage"] == {"last_human_outbound_at": {"S": [{"exists": True}]}}
 
 
 def test_the_function_may_put_events_on_its_bus_and_dead_letters_on_its_queue_and_nothing_else() -> None:

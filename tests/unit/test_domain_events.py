@@ -172,6 +172,22 @@ class TestLeads:
         assert _types(_change(again, first), options) == []
         assert _types(_change(later, again), options) == ["lead.human_takeover"]
 
+    def test_a_conversation_item_publishes_only_its_takeover_with_its_number(self) -> None:
+        # A lead's conversation with our second number (issue 14): every message changes it
+        def conversation(**fields: Any) -> dict[str, Any]:
+            return {"PK": f"LEAD#{LEAD}", "SK": "CONV#110022003300", "wa_id": LEAD, **fields}
+
+        wrote = conversation(last_inbound_at="2026-12-07T10:00:00Z", last_inbound_wamid="w1", unread_tags={"0a"})
+        assert events_for(_change(wrote)) == []  # its message's message.received comes from the message item
+        answered = {**wrote, "last_human_outbound_at": "2026-12-07T10:05:00Z"}
+        [event] = events_for(_change(answered, wrote))
+        assert event.detail_type.value == "lead.human_takeover"
+        assert (event.detail["wa_id"], event.detail["phone_number_id"]) == (LEAD, "110022003300")
+        # The same moment in another conversation is another fact
+        other = {**answered, "SK": f"CONV#{NUMBER}"}
+        [elsewhere] = events_for(_change(other, {**wrote, "SK": f"CONV#{NUMBER}"}))
+        assert elsewhere.id != event.id
+
 
 class TestUnreadable:
     def test_claims_counters_and_removals_mean_nothing(self) -> None:

@@ -30,6 +30,14 @@ DEFAULT_NUMBER = "106540352242922"
 POLICY = SendPolicy(
     default_phone_number_id=DEFAULT_NUMBER, default_region="IL", per_recipient_per_minute=10, per_number_per_second=80
 )
+# A deployment owning two numbers (the default first).
+TWO_NUMBERS = SendPolicy(
+    default_phone_number_id=DEFAULT_NUMBER,
+    default_region="IL",
+    per_recipient_per_minute=10,
+    per_number_per_second=80,
+    own_phone_number_ids=(DEFAULT_NUMBER, "110022003300"),
+)
 TEXT = {"type": "text", "text": {"body": "שלום"}}
 TEMPLATE = {"type": "template", "template": {"name": "hello", "language": {"code": "he"}}}
 
@@ -186,13 +194,7 @@ class TestSendingNumber:
         assert sender.sent[0][0] == "110022003300"
 
     def test_the_caller_picks_one_of_our_numbers(self) -> None:
-        policy = SendPolicy(
-            default_phone_number_id=DEFAULT_NUMBER,
-            default_region="IL",
-            per_recipient_per_minute=10,
-            per_number_per_second=80,
-            own_phone_number_ids=(DEFAULT_NUMBER, "110022003300"),
-        )
+        policy = TWO_NUMBERS
         sender = FakeSender()
         _send({"to": LEAD, **TEMPLATE, "from_phone_number_id": "110022003300"}, FakeStore(), sender, policy=policy)
         assert sender.sent[0][0] == "110022003300"
@@ -213,13 +215,7 @@ class TestSendingNumber:
 
     def test_the_window_is_the_number_the_lead_wrote_to(self) -> None:
         # The lead wrote to the second number five minutes ago: free text may go from it, not from the first.
-        policy = SendPolicy(
-            default_phone_number_id=DEFAULT_NUMBER,
-            default_region="IL",
-            per_recipient_per_minute=10,
-            per_number_per_second=80,
-            own_phone_number_ids=(DEFAULT_NUMBER, "110022003300"),
-        )
+        policy = TWO_NUMBERS
         lead = _lead(NOW - timedelta(minutes=5), last_phone_number_id="110022003300")
         with pytest.raises(WindowClosedError):
             _send(
@@ -238,13 +234,7 @@ class TestSendingNumber:
 
     def test_each_number_has_its_own_window(self) -> None:
         # The lead wrote to the first number 25 hours ago and to the second 5 minutes ago: two conversations.
-        policy = SendPolicy(
-            default_phone_number_id=DEFAULT_NUMBER,
-            default_region="IL",
-            per_recipient_per_minute=10,
-            per_number_per_second=80,
-            own_phone_number_ids=(DEFAULT_NUMBER, "110022003300"),
-        )
+        policy = TWO_NUMBERS
         lead = _lead(NOW - timedelta(minutes=5), last_phone_number_id="110022003300")
         lead["conversations"][DEFAULT_NUMBER] = {"last_inbound_at": iso(NOW - timedelta(hours=25))}
         with pytest.raises(WindowClosedError):

@@ -340,16 +340,21 @@ def _within(moment: str | None, period: timedelta, now: datetime) -> bool:
     return moment is not None and period > timedelta(0) and now - parse_iso(moment) < period
 
 
-def _opt_out(ctx: _Context, lead: LeadSnapshot) -> ReplyPlan | ReplyOutcome:
-    cue = ctx.inquiry.cue or "opt_out"
-    change = PreferenceChange(
+def _said(ctx: _Context, opted_out: bool) -> PreferenceChange:
+    """The lead's own words (or tap) as an opt change: the business's, made through the receiving number."""
+    cue = ctx.inquiry.cue or ("opt_out" if opted_out else "opt_in")
+    return PreferenceChange(
         ctx.queued.wa_id,
-        True,
+        opted_out,
         ctx.message_time,
         detail=cue,
         source=f"text:{cue}",
         phone_number_id=ctx.queued.phone_number_id,
     )
+
+
+def _opt_out(ctx: _Context, lead: LeadSnapshot) -> ReplyPlan | ReplyOutcome:
+    change = _said(ctx, opted_out=True)
     # Opted out by something else before this message: the one confirmation went out back then.
     by_this_message = lead.opt_state_at == change.timestamp and lead.opt_state_source == change.source
     already = lead.opted_out and not by_this_message
@@ -361,15 +366,7 @@ def _opt_out(ctx: _Context, lead: LeadSnapshot) -> ReplyPlan | ReplyOutcome:
 
 
 def _opt_in(ctx: _Context, lead: LeadSnapshot) -> LeadSnapshot | ReplyOutcome:
-    cue = ctx.inquiry.cue or "opt_in"
-    change = PreferenceChange(
-        ctx.queued.wa_id,
-        False,
-        ctx.message_time,
-        detail=cue,
-        source=f"text:{cue}",
-        phone_number_id=ctx.queued.phone_number_id,
-    )
+    change = _said(ctx, opted_out=False)
     if not ctx.store.record_preference(change):
         # A newer stop (Meta's button or a later message) wins over this start.
         return ReplyOutcome.SUPERSEDED if lead.opted_out else lead

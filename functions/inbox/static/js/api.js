@@ -50,12 +50,15 @@ export function createApi({ baseUrl = "", token = async () => null } = {}) {
       if (phoneNumberId) query.set("phone_number_id", phoneNumberId);
       return call("GET", `/conversations?${query}`);
     },
-    messages: (waId, limit = 50, cursor = null) => {
+    /** One conversation's thread: the lead's messages with `phoneNumberId` (default: the lead's latest). */
+    messages: (waId, limit = 50, cursor = null, phoneNumberId = null) => {
       const query = new URLSearchParams({ limit: String(limit) });
       if (cursor) query.set("cursor", cursor);
+      if (phoneNumberId) query.set("phone_number_id", phoneNumberId);
       return call("GET", `${lead(waId)}/messages?${query}`);
     },
-    markRead: (waId) => call("POST", `${lead(waId)}/read`),
+    markRead: (waId, phoneNumberId = null) =>
+      call("POST", `${lead(waId)}/read${phoneNumberId ? `?${new URLSearchParams({ phone_number_id: phoneNumberId })}` : ""}`),
     /** POST /messages with the attempt's Idempotency-Key: the same key and body are answered once. */
     send: (message, idempotencyKey) =>
       call("POST", "/messages", message, idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {}),

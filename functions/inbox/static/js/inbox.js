@@ -44,6 +44,17 @@ function isFuture(iso, now = new Date()) {
   return Boolean(iso) && new Date(iso).getTime() > now.getTime();
 }
 
+// A conversation is a lead with one of our numbers (a lead who wrote to two numbers has two): its key in
+// the list and in links (#/c/<wa_id>/<phone_number_id>) names both.
+function conversationKey(lead) {
+  return lead.phone_number_id ? `${lead.wa_id}/${lead.phone_number_id}` : lead.wa_id;
+}
+
+function keyParts(key) {
+  const [waId, number] = String(key || "").split("/");
+  return { waId, number: number || null };
+}
+
 function leadTitle(lead, mode) {
   return cleanName(lead.name) || displayNumber(lead.wa_id, mode);
 }
@@ -62,6 +73,9 @@ export class Inbox {
     this.messages = new Map();
     this.threadCursor = null;
     this.threadLoadedFor = null;
+    // The number of the thread on screen, as the API named it (a link without one opens the lead's latest).
+    this.threadNumber = null;
+    this.multipleNumbers = false;
     this.messageRows = new Map();
     this.mediaLinks = new Map();
     this.attachment = null;
@@ -133,10 +147,11 @@ export class Inbox {
   }
 
   route() {
-    const match = /^#\/c\/(\d{5,20})$/.exec(location.hash);
-    const waId = match ? match[1] : null;
+    const match = /^#\/c\/(\d{5,20})(?:\/(\d{1,30}))?$/.exec(location.hash);
+    const waId = match ? (match[2] ? `${match[1]}/${match[2]}` : match[1]) : null;
     if (waId === this.selected) return;
     this.selected = waId;
+    this.threadNumber = null;
     this.messages = new Map();
     this.messageRows = new Map();
     this.threadCursor = null;
@@ -161,14 +176,31 @@ export class Inbox {
     this.lastOpened = waId || this.lastOpened;
   }
 
+  /** The conversation on screen: the link's, or for a link naming only the lead, the thread's number's. */
+  current() {
+    if (!this.selected) return null;
+    const exact = this.leads.get(this.selected);
+    if (exact) return exact;
+    const { waId, number } = keyParts(this.selected);
+    if (number) return null;
+    const wanted = this.threadNumber;
+    return [...this.leads.values()].find((l) => l.wa_id === waId && (!wanted || l.phone_number_id === wanted)) || null;
+  }
+
+  isCurrent(lead) {
+    const current = this.current();
+    return Boolean(current) && conversationKey(current) === conversationKey(lead);
+  }
+
   // --- polling ---------------------------------------------------------------------------------
 
   async refresh() {
     const selected = this.selected;
+    const { waId, number } = keyParts(selected);
     const [list, thread] = await Promise.all([
       this.api.conversations(LEAD_PAGE),
       selected
-        ? this.api.messages(selected, THREAD_PAGE).catch((error) => {
+        ? this.api.messages(waId, THREAD_PAGE, null, number).catch((error) => {
             // A link to a lead with no conversation: say so, and keep polling (the lead may write yet).
             if (error.code === "not_found") return { messages: [], next_cursor: null, missing: true };
             throw error;
@@ -181,6 +213,7 @@ export class Inbox {
         this.threadCursor = thread.next_cursor;
         this.threadLoadedFor = selected;
       }
+      if (thread.phone_number_id) this.threadNumber = thread.phone_number_id;
       this.mergeMessages(thread.messages);
       show($("thread-missing"), Boolean(thread.missing));
       if (!thread.missing) this.markReadIfNeeded();
@@ -213,11 +246,11 @@ export class Inbox {
   }
 
   mergeLeads(conversations, cursor) {
-    for (const lead of conversations) this.leads.set(lead.wa_id, lead);
+    for (const lead of conversations) this.leads.set(conversationKey(lead), lead);
     this.leadCursor = cursor;
     this.leadOrder = [...this.leads.values()]
       .sort((a, b) => String(b.last_message_at || "").localeCompare(String(a.last_message_at || "")))
-      .map((lead) => lead.wa_id);
+      .map((lead) => conversationKey(lead));
   }
 
   async loadMoreLeads() {
@@ -241,7 +274,7 @@ export class Inbox {
     this.renderMessages();
     this.threadRendered = true;
     if (newInbound) {
-      const lead = this.leads.get(this.selected);
+      const lead = this.current();
       this.announce(`הודעה חדשה מ${lead ? leadTitle(lead, this.mode) : "הליד"}: ${newInbound.text || ""}`);
     }
   }
@@ -251,7 +284,8 @@ export class Inbox {
     const scroll = $("messages-scroll");
     const before = scroll.scrollHeight - scroll.scrollTop;
     try {
-      const page = await this.api.messages(this.selected, THREAD_PAGE, this.threadCursor);
+      const { waId, number } = keyParts(this.selected);
+      const page = await this.api.messages(waId, THREAD_PAGE, this.threadCursor, number || this.threadNumber);
       this.threadCursor = page.next_cursor;
       for (const message of page.messages) this.messages.set(message.id, message);
       this.renderMessages({ keepBottom: false });
@@ -262,21 +296,23 @@ export class Inbox {
   }
 
   markReadIfNeeded() {
-    const lead = this.leads.get(this.selected);
+    const lead = this.current();
     if (!lead || document.hidden) return;
+    const conversation = conversationKey(lead);
     const newest = [...this.messages.values()].filter((m) => m.direction === "inbound").map((m) => m.id);
-    const key = `${lead.wa_id}:${newest.length}:${lead.unread_count}`;
-    if (lead.unread_count === 0 && this.lastInbound.has(lead.wa_id)) return;
-    if (this.lastInbound.get(lead.wa_id) === key) return;
-    this.lastInbound.set(lead.wa_id, key);
+    const key = `${conversation}:${newest.length}:${lead.unread_count}`;
+    if (lead.unread_count === 0 && this.lastInbound.has(conversation)) return;
+    if (this.lastInbound.get(conversation) === key) return;
+    this.lastInbound.set(conversation, key);
     this.api
-      .markRead(lead.wa_id)
+      .markRead(lead.wa_id, lead.phone_number_id)
       .then((answer) => {
-        const current = this.leads.get(answer.wa_id);
-        if (current) this.leads.set(answer.wa_id, { ...current, unread_count: answer.unread_count });
+        const read = conversationKey(answer);
+        const current = this.leads.get(read);
+        if (current) this.leads.set(read, { ...current, unread_count: answer.unread_count });
         this.renderLeads();
       })
-      .catch(() => this.lastInbound.delete(lead.wa_id));
+      .catch(() => this.lastInbound.delete(conversation));
   }
 
   // --- the lead list -------------------------------------------------------------------------------
@@ -287,7 +323,7 @@ export class Inbox {
     const needsHuman = $("needs-human").checked;
     const number = $("number-filter").value;
     return this.leadOrder
-      .map((waId) => this.leads.get(waId))
+      .map((key) => this.leads.get(key))
       .filter((lead) => {
         if (needsHuman && !(lead.awaits_response && !lead.opted_out)) return false;
         if (number && lead.phone_number_id !== number) return false;
@@ -311,6 +347,7 @@ export class Inbox {
       select.value = numbers.includes(chosen) ? chosen : "";
     }
     show($("number-filter-field"), numbers.length > 1);
+    this.multipleNumbers = numbers.length > 1;
   }
 
   renderLeads() {
@@ -320,16 +357,23 @@ export class Inbox {
     const now = new Date();
     const seen = new Set();
     visible.forEach((lead, index) => {
-      seen.add(lead.wa_id);
-      const signature = JSON.stringify([lead, this.selected === lead.wa_id, shortWhen(lead.last_message_at, this.tz, now)]);
-      let row = this.leadRows.get(lead.wa_id);
+      const key = conversationKey(lead);
+      seen.add(key);
+      const signature = JSON.stringify([
+        lead,
+        this.isCurrent(lead),
+        this.multipleNumbers,
+        shortWhen(lead.last_message_at, this.tz, now),
+      ]);
+      let row = this.leadRows.get(key);
       if (!row) {
         const button = h("button", { type: "button", class: "lead-open" });
         button.addEventListener("click", () => {
-          location.hash = `#/c/${lead.wa_id}`;
+          location.hash = `#/c/${key}`;
         });
-        row = { item: h("li", { class: "lead", dataset: { waId: lead.wa_id } }, button), button, signature: "" };
-        this.leadRows.set(lead.wa_id, row);
+        const dataset = { waId: lead.wa_id, number: lead.phone_number_id || "" };
+        row = { item: h("li", { class: "lead", dataset }, button), button, signature: "" };
+        this.leadRows.set(key, row);
       }
       if (row.signature !== signature) {
         this.fillLead(row.button, lead, now);
@@ -337,8 +381,8 @@ export class Inbox {
       }
       if (list.children[index] !== row.item) list.insertBefore(row.item, list.children[index] || null);
     });
-    for (const [waId, row] of this.leadRows) {
-      if (!seen.has(waId) && row.item.parentNode) row.item.remove();
+    for (const [key, row] of this.leadRows) {
+      if (!seen.has(key) && row.item.parentNode) row.item.remove();
     }
     show($("leads-empty"), visible.length === 0);
     show($("more-leads"), Boolean(this.leadCursor));
@@ -347,13 +391,17 @@ export class Inbox {
   fillLead(button, lead, now) {
     const title = leadTitle(lead, this.mode);
     const marks = this.leadMarks(lead, now);
-    button.setAttribute("aria-current", this.selected === lead.wa_id ? "true" : "false");
+    button.setAttribute("aria-current", this.isCurrent(lead) ? "true" : "false");
     // <bdi dir=auto>: each name and preview keeps its own direction, aligned to the page's start.
     fill(
       button,
       h("span", { class: "lead-name" }, h("bdi", { dir: "auto" }, title)),
       h("span", { class: "lead-time" }, shortWhen(lead.last_message_at, this.tz, now)),
       h("span", { class: "lead-number" }, h("bdi", { dir: "ltr" }, cleanName(lead.name) ? displayNumber(lead.wa_id, this.mode) : "")),
+      // With more than one business number, each conversation says which of ours it is with.
+      this.multipleNumbers && lead.phone_number_id
+        ? h("span", { class: "lead-via", title: "המספר העסקי של השיחה" }, "דרך ", h("bdi", { dir: "ltr" }, lead.phone_number_id))
+        : null,
       // dir=auto on the line itself: an English preview is cut at its own end, not at its beginning.
       h("span", { class: "lead-preview", dir: "auto" }, lead.last_message_preview || ""),
       h("span", { class: "lead-marks" }, marks.map(([cls, text, hint]) => h("span", { class: `mark ${cls}`, title: hint }, text))),
@@ -383,10 +431,13 @@ export class Inbox {
   // --- the thread ------------------------------------------------------------------------------------
 
   renderThreadHeader() {
-    const lead = this.leads.get(this.selected);
-    const title = lead ? leadTitle(lead, this.mode) : displayNumber(this.selected, this.mode);
+    const lead = this.current();
+    const title = lead ? leadTitle(lead, this.mode) : displayNumber(keyParts(this.selected).waId, this.mode);
     if ($("thread-title").textContent !== title) $("thread-title").textContent = title;
     $("thread-number").textContent = lead && cleanName(lead.name) ? displayNumber(lead.wa_id, this.mode) : "";
+    const via = lead && this.multipleNumbers ? lead.phone_number_id || "" : "";
+    $("thread-via").textContent = via ? `דרך ${via}` : "";
+    show($("thread-via"), Boolean(via));
     const marks = lead ? this.leadMarks(lead) : [];
     const signature = JSON.stringify(marks);
     if ($("thread-marks").dataset.signature !== signature) {
@@ -405,7 +456,7 @@ export class Inbox {
     const scroll = $("messages-scroll");
     const nearBottom = scroll.scrollHeight - scroll.scrollTop - scroll.clientHeight < 80;
     const list = $("messages");
-    const lead = this.leads.get(this.selected);
+    const lead = this.current();
     const booked = lead && lead.meeting ? lead.meeting.slot_id : null;
     const items = [];
     let day = null;
@@ -541,7 +592,7 @@ export class Inbox {
   mediaLink(mediaId) {
     const known = this.mediaLinks.get(mediaId);
     if (known && (known.pending || known.until > Date.now())) return known.pending || Promise.resolve(known.url);
-    const waId = this.selected;
+    const { waId } = keyParts(this.selected);
     const pending = this.api.mediaLink(waId, mediaId).then(
       (answer) => {
         const seconds = Number(answer && answer.expires_in) || 60;
@@ -624,7 +675,7 @@ export class Inbox {
   // --- the send box ----------------------------------------------------------------------------------
 
   renderComposer() {
-    const lead = this.leads.get(this.selected);
+    const lead = this.current();
     const optedOut = Boolean(lead && lead.opted_out);
     const windowOpen = Boolean(lead && isFuture(lead.window_expires_at));
     show($("opted-out"), optedOut);
@@ -640,7 +691,7 @@ export class Inbox {
 
   renderComposerState() {
     if (!this.selected) return;
-    const lead = this.leads.get(this.selected);
+    const lead = this.current();
     const windowState = $("window-state");
     const botState = $("bot-state");
     if (!lead) {
@@ -750,7 +801,10 @@ export class Inbox {
     buttons.forEach((button) => {
       button.disabled = true;
     });
-    const body = { to: this.selected, ...message };
+    // Sent in the conversation on screen: from its business number (whose window the composer shows).
+    const lead = this.current();
+    const body = { to: keyParts(this.selected).waId, ...message };
+    if (lead && lead.phone_number_id) body.from_phone_number_id = lead.phone_number_id;
     // One key per message: a retry of the same message (after a lost connection, say) reuses it, so the
     // server answers it once; another message, or the same text sent again after success, gets a new one.
     const fingerprint = JSON.stringify(body);
