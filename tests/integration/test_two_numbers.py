@@ -74,7 +74,7 @@ class TestTwoConversations:
     ) -> None:
         # Given a lead who wrote to our first number 25 hours ago and to our second just now
         old = _writes(webhook, FIRST, "שלום, הדירה עוד פנויה?", hours_ago=25)
-        fresh = _writes(webhook, SECOND, "שלום, מה נשמע?")
+        fresh = _writes(webhook, SECOND, "שלום, מה נשמע?", hours_ago=0.01)  # half a minute ago: the reply is newer
         # When the responder runs
         respond()
         # Then only the fresh message is answered, from the number it was written to
