@@ -7,14 +7,12 @@ mapping of its refusals.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Unpack
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Unpack
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Json
 
 from whatsapp_crm.api_errors import install_error_handlers, invalid_field, not_found
 from whatsapp_crm.api_models import UploadBody, body_doc, error_doc
@@ -23,7 +21,6 @@ from whatsapp_crm.http_responses import compact_json, error_response, json_respo
 from whatsapp_crm.media_archive import (
     DOWNLOAD_URL_SECONDS,
     ArchivePolicy,
-    ArchiveRequest,
     MediaNotArchivedError,
     MediaNotFoundError,
     archive_media,
@@ -37,15 +34,16 @@ from whatsapp_crm.settings import MediaSettings, load
 from whatsapp_crm.signature import raw_body
 from whatsapp_crm.wiring import MediaDoubles, MediaPorts, invoke
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+
+    from whatsapp_crm.sqs.media_records import MediaQueueRecord
+
 app = APIGatewayHttpResolver(enable_validation=True, serializer=compact_json)
 install_error_handlers(app)
 
 WaId = Annotated[str, Path(min_length=1, max_length=64, description="The lead's WhatsApp id (international digits)")]
 MediaId = Annotated[str, Path(pattern=r"^[0-9]{1,64}$", description="The media id shown in the thread's `media.id`")]
-
-
-class MediaQueueRecord(SqsRecordModel):
-    body: Json[ArchiveRequest]
 
 
 class ForeignNumberError(ValueError):
@@ -55,9 +53,13 @@ class ForeignNumberError(ValueError):
         super().__init__("not one of this deployment's numbers (WhatsAppPhoneNumberIds)")
 
 
-processor = BatchProcessor(event_type=EventType.SQS, model=MediaQueueRecord)
-# Report failures item by item even when all failed: Lambda's Errors metric then means a real crash.
-processor.raise_on_entire_batch_failure = False
+@cache
+def _processor() -> BatchProcessor:
+    """Built when the first batch arrives: an upload or a link never imports the batch utility (cold start)."""
+    from whatsapp_crm.sqs.media_records import archive_processor
+
+    return archive_processor()
+
 
 # --- the archive ---------------------------------------------------------------------------------------
 
@@ -216,7 +218,9 @@ def _refused(error: UploadRefusedError) -> Response[str]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
-        return dict(process_partial_response(event, _archive_record, processor, context))
+        from aws_lambda_powertools.utilities.batch import process_partial_response
+
+        return dict(process_partial_response(event, _archive_record, _processor(), context))
     return app.resolve(event, context)
 
 
