@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # defer_build: a function answers one or two of these bodies; the others' validators are never built.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 # --- errors --------------------------------------------------------------------------------------

@@ -66,7 +66,9 @@ MEDIA_TYPES = frozenset(
 
 class _Part(BaseModel):
     # "ignore", not "allow": nothing reads a part's extras, and collecting them costs ~15% of each validation.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # defer_build: a part's validator is built when it first validates (the read API imports these for
+    # MessageType and never validates one; cold start, docs/performance.md).
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
 
 class ErrorData(_Part):
