@@ -175,6 +175,31 @@ class TestFinish:
         since = iso(NOW - timedelta(minutes=10))
         assert replies.find_sent_reply(LEAD, meta.DEMO_PHONE_NUMBER_ID, inbound, since).recorded is True
 
+    def test_a_reply_sent_before_threads_were_keyed_by_number_is_still_found(
+        self, replies: DynamoReplyStore, aws: AwsStack
+    ) -> None:
+        # Given a reply recorded by the version before issue 14 (the lead's thread named no number), its
+        # attempt interrupted by the deploy
+        inbound = meta.new_wamid()
+        aws.client("dynamodb").put_item(
+            TableName=aws.ref("ConversationsTable"),
+            Item={
+                "PK": {"S": "MSG#wamid.OLDREPLY"},
+                "SK": {"S": "MSG"},
+                "GSI1PK": {"S": f"THREAD#{LEAD}"},
+                "GSI1SK": {"S": f"{iso(NOW)}#wamid.OLDREPLY"},
+                "wamid": {"S": "wamid.OLDREPLY"},
+                "wa_id": {"S": LEAD},
+                "direction": {"S": "outbound"},
+                "sent_at": {"S": iso(NOW)},
+                "biz_opaque_callback_data": {"S": f"{CALLBACK_PREFIX}{inbound}"},
+            },
+        )
+        # When the retry looks for evidence in the conversation's thread
+        evidence = replies.find_sent_reply(LEAD, meta.DEMO_PHONE_NUMBER_ID, inbound, iso(NOW - timedelta(minutes=1)))
+        # Then the old thread's record answers: no second reply
+        assert evidence is not None and (evidence.wamid, evidence.recorded) == ("wamid.OLDREPLY", True)
+
     def test_recording_an_already_recorded_reply_only_closes_the_claim(
         self, replies: DynamoReplyStore, table: Any, aws: AwsStack
     ) -> None:

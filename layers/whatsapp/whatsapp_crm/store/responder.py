@@ -204,25 +204,28 @@ class DynamoReplyStore:
 
     def find_sent_reply(self, wa_id: str, phone_number_id: str, inbound_wamid: str, since: str) -> SentReply | None:
         """An outbound message in the lead's thread with the number since `since` that answers `inbound_wamid`,
-        if any: the callback data the reply was sent with (its record keeps it, Meta echoes it in every status)."""
-        request: dict[str, Any] = {
-            "TableName": self.table.name,
-            "IndexName": keys.GSI1,
-            "KeyConditionExpression": "GSI1PK = :thread AND GSI1SK >= :since",
-            "FilterExpression": "#callback = :callback",
-            "ExpressionAttributeNames": {"#callback": "biz_opaque_callback_data"},
-            "ExpressionAttributeValues": {
-                ":thread": to_attribute(keys.thread_pk(phone_number_id, wa_id)),
-                ":since": to_attribute(since),
-                ":callback": to_attribute(f"{CALLBACK_PREFIX}{inbound_wamid}"),
-            },
-        }
-        for entry in self.table.query(request):
-            if entry.get("direction") == "outbound" and entry.get("wamid"):
-                wamid = str(entry["wamid"])
-                # The index projects no sent_at: one read, on this rare path only.
-                item = self.table.get(message_key(wamid)) or {}
-                return SentReply(wamid=wamid, recorded="sent_at" in item)
+        if any: the callback data the reply was sent with (its record keeps it, Meta echoes it in every status).
+        A reply sent before threads were keyed by number (an attempt interrupted by the issue 14 deploy) is in
+        the lead's old thread: looked up there too, on this rare path only."""
+        for thread in (keys.thread_pk(phone_number_id, wa_id), keys.legacy_thread_pk(wa_id)):
+            request: dict[str, Any] = {
+                "TableName": self.table.name,
+                "IndexName": keys.GSI1,
+                "KeyConditionExpression": "GSI1PK = :thread AND GSI1SK >= :since",
+                "FilterExpression": "#callback = :callback",
+                "ExpressionAttributeNames": {"#callback": "biz_opaque_callback_data"},
+                "ExpressionAttributeValues": {
+                    ":thread": to_attribute(thread),
+                    ":since": to_attribute(since),
+                    ":callback": to_attribute(f"{CALLBACK_PREFIX}{inbound_wamid}"),
+                },
+            }
+            for entry in self.table.query(request):
+                if entry.get("direction") == "outbound" and entry.get("wamid"):
+                    wamid = str(entry["wamid"])
+                    # The index projects no sent_at: one read, on this rare path only.
+                    item = self.table.get(message_key(wamid)) or {}
+                    return SentReply(wamid=wamid, recorded="sent_at" in item)
         return None
 
     def record_refusal(self, at: str, discriminator: str) -> None:
