@@ -41,8 +41,8 @@ def test_an_ordinary_message_is_never_an_opt_out_nor_a_question_about_one(text: 
 @pytest.mark.parametrize(
     "text",
     [
-        "can you call me tomorrow? actually forget it, just take me off the list",
-        "כמה עולה הדירה בהרצל? בעצם עזבו, תורידו אותי מהרשימה",
+        "is there parking at the building? never mind, please take me off your list",
+        "יש חניה בבניין? לא משנה, תסירו אותי מהרשימה שלכם",
         "We loved the flat, thank you for the viewing. Please remove us from your list now.",
     ],
 )
