@@ -269,10 +269,6 @@ def cold_load() -> dict[str, float]:
             preload + "import whatsapp_crm.respond\nt1 = time.process_time()\n"
             "from whatsapp_crm.intent import detect_intent\ndetect_intent('שלום')\nt0 = t1"
         ),
-        "first detection after the responder's imports, this engine, Latin letters (builds the he/en reader)": (
-            preload + "import whatsapp_crm.respond\nt1 = time.process_time()\n"
-            "from whatsapp_crm.intent import detect_intent\ndetect_intent('ma kore')\nt0 = t1"
-        ),
         "first detection after the responder's imports, previous engine": (
             preload + "import whatsapp_crm.respond\nt1 = time.process_time()\n"
             "from previous_intent.engine import detect_intent\ndetect_intent('שלום')\nt0 = t1"

@@ -8,9 +8,6 @@ Run: `make train-intent` (installs scikit-learn in .venv-train from requirements
 2. Features: `whatsapp_crm.intent.model.message_features` (the function the runtime scores with), scaled by
    1/sqrt(n); with `stack_rules`, the rules engine's own reading as a one-hot feature too (off: it scored
    lower leave-one-author-out). Each Hebrew-letter line is added again as skeleton features only.
-   A message of several clauses is also read by its last clause alone: the opt-out probability the
-   thresholds see is `last_clause_weight` of that and the rest the whole message's (the runtime's
-   `OptOutThresholds.probability`).
 3. Model selection: leave one author out over the corpus's writers (train on the others and the team's
    file, predict the held-out author). Those out-of-fold probabilities also set the opt-out thresholds:
    above the `clear` lines the engine opts out at once, above an `ask` line the responder asks the lead.
@@ -68,9 +65,6 @@ TRAINING_CONFIG: dict[str, Any] = {
     "short_words": 12,
     "clear_cap": 0.995,
     "ask_recall": 0.97,
-    # A message of several clauses: this share of its opt-out probability is its last clause's, read alone
-    # (0.3: 0.916 -> 0.926 decision accuracy leave-one-author-out, 245 -> 181 needless asks, 2026-12-07).
-    "last_clause_weight": 0.3,
 }
 CLASSES = tuple(intent.value for intent in Intent)
 
@@ -122,30 +116,6 @@ def featurize(examples: Sequence[Example], stack_rules: bool) -> list[Row]:
         rule = engine.detect(example.text).intent.value if stack_rules else None
         rows.append((counts, size, rule))
     return rows
-
-
-def last_clause_rows(examples: Sequence[Example]) -> list[Row | None]:
-    """The last clause of each message of several clauses, featurized alone (None for one-clause messages):
-    the runtime blends its opt-out probability into the whole message's (`OptOutThresholds.probability`)."""
-    found: list[Row | None] = []
-    for example in examples:
-        clauses = tokenize(example.text)
-        if len(clauses) > 1:
-            counts, size = message_features(clauses[-1:])
-            found.append((counts, size, None))
-        else:
-            found.append(None)
-    return found
-
-
-def blend_opt_out(probabilities: Any, last: Sequence[float | None], config: dict[str, Any]) -> Any:
-    """Column opt_out of `probabilities` replaced by what the runtime compares with the thresholds."""
-    rule = OptOutThresholds(0, 0, 0, 0, 0, last_clause_weight=config["last_clause_weight"])
-    column = CLASSES.index(Intent.OPT_OUT.value)
-    blended = probabilities.copy()
-    for at, p_last in enumerate(last):
-        blended[at, column] = rule.probability(float(probabilities[at, column]), p_last)
-    return blended
 
 
 def skeleton_only(rows: Sequence[Row], examples: Sequence[Example]) -> tuple[list[Row], list[str]]:
@@ -218,12 +188,10 @@ def predict(model: Any, features: Sequence[str], rows: Sequence[tuple[Counter[st
 def leave_one_author_out(
     corpus: Sequence[Example], team: Sequence[Example], config: dict[str, Any]
 ) -> tuple[list[Example], Any]:
-    """Out-of-fold probabilities for every corpus line: each author predicted by a model that never saw them
-    (the opt-out column blended with the last clause's, as the runtime does)."""
+    """Out-of-fold probabilities for every corpus line: each author predicted by a model that never saw them."""
     import numpy as np
 
     rows = featurize(corpus, config["stack_rules"])
-    last_rows = last_clause_rows(corpus)
     team_rows = featurize(team, config["stack_rules"])
     from joblib import Parallel, delayed
 
@@ -233,12 +201,7 @@ def leave_one_author_out(
         train = [at for at, example in enumerate(corpus) if example.author != author]
         test = [at for at, example in enumerate(corpus) if example.author == author]
         model, features = fit([rows[at] for at in train] + team_rows, [corpus[at] for at in train] + [*team], config)
-        probabilities = predict(model, features, [rows[at] for at in test])
-        multi = {at: row for at in test if (row := last_rows[at]) is not None}
-        column = CLASSES.index(Intent.OPT_OUT.value)
-        last = predict(model, features, list(multi.values())) if multi else []
-        p_last = dict(zip(multi, (float(p[column]) for p in last), strict=True))
-        return test, blend_opt_out(probabilities, [p_last.get(at) for at in test], config)
+        return test, predict(model, features, [rows[at] for at in test])
 
     out_of_fold = np.zeros((len(corpus), len(CLASSES)))
     for test, probabilities in Parallel(n_jobs=2, backend="loky")(delayed(fold)(a) for a in authors):
@@ -289,7 +252,6 @@ def thresholds(
         "short_words": limit,
         "ask": min(best[1], clear_short),
         "ask_against_rules": min(best[2], clear_short),
-        "last_clause_weight": config["last_clause_weight"],
     }
 
 

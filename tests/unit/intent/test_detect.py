@@ -38,21 +38,6 @@ def test_an_ordinary_message_is_never_an_opt_out_nor_a_question_about_one(text: 
     assert result.confirm_opt_out is False
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "is there parking at the building? never mind, please take me off your list",
-        "יש חניה בבניין? לא משנה, תסירו אותי מהרשימה שלכם",
-        "We loved the flat, thank you for the viewing. Please remove us from your list now.",
-    ],
-)
-def test_a_removal_said_last_after_something_else_is_honoured(text: str) -> None:
-    # Given a lead whose last words ask to be removed, after a question or a remark
-    result = detect_intent(text)
-    # Then the lead is removed at once or asked "shall we remove you?", never answered as if still interested
-    assert result.intent is Intent.OPT_OUT or result.confirm_opt_out, result
-
-
 def test_when_the_engine_asks_its_intent_is_the_best_reading_other_than_opt_out() -> None:
     # Given every message that the engine is unsure about among a few borderline phrasings
     borderline = [

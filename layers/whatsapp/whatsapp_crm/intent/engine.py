@@ -5,12 +5,10 @@ probability; the rules below read it too, and keep what rules do best: a message
 opt-out command ("הסר", "STOP please") is an opt-out, a message with no word (empty, emoji only) gets the
 rules' reading, the cue that agrees is reported, and the rules' reading decides how sure the model must be
 before the lead is asked about an opt-out (negation, quotes and precedence are what the rules read well).
-A message of several clauses has its opt-out probability blended with its last clause's, read alone (the
-latest request wins). The opt-out probability is calibrated on text by authors the model never saw
-(data/intent_model.json records the thresholds, scripts/train_intent.py sets them): above the `clear`
-lines the message is an opt-out; in the band below, the engine cannot tell, says so
-(`IntentResult.confirm_opt_out`), and the responder asks the lead instead of guessing; below the band it
-is not one. (Stacking the rules' reading as
+The opt-out probability is calibrated on text by authors the model never saw (data/intent_model.json
+records the thresholds, scripts/train_intent.py sets them): above the `clear` lines the message is an
+opt-out; in the band below, the engine cannot tell, says so (`IntentResult.confirm_opt_out`), and the
+responder asks the lead instead of guessing; below the band it is not one. (Stacking the rules' reading as
 a feature of the model was tried: leave-one-author-out it scored lower, docs/performance.md.)
 
 The rules alone (`rules_engine()`, `IntentEngine`): the cue file is read and compiled once, on the first
@@ -125,17 +123,6 @@ class OptOutThresholds:
     short_words: int  # "short": at most this many words
     ask: float  # below the clear lines, when the rules read an opt-out: ask at or above this
     ask_against_rules: float  # the same when the rules read no opt-out (negated, quoted, another intent)
-    # The share of a longer message's opt-out probability that its last clause, read alone, decides. The
-    # latest request in a message wins, and a removal said last ("call me tomorrow? actually no, just take
-    # me off the list") is diluted in the whole message's reading by everything before it.
-    last_clause_weight: float = 0.0
-
-    def probability(self, whole: float, last_clause: float | None) -> float:
-        """The opt-out probability the lines above are compared with: the whole message's, blended with its
-        last clause's when it has more than one."""
-        if last_clause is None:
-            return whole
-        return (1 - self.last_clause_weight) * whole + self.last_clause_weight * last_clause
 
     def decide(self, probability: float, clauses: Sequence[Sequence[str]], rules: RulesReading) -> OptOutCall:
         short = len(clauses) == 1 and len(clauses[0]) <= self.short_words
@@ -173,10 +160,7 @@ class IntentDetector:
         if not clauses:
             return IntentResult(rule.intent, language, rule.cue)
         scores = self.model.scores(clauses, rule.intent.value)
-        last_clause = None
-        if len(clauses) > 1 and self.thresholds.last_clause_weight:
-            last_clause = self.model.scores(clauses[-1:], None).of(Intent.OPT_OUT.value)
-        opt_out = self.thresholds.probability(scores.of(Intent.OPT_OUT.value), last_clause)
+        opt_out = scores.of(Intent.OPT_OUT.value)
         call = self.thresholds.decide(opt_out, clauses, reading)
         if call is OptOutCall.CLEAR:
             return IntentResult(Intent.OPT_OUT, language, _agreeing_cue(rule, Intent.OPT_OUT), opt_out)

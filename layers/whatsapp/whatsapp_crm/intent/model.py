@@ -277,19 +277,12 @@ class LinearIntentModel:
     text written only in Latin letters. Build it with `from_data` from the model file."""
 
     def __init__(
-        self,
-        classes: Sequence[str],
-        intents: _LinearScorer,
-        language: Mapping[str, Any],
-        metadata: Mapping[str, Any],
+        self, classes: Sequence[str], intents: _LinearScorer, language: _LinearScorer, metadata: Mapping[str, Any]
     ) -> None:
         self.classes = tuple(classes)
         self.metadata = metadata
         self._intents = intents
-        # The he/en reader is built on the first message written only in Latin letters: most leads write
-        # Hebrew letters, and a cold start that meets none does not pay for its index (~10 ms).
-        self._language_data = language
-        self._language: _LinearScorer | None = None
+        self._language = language
         # The stacked rule rows; none when the model was trained without them (then nothing is added).
         self._rules = {name: row for name in self.classes if (row := intents.row(rule_feature(name))) is not None}
 
@@ -298,9 +291,7 @@ class LinearIntentModel:
         try:
             classes = [str(name) for name in data["classes"]]
             intents = _LinearScorer.from_data(len(classes), data["intents"])
-            language = data["language"]
-            if not all(isinstance(language[key], str) for key in ("features", "weights")):
-                raise TypeError("language: features and weights must be strings")
+            language = _LinearScorer.from_data(1, data["language"])
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"intent model: malformed model file ({error!r})") from None
         metadata = {key: value for key, value in data.items() if key not in {"intents", "language"}}
@@ -315,13 +306,4 @@ class LinearIntentModel:
 
     def latin_text_is_hebrew(self, clauses: Sequence[Sequence[str]]) -> bool:
         """Whether a message in Latin letters is Hebrew typed in them ("ma kore achi") rather than English."""
-        if not clauses:
-            return False
-        language = self._language
-        if language is None:
-            try:
-                language = _LinearScorer.from_data(1, self._language_data)
-            except (KeyError, TypeError, ValueError) as error:
-                raise ValueError(f"intent model: malformed model file ({error!r})") from None
-            self._language = language
-        return language.logits(clauses)[0] > 0
+        return bool(clauses) and self._language.logits(clauses)[0] > 0
