@@ -14,6 +14,13 @@ All variants are interleaved, so load on this shared machine hits each alike; th
 
 Each sample also reports the calls its first event made (AWS operations and Graph requests) and the
 answer, so a path that stopped early (a refusal instead of a send) shows in the table.
+
+`--instructions` counts instead of timing: each variant runs once under valgrind (`cachegrind
+--cache-sim=no`, Debian's `valgrind` package) with PYTHONHASHSEED=0, and its instructions minus those of
+the same interpreter running the prelude alone are the instructions of import + first event. The count is
+the same from run to run and whatever the machine's load, so a change of a few percent shows where CPU
+times on a shared machine cannot; it weighs every instruction alike (no cache misses, no I/O), so it is a
+companion to the CPU ratio, not a replacement.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -192,15 +201,60 @@ def sample(variant: Variant, write_bytecode: bool = False) -> None:
         variant.cpu.append(float(report["cpu"]) * 1000)
 
 
+def instructions(variant: Variant) -> int:
+    """Instructions of import + first event: the variant under cachegrind minus its prelude alone."""
+    env = variant.env | {"PYTHONHASHSEED": "0"}
+    prelude_only = variant.code.split("started, cpu_started")[0] + "sys.__stdout__.write('\\nBENCH {}\\n')\n"
+    counts = []
+    for code in (variant.code, prelude_only):
+        command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+        result = subprocess.run(
+            [*command, sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=False
+        )
+        found = re.search(r"I\s+refs:\s+([\d,]+)", result.stderr)
+        if result.returncode != 0 or found is None or "BENCH " not in result.stdout:
+            raise SystemExit(f"{variant.name} failed under valgrind:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        counts.append(int(found[1].replace(",", "")))
+    return counts[0] - counts[1]
+
+
+def count_instructions(measured: list[Variant]) -> int:
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    counts = {variant.name: instructions(variant) for variant in measured}
+    baseline = counts[BASELINE]
+    print("Cold start, import + first event, in instructions (valgrind cachegrind, PYTHONHASHSEED=0; the same")
+    print(f"count on every run and at any load); CPython {platform.python_version()} on {platform.machine()}.\n")
+    print("| function (event) | instructions (millions) | ratio | modules | first event's calls | answer |")
+    print("|---|---|---|---|---|---|")
+    worst = 0.0
+    for variant in measured:
+        ratio = counts[variant.name] / baseline
+        if variant.name != BASELINE:
+            worst = max(worst, ratio)
+        calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
+        answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
+        event = f" ({FUNCTIONS[variant.name]})" if variant.name in FUNCTIONS else ""
+        print(
+            f"| {variant.name}{event} | {counts[variant.name] / 1e6:,.0f} | {ratio:.2f}x | {variant.last['modules']} "
+            f"| {calls} | {answer if answer is not None else ''} |"
+        )
+    print(f"\nWorst ratio {worst:.2f}x (target <= {TARGET}x): {'met' if worst <= TARGET else 'not met'}.")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--only", action="append", help="measure only these functions (repeatable)")
+    parser.add_argument("--instructions", action="store_true", help="count instructions under valgrind instead")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         measured = [v for v in variants(Path(scratch)) if v.name == BASELINE or not args.only or v.name in args.only]
         for variant in measured:
             sample(variant, write_bytecode=True)  # compiles whatever has no .pyc yet
+        if args.instructions:
+            return count_instructions(measured)
         for _ in range(args.runs):
             for variant in measured:
                 sample(variant)
