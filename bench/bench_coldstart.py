@@ -38,8 +38,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from _common import LAYER, ROOT, ensure_paths
+from _common import ROOT, ensure_paths
 
 ensure_paths()
 
@@ -62,6 +63,7 @@ FUNCTIONS: dict[str, str] = {
     "EventsFunction": "events_table_stream_batch.json",
 }
 BASELINE = "import boto3 + client + GetItem"
+BEFORE = " (before)"
 
 PRELUDE = """
 import json, sys, time
@@ -118,7 +120,9 @@ class Variant:
     last: dict[str, object] = field(default_factory=dict)
 
 
-def lambda_environment(function: str | None, task_root: Path | None) -> dict[str, str]:
+def lambda_environment(
+    function: str | None, task_root: Path | None, template: dict[str, Any] | None = None
+) -> dict[str, str]:
     """Lambda's own variables, then template.yaml's for the function (resources named by their logical ids)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -136,7 +140,7 @@ def lambda_environment(function: str | None, task_root: Path | None) -> dict[str
     }
     if function is None or task_root is None:
         return env
-    template = load_template()
+    template = template or load_template()
     created = CreatedResources(refs={key: key for key in template.get("Resources", {})}, attributes={})
     parameters = {"WhatsAppPhoneNumberIds": DEMO_PHONE_NUMBER_ID, "WhatsAppBusinessAccountId": DEMO_WABA_ID}
     env.update(function_environment(template, function, created, parameters))
@@ -163,25 +167,34 @@ def fresh_event(name: str, scratch: Path) -> Path:
     return path
 
 
-def variants(scratch: Path) -> list[Variant]:
-    template = load_template()
+def variants(scratch: Path, before: Path | None = None) -> list[Variant]:
+    """The baseline and every function of this checkout; with `before` (another checkout of the project), each
+    function of that checkout too, right after this one's (its code, layer and template.yaml; this bench's stub)."""
     common = {"app_secret": LOCAL_APP_SECRET, "verify_token": LOCAL_VERIFY_TOKEN}
     found = [Variant(BASELINE, BOTO3.format(paths=[str(BENCH)], **common), lambda_environment(None, None))]
+    trees = [(ROOT, "")] + ([(before.resolve(), BEFORE)] if before is not None else [])
+    templates = {root: load_template(root / "template.yaml") for root, _ in trees}
     for function, event in FUNCTIONS.items():
-        properties = template["Resources"][function]["Properties"]
-        module, _, handler = str(properties["Handler"]).rpartition(".")
-        task_root = ROOT / str(properties["CodeUri"])
-        code = HANDLER.format(
-            paths=[str(BENCH), str(task_root), str(LAYER)],
-            function=function,
-            event=str(fresh_event(event, scratch)),
-            module=module,
-            handler=handler,
-            timeout_ms=int(properties.get("Timeout", template["Globals"]["Function"]["Timeout"])) * 1000,
-            **common,
-        )
-        found.append(Variant(function, code, lambda_environment(function, task_root)))
+        for root, suffix in trees:
+            found.append(function_variant(function, fresh_event(event, scratch), root, templates[root], suffix))
     return found
+
+
+def function_variant(function: str, event: Path, root: Path, template: dict[str, Any], suffix: str) -> Variant:
+    common = {"app_secret": LOCAL_APP_SECRET, "verify_token": LOCAL_VERIFY_TOKEN}
+    properties = template["Resources"][function]["Properties"]
+    module, _, handler = str(properties["Handler"]).rpartition(".")
+    task_root = root / str(properties["CodeUri"])
+    code = HANDLER.format(
+        paths=[str(BENCH), str(task_root), str(root / "layers" / "whatsapp")],
+        function=function,
+        event=str(event),
+        module=module,
+        handler=handler,
+        timeout_ms=int(properties.get("Timeout", template["Globals"]["Function"]["Timeout"])) * 1000,
+        **common,
+    )
+    return Variant(function + suffix, code, lambda_environment(function, task_root, template))
 
 
 def sample(variant: Variant, write_bytecode: bool = False) -> None:
@@ -230,11 +243,12 @@ def count_instructions(measured: list[Variant]) -> int:
     worst = 0.0
     for variant in measured:
         ratio = counts[variant.name] / baseline
-        if variant.name != BASELINE:
+        if variant.name != BASELINE and not variant.name.endswith(BEFORE):
             worst = max(worst, ratio)
         calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
         answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
-        event = f" ({FUNCTIONS[variant.name]})" if variant.name in FUNCTIONS else ""
+        function = variant.name.removesuffix(BEFORE)
+        event = f" ({FUNCTIONS[function]})" if function in FUNCTIONS else ""
         print(
             f"| {variant.name}{event} | {counts[variant.name] / 1e6:,.0f} | {ratio:.2f}x | {variant.last['modules']} "
             f"| {calls} | {answer if answer is not None else ''} |"
@@ -248,9 +262,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--only", action="append", help="measure only these functions (repeatable)")
     parser.add_argument("--instructions", action="store_true", help="count instructions under valgrind instead")
+    parser.add_argument(
+        "--before", type=Path, help="another checkout of the project: its functions measured too, interleaved"
+    )
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
-        measured = [v for v in variants(Path(scratch)) if v.name == BASELINE or not args.only or v.name in args.only]
+        measured = [
+            v
+            for v in variants(Path(scratch), args.before)
+            if v.name == BASELINE or not args.only or v.name.removesuffix(BEFORE) in args.only
+        ]
         for variant in measured:
             sample(variant, write_bytecode=True)  # compiles whatever has no .pyc yet
         if args.instructions:
@@ -262,7 +284,12 @@ def main() -> int:
     baseline_cpu = statistics.median(measured[0].cpu)
     load = os.getloadavg()
     print(f"Cold start, import + first event, median of {args.runs} fresh interpreters each (interleaved);")
-    print(f"CPython {platform.python_version()} on {platform.machine()}, load average {load[0]:.1f} at the end.")
+    print(
+        f"CPython {platform.python_version()} on {platform.machine()}, load average {load_at_start:.1f} at the start, "
+        f"{load[0]:.1f} at the end."
+    )
+    if args.before is not None:
+        print(f"Each function `(before)` is the same function in {args.before}, sampled right after this checkout's.")
     print("CPU is the process's own CPU time (what other processes on a shared machine disturb least); the")
     print("verdict uses the worse of the two ratios.\n")
     print(
@@ -276,11 +303,12 @@ def main() -> int:
         ratio = median / baseline
         cpu = statistics.median(variant.cpu)
         cpu_ratio = cpu / baseline_cpu
-        if variant.name != BASELINE:
+        if variant.name != BASELINE and not variant.name.endswith(BEFORE):
             worst = max(worst, ratio, cpu_ratio)
         calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
         answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
-        event = f" ({FUNCTIONS[variant.name]})" if variant.name in FUNCTIONS else ""
+        function = variant.name.removesuffix(BEFORE)
+        event = f" ({FUNCTIONS[function]})" if function in FUNCTIONS else ""
         print(
             f"| {variant.name}{event} | {median:.0f} | {min(variant.samples):.0f} | {ratio:.2f}x | {cpu:.0f} "
             f"| {cpu_ratio:.2f}x | {variant.last['modules']} | {calls} | {answer if answer is not None else ''} |"
