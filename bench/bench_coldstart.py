@@ -21,6 +21,11 @@ the same interpreter running the prelude alone are the instructions of import + 
 the same from run to run and whatever the machine's load, so a change of a few percent shows where CPU
 times on a shared machine cannot; it weighs every instruction alike (no cache misses, no I/O), so it is a
 companion to the CPU ratio, not a replacement.
+
+`--before DIR` measures another checkout's functions too (its code, layer and template.yaml, through this
+bench's stub), each right after this checkout's, for a before/after in one interleaved run. `--stack` adds
+the baseline plus, one after another, the libraries every function builds on before any code of ours
+(Powertools' Logger and Metrics, pydantic, the HTTP resolver, the batch utility): the floor of the house style.
 """
 
 from __future__ import annotations
@@ -64,6 +69,19 @@ FUNCTIONS: dict[str, str] = {
 }
 BASELINE = "import boto3 + client + GetItem"
 BEFORE = " (before)"
+
+# --stack: the baseline plus, cumulatively, what the functions build on before any code of ours runs (the
+# house style: Powertools' Logger and Metrics, pydantic, Powertools' HTTP resolver, its batch utility).
+STACK: dict[str, str] = {
+    "+ Powertools Logger and Metrics": "from aws_lambda_powertools import Logger, Metrics\nLogger()\nMetrics()",
+    "+ pydantic (BaseModel, Field)": "from pydantic import BaseModel, ConfigDict, Field, ValidationError",
+    "+ APIGatewayHttpResolver": (
+        "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver\nAPIGatewayHttpResolver()"
+    ),
+    "+ SqsFifoPartialProcessor": (
+        "from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor\nSqsFifoPartialProcessor()"
+    ),
+}
 
 PRELUDE = """
 import json, sys, time
@@ -180,6 +198,16 @@ def variants(scratch: Path, before: Path | None = None) -> list[Variant]:
     return found
 
 
+def stack_variants() -> list[Variant]:
+    """The baseline with the house-style libraries added one after another (cumulative), no code of ours."""
+    common = {"app_secret": LOCAL_APP_SECRET, "verify_token": LOCAL_VERIFY_TOKEN}
+    code, found = BOTO3.format(paths=[str(BENCH)], **common), []
+    for name, lines in STACK.items():
+        code = code.replace("elapsed, cpu =", lines + "\nelapsed, cpu =", 1)
+        found.append(Variant(name, code, lambda_environment(None, None) | {"PYDANTIC_DISABLE_PLUGINS": "true"}))
+    return found
+
+
 def function_variant(function: str, event: Path, root: Path, template: dict[str, Any], suffix: str) -> Variant:
     common = {"app_secret": LOCAL_APP_SECRET, "verify_token": LOCAL_VERIFY_TOKEN}
     properties = template["Resources"][function]["Properties"]
@@ -243,7 +271,7 @@ def count_instructions(measured: list[Variant]) -> int:
     worst = 0.0
     for variant in measured:
         ratio = counts[variant.name] / baseline
-        if variant.name != BASELINE and not variant.name.endswith(BEFORE):
+        if variant.name in FUNCTIONS:  # not the baseline, --stack or --before
             worst = max(worst, ratio)
         calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
         answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
@@ -262,6 +290,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=11)
     parser.add_argument("--only", action="append", help="measure only these functions (repeatable)")
     parser.add_argument("--instructions", action="store_true", help="count instructions under valgrind instead")
+    parser.add_argument("--stack", action="store_true", help="also the baseline plus the house-style libraries alone")
     parser.add_argument(
         "--before", type=Path, help="another checkout of the project: its functions measured too, interleaved"
     )
@@ -273,6 +302,8 @@ def main() -> int:
             for v in variants(Path(scratch), args.before)
             if v.name == BASELINE or not args.only or v.name.removesuffix(BEFORE) in args.only
         ]
+        if args.stack:
+            measured[1:1] = stack_variants()
         for variant in measured:
             sample(variant, write_bytecode=True)  # compiles whatever has no .pyc yet
         if args.instructions:
@@ -303,7 +334,7 @@ def main() -> int:
         ratio = median / baseline
         cpu = statistics.median(variant.cpu)
         cpu_ratio = cpu / baseline_cpu
-        if variant.name != BASELINE and not variant.name.endswith(BEFORE):
+        if variant.name in FUNCTIONS:  # not the baseline, --stack or --before
             worst = max(worst, ratio, cpu_ratio)
         calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
         answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
