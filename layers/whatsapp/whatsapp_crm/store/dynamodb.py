@@ -413,18 +413,20 @@ def count(table: Table, at: str, discriminator: str, **increments: int) -> None:
 
 
 def record_outbound(table: Table, record: OutboundRecord, lead_extras: Mapping[str, Any] | None = None) -> bool:
-    """Store an accepted send, then its lead update, then (first record only) the hourly `sent` counter.
+    """Store an accepted send, then its conversation update, then (first record only) the hourly `sent` counter.
 
     False when this wamid was already recorded by a sender (a retried call), so nothing is counted twice.
-    Plain writes: the message's condition decides, the lead update is idempotent (docs/table-design.md).
+    Plain writes: the message's condition decides, the conversation update is idempotent and runs either
+    way (docs/table-design.md): a first record whose answer was lost, or whose caller died before the
+    conversation update, is found already recorded on the retry, and the retry must still move the timeline.
     """
     try:
         first = table.update(outbound_update(table.name, record), "the send record")
     except UnstorableError as error:
         # Meta accepted the send already: the caller's one failure path is "not recorded", never "unstorable".
         raise StoreUnavailableError(f"DynamoDB refused the send record: {error}") from error
+    _update_outbound_lead(table, record, lead_extras or {})
     if first:
-        _update_outbound_lead(table, record, lead_extras or {})
         increments = {"sent": 1, "auto_replies": 1} if record.sent_by is SentBy.AUTO_REPLY else {"sent": 1}
         count(table, record.timestamp, record.wamid, **increments)
     return first

@@ -1,8 +1,9 @@
-"""The hourly counters behind /health count each event at most once, whatever happens to DynamoDB's answer.
+"""What a lost or refused DynamoDB answer does to a recorded send: counted at most once, never half-recorded.
 
-An ADD is not idempotent: sent again after its answer was lost, it counts twice. The faults here reach the
-store's own boto3 client the way real ones would (a botocore `before-send` handler on the default session),
-and only the counter's UpdateItem is hit; everything runs against moto's server.
+An ADD is not idempotent: sent again after its answer was lost, it counts twice. A conditional record is:
+retried after a lost answer, it finds itself already written. The faults reach the store's own boto3 client
+the way real ones would (a botocore `before-send` handler on the default session), only on the UpdateItem a
+test names; everything runs against moto's server.
 """
 
 from __future__ import annotations
@@ -46,32 +47,41 @@ def _refused(status: int, code: str) -> Fault:
     return refuse
 
 
-@pytest.fixture
-def counter_faults(aws: AwsStack, function_env: Callable[..., dict[str, str]]) -> Iterator[list[Fault]]:
-    """Faults for the next attempts at a counter write, in order (an empty list: attempts go through)."""
+def _faults_on(marker: bytes, function_env: Callable[..., dict[str, str]]) -> Iterator[list[Fault]]:
+    """Faults for the next UpdateItem attempts whose body holds `marker`, in order (empty: they go through)."""
     import boto3
 
     function_env("SendFunction")
     planned: list[Fault] = []
 
     def before_send(request: Any = None, **_: Any) -> Any:
-        if planned and b"STATS#" in (request.body or b""):
+        if planned and marker in (request.body or b""):
             return planned.pop(0)(request)
         return None
 
     session = boto3._get_default_session()._session
-    session.register("before-send.dynamodb.UpdateItem", before_send, unique_id="test-counter-faults")
+    session.register("before-send.dynamodb.UpdateItem", before_send, unique_id=f"test-faults-{marker!r}")
     yield planned
-    session.unregister("before-send.dynamodb.UpdateItem", unique_id="test-counter-faults")
+    session.unregister("before-send.dynamodb.UpdateItem", unique_id=f"test-faults-{marker!r}")
 
 
-def _send_recorded(aws: AwsStack) -> bool:
+@pytest.fixture
+def counter_faults(aws: AwsStack, function_env: Callable[..., dict[str, str]]) -> Iterator[list[Fault]]:
+    yield from _faults_on(b"STATS#", function_env)
+
+
+@pytest.fixture
+def send_record_faults(aws: AwsStack, function_env: Callable[..., dict[str, str]]) -> Iterator[list[Fault]]:
+    yield from _faults_on(b'"MSG#', function_env)
+
+
+def _send_recorded(aws: AwsStack, wamid: str | None = None) -> bool:
     from whatsapp_crm.store.dynamodb import DynamoConversationStore
 
     # No client handed in: the store builds its own, as in Lambda.
     store = DynamoConversationStore(aws.ref("ConversationsTable"))
     record = OutboundRecord(
-        wamid=meta.new_wamid("out"),
+        wamid=wamid or meta.new_wamid("out"),
         wa_id=LEAD,
         phone_number_id=meta.DEMO_PHONE_NUMBER_ID,
         message_type="text",
@@ -118,3 +128,23 @@ def test_a_counter_that_cannot_be_written_falls_short_and_the_send_stays_recorde
     # Then the hour may show one send fewer, never one more, and the shortfall is logged
     assert _sent_this_hour(aws) == 0
     assert "hourly counter not written" in log_output.getvalue()
+
+
+def test_a_send_record_whose_answer_was_lost_still_moves_the_conversation(
+    aws: AwsStack, send_record_faults: list[Fault], counter_faults: list[Fault]
+) -> None:
+    # Given DynamoDB writes the send's record but its answer is lost, and botocore's retry finds it written
+    send_record_faults.append(_answer_lost)
+    wamid = meta.new_wamid("out")
+    # When the send is recorded
+    assert _send_recorded(aws, wamid) is False
+    # Then the conversation shows the send as its latest message all the same
+    from whatsapp_crm.store.dynamodb import DynamoConversationStore
+
+    lead = DynamoConversationStore(aws.ref("ConversationsTable")).get_lead(LEAD)
+    assert lead is not None
+    assert lead["last_outbound_at"] == "2026-11-25T10:00:00Z"
+    assert lead["last_message_direction"] == "outbound"
+    assert lead["last_message_preview"] == "הנכס עדיין זמין"
+    # And the hour does not count it (the store cannot tell a lost answer from a retried call): short, never over
+    assert _sent_this_hour(aws) == 0
