@@ -259,6 +259,21 @@ def instructions(variant: Variant) -> int:
     return counts[0] - counts[1]
 
 
+def table_row(variant: Variant, figures: list[str]) -> str:
+    """One line of a results table: the variant, its figures, its modules, its first event's calls, its answer."""
+    calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
+    answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
+    function = variant.name.removesuffix(BEFORE)
+    event = f" ({FUNCTIONS[function]})" if function in FUNCTIONS else ""
+    answer_text = "" if answer is None else str(answer)
+    cells = [f"{variant.name}{event}", *figures, str(variant.last["modules"]), calls, answer_text]
+    return "| " + " | ".join(cells) + " |"
+
+
+def verdict(worst: float) -> str:
+    return f"\nWorst ratio {worst:.2f}x (target <= {TARGET}x): {'met' if worst <= TARGET else 'not met'}."
+
+
 def count_instructions(measured: list[Variant]) -> int:
     if shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
@@ -273,15 +288,8 @@ def count_instructions(measured: list[Variant]) -> int:
         ratio = counts[variant.name] / baseline
         if variant.name in FUNCTIONS:  # not the baseline, --stack or --before
             worst = max(worst, ratio)
-        calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
-        answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
-        function = variant.name.removesuffix(BEFORE)
-        event = f" ({FUNCTIONS[function]})" if function in FUNCTIONS else ""
-        print(
-            f"| {variant.name}{event} | {counts[variant.name] / 1e6:,.0f} | {ratio:.2f}x | {variant.last['modules']} "
-            f"| {calls} | {answer if answer is not None else ''} |"
-        )
-    print(f"\nWorst ratio {worst:.2f}x (target <= {TARGET}x): {'met' if worst <= TARGET else 'not met'}.")
+        print(table_row(variant, [f"{counts[variant.name] / 1e6:,.0f}", f"{ratio:.2f}x"]))
+    print(verdict(worst))
     return 0
 
 
@@ -336,15 +344,9 @@ def main() -> int:
         cpu_ratio = cpu / baseline_cpu
         if variant.name in FUNCTIONS:  # not the baseline, --stack or --before
             worst = max(worst, ratio, cpu_ratio)
-        calls = ", ".join(f"{name} {count}" for name, count in sorted(dict(variant.last["calls"]).items()))  # type: ignore[call-overload]
-        answer = variant.last["status"] if variant.last["status"] is not None else variant.last["failures"]
-        function = variant.name.removesuffix(BEFORE)
-        event = f" ({FUNCTIONS[function]})" if function in FUNCTIONS else ""
-        print(
-            f"| {variant.name}{event} | {median:.0f} | {min(variant.samples):.0f} | {ratio:.2f}x | {cpu:.0f} "
-            f"| {cpu_ratio:.2f}x | {variant.last['modules']} | {calls} | {answer if answer is not None else ''} |"
-        )
-    print(f"\nWorst ratio {worst:.2f}x (target <= {TARGET}x): {'met' if worst <= TARGET else 'not met'}.")
+        figures = [f"{median:.0f}", f"{min(variant.samples):.0f}", f"{ratio:.2f}x", f"{cpu:.0f}", f"{cpu_ratio:.2f}x"]
+        print(table_row(variant, figures))
+    print(verdict(worst))
     return 0
 
 
