@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from whatsapp_crm.clock import Clock, iso, iso_from_unix, plausible_unix, unix_from_iso, utc_now, utc_now_iso
 from whatsapp_crm.errors import ConfigurationError, UnstorableError
@@ -27,7 +27,6 @@ from whatsapp_crm.records import (
     StatusUpdate,
 )
 from whatsapp_crm.signature import SignatureVerdict, verify
-from whatsapp_crm.templates import TemplateStatusUpdate, status_update_from_event
 from whatsapp_crm.webhook.models import GraphErrorInfo, InboundMessage, MessageType, StatusKind
 from whatsapp_crm.webhook.parse import (
     InboundEvent,
@@ -37,6 +36,9 @@ from whatsapp_crm.webhook.parse import (
     decode_body,
     parse_notification,
 )
+
+if TYPE_CHECKING:
+    from whatsapp_crm.templates import TemplateStatusUpdate
 
 PREVIEW_LENGTH = 80
 # Compact, UTF-8 as is. allow_nan=False: a number that overflowed to infinity (1e400) has no JSON form;
@@ -427,6 +429,11 @@ class _Tally:
 def _apply_template_updates(
     notification: Notification, store: ConversationWriter, report: IngestReport, received_at: str
 ) -> None:
+    if not notification.template_updates:
+        return
+    # Imported here: only a template status webhook needs the template module (cold start, docs/performance.md).
+    from whatsapp_crm.templates import status_update_from_event
+
     for template_event in notification.template_updates:
         template_update = status_update_from_event(
             template_event.waba_id, template_event.value, template_event.time, received_at
