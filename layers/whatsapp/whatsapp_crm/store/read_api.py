@@ -130,7 +130,7 @@ class DynamoApiStore:
             "Limit": limit,
         }
         if after is not None:
-            # The sort key ends with the wa_id, so it is unique: "older than the cursor" is exact on every shard.
+            # The sort key ends with the wa_id and the number, so it is unique: "older than the cursor" is exact.
             request["KeyConditionExpression"] += " AND GSI1SK < :after"
             request["ExpressionAttributeValues"][":after"] = {"S": after.sort_key}
         if number is not None:
