@@ -129,20 +129,25 @@ class Webhook:
         return [from_item(item) for page in pages for item in page.get("Items", [])]
 
     def assert_no_partial_write(self) -> None:
-        """Each stored inbound message moved its lead once and its hourly counter once; nothing else moved."""
+        """Each stored inbound message moved its conversation once and its hourly counter once; nothing else
+        moved."""
         items = self.items()
         inbound = Counter(
             str(item["wa_id"]) for item in items if item["SK"] == "MSG" and item.get("direction") == "inbound"
         )
         from whatsapp_crm.store.dynamodb import lead_view
 
-        # The unread count as readers see it (a set of message tags since the table redesign)
-        leads = {str(item["PK"])[5:]: lead_view(item) for item in items if item["SK"] == "LEAD"}
+        # The unread count as readers see it (a set of message tags since the table redesign), summed over
+        # the lead's conversations (one per business number since issue 14)
+        leads: Counter[str] = Counter()
+        for item in items:
+            if str(item["SK"]).startswith("CONV#"):
+                leads[str(item["PK"])[5:]] += int(lead_view(dict(item)).get("unread_count") or 0)
         for wa_id, count in inbound.items():
-            assert wa_id in leads, f"message of {wa_id} stored without its lead"
-            assert leads[wa_id].get("unread_count") == count, f"lead {wa_id}: unread_count vs {count} messages"
-        for wa_id, lead in leads.items():
-            assert lead.get("unread_count", 0) == inbound.get(wa_id, 0), f"lead {wa_id} counts messages never stored"
+            assert wa_id in leads, f"message of {wa_id} stored without its conversation"
+            assert leads[wa_id] == count, f"lead {wa_id}: unread_count vs {count} messages"
+        for wa_id, unread in leads.items():
+            assert unread == inbound.get(wa_id, 0), f"lead {wa_id} counts messages never stored"
         received = sum(int(item.get("received") or 0) for item in items if str(item["PK"]).startswith("STATS#"))
         assert received == sum(inbound.values())
 
