@@ -152,6 +152,11 @@ class TestOneBusiness:
         refused = api.send({"to": LEAD, **TEXT, "from_phone_number_id": SECOND})
         assert refused.status == 409, refused.body
         assert refused.error["code"] == "recipient_opted_out"
+        # And both conversations are listed as opted out
+        assert {number: entry["opted_out"] for number, entry in _conversations(api).items()} == {
+            FIRST: True,
+            SECOND: True,
+        }
         # When they write START to the second number
         _writes(webhook, SECOND, "START")
         respond()
