@@ -585,6 +585,28 @@ def with_decision(message: dict[str, Any], reply: Mapping[str, Any] | None) -> d
     return message | {name: reply[name] for name in DECISION_FIELDS if name in reply}
 
 
+def sent_with_callback(table: Table, thread: str, callback: str, since: str) -> str | None:
+    """The wamid of an outbound message in `thread` since `since` carrying `callback` (biz_opaque_callback_data:
+    the send's own record keeps it, Meta echoes it in every status, the index projects it), if any: evidence
+    that an interrupted send reached Meta."""
+    request: dict[str, Any] = {
+        "TableName": table.name,
+        "IndexName": keys.GSI1,
+        "KeyConditionExpression": "GSI1PK = :thread AND GSI1SK >= :since",
+        "FilterExpression": "#callback = :callback",
+        "ExpressionAttributeNames": {"#callback": "biz_opaque_callback_data"},
+        "ExpressionAttributeValues": {
+            ":thread": to_attribute(thread),
+            ":since": to_attribute(since),
+            ":callback": to_attribute(callback),
+        },
+    }
+    for entry in table.query(request):
+        if entry.get("direction") == "outbound" and entry.get("wamid"):
+            return str(entry["wamid"])
+    return None
+
+
 # --- the store ---------------------------------------------------------------------------------------
 
 

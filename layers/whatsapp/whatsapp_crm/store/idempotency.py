@@ -15,6 +15,7 @@ from typing import Any
 from whatsapp_crm.clock import iso
 from whatsapp_crm.idempotency import LEASE, KeyRecord, State
 from whatsapp_crm.store import keys
+from whatsapp_crm.store.dynamodb import sent_with_callback
 from whatsapp_crm.store.toolkit import Table, from_item, store_errors, to_attribute
 
 SK = "IDEM"
@@ -149,19 +150,4 @@ class DynamoIdempotencyStore:
         `callback` (Meta echoes it in the status webhooks; the send's own record keeps it too). A key held
         before issue 14 names no number: its send is in the lead's old thread."""
         thread = keys.thread_pk(phone_number_id, wa_id) if phone_number_id else keys.legacy_thread_pk(wa_id)
-        request: dict[str, Any] = {
-            "TableName": self.table.name,
-            "IndexName": keys.GSI1,
-            "KeyConditionExpression": "GSI1PK = :thread AND GSI1SK >= :since",
-            "FilterExpression": "#callback = :callback",
-            "ExpressionAttributeNames": {"#callback": "biz_opaque_callback_data"},
-            "ExpressionAttributeValues": {
-                ":thread": to_attribute(thread),
-                ":since": to_attribute(since),
-                ":callback": to_attribute(callback),
-            },
-        }
-        for item in self.table.query(request):
-            if item.get("direction") == "outbound" and item.get("wamid"):
-                return str(item["wamid"])
-        return None
+        return sent_with_callback(self.table, thread, callback, since)

@@ -35,6 +35,7 @@ from whatsapp_crm.store.dynamodb import (
     message_key,
     record_outbound,
     record_preference,
+    sent_with_callback,
 )
 from whatsapp_crm.store.refusals import record_refusal
 from whatsapp_crm.store.toolkit import Table, Update, from_item, to_attribute
@@ -207,25 +208,13 @@ class DynamoReplyStore:
         if any: the callback data the reply was sent with (its record keeps it, Meta echoes it in every status).
         A reply sent before threads were keyed by number (an attempt interrupted by the issue 14 deploy) is in
         the lead's old thread: looked up there too, on this rare path only."""
+        callback = f"{CALLBACK_PREFIX}{inbound_wamid}"
         for thread in (keys.thread_pk(phone_number_id, wa_id), keys.legacy_thread_pk(wa_id)):
-            request: dict[str, Any] = {
-                "TableName": self.table.name,
-                "IndexName": keys.GSI1,
-                "KeyConditionExpression": "GSI1PK = :thread AND GSI1SK >= :since",
-                "FilterExpression": "#callback = :callback",
-                "ExpressionAttributeNames": {"#callback": "biz_opaque_callback_data"},
-                "ExpressionAttributeValues": {
-                    ":thread": to_attribute(thread),
-                    ":since": to_attribute(since),
-                    ":callback": to_attribute(f"{CALLBACK_PREFIX}{inbound_wamid}"),
-                },
-            }
-            for entry in self.table.query(request):
-                if entry.get("direction") == "outbound" and entry.get("wamid"):
-                    wamid = str(entry["wamid"])
-                    # The index projects no sent_at: one read, on this rare path only.
-                    item = self.table.get(message_key(wamid)) or {}
-                    return SentReply(wamid=wamid, recorded="sent_at" in item)
+            wamid = sent_with_callback(self.table, thread, callback, since)
+            if wamid is not None:
+                # The index projects no sent_at: one read, on this rare path only.
+                item = self.table.get(message_key(wamid)) or {}
+                return SentReply(wamid=wamid, recorded="sent_at" in item)
         return None
 
     def record_refusal(self, at: str, discriminator: str) -> None:
