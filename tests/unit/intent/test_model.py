@@ -109,3 +109,20 @@ def test_the_number_of_features_grows_linearly_with_the_text() -> None:
     many = tokenize(" ".join(["שלום, אפשר לקבוע פגישה מחר? call me 🙂"] * 40))
     # Then it has at most 40 times the features (plus the last clause's marks)
     assert message_features(many)[1] <= 40 * message_features(once)[1] + 20
+
+
+def test_words_after_a_negator_are_marked_within_its_clause_and_scope() -> None:
+    # Given a removal word four words after "not", and the same word again in the next clause
+    counts, _ = message_features(tokenize("I am not asking you to stop, stop now please"))
+    # Then the model sees the first "stop" as negated and the second as plain
+    assert counts["n:stop"] == 1 and counts["w:stop"] == 2
+    assert counts["n:asking"] == 1 and counts["n:not"] == 0 and counts["n:now"] == 0
+    # And a Hebrew negator marks the words behind it, its skeleton too
+    hebrew, _ = message_features(tokenize("לא להסיר אותי"))
+    assert hebrew["n:להסיר"] == 1 and hebrew["n:אותי"] == 1 and hebrew["n:לא"] == 0
+    assert any(feature.startswith("nk:") for feature in hebrew)
+
+
+def test_a_negation_reaches_four_words_and_no_further() -> None:
+    counts, _ = message_features(tokenize("don't one two three four five"))
+    assert [counts[f"n:{word}"] for word in ("one", "two", "three", "four", "five")] == [1, 1, 1, 1, 0]

@@ -21,13 +21,15 @@ import base64
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from whatsapp_crm.intent.normalize import normalize
+
 # Bumped whenever the features below change: weights trained on other features are stale (a unit test
 # compares this with the number recorded in the model file).
-FEATURE_VERSION = 2  # 2: Hebrew words' starts without their glued prefixes (`word_features`)
+FEATURE_VERSION = 3  # 2: Hebrew words' starts without their glued prefixes; 3: words in a negation's scope
 # Character n-grams of each word with a boundary mark on both sides ("<הסר>"): 2 to 5 letters.
 NGRAM_SIZES = (2, 3, 4, 5)
 RULE_PREFIX = "rule:"
@@ -51,6 +53,29 @@ _SKELETON = str.maketrans(
 SKELETON_SIZES = (2, 3, 4)
 _HEBREW_PROCLITICS = "ושהבלכמ"
 STEM_START_SIZES = (3, 4, 5)
+
+# Words that negate what follows them in a clause, in the languages leads write ("לא להסיר", "don't remove",
+# "al tafsiku", "не пишите", "ne ... pas", "mish"). The next NEGATION_SCOPE words of the clause get a
+# marked copy ("n:להסיר"), so the model can weigh "remove" and "do not remove" differently, which word pairs
+# cannot do when a word stands between ("I am not asking you to stop"). The words are taken as they are;
+# what a negated word means is learned.
+# As `tokenize` leaves them: final letters folded ("אין" → "אינ").
+NEGATORS = frozenset(
+    {
+        *("לא", "אל", "אינ", "בלי", "אינני", "איני", "אינו", "אינה", "אינכ"),
+        *("lo", "al", "ein", "bli"),
+        *("not", "dont", "no", "never", "isnt", "wont", "cant", "without", "doesnt", "didnt", "nobody"),
+        *("ne", "не", "нет", "ни", "pas", "non", "nunca", "nie", "nicht", "kein"),
+        *("mish", "mush", "msh", "مش", "لا", "ما", "נישט", "ניט"),
+    }
+)
+NEGATION_SCOPE = 4
+assert all(normalize(word) == word for word in NEGATORS), "NEGATORS must be written as tokenize leaves words"
+
+
+def negated(clauses: Sequence[Sequence[str]]) -> bool:
+    """Whether any clause holds a negator."""
+    return any(word in NEGATORS for clause in clauses for word in clause)
 
 
 def skeleton(word: str) -> str:
@@ -97,6 +122,26 @@ def pair_features(clause: Sequence[str]) -> Iterator[str]:
         yield f"p:{first} {second}"
 
 
+def negated_features(word: str) -> Iterator[str]:
+    """The marks of a word inside a negation's scope: the word and its consonant skeleton."""
+    yield f"n:{word}"
+    bones = skeleton(word)
+    if bones:
+        yield f"nk:{bones}"
+
+
+def negation_scope(clause: Sequence[str]) -> Iterator[str]:
+    """The words of a clause that stand within NEGATION_SCOPE words after a negator (a negator itself is
+    never marked: it opens a new scope)."""
+    left = 0
+    for word in clause:
+        if word in NEGATORS:
+            left = NEGATION_SCOPE
+        elif left:
+            left -= 1
+            yield word
+
+
 def last_clause_features(clause: Sequence[str]) -> Iterator[str]:
     """The words of the message's last clause again, marked: the latest request in a message wins
     ("remove me... no wait, keep sending")."""
@@ -117,6 +162,8 @@ def message_features(clauses: Sequence[Sequence[str]]) -> tuple[Counter[str], in
         for word in clause:
             counts.update(word_features(word))
         counts.update(pair_features(clause))
+        for word in negation_scope(clause):
+            counts.update(negated_features(word))
     if len(clauses) > 1:
         counts.update(last_clause_features(clauses[-1]))
     return counts, sum(counts.values())
@@ -158,7 +205,8 @@ class _LinearScorer:
         self.width = width
         self._bias = tuple(bias)
         self._scale = scale
-        self._index = {feature: row * width for row, feature in enumerate(features)}
+        # Built in C (dict over zip), not a comprehension: the largest cost of loading the model.
+        self._index = dict(zip(features, range(0, width * len(features), width), strict=True))
         self._weights = weights
         self._zero = (0.0,) * width
         self._words: dict[str, _WordShare] = {}
@@ -198,7 +246,10 @@ class _LinearScorer:
         if known is None:
             features = word_features(word)
             last = list(last_clause_features((word,)))
-            known = _WordShare(self._sum(features), len(features), self._sum(last), len(last))
+            negated = list(negated_features(word))
+            known = _WordShare(
+                self._sum(features), len(features), self._sum(last), len(last), self._sum(negated), len(negated)
+            )
             if len(self._words) >= _CACHE_LIMIT:
                 self._words.clear()
             self._words[word] = known
@@ -224,10 +275,17 @@ class _LinearScorer:
         append = shares.append
         count = 0
         for clause in clauses:
+            left = 0  # words still inside a negation's scope (negation_scope, inlined)
             for word in clause:
                 share = words.get(word) or self._word(word)
                 append(share.own)
                 count += share.own_count
+                if word in NEGATORS:
+                    left = NEGATION_SCOPE
+                elif left:
+                    left -= 1
+                    append(share.negated)
+                    count += share.negated_count
             for first, second in zip(clause, clause[1:], strict=False):
                 pair = f"p:{first} {second}"  # pair_features, inlined
                 row = rows.get(pair)
@@ -270,6 +328,8 @@ class _WordShare:
     own_count: int
     last: tuple[float, ...]  # its marks when it stands in the last clause of a longer message
     last_count: int
+    negated: tuple[float, ...]  # its marks when it stands in a negation's scope
+    negated_count: int
 
 
 class LinearIntentModel:
@@ -277,12 +337,19 @@ class LinearIntentModel:
     text written only in Latin letters. Build it with `from_data` from the model file."""
 
     def __init__(
-        self, classes: Sequence[str], intents: _LinearScorer, language: _LinearScorer, metadata: Mapping[str, Any]
+        self,
+        classes: Sequence[str],
+        intents: _LinearScorer,
+        language: Callable[[], _LinearScorer],
+        metadata: Mapping[str, Any],
     ) -> None:
         self.classes = tuple(classes)
         self.metadata = metadata
         self._intents = intents
-        self._language = language
+        # Built on the first message written only in Latin letters: most leads write Hebrew letters, and the
+        # reader's weights cost as much to load as the intents' own.
+        self._build_language = language
+        self._language: _LinearScorer | None = None
         # The stacked rule rows; none when the model was trained without them (then nothing is added).
         self._rules = {name: row for name in self.classes if (row := intents.row(rule_feature(name))) is not None}
 
@@ -291,11 +358,15 @@ class LinearIntentModel:
         try:
             classes = [str(name) for name in data["classes"]]
             intents = _LinearScorer.from_data(len(classes), data["intents"])
-            language = _LinearScorer.from_data(1, data["language"])
+            language_data = data["language"]
+            if not isinstance(language_data, Mapping) or not {"bias", "scale", "features", "weights"} <= set(
+                language_data
+            ):
+                raise ValueError("the language reader's weights are missing")
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"intent model: malformed model file ({error!r})") from None
         metadata = {key: value for key, value in data.items() if key not in {"intents", "language"}}
-        return cls(classes, intents, language, metadata)
+        return cls(classes, intents, lambda: _LinearScorer.from_data(1, language_data), metadata)
 
     def scores(self, clauses: Sequence[Sequence[str]], rule_intent: str | None) -> Scores:
         logits = self._intents.logits(clauses, self._rules.get(rule_intent or ""))
@@ -306,4 +377,8 @@ class LinearIntentModel:
 
     def latin_text_is_hebrew(self, clauses: Sequence[Sequence[str]]) -> bool:
         """Whether a message in Latin letters is Hebrew typed in them ("ma kore achi") rather than English."""
-        return bool(clauses) and self._language.logits(clauses)[0] > 0
+        if not clauses:
+            return False
+        if self._language is None:
+            self._language = self._build_language()
+        return self._language.logits(clauses)[0] > 0
