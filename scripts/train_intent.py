@@ -42,8 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "whatsapp"))
 
-from whatsapp_crm.intent.engine import Intent, OptOutCall, OptOutThresholds, rules_engine
-from whatsapp_crm.intent.model import FEATURE_VERSION, message_features, negated, rule_feature
+from whatsapp_crm.intent.engine import Intent, OptOutCall, OptOutThresholds, plain_request, rules_engine
+from whatsapp_crm.intent.model import FEATURE_VERSION, message_features, rule_feature
 from whatsapp_crm.intent.normalize import tokenize
 
 CORPUS = ROOT / "tests" / "data" / "intent_corpus" / "train"
@@ -267,8 +267,8 @@ def thresholds(
     short = np.array([_short(example.text, limit) for example in examples])
     plain = np.array(
         [
-            is_short and reading.result.intent is Intent.OPT_OUT and not negated(tokenize(example.text))
-            for example, reading, is_short in zip(examples, readings, short, strict=True)
+            plain_request(tokenize(example.text), reading, limit)
+            for example, reading in zip(examples, readings, strict=True)
         ]
     )
     plain_others = [

@@ -87,8 +87,13 @@ def test_the_result_carries_intent_language_cue_confidence_and_the_ask_flag() ->
     [
         ("תורידו אותי מהרשימה בבקשה", OptOutCall.CLEAR),  # plain: short, one clause, no negator, rules agree
         ("please remove me from your list", OptOutCall.CLEAR),
+        ("די, תפסיקו לשלוח לי הודעות", OptOutCall.CLEAR),  # two clauses, nothing but the request
+        ("stop, הסירו אותי", OptOutCall.CLEAR),
         ("לא ביקשתי שתורידו אותי מהרשימה", OptOutCall.ASK),  # a negator: never plain
-        ("תורידו אותי מהרשימה. רגע, בעצם תשאירו", OptOutCall.ASK),  # two clauses: the later one may reverse it
+        ("תורידו אותי מהרשימה. רגע, בעצם תשאירו", OptOutCall.ASK),  # the last clause takes it back
+        ("remove me. actually keep me on the list", OptOutCall.ASK),
+        ("stop stop 😍 this balcony, call me", OptOutCall.ASK),  # another intent in the message
+        ("please please please remove me from this list of yours right now I said remove", OptOutCall.ASK),  # long
     ],
 )
 def test_a_plain_removal_request_is_clear_below_the_general_line_and_anything_else_is_asked(

@@ -105,6 +105,10 @@ class RulesReading:
     # The message is nothing but commands ("הסר", "STOP please"): the most precise thing the rules know. A
     # clause command in a longer message ("הסר. רגע לא, תתעלמו") is not that sure.
     whole_command: bool
+    # The rules find an opt-out, in the last clause too, and no other intent anywhere in the message ("די,
+    # תפסיקו לשלוח לי הודעות", "stop, הסירו אותי"): nothing in it points elsewhere or takes it back later
+    # ("תורידו אותי. רגע, בעצם תשאירו").
+    only_opt_out: bool = False
 
 
 class OptOutCall(StrEnum):
@@ -123,9 +127,10 @@ class OptOutThresholds:
     short_words: int  # "short": at most this many words
     ask: float  # below the clear lines, when the rules read an opt-out: ask at or above this
     ask_against_rules: float  # the same when the rules read no opt-out (negated, quoted, another intent)
-    # A plain request: short, one clause, no negator, and the rules read an opt-out too ("תורידו אותי מהרשימה
-    # בבקשה"). The messages that fool the model most ("unsubscribe? no way, send more", "remove me... no wait")
-    # are never plain, so this line sits far below `clear`. 1.0 (never) when a model file predates it.
+    # A plain request: at most `short_words` words, no negator, and the rules read an opt-out and nothing
+    # else ("תורידו אותי מהרשימה בבקשה", "די, תפסיקו לשלוח לי הודעות"). The messages that fool the model
+    # most ("unsubscribe? no way, send more", "remove me... no wait") are never plain, so this line sits far
+    # below `clear`. 1.0 (never) when a model file predates it.
     clear_plain: float = 1.0
 
     def decide(self, probability: float, clauses: Sequence[Sequence[str]], rules: RulesReading) -> OptOutCall:
@@ -133,12 +138,17 @@ class OptOutThresholds:
         if probability >= self.clear or (short and probability >= self.clear_short):
             return OptOutCall.CLEAR
         rules_say_opt_out = rules.result.intent is Intent.OPT_OUT
-        if short and rules_say_opt_out and probability >= self.clear_plain and not negated(clauses):
+        if probability >= self.clear_plain and plain_request(clauses, rules, self.short_words):
             return OptOutCall.CLEAR
         if probability >= (self.ask if rules_say_opt_out else self.ask_against_rules):
             # A bare opt-out command ("הסר", "STOP please") is clear unless the model finds it unlikely too.
             return OptOutCall.CLEAR if rules_say_opt_out and rules.whole_command else OptOutCall.ASK
         return OptOutCall.NO
+
+
+def plain_request(clauses: Sequence[Sequence[str]], rules: RulesReading, short_words: int) -> bool:
+    """At most `short_words` words, every clause an opt-out by the rules, no negator anywhere."""
+    return rules.only_opt_out and sum(len(clause) for clause in clauses) <= short_words and not negated(clauses)
 
 
 class IntentDetector:
@@ -432,18 +442,24 @@ class IntentEngine:
         clauses = [self._lexicon.words_of(clause) for clause in tokens]
         # Per intent, its earliest hit: (order, pattern, words, positions, by a whole-message command).
         best: dict[Intent, tuple[tuple[int, int, int], _Pattern, Sequence[Candidates], tuple[int, ...], bool]] = {}
+        last_opts_out = False  # the last clause has an opt-out reading of its own (the latest request wins)
         for order, pattern, words, positions in self._command_hits(clauses):
             known = best.get(pattern.intent)
             if known is None or order < known[0]:
                 best[pattern.intent] = (order, pattern, words, positions, order[0] == _WHOLE_MESSAGE)
+            if pattern.intent is Intent.OPT_OUT and order[0] in (_WHOLE_MESSAGE, len(clauses) - 1):
+                last_opts_out = True
         for hit in self._hits(clauses):
             known = best.get(hit.pattern.intent)
             if known is None or hit.order < known[0]:
                 best[hit.pattern.intent] = (hit.order, hit.pattern, clauses[hit.clause], hit.positions, False)
+            if hit.pattern.intent is Intent.OPT_OUT and hit.clause == len(clauses) - 1:
+                last_opts_out = True
         for intent in PRECEDENCE:
             if intent in best:
                 _, pattern, words, positions, by_command = best[intent]
-                return RulesReading(IntentResult(intent, language, pattern.cue(words, positions)), by_command)
+                only = intent is Intent.OPT_OUT and len(best) == 1 and last_opts_out
+                return RulesReading(IntentResult(intent, language, pattern.cue(words, positions)), by_command, only)
         return RulesReading(IntentResult(Intent.DEFAULT, language, None), False)
 
     def _hits(self, clauses: Sequence[Sequence[Candidates]]) -> Iterator[_Hit]:
