@@ -12,8 +12,15 @@ from typing import Any
 import pytest
 
 from whatsapp_crm.intent.engine import read_model_data, rules_engine
-from whatsapp_crm.intent.model import FEATURE_VERSION, LinearIntentModel, message_features, skeleton, word_features
-from whatsapp_crm.intent.normalize import tokenize
+from whatsapp_crm.intent.model import (
+    FEATURE_VERSION,
+    NEGATORS,
+    LinearIntentModel,
+    message_features,
+    skeleton,
+    word_features,
+)
+from whatsapp_crm.intent.normalize import normalize, tokenize
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -126,3 +133,8 @@ def test_words_after_a_negator_are_marked_within_its_clause_and_scope() -> None:
 def test_a_negation_reaches_four_words_and_no_further() -> None:
     counts, _ = message_features(tokenize("don't one two three four five"))
     assert [counts[f"n:{word}"] for word in ("one", "two", "three", "four", "five")] == [1, 1, 1, 1, 0]
+
+
+def test_every_negator_is_written_as_tokenize_leaves_words() -> None:
+    # A negator spelt otherwise ("אין" with its final letter) would never match a token, silently
+    assert sorted(word for word in NEGATORS if normalize(word) != word) == []

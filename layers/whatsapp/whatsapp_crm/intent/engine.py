@@ -147,7 +147,8 @@ class OptOutThresholds:
 
 
 def plain_request(clauses: Sequence[Sequence[str]], rules: RulesReading, short_words: int) -> bool:
-    """At most `short_words` words, every clause an opt-out by the rules, no negator anywhere."""
+    """At most `short_words` words, no negator anywhere, and the rules read an opt-out in the last clause and
+    no other intent in the message (`RulesReading.only_opt_out`)."""
     return rules.only_opt_out and sum(len(clause) for clause in clauses) <= short_words and not negated(clauses)
 
 
