@@ -5,6 +5,8 @@ Run: `make train-intent` (installs scikit-learn in .venv-train from requirements
 
 1. Data: every JSONL file under tests/data/intent_corpus/train/ (the multi-author corpus, `author` kept)
    plus tests/unit/intent/labelled_messages.jsonl (written by the engine's own authors, author "team").
+   A line its writer marked `hard_negative` (not an opt-out, but reads like one) weighs `hard_negative_weight`
+   times in the fit.
 2. Features: `whatsapp_crm.intent.model.message_features` (the function the runtime scores with), scaled by
    1/sqrt(n); with `stack_rules`, the rules engine's own reading as a one-hot feature too (off: it scored
    lower leave-one-author-out). Each Hebrew-letter line is added again as skeleton features only.
@@ -58,7 +60,9 @@ TRAINING_CONFIG: dict[str, Any] = {
     # one at a time took ~20 minutes; ten groups train on nine tenths of the writers (a slightly harsher
     # estimate than one writer out) in a few.
     "author_folds": 10,
-    "C": 30.0,
+    # Round 6: 30 → 60. On 94 writers (28,335 lines) writers-left-out decision accuracy 0.9522 (C 30), 0.9527
+    # (60), 0.952 (100); 60 removes a third of the opt-outs at once instead of 29% (more confident weights).
+    "C": 60.0,
     "min_df": 3,  # 2 until round 4: 3 scores the same authors-left-out (0.9374 vs 0.9377) with fewer features
     "max_iter": 3000,
     "stack_rules": False,  # True: 0.874 decision accuracy leave-one-author-out, False: 0.910 (2026-12-06)
@@ -78,7 +82,17 @@ TRAINING_CONFIG: dict[str, Any] = {
     # The plain-request line (`OptOutThresholds.clear_plain`) never goes below this, however few plain
     # messages that are not opt-outs the corpus holds.
     "plain_floor": 0.9,
+    # ... and never above this, however opt-out-like one odd plain message that is not an opt-out scores. Round
+    # 6: with 94 writers one writer's preference ("תפסיקו עם ה-emojis בהודעות ותנו לי numbers", read by the
+    # rules as a removal and nothing else) scored 0.997-0.998 out of fold, which put the plain line on 0.9999
+    # and had "Please remove me from your list" asked instead of removed. Out of fold (C 60), of 1,470 plain
+    # messages (1,387 opt-outs): at 0.998, 795 opt-outs at once and none of the 83 others; at 0.9999, 347.
+    "plain_cap": 0.998,
     "ask_recall": 0.97,
+    # Round 6: a hard negative (a line that is not an opt-out but reads like one: "don't remove me", "stop
+    # sending rentals") counts this many times in the fit; 1.0 is rounds 2-5. Writers left out, C 30: 1.0
+    # asked 531 other messages, 2.0 asked 510, 3.0 asked 499, each at 0.952 decision accuracy.
+    "hard_negative_weight": 2.0,
 }
 CLASSES = tuple(intent.value for intent in Intent)
 
@@ -89,6 +103,7 @@ class Example:
     intent: str
     author: str
     lang_group: str
+    hard_negative: bool = False
 
 
 def load_corpus(folder: Path = CORPUS) -> list[Example]:
@@ -97,7 +112,9 @@ def load_corpus(folder: Path = CORPUS) -> list[Example]:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
-                examples.append(Example(row["text"], row["intent"], row["author"], row.get("lang_group", "")))
+                examples.append(
+                    Example(row["text"], row["intent"], row["author"], row.get("lang_group", ""), row["hard_negative"])
+                )
     return examples
 
 
@@ -132,17 +149,21 @@ def featurize(examples: Sequence[Example], stack_rules: bool) -> list[Row]:
     return rows
 
 
-def skeleton_only(rows: Sequence[Row], examples: Sequence[Example]) -> tuple[list[Row], list[str]]:
+def skeleton_only(
+    rows: Sequence[Row], examples: Sequence[Example], weights: Sequence[float]
+) -> tuple[list[Row], list[str], list[float]]:
     """Each Hebrew-letter line again as the model would see it typed in Latin letters: only its consonant
     skeleton features, so that they alone carry a Hebrew phrase typed in the other script."""
     extra: list[Row] = []
     labels: list[str] = []
-    for (counts, size, rule), example in zip(rows, examples, strict=True):
+    extra_weights: list[float] = []
+    for (counts, size, rule), example, weight in zip(rows, examples, weights, strict=True):
         if any("\u05d0" <= letter <= "\u05ea" for letter in example.text):
             kept = Counter({feature: count for feature, count in counts.items() if feature.startswith(("k", "zk:"))})
             extra.append((kept, size, rule))
             labels.append(example.intent)
-    return extra, labels
+            extra_weights.append(weight)
+    return extra, labels, extra_weights
 
 
 def vocabulary(rows: Iterable[tuple[Counter[str], int, str | None]], min_df: int) -> list[str]:
@@ -177,9 +198,10 @@ def fit(rows: Sequence[Row], examples: Sequence[Example], config: dict[str, Any]
     from sklearn.linear_model import LogisticRegression
 
     labels = [example.intent for example in examples]
+    weights = [config["hard_negative_weight"] if example.hard_negative else 1.0 for example in examples]
     if config["skeleton_copies"]:
-        extra, extra_labels = skeleton_only(rows, examples)
-        rows, labels = [*rows, *extra], [*labels, *extra_labels]
+        extra, extra_labels, extra_weights = skeleton_only(rows, examples, weights)
+        rows, labels, weights = [*rows, *extra], [*labels, *extra_labels], [*weights, *extra_weights]
 
     features = vocabulary(rows, config["min_df"])
     if config["stack_rules"]:
@@ -187,7 +209,7 @@ def fit(rows: Sequence[Row], examples: Sequence[Example], config: dict[str, Any]
     model = LogisticRegression(
         C=config["C"], max_iter=config["max_iter"], random_state=config["seed"], class_weight=config["class_weight"]
     )
-    model.fit(matrix(rows, features), labels)
+    model.fit(matrix(rows, features), labels, sample_weight=weights)
     prune(model, config["prune_below"])
     return model, features
 
@@ -244,7 +266,7 @@ def thresholds(
 ) -> dict[str, float | int]:
     """The opt-out decision's thresholds from out-of-fold probabilities. Each "clear" line sits just above
     the most opt-out-like message that is not one: for any message (capped), for short one-clause
-    messages, and for plain requests (short, no negator, read as an opt-out by the rules too). The two
+    messages, and for plain requests (short, no negator, read as an opt-out by the rules too; capped). The two
     "ask" lines (the rules reading an opt-out or not) are the pair, from a grid, that asks the fewest other
     messages while still reaching `ask_recall` of the real opt-outs (removed or asked)."""
     column = CLASSES.index(Intent.OPT_OUT.value)
@@ -276,7 +298,8 @@ def thresholds(
         for p, is_plain, example in zip(p_opt_out, plain, examples, strict=True)
         if is_plain and example.intent != Intent.OPT_OUT.value
     ]
-    clear_plain = float(min(clear_short, max([config["plain_floor"], *plain_others]) + config["clear_margin"]))
+    highest_plain_other = max([config["plain_floor"], *plain_others])
+    clear_plain = float(min(clear_short, config["plain_cap"], highest_plain_other + config["clear_margin"]))
     undecided = ~((p_opt_out >= clear) | (short & (p_opt_out >= clear_short)) | (plain & (p_opt_out >= clear_plain)))
     best: tuple[int, float, float] | None = None
     grid = [round(0.01 * step, 2) for step in range(1, 100)]
