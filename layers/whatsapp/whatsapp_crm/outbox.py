@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from whatsapp_crm.batching import batches_within
 from whatsapp_crm.clock import parse_iso_or_none
 from whatsapp_crm.domain_events import SOURCE, DomainEvent, EventOptions, TableChange, UnmappableChangeError, events_for
 from whatsapp_crm.errors import QueueUnavailableError
@@ -91,17 +92,12 @@ class OutboxReport:
 
 
 def _chunks(entries: list[tuple[DomainEvent, dict[str, Any]]]) -> Iterable[list[tuple[DomainEvent, dict[str, Any]]]]:
-    chunk: list[tuple[DomainEvent, dict[str, Any]]] = []
-    size = 0
-    for pair in entries:
-        entry_size = len(pair[1]["Detail"].encode("utf-8")) + 200
-        if chunk and (len(chunk) == PUT_EVENTS_MAX_ENTRIES or size + entry_size > PUT_EVENTS_MAX_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(pair)
-        size += entry_size
-    if chunk:
-        yield chunk
+    return batches_within(entries, _entry_bytes, PUT_EVENTS_MAX_ENTRIES, PUT_EVENTS_MAX_BYTES)
+
+
+def _entry_bytes(pair: tuple[DomainEvent, dict[str, Any]]) -> int:
+    # The detail plus room for the entry's other fields (source, detail type, bus name).
+    return len(pair[1]["Detail"].encode("utf-8")) + 200
 
 
 def _unmappable_letter(change: TableChange, reason: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from whatsapp_crm.batching import batches_within
 from whatsapp_crm.errors import QueueUnavailableError
 from whatsapp_crm.handoff import QueuedInbound
 from whatsapp_crm.sqs.queue import SqsQueue
@@ -22,17 +23,11 @@ def _batches(entries: Sequence[dict[str, str]]) -> Iterator[list[dict[str, str]]
         if entries:
             yield list(entries)
         return
-    batch: list[dict[str, str]] = []
-    size = 0
-    for entry in entries:
-        body_size = len(entry["MessageBody"].encode("utf-8"))
-        if batch and (len(batch) == MAX_BATCH_ENTRIES or size + body_size > MAX_BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(entry)
-        size += body_size
-    if batch:
-        yield batch
+    yield from batches_within(entries, _body_bytes, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES)
+
+
+def _body_bytes(entry: dict[str, str]) -> int:
+    return len(entry["MessageBody"].encode("utf-8"))
 
 
 class SqsInboundQueue(SqsQueue):
