@@ -107,3 +107,26 @@ def test_a_plain_removal_request_is_clear_below_the_general_line_and_anything_el
     decided = thresholds.decide(0.98, tokenize(text), rules_engine().read(text))
     # Then only the plain request is removed at once; the others get the question
     assert decided is call
+
+
+@pytest.mark.parametrize("text", ["START STOP", "הסר", "STOP please", "unsubscribe"])
+def test_a_bare_removal_command_the_model_doubts_is_asked_never_ignored(text: str) -> None:
+    # Given thresholds and a model that finds the message very unlikely to be an opt-out
+    thresholds = OptOutThresholds(
+        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
+    )
+    # When a message of nothing but commands, read by the rules as a removal, is decided
+    decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
+    # Then the lead is asked whether to be removed rather than answered as if they had not asked
+    assert decided is OptOutCall.ASK
+
+
+@pytest.mark.parametrize("text", ["START", "stop sending rentals, I only buy", "אל תסירו אותי"])
+def test_a_doubted_message_that_is_not_a_bare_removal_command_is_not_asked(text: str) -> None:
+    thresholds = OptOutThresholds(
+        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
+    )
+
+    decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
+
+    assert decided is OptOutCall.NO

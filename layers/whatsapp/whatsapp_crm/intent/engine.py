@@ -143,6 +143,11 @@ class OptOutThresholds:
         if probability >= (self.ask if rules_say_opt_out else self.ask_against_rules):
             # A bare opt-out command ("הסר", "STOP please") is clear unless the model finds it unlikely too.
             return OptOutCall.CLEAR if rules_say_opt_out and rules.whole_command else OptOutCall.ASK
+        if rules_say_opt_out and rules.whole_command:
+            # Nothing but commands, read by the rules as a removal ("START STOP", "הסר"): their most precise reading
+            # is never dropped on the model's word alone. Out of fold (round 8, 126 writers) no message of that
+            # kind fell below the ask line at all; round 10's model put the team's "START STOP" there.
+            return OptOutCall.ASK
         return OptOutCall.NO
 
 
