@@ -175,6 +175,21 @@ def _opt_out_recall(pairs: Sequence[tuple[Line, Decision]], *, asked_too: bool) 
     return _share(sum(d.action == opt_out or (asked_too and d.asked) for d in real), len(real))
 
 
+def reply_language_report(lines: Sequence[Line]) -> str:
+    """Which language this engine would answer each line in, by the writer's language group.
+
+    "he" lines should be answered in Hebrew and "en" lines (English, or another language in its own
+    script or in Latin letters) in English. A "mixed" line can be either (Hebrew typed in Latin letters
+    wants Hebrew, English with a Hebrew word English), so its split is shown, not scored.
+    """
+    out = ["| language group | lines | answered in Hebrew | answered in English |", "|---|---|---|---|"]
+    for group in _groups(lines, lambda line: line.lang_group):
+        answered = Counter(detect_intent(line.text).language.value for line in lines if line.lang_group == group)
+        total = sum(answered.values())
+        out.append(f"| {group} | {total} | {answered['he']} | {answered['en']} |")
+    return "\n".join(out)
+
+
 def misread(lines: Sequence[Line]) -> str:
     out = []
     for line in lines:
@@ -314,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines = load_folders(args.eval)
         print(f"## Intent accuracy on {', '.join(str(folder) for folder in args.eval)}\n")
         print(accuracy_report(lines, engines))
+        print("\n**Reply language** (this engine)\n\n" + reply_language_report(lines))
         if args.errors:
             print("\nMisread by this engine:\n" + misread(lines))
         return 0

@@ -68,6 +68,11 @@ TRAINING_CONFIG: dict[str, Any] = {
     "stack_rules": False,  # True: 0.874 decision accuracy leave-one-author-out, False: 0.910 (2026-12-06)
     "class_weight": "balanced",
     "language_C": 10.0,
+    # A Latin-letter word counts as English for the he/en labels when at least this many writers use it in
+    # English lines (and at least half as many as in Latin-letter Hebrew ones). Round 11: with one writer
+    # enough, 2,595 of 8,959 Latin "mixed" lines were labelled English (1,159 with 3, nearly all English
+    # with a Hebrew word or two).
+    "english_word_writers": 3,
     "skeleton_copies": True,
     # Opt-out thresholds from the out-of-fold probabilities: `clear` just above the most opt-out-like
     # message that is not one (capped), `ask` low enough to reach this share of the real opt-outs.
@@ -413,20 +418,32 @@ _HEBREW_LETTER = re.compile("[\u05d0-\u05ea]")
 _LATIN_LETTER = re.compile("[A-Za-z]")
 
 
-def language_examples(corpus: Sequence[Example], team: Sequence[Example]) -> list[tuple[Example, str]]:
+def language_examples(
+    corpus: Sequence[Example], team: Sequence[Example], config: dict[str, Any]
+) -> list[tuple[Example, str]]:
     """Who should get a Hebrew reply, for training the he/en reader of Latin-letter text.
 
     Hebrew letters: he (their consonant skeletons teach the Hebrew words typed in Latin letters). Latin
     letters only: the corpus's "en" lines and the team's lines are en; its "mixed" lines are he when most of
-    their words never occur in an English line (Hebrew typed in Latin letters), else en (English with a
-    Hebrew word or two: "todah", "mashkanta").
+    their words are not English words (Hebrew typed in Latin letters), else en (English with a Hebrew word
+    or two: "todah", "mashkanta"). An English word is one that several writers use in their "en" lines, and
+    at least half as many writers as use it in "mixed" ones: a writer who files "tafsiku lishloach li" as
+    "en" must not make "tafsiku", "li" and every line holding them English (round 11: one such writer turned
+    "titoridu oti mehareshima bevakasha" into an English line, and 2,595 of 8,959 Latin "mixed" lines with it).
     """
+    en_writers: dict[str, set[str]] = {}
+    mixed_writers: dict[str, set[str]] = {}
+    for example in [*corpus, *team]:
+        if _HEBREW_LETTER.search(example.text):
+            continue
+        writers = en_writers if example.author == TEAM or example.lang_group == "en" else mixed_writers
+        for clause in tokenize(example.text):
+            for word in clause:
+                writers.setdefault(word, set()).add(example.author)
     english_words = {
         word
-        for example in [*corpus, *team]
-        if example.lang_group == "en" and not _HEBREW_LETTER.search(example.text)
-        for clause in tokenize(example.text)
-        for word in clause
+        for word, authors in en_writers.items()
+        if len(authors) >= config["english_word_writers"] and 2 * len(authors) >= len(mixed_writers.get(word, ()))
     }
     labelled = []
     for example in [*corpus, *team]:
@@ -520,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(loao_report(examples, out_of_fold, cuts, config))
     if args.report:
         return 0
-    labelled = language_examples(corpus, team)
+    labelled = language_examples(corpus, team, config)
     print(language_report(labelled, config))
     rows = featurize([*corpus, *team], config["stack_rules"])
     intents = fit(rows, [*corpus, *team], config)

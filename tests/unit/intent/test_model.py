@@ -138,3 +138,25 @@ def test_a_negation_reaches_four_words_and_no_further() -> None:
 def test_every_negator_is_written_as_tokenize_leaves_words() -> None:
     # A negator spelt otherwise ("אין" with its final letter) would never match a token, silently
     assert sorted(word for word in NEGATORS if normalize(word) != word) == []
+
+
+def test_one_writer_filing_latin_letter_hebrew_as_english_does_not_make_its_words_english() -> None:
+    # Given Hebrew typed in Latin letters by three writers, English by three others, and one writer who
+    # filed a Latin-letter Hebrew removal as an English line
+    def line(text: str, author: str, lang_group: str) -> Any:
+        return TRAINING.Example(text=text, intent="opt_out", author=author, lang_group=lang_group)
+
+    corpus = [
+        line("tafsiku lishloach li hodaot", "careless", "en"),
+        *(line(f"tafsiku lishloach li {n}", author, "mixed") for n, author in enumerate(["h1", "h2", "h3"])),
+        *(line(f"please stop sending me messages {n}", author, "en") for n, author in enumerate(["e1", "e2", "e3"])),
+        line("please stop, todah", "h1", "mixed"),
+    ]
+    # When the training script labels who should get a Hebrew reply
+    labelled = TRAINING.language_examples(corpus, [], TRAINING.TRAINING_CONFIG)
+    labels = {example.text: label for example, label in labelled}
+    # Then the other writers' Latin-letter Hebrew still gets Hebrew, and English with a Hebrew word English
+    assert [labels[f"tafsiku lishloach li {n}"] for n in range(3)] == ["he", "he", "he"]
+    assert labels["please stop, todah"] == "en"
+    # and the careless writer's own line keeps the label it was given
+    assert labels["tafsiku lishloach li hodaot"] == "en"
