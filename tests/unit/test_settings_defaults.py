@@ -7,11 +7,14 @@ template parameter whose Default is the promised value, and the code must read t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from local.template import load_template
+from whatsapp_crm.errors import ConfigurationError
+from whatsapp_crm.send_limits import MAX_BOOKING_URL
 from whatsapp_crm.settings import ResponderSettings, SendSettings, load, reset_settings
 
 TEMPLATE = load_template()
@@ -110,3 +113,33 @@ def test_the_variable_the_template_sets_is_the_one_the_code_reads(
     settings = _settings_from(monkeypatch, model, **{name: text})
     # Then it follows the change (a renamed setting would silently keep the default)
     assert getattr(settings, name.lower()) == meaning
+
+
+BOOKING_LINKS = [
+    ("", True),
+    ("https://calendly.com/dana-realty/viewing", True),
+    ("http://book.example.co.il/?agent=7", True),
+    ("https://example.com/" + "x" * (MAX_BOOKING_URL - len("https://example.com/")), True),
+    ("https://example.com/" + "x" * (MAX_BOOKING_URL + 1 - len("https://example.com/")), False),
+    ("calendly.com/dana-realty", False),
+    ("https://example.com/book now", False),
+]
+
+
+@pytest.mark.parametrize(("link", "accepted"), BOOKING_LINKS, ids=lambda value: str(value)[:40])
+def test_the_template_and_the_responder_accept_the_same_booking_links(
+    monkeypatch: pytest.MonkeyPatch, link: str, accepted: bool
+) -> None:
+    # Given the booking link an operator sets (MeetingBookingUrl → MEETING_BOOKING_URL)
+    parameter = TEMPLATE["Parameters"]["MeetingBookingUrl"]
+    # When CloudFormation checks it at deploy time
+    by_template = len(link) <= int(parameter["MaxLength"]) and re.fullmatch(parameter["AllowedPattern"], link)
+    # and the responder reads it on its first message
+    try:
+        _settings_from(monkeypatch, ResponderSettings, MEETING_BOOKING_URL=link)
+        by_settings = True
+    except ConfigurationError:
+        by_settings = False
+    # Then both accept it, or both refuse it (a link too long for the meeting reply never reaches a lead)
+    assert bool(by_template) is accepted
+    assert by_settings is accepted

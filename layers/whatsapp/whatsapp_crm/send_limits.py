@@ -10,3 +10,7 @@ MAX_REPLY_BUTTONS = 3
 MAX_BUTTON_ID = 256
 MAX_BUTTON_TITLE = 20
 MAX_LIST_ROWS = 10  # across all sections of a list message
+# The meeting reply's booking link (MeetingBookingUrl). The reply is a reply-button message whose body is the
+# offer's own text (about 110 characters in English) plus this link, so a longer link would make every
+# meeting reply unsendable; the template and the responder's settings refuse one instead.
+MAX_BOOKING_URL = 800

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from whatsapp_crm.errors import ConfigurationError
+from whatsapp_crm.send_limits import MAX_BOOKING_URL
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 
@@ -70,7 +71,8 @@ class ResponderSettings(TableSettings, SecretSettings, GraphSettings):
     human_takeover_hours: Annotated[int, Field(ge=0, le=24 * 30)] = 12
     business_hours: NonEmpty = "sun-thu 09:00-18:00"
     business_timezone: NonEmpty = "Asia/Jerusalem"
-    meeting_booking_url: str = ""
+    # Empty, or an http(s) link short enough for the meeting reply's body (template: MeetingBookingUrl).
+    meeting_booking_url: Annotated[str, Field(max_length=MAX_BOOKING_URL, pattern=r"^(https?://\S+)?$")] = ""
     graph_connect_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 3.0
     graph_read_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = 6.0
     graph_max_attempts: Annotated[int, Field(ge=1, le=3)] = 2

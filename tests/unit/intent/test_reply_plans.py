@@ -20,6 +20,7 @@ from whatsapp_crm.intent import (
     plan_slot_reoffer,
 )
 from whatsapp_crm.schedule import BusinessHours, parse_slot_id
+from whatsapp_crm.send_limits import MAX_BOOKING_URL, MAX_INTERACTIVE_BODY
 
 ISRAEL = ZoneInfo("Asia/Jerusalem")
 HOURS = BusinessHours.parse("sun-thu 09:00-18:00; fri 09:00-13:00", "Asia/Jerusalem")
@@ -149,6 +150,24 @@ def test_meeting_adds_the_booking_link_when_one_is_configured() -> None:
         "Great! Let's set up a meeting. Pick a time that suits you:\n\nYou can also pick another time here: " + BOOKING
     )
     assert len(plan.buttons) == 3
+
+
+@pytest.mark.parametrize("language", list(Language))
+def test_the_longest_booking_link_the_settings_accept_still_fits_every_meeting_offer(language: Language) -> None:
+    # Given a booking link as long as the template and the settings allow
+    longest = "https://example.com/book?" + "x" * (MAX_BOOKING_URL - len("https://example.com/book?"))
+    # When any offer is planned: a meeting or a re-offer, with slot buttons or without
+    tiny = BusinessHours.parse("fri 09:00-09:30")
+    offers = [
+        plan_reply(Intent.MEETING, language, at(25, 9), HOURS, longest),
+        plan_reply(Intent.MEETING, language, at(25, 9), tiny, longest),
+        plan_slot_reoffer(language, at(26, 19), HOURS, longest),
+        plan_slot_reoffer(language, at(26, 19), tiny, longest),
+    ]
+    # Then each keeps the whole link and stays within Meta's body limit for its kind
+    for offer in offers:
+        assert offer.body.endswith(longest)
+        assert offer.kind == "text" or len(offer.body) <= MAX_INTERACTIVE_BODY
 
 
 def test_meeting_without_any_slot_that_fits_promises_to_arrange_one() -> None:
