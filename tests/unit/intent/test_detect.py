@@ -130,3 +130,40 @@ def test_a_doubted_message_that_is_not_a_bare_removal_command_is_not_asked(text:
     decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
 
     assert decided is OptOutCall.NO
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ביקשתי לחזור לרשימה אבל התחרטתי, תוריד אותי שוב",
+        "I asked you to add me back but changed my mind, remove me again",
+        "please put me back on the list. no wait, on second thought unsubscribe me",
+    ],
+)
+def test_a_removal_after_asking_to_come_back_is_asked_when_the_model_reads_a_return(text: str) -> None:
+    # Given a model that reads the message as a return to the list (it cannot see which request came last)
+    thresholds = OptOutThresholds(
+        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
+    )
+    # When the lead's latest request is a removal that follows an earlier request to come back
+    decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
+    # Then the lead is asked whether to be removed instead of being welcomed back
+    assert decided is OptOutCall.ASK
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "remove me. actually no, add me back",
+        "תורידו אותי... לא רגע, תחזירו אותי לרשימה",
+        "I unsubscribed by mistake, please put me back on the list",
+    ],
+)
+def test_a_return_after_a_removal_is_not_asked_when_the_model_reads_a_return(text: str) -> None:
+    thresholds = OptOutThresholds(
+        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
+    )
+
+    decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
+
+    assert decided is OptOutCall.NO

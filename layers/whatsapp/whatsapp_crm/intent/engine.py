@@ -109,6 +109,10 @@ class RulesReading:
     # תפסיקו לשלוח לי הודעות", "stop, הסירו אותי"): nothing in it points elsewhere or takes it back later
     # ("תורידו אותי. רגע, בעצם תשאירו").
     only_opt_out: bool = False
+    # The latest request the rules read is a removal, and an earlier one asked to come back ("ביקשתי לחזור
+    # לרשימה אבל התחרטתי, תוריד אותי שוב"): the latest request wins, but the model, which cannot see the order,
+    # reads such messages as opt-ins. Never clear on this alone: the lead is asked.
+    takes_back_opt_in: bool = False
 
 
 class OptOutCall(StrEnum):
@@ -143,10 +147,11 @@ class OptOutThresholds:
         if probability >= (self.ask if rules_say_opt_out else self.ask_against_rules):
             # A bare opt-out command ("הסר", "STOP please") is clear unless the model finds it unlikely too.
             return OptOutCall.CLEAR if rules_say_opt_out and rules.whole_command else OptOutCall.ASK
-        if rules_say_opt_out and rules.whole_command:
+        if rules_say_opt_out and (rules.whole_command or rules.takes_back_opt_in):
             # Nothing but commands, read by the rules as a removal ("START STOP", "הסר"): their most precise reading
             # is never dropped on the model's word alone. Out of fold (round 8, 126 writers) no message of that
-            # kind fell below the ask line at all; round 10's model put the team's "START STOP" there.
+            # kind fell below the ask line at all; round 10's model put the team's "START STOP" there. A removal
+            # after a return ("add me back... no, remove me") is the latest request, which the model cannot order.
             return OptOutCall.ASK
         return OptOutCall.NO
 
@@ -449,23 +454,32 @@ class IntentEngine:
         # Per intent, its earliest hit: (order, pattern, words, positions, by a whole-message command).
         best: dict[Intent, tuple[tuple[int, int, int], _Pattern, Sequence[Candidates], tuple[int, ...], bool]] = {}
         last_opts_out = False  # the last clause has an opt-out reading of its own (the latest request wins)
+        # Where the last removal and the last return the clauses ask for end: (clause, word).
+        latest: dict[Intent, tuple[int, int]] = {}
         for order, pattern, words, positions in self._command_hits(clauses):
             known = best.get(pattern.intent)
             if known is None or order < known[0]:
                 best[pattern.intent] = (order, pattern, words, positions, order[0] == _WHOLE_MESSAGE)
             if pattern.intent is Intent.OPT_OUT and order[0] in (_WHOLE_MESSAGE, len(clauses) - 1):
                 last_opts_out = True
+            if order[0] != _WHOLE_MESSAGE:
+                _note_latest(latest, pattern.intent, (order[0], positions[-1]))
         for hit in self._hits(clauses):
             known = best.get(hit.pattern.intent)
             if known is None or hit.order < known[0]:
                 best[hit.pattern.intent] = (hit.order, hit.pattern, clauses[hit.clause], hit.positions, False)
             if hit.pattern.intent is Intent.OPT_OUT and hit.clause == len(clauses) - 1:
                 last_opts_out = True
+            _note_latest(latest, hit.pattern.intent, (hit.clause, hit.positions[-1]))
         for intent in PRECEDENCE:
             if intent in best:
                 _, pattern, words, positions, by_command = best[intent]
                 only = intent is Intent.OPT_OUT and len(best) == 1 and last_opts_out
-                return RulesReading(IntentResult(intent, language, pattern.cue(words, positions)), by_command, only)
+                removal, back = latest.get(Intent.OPT_OUT), latest.get(Intent.OPT_IN)
+                takes_back = removal is not None and back is not None and removal > back
+                return RulesReading(
+                    IntentResult(intent, language, pattern.cue(words, positions)), by_command, only, takes_back
+                )
         return RulesReading(IntentResult(Intent.DEFAULT, language, None), False)
 
     def _hits(self, clauses: Sequence[Sequence[Candidates]]) -> Iterator[_Hit]:
@@ -538,6 +552,11 @@ class IntentEngine:
             if positions[-1] + 1 in to_end:
                 to_end.add(positions[0])
         return [(pattern, at) for pattern, at in found if at[0] in from_start and at[-1] + 1 in to_end]
+
+
+def _note_latest(latest: dict[Intent, tuple[int, int]], intent: Intent, end: tuple[int, int]) -> None:
+    if intent in (Intent.OPT_OUT, Intent.OPT_IN) and end > latest.get(intent, (-1, -1)):
+        latest[intent] = end
 
 
 @dataclass(frozen=True, slots=True)
