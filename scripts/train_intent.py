@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import json
 import math
@@ -44,7 +45,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "whatsapp"))
 
-from whatsapp_crm.intent.engine import Intent, OptOutCall, OptOutThresholds, plain_request, rules_engine
+from whatsapp_crm.intent.engine import (
+    Intent,
+    OptOutCall,
+    OptOutThresholds,
+    by_precedence,
+    plain_request,
+    rules_engine,
+)
 from whatsapp_crm.intent.model import FEATURE_VERSION, message_features, rule_feature
 from whatsapp_crm.intent.normalize import tokenize
 
@@ -613,14 +621,21 @@ def _by(rows: Sequence[Any], author: str, key: Any) -> dict[str, list[bool]]:
 
 def _decision_right(example: Example, p: Any, call: OptOutCall) -> bool:
     """As bench/bench_intent.py counts: an ask is right on a real opt-out only; otherwise the intent decides
-    (opt-out when clear, else the best other reading)."""
+    (opt-out when clear, else the best other reading, the rules' stronger request when the model is torn)."""
     opt_out = Intent.OPT_OUT.value
     if call is OptOutCall.ASK:
         return example.intent == opt_out
     if call is OptOutCall.CLEAR:
         return example.intent == opt_out
     others = [(value, name) for name, value in zip(CLASSES, p, strict=True) if name != opt_out]
-    return max(others)[1] == example.intent
+    probability = dict(zip(CLASSES, map(float, p), strict=True))
+    best = by_precedence(_rules_intent(example.text), Intent(max(others)[1]), probability.__getitem__)
+    return best.value == example.intent
+
+
+@functools.cache
+def _rules_intent(text: str) -> Intent:
+    return rules_engine().detect(text).intent
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from whatsapp_crm.intent import Intent, IntentResult, Language, detect_intent, detect_language
-from whatsapp_crm.intent.engine import OptOutCall, OptOutThresholds, rules_engine
+from whatsapp_crm.intent.engine import OptOutCall, OptOutThresholds, by_precedence, rules_engine
 from whatsapp_crm.intent.normalize import tokenize
 
 
@@ -167,3 +167,32 @@ def test_a_return_after_a_removal_is_not_asked_when_the_model_reads_a_return(tex
     decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
 
     assert decided is OptOutCall.NO
+
+
+def test_a_meeting_asked_of_an_available_agent_is_a_meeting() -> None:
+    # Given a message with a meeting cue and an availability cue (the label rules rank meeting first)
+    # When it is classified
+    result = detect_intent("are you available for a meeting tomorrow?")
+    # Then the lead is offered a meeting, not told when the agent can talk
+    assert result.intent is Intent.MEETING
+
+
+@pytest.mark.parametrize(
+    ("meeting", "availability", "expected"),
+    [(0.30, 0.70, Intent.MEETING), (0.20, 0.80, Intent.AVAILABILITY)],
+)
+def test_the_rules_stronger_request_wins_only_when_the_model_is_torn(
+    meeting: float, availability: float, expected: Intent
+) -> None:
+    probabilities = {"meeting": meeting, "availability": availability}
+
+    chosen = by_precedence(Intent.MEETING, Intent.AVAILABILITY, probabilities.__getitem__)
+
+    assert chosen is expected
+
+
+def test_a_weaker_rules_reading_never_overrides_the_model() -> None:
+    probabilities = {"meeting": 0.6, "availability": 0.4, "greeting": 0.0}
+
+    assert by_precedence(Intent.AVAILABILITY, Intent.MEETING, probabilities.__getitem__) is Intent.MEETING
+    assert by_precedence(Intent.GREETING, Intent.MEETING, probabilities.__getitem__) is Intent.MEETING

@@ -26,7 +26,7 @@ never skips a negator or a reverser ("I don't want to *stop* getting listings").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -192,13 +192,33 @@ class IntentDetector:
         if call is OptOutCall.CLEAR:
             return IntentResult(Intent.OPT_OUT, language, _agreeing_cue(rule, Intent.OPT_OUT), opt_out)
         label, probability = scores.best(exclude=Intent.OPT_OUT.value)
-        intent = _INTENTS[label]
+        intent = by_precedence(rule.intent, _INTENTS[label], scores.of)
+        if intent is not _INTENTS[label]:
+            probability = scores.of(intent.value)
         return IntentResult(
             intent, language, _agreeing_cue(rule, intent), probability, confirm_opt_out=call is OptOutCall.ASK
         )
 
 
 _INTENTS = {intent.value: intent for intent in Intent}
+# The requests whose order the label rules fix (opt_in > meeting > availability) and that the rules read well.
+_RANKED_REQUESTS = (Intent.OPT_IN, Intent.MEETING, Intent.AVAILABILITY)
+# The rules' stronger request wins when the model gives it at least this share of the two: the model torn
+# between "meet" and "talk" in "are you available for a meeting tomorrow?" (the label rule says meeting).
+# Out of fold on round 12's corpus (54,706 lines): 0.25 fixes 7 lines and breaks 2; 0.2 breaks 5; 0.4 fixes 3.
+PRECEDENCE_SHARE = 0.25
+
+
+def by_precedence(rule: Intent, model: Intent, probability_of: Callable[[str], float]) -> Intent:
+    """The model's best reading, unless the rules read a request the label rules rank above it and the
+    model is torn between the two (`PRECEDENCE_SHARE`). Where the model is sure it wins: the rules' meeting
+    cues also fire on "I'm in a meeting, call me later" (availability)."""
+    if rule is model or rule not in _RANKED_REQUESTS or model not in _RANKED_REQUESTS:
+        return model
+    if _RANKED_REQUESTS.index(rule) > _RANKED_REQUESTS.index(model):
+        return model
+    stronger, best = probability_of(rule.value), probability_of(model.value)
+    return rule if stronger >= PRECEDENCE_SHARE * (stronger + best) else model
 
 
 def _agreeing_cue(rule: IntentResult, intent: Intent) -> str | None:
