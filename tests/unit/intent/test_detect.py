@@ -157,6 +157,8 @@ def test_a_removal_after_asking_to_come_back_is_asked_when_the_model_reads_a_ret
         "remove me. actually no, add me back",
         "תורידו אותי... לא רגע, תחזירו אותי לרשימה",
         "I unsubscribed by mistake, please put me back on the list",
+        "please add me back to your list, my earlier request to unsubscribe was a mistake",
+        "תחדשו לי את ההודעות, עשיתי unsubscribe בטעות",
     ],
 )
 def test_a_return_after_a_removal_is_not_asked_when_the_model_reads_a_return(text: str) -> None:

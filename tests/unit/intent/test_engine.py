@@ -212,6 +212,22 @@ def test_negation_does_not_reach_across_a_clause_or_into_an_opt_out_phrase(text:
     assert intent_of(text) == Intent.OPT_OUT
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["tasiru oti mehareshima bevakasha", "tafsiku lishloach li hodaot", "ok tafsiku", "mevakesh lehasir et hamispar"],
+)
+def test_a_removal_typed_in_latin_letters_is_read_by_the_rules(text: str) -> None:
+    assert intent_of(text) == Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["al tafsiku lishloach, hadirot meanyenot oti", "lo rotze shetasiru oti", "bevakasha al tasiru oti"],
+)
+def test_a_negated_removal_typed_in_latin_letters_is_not_one(text: str) -> None:
+    assert intent_of(text) != Intent.OPT_OUT
+
+
 def test_negation_reaches_back_only_over_the_listed_in_between_words() -> None:
     # "לא רוצה ש-" and "don't want to" bridge to the cue; a subject after "no" (no comma typed) does not
     assert intent_of("אני לא רוצה שתפסיקו") == Intent.DEFAULT

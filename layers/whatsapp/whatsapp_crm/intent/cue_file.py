@@ -44,6 +44,8 @@ class LanguageCues(_Strict):
     negation: Negation
     command_fillers: Words = Field(default_factory=list)
     clause_openers: Words = Field(default_factory=list)
+    # Words that make a removal a memory, not a request: "ביקשתי", "asked" before it, "by mistake" after it.
+    recall_words: Words = Field(default_factory=list)
     intents: dict[Intent, IntentCues]
 
 

@@ -439,6 +439,7 @@ class IntentEngine:
         command_fillers: frozenset[str],
         clause_openers: frozenset[str],
         negatable: frozenset[Intent],
+        recall_words: frozenset[str] = frozenset(),
     ) -> None:
         self._lexicon = lexicon
         self._cues = _FirstWordIndex(cues)
@@ -453,6 +454,7 @@ class IntentEngine:
         self._command_fillers = command_fillers
         self._clause_openers = clause_openers
         self._negatable = negatable
+        self._recall_words = recall_words
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> IntentEngine:
@@ -474,8 +476,9 @@ class IntentEngine:
         # Per intent, its earliest hit: (order, pattern, words, positions, by a whole-message command).
         best: dict[Intent, tuple[tuple[int, int, int], _Pattern, Sequence[Candidates], tuple[int, ...], bool]] = {}
         last_opts_out = False  # the last clause has an opt-out reading of its own (the latest request wins)
-        # Where the last removal and the last return the clauses ask for end: (clause, word).
-        latest: dict[Intent, tuple[int, int]] = {}
+        # Where each removal the clauses ask for lies, and where the last return ends: (clause, word).
+        removals: list[tuple[int, int, int]] = []
+        back: tuple[int, int] | None = None
         for order, pattern, words, positions in self._command_hits(clauses):
             known = best.get(pattern.intent)
             if known is None or order < known[0]:
@@ -483,24 +486,40 @@ class IntentEngine:
             if pattern.intent is Intent.OPT_OUT and order[0] in (_WHOLE_MESSAGE, len(clauses) - 1):
                 last_opts_out = True
             if order[0] != _WHOLE_MESSAGE:
-                _note_latest(latest, pattern.intent, (order[0], positions[-1]))
+                back = _note_request(removals, back, pattern.intent, order[0], positions)
         for hit in self._hits(clauses):
             known = best.get(hit.pattern.intent)
             if known is None or hit.order < known[0]:
                 best[hit.pattern.intent] = (hit.order, hit.pattern, clauses[hit.clause], hit.positions, False)
             if hit.pattern.intent is Intent.OPT_OUT and hit.clause == len(clauses) - 1:
                 last_opts_out = True
-            _note_latest(latest, hit.pattern.intent, (hit.clause, hit.positions[-1]))
+            back = _note_request(removals, back, hit.pattern.intent, hit.clause, hit.positions)
         for intent in PRECEDENCE:
             if intent in best:
                 _, pattern, words, positions, by_command = best[intent]
                 only = intent is Intent.OPT_OUT and len(best) == 1 and last_opts_out
-                removal, back = latest.get(Intent.OPT_OUT), latest.get(Intent.OPT_IN)
-                takes_back = removal is not None and back is not None and removal > back
+                takes_back = back is not None and self._removal_after(removals, back, clauses)
                 return RulesReading(
                     IntentResult(intent, language, pattern.cue(words, positions)), by_command, only, takes_back
                 )
         return RulesReading(IntentResult(Intent.DEFAULT, language, None), False)
+
+    def _removal_after(
+        self, removals: Sequence[tuple[int, int, int]], back: tuple[int, int], clauses: Sequence[Sequence[Candidates]]
+    ) -> bool:
+        """A removal asked for after the last return, and not one the lead only recalls ("add me back, I wrote
+        unsubscribe by mistake"): no recall word between the return (or its clause's start) and the removal,
+        nor in the few words after it."""
+        recall = self._recall_words
+        for clause, start, end in removals:
+            if (clause, end) <= back:
+                continue
+            words = clauses[clause]
+            since = back[1] + 1 if back[0] == clause else 0
+            around = [*words[since:start], *words[end + 1 : end + 1 + MAX_GAP]]
+            if all(recall.isdisjoint(word) for word in around):
+                return True
+        return False
 
     def _hits(self, clauses: Sequence[Sequence[Candidates]]) -> Iterator[_Hit]:
         gap_stops = self._gap_stops
@@ -574,9 +593,19 @@ class IntentEngine:
         return [(pattern, at) for pattern, at in found if at[0] in from_start and at[-1] + 1 in to_end]
 
 
-def _note_latest(latest: dict[Intent, tuple[int, int]], intent: Intent, end: tuple[int, int]) -> None:
-    if intent in (Intent.OPT_OUT, Intent.OPT_IN) and end > latest.get(intent, (-1, -1)):
-        latest[intent] = end
+def _note_request(
+    removals: list[tuple[int, int, int]],
+    back: tuple[int, int] | None,
+    intent: Intent,
+    clause: int,
+    positions: Sequence[int],
+) -> tuple[int, int] | None:
+    """Record a removal's place; return where the last return (opt-in) ends so far."""
+    if intent is Intent.OPT_OUT:
+        removals.append((clause, positions[0], positions[-1]))
+    elif intent is Intent.OPT_IN and (back is None or (clause, positions[-1]) > back):
+        return (clause, positions[-1])
+    return back
 
 
 @dataclass(frozen=True, slots=True)
@@ -683,6 +712,7 @@ class _Compiler:
         negation: dict[str, set[str]] = {name: set() for name in _NEGATION_LISTS}
         fillers: set[str] = set()
         openers: set[str] = set()
+        recall: set[str] = set()
         for language in Language:
             where = f"cues.{language}"
             section = self._file.cues[language]
@@ -694,6 +724,7 @@ class _Compiler:
                 negation[name] |= self._keys(words, f"{where}.negation.{name}", language)
             fillers |= self._keys(section.command_fillers, f"{where}.command_fillers", language)
             openers |= self._keys(section.clause_openers, f"{where}.clause_openers", language)
+            recall |= self._keys(section.recall_words, f"{where}.recall_words", language)
             for intent in PRECEDENCE:
                 spec = section.intents[intent]
                 place = f"{where}.intents.{intent}"
@@ -716,6 +747,7 @@ class _Compiler:
             command_fillers=frozenset(fillers),
             clause_openers=frozenset(openers),
             negatable=negatable,
+            recall_words=frozenset(recall),
         )
 
     def _patterns(
