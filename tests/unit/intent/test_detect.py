@@ -109,27 +109,26 @@ def test_a_plain_removal_request_is_clear_below_the_general_line_and_anything_el
     assert decided is call
 
 
-@pytest.mark.parametrize("text", ["START STOP", "הסר", "STOP please", "unsubscribe"])
-def test_a_bare_removal_command_the_model_doubts_is_asked_never_ignored(text: str) -> None:
-    # Given thresholds and a model that finds the message very unlikely to be an opt-out
+def decided_when_the_model_doubts(text: str) -> OptOutCall:
+    """The opt-out decision for `text` when the model gives it an opt-out probability of 0.001."""
     thresholds = OptOutThresholds(
         clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
     )
+    return thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
+
+
+@pytest.mark.parametrize("text", ["START STOP", "הסר", "STOP please", "unsubscribe"])
+def test_a_bare_removal_command_the_model_doubts_is_asked_never_ignored(text: str) -> None:
+    # Given a model that finds the message very unlikely to be an opt-out
     # When a message of nothing but commands, read by the rules as a removal, is decided
-    decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
+    decided = decided_when_the_model_doubts(text)
     # Then the lead is asked whether to be removed rather than answered as if they had not asked
     assert decided is OptOutCall.ASK
 
 
 @pytest.mark.parametrize("text", ["START", "stop sending rentals, I only buy", "אל תסירו אותי"])
 def test_a_doubted_message_that_is_not_a_bare_removal_command_is_not_asked(text: str) -> None:
-    thresholds = OptOutThresholds(
-        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
-    )
-
-    decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
-
-    assert decided is OptOutCall.NO
+    assert decided_when_the_model_doubts(text) is OptOutCall.NO
 
 
 @pytest.mark.parametrize(
@@ -142,11 +141,8 @@ def test_a_doubted_message_that_is_not_a_bare_removal_command_is_not_asked(text:
 )
 def test_a_removal_after_asking_to_come_back_is_asked_when_the_model_reads_a_return(text: str) -> None:
     # Given a model that reads the message as a return to the list (it cannot see which request came last)
-    thresholds = OptOutThresholds(
-        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
-    )
     # When the lead's latest request is a removal that follows an earlier request to come back
-    decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
+    decided = decided_when_the_model_doubts(text)
     # Then the lead is asked whether to be removed instead of being welcomed back
     assert decided is OptOutCall.ASK
 
@@ -162,13 +158,7 @@ def test_a_removal_after_asking_to_come_back_is_asked_when_the_model_reads_a_ret
     ],
 )
 def test_a_return_after_a_removal_is_not_asked_when_the_model_reads_a_return(text: str) -> None:
-    thresholds = OptOutThresholds(
-        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
-    )
-
-    decided = thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
-
-    assert decided is OptOutCall.NO
+    assert decided_when_the_model_doubts(text) is OptOutCall.NO
 
 
 def test_a_meeting_asked_of_an_available_agent_is_a_meeting() -> None:

@@ -228,6 +228,14 @@ def test_a_negated_removal_typed_in_latin_letters_is_not_one(text: str) -> None:
     assert intent_of(text) != Intent.OPT_OUT
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["I'm in a meeting till 4, call me after", "אני בפגישה עד 16:00, תתקשר אחרי", "ביטלתי את הפגישה עם הבנק, תתקשר"],
+)
+def test_the_leads_own_meeting_is_not_a_request_to_meet(text: str) -> None:
+    assert intent_of(text) == Intent.AVAILABILITY
+
+
 def test_negation_reaches_back_only_over_the_listed_in_between_words() -> None:
     # "לא רוצה ש-" and "don't want to" bridge to the cue; a subject after "no" (no comma typed) does not
     assert intent_of("אני לא רוצה שתפסיקו") == Intent.DEFAULT
