@@ -110,6 +110,11 @@ TRAINING_CONFIG: dict[str, Any] = {
     # sending rentals") counts this many times in the fit; 1.0 is rounds 2-5. Writers left out, C 30: 1.0
     # asked 531 other messages, 2.0 asked 510, 3.0 asked 499, each at 0.952 decision accuracy.
     "hard_negative_weight": 2.0,
+    # Round 14: each line of the team's labelled file (worked examples: precedence, tricky negatives) counts
+    # this many times in the fit; 1.0 until round 13. Round 13's rules on 190 writers, writers left out:
+    # weight 1 gave decision accuracy 0.9675 with 2 false opt-outs and read "are you available for a meeting
+    # tomorrow?" as availability (meeting 0.07); weight 5 gave 0.9666, no false opt-out, meeting 0.69.
+    "team_weight": 5.0,
 }
 CLASSES = tuple(intent.value for intent in Intent)
 
@@ -215,7 +220,11 @@ def fit(rows: Sequence[Row], examples: Sequence[Example], config: dict[str, Any]
     from sklearn.linear_model import LogisticRegression
 
     labels = [example.intent for example in examples]
-    weights = [config["hard_negative_weight"] if example.hard_negative else 1.0 for example in examples]
+    weights = [
+        (config["hard_negative_weight"] if example.hard_negative else 1.0)
+        * (config["team_weight"] if example.author == TEAM else 1.0)
+        for example in examples
+    ]
     if config["skeleton_copies"]:
         extra, extra_labels, extra_weights = skeleton_only(rows, examples, weights)
         rows, labels, weights = [*rows, *extra], [*labels, *extra_labels], [*weights, *extra_weights]

@@ -230,6 +230,40 @@ def test_a_negated_removal_typed_in_latin_letters_is_not_one(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
+    [
+        "אם לא תפסיקו לשלוח אני מגיש תלונה",
+        "ואם לא תורידו אותי עד מחר, אני פונה לעורך דין",
+        "if you don't stop texting me I'll report you",
+        "If you guys don't remove me today I'm calling a lawyer",
+    ],
+)
+def test_a_threat_if_you_do_not_stop_asks_to_stop(text: str) -> None:
+    # Given a negated removal after "if": a condition, and what it names is what the lead wants
+    assert intent_of(text) == Intent.OPT_OUT
+
+
+@pytest.mark.parametrize("text", ["I'm not free to talk today, just send the details", "גם אם לא עניתי, אל תסירו אותי"])
+def test_a_conditional_does_not_undo_any_other_negation(text: str) -> None:
+    # "I'm" is not "im" (Latin-letter "if"); "even if I didn't answer, don't remove me" keeps its "don't"
+    assert intent_of(text) == Intent.DEFAULT
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "אבקש שלא תשלחו לי עוד הודעות",
+        "אפשר שלא תשלחו לי יותר?",
+        "תכניסו אותי לרשימה של לא לפנות",
+        "please add my number to your do not call list",
+        "hasarah mi kol hahodaot",
+    ],
+)
+def test_a_request_not_to_be_sent_and_a_do_not_call_list_are_removals(text: str) -> None:
+    assert intent_of(text) == Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text",
     ["I'm in a meeting till 4, call me after", "אני בפגישה עד 16:00, תתקשר אחרי", "ביטלתי את הפגישה עם הבנק, תתקשר"],
 )
 def test_the_leads_own_meeting_is_not_a_request_to_meet(text: str) -> None:

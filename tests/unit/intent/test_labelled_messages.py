@@ -6,7 +6,8 @@ tests/data/intent_corpus/, and 17 lines were relabelled to the issue-9 definitio
 question is `default`, so is the property's own availability; tag `relabelled-2026-12-06`). So these
 tests guard against regressions, and are no estimate: the honest figures are the leave-one-author-out ones
 and the blind split's (docs/performance.md). Tags name what a line exercises: "must" marks the named tricky
-negatives that may never be misread, "precedence:a>b" a message that carries both cues.
+negatives that may never be misread, "precedence:a>b" a message that carries both cues, "follow-up" a short
+follow-up that must be answered, never asked about removal (round 14).
 
 A line counts as right as bench/bench_intent.py counts it: when the engine asks the lead whether to
 remove them, that is right on an opt-out and wrong on anything else.
@@ -97,6 +98,15 @@ def test_named_tricky_negatives_are_never_misread(message: Labelled) -> None:
     # Then it gets its labelled intent: no opt-out, greeting or availability from a substring (the engine
     # may still ask whether to remove the lead: a question, never a removal)
     assert result.intent == message.intent, result
+
+
+@pytest.mark.parametrize("message", list(_tagged("follow-up")), ids=lambda message: message.text)
+def test_a_bare_follow_up_gets_an_answer_not_a_removal_question(message: Labelled) -> None:
+    # Given a short follow-up ("עוד שאלה", "one more thing"): "עוד" and "more" are strong opt-out words
+    # ("אל תשלחו עוד"), and a two-word message leans on each of its words
+    result = detect_intent(message.text)
+    # Then the lead is not asked whether to be removed
+    assert (result.intent, result.confirm_opt_out) == (message.intent, False), result
 
 
 @pytest.mark.parametrize("message", list(_tagged("precedence:")), ids=lambda message: message.text)

@@ -84,6 +84,21 @@ def test_sentence_punctuation_and_line_breaks_end_a_clause() -> None:
     assert clauses == (("לא",), ("אני", "רוצה", "פגישה"), ("dont", "stop"), ("thanks",))
 
 
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("ת ס י ר ו", ["תסירו"]),
+        ("ת ס י ר ו  א ו ת י", ["תסירו", "אותי"]),
+        ("s t o p now", ["stop", "now"]),
+        ("a b testing", ["a", "b", "testing"]),
+        ("קומה 1 2 3", ["קומה", "1", "2", "3"]),
+    ],
+)
+def test_a_word_typed_one_letter_at_a_time_is_read_as_the_word(typed: str, read: list[str]) -> None:
+    # Given three or more lone letters in a row (a wider gap parts the words); two, or digits, stay as typed
+    assert words(typed) == read
+
+
 @pytest.mark.parametrize("empty", ["", "   ", "!!!", "🙂👍", RLM + LRM])
 def test_a_message_without_letters_or_digits_has_no_tokens(empty: str) -> None:
     assert tokenize(empty) == ()

@@ -37,6 +37,7 @@ class Negation(_Strict):
     in_between: Words = Field(default_factory=list)
     inverted_subjects: Words = Field(default_factory=list)
     reversers: Words = Field(default_factory=list)
+    conditionals: Words = Field(default_factory=list)
 
 
 class LanguageCues(_Strict):

@@ -620,14 +620,23 @@ class _Negation:
     in_between: frozenset[str]
     inverted_subjects: frozenset[str]  # "can't *you* stop?": a negator right before its subject asks a question
     reversers: frozenset[str]
+    # "if you don't stop sending, I'll sue": a negator after a conditional states a condition, a threat
+    # that asks for what it names, so the cue after it stands.
+    conditionals: frozenset[str]
 
     def negates(self, words: Sequence[Candidates], start: int) -> bool:
-        before = start - 1
-        while before >= 0 and not self.in_between.isdisjoint(words[before]):
-            before -= 1
-        if before < 0 or self.negators.isdisjoint(words[before]):
+        negator = self._skip_in_between(words, start - 1)
+        if negator < 0 or self.negators.isdisjoint(words[negator]):
             return False
-        return self.inverted_subjects.isdisjoint(words[before + 1])
+        if not self.inverted_subjects.isdisjoint(words[negator + 1]):
+            return False
+        condition = self._skip_in_between(words, negator - 1)
+        return condition < 0 or self.conditionals.isdisjoint(words[condition])
+
+    def _skip_in_between(self, words: Sequence[Candidates], at: int) -> int:
+        while at >= 0 and not self.in_between.isdisjoint(words[at]):
+            at -= 1
+        return at
 
 
 class _FirstWordIndex:
@@ -689,7 +698,7 @@ def _find(
 # ------------------------------------------------------------------------------------------- compilation
 
 
-_NEGATION_LISTS = ("negators", "in_between", "inverted_subjects", "reversers")
+_NEGATION_LISTS = ("negators", "in_between", "inverted_subjects", "reversers", "conditionals")
 
 
 class _Compiler:

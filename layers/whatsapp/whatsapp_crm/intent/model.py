@@ -27,7 +27,9 @@ from typing import Any
 
 # Bumped whenever the features below change: weights trained on other features are stale (a unit test
 # compares this with the number recorded in the model file).
-FEATURE_VERSION = 3  # 2: Hebrew words' starts without their glued prefixes; 3: words in a negation's scope
+# 2: Hebrew words' starts without their glued prefixes; 3: words in a negation's scope; 4: a word typed one
+# letter at a time is joined into the word, and Hebrew negators behind a prefix ("ולא", "שלא") open a scope
+FEATURE_VERSION = 4
 # Character n-grams of each word with a boundary mark on both sides ("<הסר>"): 2 to 5 letters.
 NGRAM_SIZES = (2, 3, 4, 5)
 RULE_PREFIX = "rule:"
@@ -61,6 +63,7 @@ STEM_START_SIZES = (3, 4, 5)
 NEGATORS = frozenset(
     {
         *("לא", "אל", "אינ", "בלי", "אינני", "איני", "אינו", "אינה", "אינכ"),
+        *("ולא", "ואל", "שלא", "ושלא", "כשלא", "ללא"),
         *("lo", "al", "ein", "bli"),
         *("not", "dont", "no", "never", "isnt", "wont", "cant", "without", "doesnt", "didnt", "nobody"),
         *("ne", "не", "нет", "ни", "pas", "non", "nunca", "nie", "nicht", "kein"),

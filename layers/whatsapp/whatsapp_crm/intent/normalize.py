@@ -80,9 +80,35 @@ def clauses_of(normalized: str) -> tuple[Clause, ...]:
     clauses = []
     for part in _CLAUSE_BREAK.split(normalized):
         words = _WORD.findall(part)
+        if len(words) >= _SPELLED_OUT and min(map(len, words)) == 1:
+            words = [word for chunk in _WIDE_GAP.split(part) for word in _joined_spelled_out(_WORD.findall(chunk))]
         if words:
             clauses.append(tuple(words))
     return tuple(clauses)
+
+
+# A word typed one letter at a time ("ת ס י ר ו", "s t o p") is read as the word: a run of at least this many
+# single letters. Two are left alone: "a b", a lone Hebrew letter beside a lone "I". Such a writer parts
+# words with a wider gap ("ת ס י ר ו  א ו ת י").
+_SPELLED_OUT = 3
+_WIDE_GAP = re.compile(r"\s{2,}")
+
+
+def _joined_spelled_out(words: list[str]) -> list[str]:
+    joined: list[str] = []
+    run: list[str] = []
+    for word in [*words, ""]:
+        if len(word) == 1 and word.isalpha():
+            run.append(word)
+            continue
+        if len(run) >= _SPELLED_OUT:
+            joined.append("".join(run))
+        else:
+            joined += run
+        run = []
+        if word:
+            joined.append(word)
+    return joined
 
 
 def squeeze(token: str) -> str:
