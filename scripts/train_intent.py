@@ -94,11 +94,8 @@ TRAINING_CONFIG: dict[str, Any] = {
     # 0.3 since round 9 (round 8 tried it and read its blind batch one line below round 7): on round 7's 110
     # writers it kept 53,183 of 88,407 features at the same writers-left-out decision accuracy (0.956) and
     # false opt-outs (2), and cut the responder's first detection from +37.7 ms to +16.9 ms over the
-    # rules-only engine in one interleaved run (the issue's budget is 30). 0.5 since round 15: round 14's
-    # 62,166 features read +28.0/+29.9 ms; on 198 writers, writers left out (one fit per fold, pruned after),
-    # 0.3 / 0.4 / 0.5 / 0.6 kept 58-63k / 48-53k / 40-44k / 34-38k features per fold at decision accuracy
-    # 0.9683 / 0.9678 / 0.9673 / 0.9668, false opt-outs 1 / 1 / 0 / 0, missed opt-outs 316 / 317 / 318 / 315.
-    "prune_below": 0.5,
+    # rules-only engine in one interleaved run (the issue's budget is 30).
+    "prune_below": 0.3,
     # The plain-request line (`OptOutThresholds.clear_plain`) never goes below this, however few plain
     # messages that are not opt-outs the corpus holds.
     "plain_floor": 0.9,
