@@ -43,7 +43,7 @@ browser: ## Debian's Chromium for the inbox's browser tests (apt-get install whe
 	scripts/ensure-chromium.sh
 
 # scikit-learn lives in its own venv (.venv-train): the tests and the layer never need it.
-train-intent: $(TRAIN)/.installed ## Retrain the intent classifier from tests/data/intent_corpus (writes intent_model.json)
+train-intent: $(TRAIN)/.installed ## Retrain the intent classifier from tests/data/intent_corpus (writes intent_model.json + .bin)
 	$(TRAIN)/bin/python scripts/train_intent.py
 
 lint: venv ## ruff (lint + format check)

@@ -1,4 +1,4 @@
-"""Train the intent classifier and write layers/whatsapp/whatsapp_crm/intent/data/intent_model.json.
+"""Train the intent classifier and write layers/whatsapp/whatsapp_crm/intent/data/intent_model.json (+ .bin).
 
 Run: `make train-intent` (installs scikit-learn in .venv-train from requirements-train.txt, never needed by
 `make test` or the layer). Deterministic: the same corpus, config and seed give the same file, byte for byte.
@@ -18,7 +18,7 @@ Run: `make train-intent` (installs scikit-learn in .venv-train from requirements
    The report decides each held-out author's lines with thresholds set from the other authors' out-of-fold
    probabilities only (`nested_decisions`): no author sets its own threshold. The shipped thresholds are
    set from every author's.
-4. The final model is fitted on everything and exported as int16 weights (base64) with the fingerprint of
+4. The final model is fitted on everything and exported as int16 weights (data/intent_model.bin) with the fingerprint of
    its inputs, which tests/unit/intent/test_model.py recomputes to catch stale weights.
 
 `--report` prints the authors-left-out figures as Markdown without writing the model file;
@@ -28,7 +28,6 @@ Run: `make train-intent` (installs scikit-learn in .venv-train from requirements
 from __future__ import annotations
 
 import argparse
-import base64
 import functools
 import hashlib
 import json
@@ -59,6 +58,9 @@ from whatsapp_crm.intent.normalize import tokenize
 CORPUS = ROOT / "tests" / "data" / "intent_corpus" / "train"
 TEAM_FILE = ROOT / "tests" / "unit" / "intent" / "labelled_messages.jsonl"
 MODEL_FILE = ROOT / "layers" / "whatsapp" / "whatsapp_crm" / "intent" / "data" / "intent_model.json"
+WEIGHTS_FILE = MODEL_FILE.with_suffix(".bin")
+# scikit-learn's own probabilities for some training lines: only the parity test reads them.
+CHECKS_FILE = ROOT / "tests" / "data" / "intent_model_checks.json"
 TEAM = "team"
 
 # Everything that shapes the weights besides the data. Changing any of it makes the shipped file stale.
@@ -388,8 +390,17 @@ def nested_decisions(
     return calls, cuts_by_author
 
 
-def _layer(coefficients: Any, intercepts: Any, features: Sequence[str]) -> dict[str, Any]:
-    """One linear layer as stored: features with a non-zero weight, int16 weights (base64) and their scale."""
+@dataclass(frozen=True)
+class StoredLayer:
+    """One linear layer as stored: `about` goes in the model file, the bytes in the weights file."""
+
+    about: dict[str, Any]  # bias and scale
+    features: bytes  # UTF-8, one feature per line
+    weights: bytes  # int16, little-endian, features × classes
+
+
+def _layer(coefficients: Any, intercepts: Any, features: Sequence[str]) -> StoredLayer:
+    """Features with a non-zero weight, their int16 weights and the scale that turns them back."""
     import numpy as np
 
     keep = np.abs(coefficients).max(axis=1) > 0
@@ -397,17 +408,14 @@ def _layer(coefficients: Any, intercepts: Any, features: Sequence[str]) -> dict[
     weights = coefficients[keep]
     scale = float(np.abs(weights).max()) / 32767
     quantized = np.round(weights / scale).astype("<i2")
-    return {
-        "bias": [round(float(value), 6) for value in intercepts],
-        "scale": scale,
-        "features": "\n".join(kept),
-        "weights": base64.b64encode(quantized.tobytes()).decode("ascii"),
-    }
+    about = {"bias": [round(float(value), 6) for value in intercepts], "scale": scale}
+    return StoredLayer(about, "\n".join(kept).encode("utf-8"), quantized.tobytes())
 
 
 def export(
     intents: tuple[Any, list[str]], language: tuple[Any, list[str]], config: dict[str, Any], extra: dict[str, Any]
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bytes]:
+    """The model file's content and the weights file's bytes."""
     import numpy as np
 
     model, features = intents
@@ -415,18 +423,41 @@ def export(
     language_model, language_features = language
     # Binary: one column, positive means Hebrew typed in Latin letters.
     sign = 1.0 if list(language_model.classes_) == ["en", "he"] else -1.0
-    return {
+    head = {
         "about": "Intent classifier weights, written by `make train-intent` (scripts/train_intent.py): do not edit.",
         "fingerprint": fingerprint(config),
         "feature_version": FEATURE_VERSION,
         "config": config,
         "classes": list(CLASSES),
         **extra,
+    }
+    layers = {
         "intents": _layer(np.asarray(model.coef_)[order].T, np.asarray(model.intercept_)[order], features),
         "language": _layer(
             sign * np.asarray(language_model.coef_).T, sign * np.asarray(language_model.intercept_), language_features
         ),
     }
+    return pack(head, layers)
+
+
+def pack(head: dict[str, Any], layers: dict[str, StoredLayer]) -> tuple[dict[str, Any], bytes]:
+    """Each layer's bytes laid end to end in one weights file; the model file names their byte ranges."""
+    blob = bytearray()
+    placed: dict[str, Any] = {}
+    for name, layer in layers.items():
+        spans = {}
+        for part, chunk in (("features", layer.features), ("weights", layer.weights)):
+            spans[part] = [len(blob), len(blob) + len(chunk)]
+            blob += chunk
+        placed[name] = {**layer.about, **spans}
+    weights_file = {"name": WEIGHTS_FILE.name, "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+    return {**head, "weights_file": weights_file, **placed}, bytes(blob)
+
+
+def write_model(data: dict[str, Any], weights: bytes, checks: list[dict[str, Any]]) -> None:
+    MODEL_FILE.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    WEIGHTS_FILE.write_bytes(weights)
+    CHECKS_FILE.write_text(json.dumps(checks, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------- language of Latin letters
@@ -558,10 +589,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(language_report(labelled, config))
     rows = featurize([*corpus, *team], config["stack_rules"])
     intents = fit(rows, [*corpus, *team], config)
-    checks = parity_checks(intents, [*corpus, *team])
-    data = export(intents, fit_language(labelled, config), config, {"opt_out_thresholds": cuts, "checks": checks})
-    MODEL_FILE.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"\nwrote {MODEL_FILE.relative_to(ROOT)}: {data['intents']['features'].count(chr(10)) + 1} features")
+    data, weights = export(intents, fit_language(labelled, config), config, {"opt_out_thresholds": cuts})
+    write_model(data, weights, parity_checks(intents, [*corpus, *team]))
+    start, end = data["intents"]["weights"]
+    kept = (end - start) // (2 * len(CLASSES))
+    print(f"\nwrote {MODEL_FILE.relative_to(ROOT)} and {WEIGHTS_FILE.name}: {kept} features")
     return 0
 
 

@@ -53,6 +53,10 @@ def test_make_build_from_a_clean_clone_ships_arm64_code_compiled_to_bytecode(tmp
     layer = build_dir / "WhatsAppLayer" / "python"
     assert (layer / "whatsapp_crm" / "__pycache__").is_dir()
     assert list((layer / "whatsapp_crm" / "__pycache__").glob("ingest.cpython-313.pyc"))
+    # And the intent engine's data files ship with it, the model's weights file beside its model file
+    data = layer / "whatsapp_crm" / "intent" / "data"
+    for name in ("intents.json", "intent_model.json", "intent_model.bin"):
+        assert (data / name).read_bytes() == (ROOT / "layers/whatsapp/whatsapp_crm/intent/data" / name).read_bytes()
     # And the layer's native code is for Lambda's arm64, not this machine's architecture
     (pydantic_core,) = (layer / "pydantic_core").glob("_pydantic_core*.so")
     assert "aarch64" in pydantic_core.name

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -60,9 +62,8 @@ def test_an_edited_corpus_line_makes_the_weights_stale(tmp_path: Path) -> None:
 
 def test_plain_python_scoring_agrees_with_scikit_learn_on_the_recorded_lines() -> None:
     # Given the probabilities scikit-learn gave some training lines when the weights were written
-    data = read_model_data()
-    model = LinearIntentModel.from_data(data)
-    checks: list[dict[str, Any]] = data["checks"]
+    model = LinearIntentModel.from_data(read_model_data())
+    checks: list[dict[str, Any]] = json.loads(TRAINING.CHECKS_FILE.read_text(encoding="utf-8"))
     assert len(checks) >= 20
     for check in checks:
         # When the runtime scores the same text (with the rules' reading stacked, as in training)
@@ -72,12 +73,38 @@ def test_plain_python_scoring_agrees_with_scikit_learn_on_the_recorded_lines() -
         assert scores.probabilities == pytest.approx(check["probabilities"], abs=0.01), check["text"]
 
 
-def test_the_model_file_is_small_and_names_its_classes_and_thresholds() -> None:
+def test_the_model_files_are_small_and_name_their_classes_and_thresholds() -> None:
     data = read_model_data()
-    size = (ROOT / "layers/whatsapp/whatsapp_crm/intent/data/intent_model.json").stat().st_size
-    assert size < 5_000_000
+    assert TRAINING.MODEL_FILE.stat().st_size + TRAINING.WEIGHTS_FILE.stat().st_size < 5_000_000
     assert data["classes"] == ["opt_out", "opt_in", "meeting", "availability", "greeting", "default"]
     assert 0 < data["opt_out_thresholds"]["ask"] <= data["opt_out_thresholds"]["clear"] < 1
+
+
+def test_the_weights_file_is_the_one_the_model_file_was_written_with() -> None:
+    # Given the two files training writes together
+    recorded = read_model_data()["weights_file"]
+    weights = TRAINING.WEIGHTS_FILE.read_bytes()
+    # Then the weights file is byte for byte the one the model file's ranges point into
+    assert recorded["name"] == TRAINING.WEIGHTS_FILE.name
+    assert hashlib.sha256(weights).hexdigest() == recorded["sha256"]
+
+
+def test_a_weights_file_of_another_size_is_refused_when_the_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a weights file cut short (a deploy that shipped one file of a new training and not the other)
+    from whatsapp_crm.intent import engine
+
+    whole = TRAINING.WEIGHTS_FILE.read_bytes()
+    real_read = engine._read_package_file
+    monkeypatch.setattr(
+        engine, "_read_package_file", lambda name: whole[:-12] if name == engine.MODEL_WEIGHTS_FILE else real_read(name)
+    )
+    engine.read_model_data.cache_clear()
+    try:
+        # Then loading fails loudly, naming both files, instead of scoring with shifted weights
+        with pytest.raises(ValueError, match="intent_model.bin"):
+            engine.read_model_data()
+    finally:
+        engine.read_model_data.cache_clear()
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,9 @@ from whatsapp_crm.intent.normalize import clauses_of, has_hebrew, has_latin, nor
 DATA_PACKAGE = "whatsapp_crm.intent"
 DATA_FILE = "data/intents.json"
 MODEL_FILE = "data/intent_model.json"
+# The model's features and int16 weights, as bytes the model file points into: read as JSON text (base64
+# and escaped lines) they cost most of the model's cold start.
+MODEL_WEIGHTS_FILE = "data/intent_model.bin"
 
 
 class Intent(StrEnum):
@@ -227,8 +230,22 @@ def _agreeing_cue(rule: IntentResult, intent: Intent) -> str | None:
 
 @cache
 def read_model_data() -> Mapping[str, Any]:
-    """The parsed model file shipped inside this package (read once per process)."""
-    return _read_json(MODEL_FILE)
+    """The model file shipped inside this package, each layer's `features` and `weights` filled in from the
+    weights file as bytes (read once per process)."""
+    data = dict(_read_json(MODEL_FILE))
+    weights = memoryview(_read_package_file(MODEL_WEIGHTS_FILE))
+    try:
+        if len(weights) != data["weights_file"]["bytes"]:
+            raise ValueError(f"{MODEL_WEIGHTS_FILE} holds {len(weights)} bytes, not {data['weights_file']['bytes']}")
+        for name in ("intents", "language"):
+            layer = dict(data[name])
+            for part in ("features", "weights"):
+                start, end = layer[part]
+                layer[part] = weights[start:end]
+            data[name] = layer
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{MODEL_FILE}: does not match {MODEL_WEIGHTS_FILE} ({error})") from None
+    return data
 
 
 @cache
@@ -248,16 +265,20 @@ def read_intent_data() -> Mapping[str, Any]:
 
 
 def _read_json(name: str) -> Mapping[str, Any]:
-    # Imported here: importlib.resources costs ~15 ms of imports that only the first call needs.
     import json
-    from importlib import resources
 
-    # Bytes, not text: json decodes UTF-8 itself, several times faster than a text-mode read of the
-    # megabytes of the model file (measured: ~36 ms vs ~5 ms).
-    data = json.loads(resources.files(DATA_PACKAGE).joinpath(name).read_bytes())
+    # Bytes, not text: json decodes UTF-8 itself, several times faster than a text-mode read.
+    data = json.loads(_read_package_file(name))
     if not isinstance(data, dict):
         raise ValueError(f"{name}: expected a JSON object at the top level")
     return data
+
+
+def _read_package_file(name: str) -> bytes:
+    # Imported here: importlib.resources costs ~15 ms of imports that only the first call needs.
+    from importlib import resources
+
+    return resources.files(DATA_PACKAGE).joinpath(name).read_bytes()
 
 
 @cache

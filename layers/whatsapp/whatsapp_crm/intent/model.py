@@ -4,8 +4,9 @@ Why: the cue file only knows the phrasings its authors thought of. Character n-g
 through Hebrew prefixes ("ותורידו", "מהרשימה"), typos ("unsubscibe", "שלוך") and Hebrew typed in Latin
 letters ("titoridu oti"), and word pairs carry short patterns ("לא רוצה", "call me"). The weights are
 learned offline (`make train-intent`, scripts/train_intent.py, scikit-learn) from the multi-author corpus
-under tests/data/intent_corpus/ and shipped in data/intent_model.json; here they are scored in plain
-Python, with no third-party import.
+under tests/data/intent_corpus/ and shipped in data/intent_model.json (what they are) with
+data/intent_model.bin (the features and their int16 weights); here they are scored in plain Python, with no
+third-party import.
 
 The score of intent c for a message is `bias[c] + sum(count(f) * weight[f][c]) / sqrt(n) + rule[c]`, where
 f runs over the message's features and n is how many features the message has (known to the model or
@@ -17,7 +18,6 @@ look-up per word.
 
 from __future__ import annotations
 
-import base64
 import math
 from array import array
 from collections import Counter
@@ -214,10 +214,10 @@ class _LinearScorer:
 
     @classmethod
     def from_data(cls, width: int, data: Mapping[str, Any]) -> _LinearScorer:
-        """Weights are int16, little-endian, base64, times `scale`; features one per line."""
-        features = str(data["features"]).split("\n") if data["features"] else []
+        """`features`: UTF-8 bytes, one feature per line; `weights`: int16 little-endian bytes, times `scale`."""
+        features = bytes(data["features"]).decode("utf-8").split("\n") if data["features"] else []
         quantized = array("h")
-        quantized.frombytes(base64.b64decode(data["weights"]))
+        quantized.frombytes(data["weights"])
         if array("h", [1]).tobytes() != b"\x01\x00":
             quantized.byteswap()
         return cls(width, [float(value) for value in data["bias"]], features, quantized, float(data["scale"]))
