@@ -264,6 +264,19 @@ def test_a_request_not_to_be_sent_and_a_do_not_call_list_are_removals(text: str)
 
 @pytest.mark.parametrize(
     "text",
+    ["please cease and desist", "kindly cease all contact with this number", "נא לחדול", "חדלו לשלוח לי הודעות"],
+)
+def test_the_formal_and_legal_register_of_stop_is_a_removal(text: str) -> None:
+    assert intent_of(text) == Intent.OPT_OUT
+
+
+@pytest.mark.parametrize("text", ["when will the construction cease?", "הבנייה תחדל בשבוע הבא", "אל תחדלו לשלוח"])
+def test_cease_about_something_else_or_negated_is_not_a_removal(text: str) -> None:
+    assert intent_of(text) != Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text",
     ["I'm in a meeting till 4, call me after", "אני בפגישה עד 16:00, תתקשר אחרי", "ביטלתי את הפגישה עם הבנק, תתקשר"],
 )
 def test_the_leads_own_meeting_is_not_a_request_to_meet(text: str) -> None:
