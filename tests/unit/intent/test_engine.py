@@ -535,6 +535,28 @@ def test_the_cue_file_is_read_once_on_first_use_not_at_import() -> None:
     assert completed.returncode == 0, completed.stderr
 
 
+def test_every_process_names_the_same_cue_for_a_message() -> None:
+    # Given messages where two cue words explain the same token ("היי" is both "הי" and "היי")
+    script = "from whatsapp_crm.intent.engine import rules_engine\n" + "\n".join(
+        f"print(rules_engine().detect({text!r}).cue)" for text in ("היי", "הלו?", "היי, בוקר טוב", "stop texting")
+    )
+    layer = str(Path(whatsapp_crm.__file__).parent.parent)
+    # When processes with different string hashing read them (a redelivery may land on another Lambda)
+    cues = set()
+    for seed in ("1", "2", "3", "4", "5"):
+        completed = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PYTHONPATH": layer, "PYTHONHASHSEED": seed},
+        )
+        assert completed.returncode == 0, completed.stderr
+        cues.add(completed.stdout)
+    # Then they all name the same cue (it is stored as the evidence of an opt change)
+    assert len(cues) == 1, cues
+
+
 def test_an_edited_cue_file_changes_behaviour_without_code() -> None:
     # Given the business adds a keyword for meetings
     data = edited(lambda d: d["cues"]["he"]["intents"]["meeting"]["keywords"].append("פגישונת"))

@@ -665,13 +665,15 @@ class _FirstWordIndex:
     it, in the order its keys list them. Cached per candidate set: most tokens start no pattern, and the
     same few candidate sets recur in every message."""
 
-    __slots__ = ("by_key", "_starting")
+    __slots__ = ("by_key", "_rank", "_starting")
     # What `_find` needs of a pattern: the pattern, its length, and whether its words must be adjacent.
     Entry = tuple[_Pattern, int, bool]
 
     def __init__(self, patterns: Iterable[_Pattern]) -> None:
         by_key: dict[str, list[_Pattern]] = {}
-        for pattern in patterns:
+        self._rank: dict[int, int] = {}
+        for rank, pattern in enumerate(patterns):
+            self._rank[id(pattern)] = rank
             for key in pattern.elements[0]:
                 by_key.setdefault(key, []).append(pattern)
         self.by_key: Mapping[str, tuple[_Pattern, ...]] = {key: tuple(found) for key, found in by_key.items()}
@@ -684,9 +686,10 @@ class _FirstWordIndex:
             for key in word:
                 for pattern in self.by_key.get(key, ()):
                     distinct.setdefault(id(pattern), pattern)
-            found = tuple(
-                (pattern, len(pattern.elements), not any(pattern.gap_before)) for pattern in distinct.values()
-            )
+            # In the cue file's order, not the candidate set's (string hashing): when two patterns explain
+            # the same words equally well, every process names the same one as the cue.
+            ranked = sorted(distinct.items(), key=lambda item: self._rank[item[0]])
+            found = tuple((pattern, len(pattern.elements), not any(pattern.gap_before)) for _, pattern in ranked)
             if len(self._starting) >= _CACHE_LIMIT:
                 self._starting.clear()
             self._starting[word] = found
