@@ -41,17 +41,14 @@ def corpus_texts() -> list[str]:
 def plain_find(
     index: engine_module._FirstWordIndex, words: Sequence[frozenset[str]], clause: int, gap_stops: frozenset[str]
 ) -> Iterator[engine_module._Hit]:
-    """Every pattern tried at every word through each of its keys, once per word (the definition)."""
+    """Every pattern that one of a word's keys starts, tried once per word in the cue file's order, with the
+    general matcher (the definition)."""
     for start, word in enumerate(words):
-        tried: set[int] = set()
-        for key in word:
-            for pattern in index.by_key.get(key, ()):
-                if id(pattern) in tried:
-                    continue
-                tried.add(id(pattern))
-                positions = pattern.match(words, start, gap_stops)
-                if positions is not None:
-                    yield engine_module._Hit(pattern, clause, positions)
+        starting = {id(pattern): pattern for key in word for pattern in index.by_key.get(key, ())}
+        for _, pattern in sorted(starting.items(), key=lambda item: index._rank[item[0]]):
+            positions = pattern.match(words, start, gap_stops)
+            if positions is not None:
+                yield engine_module._Hit(pattern, clause, positions)
 
 
 def test_the_cached_scorer_gives_the_plain_sum_of_the_features_on_every_line() -> None:
