@@ -270,6 +270,18 @@ def test_the_formal_and_legal_register_of_stop_is_a_removal(text: str) -> None:
     assert intent_of(text) == Intent.OPT_OUT
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ok, I know I said to resume, but please stop again",
+        "so stop, enough",
+        "רציתי לחזור לקבל, אבל לא. תשאירו אותי בחוץ",
+    ],
+)
+def test_a_stop_after_but_or_again_and_leave_me_out_are_removals(text: str) -> None:
+    assert intent_of(text) == Intent.OPT_OUT
+
+
 @pytest.mark.parametrize("text", ["when will the construction cease?", "הבנייה תחדל בשבוע הבא", "אל תחדלו לשלוח"])
 def test_cease_about_something_else_or_negated_is_not_a_removal(text: str) -> None:
     assert intent_of(text) != Intent.OPT_OUT

@@ -102,3 +102,25 @@ def test_a_word_typed_one_letter_at_a_time_is_read_as_the_word(typed: str, read:
 @pytest.mark.parametrize("empty", ["", "   ", "!!!", "🙂👍", RLM + LRM])
 def test_a_message_without_letters_or_digits_has_no_tokens(empty: str) -> None:
     assert tokenize(empty) == ()
+
+
+@pytest.mark.parametrize(
+    ("typed", "read"),
+    [
+        ("al tishl7u li od", ["al", "tishlchu", "li", "od"]),
+        ("ta3azvu oti", ["taazvu", "oti"]),
+        ("7adash", ["chadash"]),
+        ("ya3ni 3im", ["yaani", "aim"]),
+        ("LEMA7OK", ["lemachok"]),
+    ],
+)
+def test_the_chat_alphabets_7_and_3_in_latin_words_are_read_as_letters(typed: str, read: list[str]) -> None:
+    # Hebrew typed in Latin letters often writes ח as 7 and ע as 3: the same word as "tishlechu", "chadash"
+    assert [word for clause in tokenize(typed) for word in clause] == read
+
+
+@pytest.mark.parametrize(
+    "text", ["call me at 7am", "3pm or 7ish", "3rd floor", "3 rooms, 7 floors", "b4 4x4 mp3", "דירת 3 חדרי שינה בקומה 7"]
+)
+def test_times_ordinals_and_counts_keep_their_digits(text: str) -> None:
+    assert normalize(text) == text.casefold()

@@ -28,8 +28,9 @@ from typing import Any
 # Bumped whenever the features below change: weights trained on other features are stale (a unit test
 # compares this with the number recorded in the model file).
 # 2: Hebrew words' starts without their glued prefixes; 3: words in a negation's scope; 4: a word typed one
-# letter at a time is joined into the word, and Hebrew negators behind a prefix ("ולא", "שלא") open a scope
-FEATURE_VERSION = 4
+# letter at a time is joined into the word, and Hebrew negators behind a prefix ("ולא", "שלא") open a scope;
+# 5: the chat alphabet's 7 and 3 inside Latin words read as "ch" and "a" (normalize)
+FEATURE_VERSION = 5
 # Character n-grams of each word with a boundary mark on both sides ("<הסר>"): 2 to 5 letters.
 NGRAM_SIZES = (2, 3, 4, 5)
 RULE_PREFIX = "rule:"
