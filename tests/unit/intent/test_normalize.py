@@ -120,7 +120,8 @@ def test_the_chat_alphabets_7_and_3_in_latin_words_are_read_as_letters(typed: st
 
 
 @pytest.mark.parametrize(
-    "text", ["call me at 7am", "3pm or 7ish", "3rd floor", "3 rooms, 7 floors", "b4 4x4 mp3", "דירת 3 חדרי שינה בקומה 7"]
+    "text",
+    ["call me at 7am", "3pm or 7ish", "3rd floor", "3 rooms, 7 floors", "b4 4x4 mp3", "דירת 3 חדרי שינה בקומה 7"],
 )
 def test_times_ordinals_and_counts_keep_their_digits(text: str) -> None:
     assert normalize(text) == text.casefold()
