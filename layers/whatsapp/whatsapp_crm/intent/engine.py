@@ -662,7 +662,7 @@ class _Negation:
 
 class _FirstWordIndex:
     """Patterns by their first word; for a token's candidate set, the distinct patterns that can start at
-    it, in the order its keys list them. Cached per candidate set: most tokens start no pattern, and the
+    it, in the cue file's order. Cached per candidate set: most tokens start no pattern, and the
     same few candidate sets recur in every message."""
 
     __slots__ = ("by_key", "_rank", "_starting")

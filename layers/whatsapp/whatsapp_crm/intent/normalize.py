@@ -44,15 +44,14 @@ _RARE = re.compile("[" + re.escape("".join(map(chr, _RARE_TRANSLATION))) + "]")
 # kept because English spells with them ("good", "meeting"); the engine tries the fully squeezed form
 # ("hii" → "hi") as a fallback, which only a stretched word can reach.
 _STRETCHED = re.compile(r"([^\W\d_])\1{2,}")
+_DOUBLED = re.compile(r"([^\W\d_])\1+")
 
 # Hebrew typed in Latin letters borrows the Arabic chat alphabet: 7 for ח and 3 for ע ("tishl7u", "ta3asu",
 # "7adash", "ya3ni", "3im"). A 7 or 3 between Latin letters, or opening a word that goes on with a vowel, is
-# read as the letter it stands for: "ch" (as ח is most often typed; the model's skeleton folds the
-# two) and "a" (ע, a vowel to the skeleton). Times, ordinals and sizes keep their digits: "7am", "3rd", "7ish",
-# "3 rooms", "b4".
+# read as the letter it stands for: "ch" (as ח is most often typed; the model's skeleton folds the two) and
+# "a" (ע, a vowel to the skeleton). Times, ordinals and sizes keep their digits: "7am", "3rd", "7ish", "3 rooms".
 _CHAT_DIGIT = re.compile(r"(?<=[a-z])[37](?=[a-z])|(?<![^\W_])[37](?=[aeiou][a-z]+)(?!(?:am|pm|ish|ers)\b)")
 _CHAT_LETTER = {"7": "ch", "3": "a"}
-_DOUBLED = re.compile(r"([^\W\d_])\1+")
 
 # A clause ends at sentence punctuation or a line break; negation never reaches across one.
 _CLAUSE_BREAK = re.compile(r"[.,!?;:\n\r\u2026\u05c3\u061f\u060c]+")
