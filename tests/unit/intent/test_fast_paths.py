@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from whatsapp_crm.intent import engine as engine_module
@@ -81,16 +81,19 @@ def test_the_indexed_pattern_search_reads_every_line_as_the_plain_search_does(mo
 
 
 def plain_normalize(text: str) -> str:
-    """`normalize` as first written: one translate over the whole table (the definition)."""
+    """`normalize` as first written: one translate over the whole table, the chat alphabet's digits read on
+    every text (the definition)."""
     folded = unicodedata.normalize("NFKC", text).translate(normalize_module._TRANSLATION).casefold()
+    folded = normalize_module._CHAT_DIGIT.sub(lambda digit: normalize_module._CHAT_LETTER[digit.group()], folded)
     return normalize_module._STRETCHED.sub(r"\1\1", folded)
 
 
 # Letters, Hebrew points and punctuation, the characters the table maps, and compatibility forms NFKC expands.
-_TRICKY = "".join(map(chr, normalize_module._TRANSLATION)) + "ךםןףץ\ufb2a\ufb4b\u212b\u0130\u1e9e\ufb01 .,?'שalom"
+_TRICKY = "".join(map(chr, normalize_module._TRANSLATION)) + "ךםןףץ\ufb2a\ufb4b\u212b\u0130\u1e9e\ufb01 .,?'שalom37³３e"
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from(_TRICKY) | st.characters(), max_size=40))
+@example("3AA ta3asu tishl7u 7am ³ab")
 def test_normalize_folds_any_text_as_the_one_table_translation_does(text: str) -> None:
     assert normalize_module.normalize(text) == plain_normalize(text)
