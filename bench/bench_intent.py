@@ -295,8 +295,12 @@ def cold_load() -> dict[str, float]:
 def layer_growth() -> dict[str, int]:
     """Bytes the learned model and its code add to the layer's source (the .pyc files come on top in a build)."""
     data = INTENT_DATA / "data"
-    files = [data / "intent_model.json", data / "intent_model.bin", INTENT_DATA / "model.py"]
-    files.append(INTENT_DATA / "cue_file.py")
+    files = [
+        data / "intent_model.json",
+        data / "intent_model.bin",
+        INTENT_DATA / "model.py",
+        INTENT_DATA / "cue_file.py",
+    ]
     return {str(path.relative_to(LAYER)): path.stat().st_size for path in files}
 
 
