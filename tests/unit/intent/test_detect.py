@@ -117,7 +117,7 @@ def decided_when_the_model_doubts(text: str) -> OptOutCall:
     return thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
 
 
-@pytest.mark.parametrize("text", ["START STOP", "הסר", "STOP please", "unsubscribe"])
+@pytest.mark.parametrize("text", ["START STOP", "הסר", "STOP please", "unsubscribe", "stahp!!", "stawp pls"])
 def test_a_bare_removal_command_the_model_doubts_is_asked_never_ignored(text: str) -> None:
     # Given a model that finds the message very unlikely to be an opt-out
     # When a message of nothing but commands, read by the rules as a removal, is decided
@@ -137,6 +137,9 @@ def test_a_doubted_message_that_is_not_a_bare_removal_command_is_not_asked(text:
         "ביקשתי לחזור לרשימה אבל התחרטתי, תוריד אותי שוב",
         "I asked you to add me back but changed my mind, remove me again",
         "please put me back on the list. no wait, on second thought unsubscribe me",
+        # "keep sending" asks to come back too (round 18)
+        "פעם אמרתי לכם תמשיכו לשלוח, עכשיו כבר לא, תסירו אותי",
+        "last month I told you keep sending, now I'm done, remove me",
     ],
 )
 def test_a_removal_after_asking_to_come_back_is_asked_when_the_model_reads_a_return(text: str) -> None:

@@ -282,6 +282,21 @@ def test_a_stop_after_but_or_again_and_leave_me_out_are_removals(text: str) -> N
     assert intent_of(text) == Intent.OPT_OUT
 
 
+@pytest.mark.parametrize("text", ["אני לא צריכה את זה יותר, תבטלו אותי", "בטלו אותנו בבקשה", "אפשר לבטל אותי?"])
+def test_cancel_me_is_a_removal(text: str) -> None:
+    assert intent_of(text) == Intent.OPT_OUT
+
+
+@pytest.mark.parametrize("text", ["אל תבטלו אותי, אני עוד מחפשת", "תבטלו את הפגישה של מחר ותקבעו לחמישי"])
+def test_cancel_negated_or_about_a_visit_is_not_a_removal(text: str) -> None:
+    assert intent_of(text) != Intent.OPT_OUT
+
+
+@pytest.mark.parametrize("text", ["תמשיכו לשלוח לי הצעות בבקשה", "please keep sending me listings"])
+def test_keep_sending_asks_to_come_back(text: str) -> None:
+    assert intent_of(text) == Intent.OPT_IN
+
+
 @pytest.mark.parametrize("text", ["when will the construction cease?", "הבנייה תחדל בשבוע הבא", "אל תחדלו לשלוח"])
 def test_cease_about_something_else_or_negated_is_not_a_removal(text: str) -> None:
     assert intent_of(text) != Intent.OPT_OUT
