@@ -334,11 +334,13 @@ def thresholds(
     highest_plain_other = max([config["plain_floor"], *plain_others])
     clear_plain = float(min(clear_short, config["plain_cap"], highest_plain_other + config["clear_margin"]))
     undecided = ~((p_opt_out >= clear) | (short & (p_opt_out >= clear_short)) | (plain & (p_opt_out >= clear_plain)))
+    # A message of nothing but thanks is never asked (`RulesReading.only_acknowledgement`).
+    askable = undecided & ~np.array([reading.only_acknowledgement for reading in readings])
     best: tuple[int, float, float] | None = None
     grid = [round(0.01 * step, 2) for step in range(1, 100)]
     for ask in grid:
         for against in grid:
-            reached = undecided & (p_opt_out >= np.where(by_rules, ask, against))
+            reached = askable & (p_opt_out >= np.where(by_rules, ask, against))
             honoured = int((~undecided & real).sum() + (reached & real).sum())
             needless = int((reached & ~real).sum())  # whole-message commands become clear, never needless here
             if honoured >= config["ask_recall"] * real.sum() and (best is None or needless < best[0]):

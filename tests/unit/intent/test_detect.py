@@ -117,6 +117,28 @@ def decided_when_the_model_doubts(text: str) -> OptOutCall:
     return thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
 
 
+def decided_when_the_model_leans(text: str, probability: float) -> OptOutCall:
+    """The opt-out decision for `text` when the model gives it `probability`, above both ask lines."""
+    thresholds = OptOutThresholds(
+        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
+    )
+    return thresholds.decide(probability, tokenize(text), rules_engine().read(text))
+
+
+@pytest.mark.parametrize("text", ["תנקס יא מלך", "gracias ahi", "okei", "tnx achi!!", "תודה רבה אחי 🙏", "Thank you"])
+def test_a_message_that_is_only_thanks_is_never_asked_about_removal(text: str) -> None:
+    # Given a model that leans towards an opt-out (opt-outs often end with a thank-you)
+    # When a message made of nothing but thanks or an acknowledgement is decided
+    decided = decided_when_the_model_leans(text, 0.6)
+    # Then the lead is not asked whether to leave: they only said thanks
+    assert decided is OptOutCall.NO
+
+
+@pytest.mark.parametrize("text", ["thanks, remove me", "תודה, לא רלוונטי יותר", "ok bye forever"])
+def test_thanks_beside_anything_else_is_still_asked_when_the_model_leans(text: str) -> None:
+    assert decided_when_the_model_leans(text, 0.6) is not OptOutCall.NO
+
+
 @pytest.mark.parametrize("text", ["START STOP", "הסר", "STOP please", "unsubscribe", "stahp!!", "stawp pls"])
 def test_a_bare_removal_command_the_model_doubts_is_asked_never_ignored(text: str) -> None:
     # Given a model that finds the message very unlikely to be an opt-out

@@ -287,6 +287,20 @@ def test_cancel_me_is_a_removal(text: str) -> None:
     assert intent_of(text) == Intent.OPT_OUT
 
 
+@pytest.mark.parametrize(
+    "text", ["פשוט תחסמו אותי, נמאס", "לחסום אותנו בבקשה", "please block my number", "cancel these texts please"]
+)
+def test_block_me_and_cancel_these_messages_are_removals(text: str) -> None:
+    assert intent_of(text) == Intent.OPT_OUT
+
+
+@pytest.mark.parametrize(
+    "text", ["אל תחסמו אותי", "can you block the date for a viewing?", "the block on Herzl, any news?"]
+)
+def test_block_negated_or_about_something_else_is_not_a_removal(text: str) -> None:
+    assert intent_of(text) != Intent.OPT_OUT
+
+
 @pytest.mark.parametrize("text", ["אל תבטלו אותי, אני עוד מחפשת", "תבטלו את הפגישה של מחר ותקבעו לחמישי"])
 def test_cancel_negated_or_about_a_visit_is_not_a_removal(text: str) -> None:
     assert intent_of(text) != Intent.OPT_OUT

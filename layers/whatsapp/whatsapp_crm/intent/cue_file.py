@@ -47,6 +47,8 @@ class LanguageCues(_Strict):
     clause_openers: Words = Field(default_factory=list)
     # Words that make a removal a memory, not a request: "ביקשתי", "asked" before it, "by mistake" after it.
     recall_words: Words = Field(default_factory=list)
+    # A message made of nothing but these ("תודה אחי", "tnx", "okei") is never asked about removal.
+    acknowledgements: Words = Field(default_factory=list)
     intents: dict[Intent, IntentCues]
 
 

@@ -116,6 +116,9 @@ class RulesReading:
     # לרשימה אבל התחרטתי, תוריד אותי שוב"): the latest request wins, but the model, which cannot see the order,
     # reads such messages as opt-ins. Never clear on this alone: the lead is asked.
     takes_back_opt_in: bool = False
+    # Every word is a thanks or an acknowledgement ("תנקס יא מלך", "gracias ahi", "okei"): opt-outs often end
+    # with a thank-you, and the model leans on it, but a message that is only that never asks to leave.
+    only_acknowledgement: bool = False
 
 
 class OptOutCall(StrEnum):
@@ -144,6 +147,8 @@ class OptOutThresholds:
         short = len(clauses) == 1 and len(clauses[0]) <= self.short_words
         if probability >= self.clear or (short and probability >= self.clear_short):
             return OptOutCall.CLEAR
+        if rules.only_acknowledgement:
+            return OptOutCall.NO
         rules_say_opt_out = rules.result.intent is Intent.OPT_OUT
         if probability >= self.clear_plain and plain_request(clauses, rules, self.short_words):
             return OptOutCall.CLEAR
@@ -461,6 +466,7 @@ class IntentEngine:
         clause_openers: frozenset[str],
         negatable: frozenset[Intent],
         recall_words: frozenset[str] = frozenset(),
+        acknowledgements: frozenset[str] = frozenset(),
     ) -> None:
         self._lexicon = lexicon
         self._cues = _FirstWordIndex(cues)
@@ -476,6 +482,7 @@ class IntentEngine:
         self._clause_openers = clause_openers
         self._negatable = negatable
         self._recall_words = recall_words
+        self._acknowledgements = acknowledgements
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> IntentEngine:
@@ -515,15 +522,24 @@ class IntentEngine:
             if hit.pattern.intent is Intent.OPT_OUT and hit.clause == len(clauses) - 1:
                 last_opts_out = True
             back = _note_request(removals, back, hit.pattern.intent, hit.clause, hit.positions)
+        acknowledgement = self._only_acknowledgement(clauses)
         for intent in PRECEDENCE:
             if intent in best:
                 _, pattern, words, positions, by_command = best[intent]
                 only = intent is Intent.OPT_OUT and len(best) == 1 and last_opts_out
                 takes_back = back is not None and self._removal_after(removals, back, clauses)
                 return RulesReading(
-                    IntentResult(intent, language, pattern.cue(words, positions)), by_command, only, takes_back
+                    IntentResult(intent, language, pattern.cue(words, positions)),
+                    by_command,
+                    only,
+                    takes_back,
+                    acknowledgement,
                 )
-        return RulesReading(IntentResult(Intent.DEFAULT, language, None), False)
+        return RulesReading(IntentResult(Intent.DEFAULT, language, None), False, only_acknowledgement=acknowledgement)
+
+    def _only_acknowledgement(self, clauses: Sequence[Sequence[Candidates]]) -> bool:
+        words = [word for clause in clauses for word in clause]
+        return bool(words) and all(word and not self._acknowledgements.isdisjoint(word) for word in words)
 
     def _removal_after(
         self, removals: Sequence[tuple[int, int, int]], back: tuple[int, int], clauses: Sequence[Sequence[Candidates]]
@@ -746,6 +762,7 @@ class _Compiler:
         fillers: set[str] = set()
         openers: set[str] = set()
         recall: set[str] = set()
+        acknowledgements: set[str] = set()
         for language in Language:
             where = f"cues.{language}"
             section = self._file.cues[language]
@@ -758,6 +775,7 @@ class _Compiler:
             fillers |= self._keys(section.command_fillers, f"{where}.command_fillers", language)
             openers |= self._keys(section.clause_openers, f"{where}.clause_openers", language)
             recall |= self._keys(section.recall_words, f"{where}.recall_words", language)
+            acknowledgements |= self._keys(section.acknowledgements, f"{where}.acknowledgements", language)
             for intent in PRECEDENCE:
                 spec = section.intents[intent]
                 place = f"{where}.intents.{intent}"
@@ -781,6 +799,7 @@ class _Compiler:
             clause_openers=frozenset(openers),
             negatable=negatable,
             recall_words=frozenset(recall),
+            acknowledgements=frozenset(acknowledgements),
         )
 
     def _patterns(
