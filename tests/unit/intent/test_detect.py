@@ -82,6 +82,18 @@ def test_the_result_carries_intent_language_cue_confidence_and_the_ask_flag() ->
     assert detect_intent("🙂") == IntentResult(Intent.DEFAULT, Language.HE, None, 1.0, False)
 
 
+# Ask lines at 0.1 (the rules read an opt-out) and 0.2 (they do not); the general clear lines far above the
+# plain-request line (0.97).
+LINES = OptOutThresholds(
+    clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
+)
+
+
+def decided_at(text: str, probability: float) -> OptOutCall:
+    """What `LINES` decide for `text` when the model gives it this opt-out probability."""
+    return LINES.decide(probability, tokenize(text), rules_engine().read(text))
+
+
 @pytest.mark.parametrize(
     ("text", "call"),
     [
@@ -99,30 +111,21 @@ def test_the_result_carries_intent_language_cue_confidence_and_the_ask_flag() ->
 def test_a_plain_removal_request_is_clear_below_the_general_line_and_anything_else_is_asked(
     text: str, call: OptOutCall
 ) -> None:
-    # Given thresholds whose general clear lines are far above the plain-request line
-    thresholds = OptOutThresholds(
-        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
-    )
+    # Given thresholds whose general clear lines are far above the plain-request line (LINES)
     # When the model gives each message the same opt-out probability, between the lines
-    decided = thresholds.decide(0.98, tokenize(text), rules_engine().read(text))
+    decided = decided_at(text, 0.98)
     # Then only the plain request is removed at once; the others get the question
     assert decided is call
 
 
 def decided_when_the_model_doubts(text: str) -> OptOutCall:
     """The opt-out decision for `text` when the model gives it an opt-out probability of 0.001."""
-    thresholds = OptOutThresholds(
-        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
-    )
-    return thresholds.decide(0.001, tokenize(text), rules_engine().read(text))
+    return decided_at(text, 0.001)
 
 
 def decided_when_the_model_leans(text: str, probability: float) -> OptOutCall:
     """The opt-out decision for `text` when the model gives it `probability`, above both ask lines."""
-    thresholds = OptOutThresholds(
-        clear=0.9999, clear_short=0.9995, short_words=12, ask=0.1, ask_against_rules=0.2, clear_plain=0.97
-    )
-    return thresholds.decide(probability, tokenize(text), rules_engine().read(text))
+    return decided_at(text, probability)
 
 
 @pytest.mark.parametrize("text", ["תנקס יא מלך", "gracias ahi", "okei", "tnx achi!!", "תודה רבה אחי 🙏", "Thank you"])
